@@ -1,0 +1,33 @@
+# The two commands a newcomer runs are `make demo` and `make test`; both build .venv first.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean docs
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+$(VENV): $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/carryover demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/rating.py
+
+docs: $(STAMP)
+	$(BIN)/python -m carryover.docs_cli > docs/cli.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist

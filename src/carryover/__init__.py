@@ -1,0 +1,1 @@
+"""carryover: exact balances for eSIM mobile plans."""

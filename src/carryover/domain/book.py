@@ -1,0 +1,330 @@
+"""The account book: an account's balances as a fold over its inputs (DESIGN 1.4, 1.5).
+
+`AccountBook.submit` takes inputs in arrival order. An input that sorts after
+everything already folded is applied incrementally; one that sorts earlier (a
+late CDR within the grace window, say) triggers a full replay in
+(effective instant, rank, id) order, and the difference between what was booked
+and what the replay says is appended as correction entries (`adjust`, or signed
+debits where usage moved down the consumption order). So the balances are
+always those of a full replay, whatever the arrival order, and the ledger stays
+append-only.
+
+Time only moves forward inside a fold: `advance_to(t)` materializes every
+expiry and cycle boundary up to t (rollover included) before anything at t is
+applied, which is how rolled-over data is usable at the boundary instant with
+no job in between.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from carryover.domain import boundary
+from carryover.domain.buckets import POOL, UNLIMITED, Bucket, in_consumption_order
+from carryover.domain.cycles import CycleCalendar, add_days
+from carryover.domain.inputs import (
+    DEFAULT_GRACE, HOTSPOT, ChangePlan, Gift, Input, OpenLine, SetLimit, TopUp, Usage,
+    arrival_instant, effective_instant, order_key,
+)
+from carryover.domain.ledger import Entry, EntryKind, correction_entries, totals
+from carryover.domain.plans import BucketKind, Plan, TopupMode
+from carryover.domain.rating import drain
+from carryover.domain.units import Unit
+
+
+class Refused(Exception):
+    """An input that cannot be applied; the reason is for the operator."""
+
+
+@dataclass(slots=True)
+class LineState:
+    line: str
+    opened_at: datetime
+    plan_id: str | None
+    member: bool = False
+    pending_plan: str | None = None  # takes effect at the next boundary
+    limits: dict[Unit, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one submitted input."""
+
+    status: str  # accepted | duplicate | rejected
+    late: bool = False
+    replayed: bool = False
+    reason: str | None = None
+    entries: tuple[Entry, ...] = ()
+
+
+class AccountBook:
+    """All buckets, entries and counters of one account (its lines and its pool)."""
+
+    def __init__(self, calendar: CycleCalendar, plans: Mapping[str, Plan],
+                 grace: timedelta = DEFAULT_GRACE) -> None:
+        self.calendar = calendar
+        self.plans = plans
+        self.grace = grace
+        self.lines: dict[str, LineState] = {}
+        self.buckets: dict[str, Bucket] = {}
+        self.entries: list[Entry] = []
+        # (cycle start, line, unit, counter) -> amount; counters: used, overage, hotspot, pool
+        self.counters: dict[tuple, int] = defaultdict(int)
+        self.cycle_start: datetime | None = None
+        self.cycle_end: datetime | None = None
+        self.until: datetime | None = None
+        self.last_key: tuple | None = None
+        self.applied: list[Input] = []
+        self.seen_usage: set[str] = set()
+
+    # ---- plans -------------------------------------------------------------------
+    def plan(self, plan_id: str | None) -> Plan | None:
+        return None if plan_id is None else self.plans[plan_id]
+
+    def plan_of(self, owner: str) -> Plan | None:
+        state = self.lines.get(owner)
+        return None if state is None else self.plan(state.plan_id)
+
+    def governing_plan(self, line: str) -> Plan | None:
+        """The line's own plan, or for a plan-less family member the pool's."""
+        own = self.plan_of(line)
+        if own is not None:
+            return own
+        state = self.lines.get(line)
+        return self.plan_of(POOL) if state is not None and state.member else None
+
+    # ---- submitting --------------------------------------------------------------
+    def submit(self, item: Input) -> Outcome:
+        try:
+            self._check(item)
+        except Refused as exc:
+            return Outcome("rejected", reason=str(exc))
+        if isinstance(item, Usage) and item.id in self.seen_usage:
+            return Outcome("duplicate", reason=f"event {item.id} was already counted")
+        at, late = effective_instant(item, self.calendar, self.grace)
+        key = order_key(item, self.calendar, self.grace)
+        in_order = self.last_key is None or (
+            key > self.last_key and (self.until is None or at >= self.until))
+        before = len(self.entries)
+        try:
+            if in_order:
+                self._apply(item, strict=True)
+            else:
+                self._replay_with(item)
+        except Refused as exc:
+            return Outcome("rejected", reason=str(exc))
+        return Outcome("accepted", late=late, replayed=not in_order,
+                       entries=tuple(self.entries[before:]))
+
+    def _check(self, item: Input) -> None:
+        """Checks that need no fold: known line and plan, sane instants and amounts."""
+        plan_id = getattr(item, "plan_id", None)
+        if plan_id is not None and plan_id not in self.plans:
+            raise Refused(f"unknown plan {plan_id!r}")
+        if isinstance(item, OpenLine):
+            if item.line in self.lines:
+                raise Refused(f"line {item.line!r} is already open")
+            return
+        lines = [item.line] + ([item.from_line] if isinstance(item, Gift) else [])
+        for line in lines:
+            state = self.lines.get(line)
+            if state is None:
+                raise Refused(f"unknown line {line!r}")
+            if item.at < state.opened_at:
+                raise Refused(f"{item.at.isoformat()} is before line {line!r} started "
+                              f"({state.opened_at.isoformat()})")
+        amount = getattr(item, "amount", 0)
+        if amount is not None and amount < 0:
+            raise Refused(f"amount {amount} is negative")
+        if isinstance(item, Usage) and item.received_at is not None and item.received_at < item.at:
+            raise Refused("received_at is before at: usage cannot be reported before it happens")
+        if isinstance(item, Gift) and item.from_line == item.line:
+            raise Refused("a line cannot gift to itself")
+
+    def _replay_with(self, item: Input) -> None:
+        fresh = AccountBook(self.calendar, self.plans, self.grace)
+        for earlier in sorted([*self.applied, item],
+                              key=lambda i: order_key(i, self.calendar, self.grace)):
+            fresh._apply(earlier, strict=earlier is item)
+        fresh.advance_to(max(self.until, effective_instant(item, self.calendar, self.grace)[0]))
+        fresh.applied = [*self.applied, item]
+        corrections = correction_entries(
+            totals(self.entries), totals(fresh.entries), arrival_instant(item), item.id,
+            note=f"replayed after {item.id} arrived out of order",
+        )
+        fresh.entries = self.entries + corrections
+        # Adopt the replay's state wholesale: the balances are the replay's by definition.
+        for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
+                     "until", "last_key", "applied", "seen_usage"):
+            setattr(self, name, getattr(fresh, name))
+
+    def _apply(self, item: Input, strict: bool) -> None:
+        at, _ = effective_instant(item, self.calendar, self.grace)
+        if isinstance(item, OpenLine):
+            self._open(item)
+        else:
+            self.advance_to(at)
+            if isinstance(item, Usage):
+                self._rate(item, at)
+            elif isinstance(item, TopUp):
+                self._top_up(item)
+            elif isinstance(item, Gift):
+                self._gift(item, strict)
+            elif isinstance(item, ChangePlan):
+                self._change_plan(item)
+            elif isinstance(item, SetLimit):
+                state = self.lines[item.line]
+                if item.amount is None:
+                    state.limits.pop(item.unit, None)
+                else:
+                    state.limits[item.unit] = item.amount
+        self.last_key = order_key(item, self.calendar, self.grace)
+        self.until = at if self.until is None else max(self.until, at)
+        self.applied.append(item)
+
+    # ---- time --------------------------------------------------------------------
+    def advance_to(self, t: datetime) -> None:
+        """Materialize every expiry and boundary at or before t."""
+        if self.cycle_end is None:
+            return
+        while True:
+            due = [b.valid_until for b in self.buckets.values()
+                   if not b.closed and b.valid_until is not None and b.valid_until < self.cycle_end]
+            first_due = min(due, default=None)
+            if first_due is not None and first_due <= t:
+                boundary.expire_due(self, first_due)
+            elif self.cycle_end <= t:
+                boundary.close_cycle(self, self.cycle_end)
+            else:
+                break
+        self.until = t if self.until is None else max(self.until, t)
+
+    # ---- the inputs --------------------------------------------------------------
+    def _open(self, item: OpenLine) -> None:
+        if self.cycle_start is None:
+            self.cycle_start, self.cycle_end = self.calendar.cycle_at(item.at)
+        self.advance_to(item.at)
+        self.lines[item.line] = LineState(item.line, item.at, item.plan_id, item.member)
+        plan = self.plan(item.plan_id)
+        if plan is not None:
+            full = item.at == self.cycle_start or not plan.prorate_first_cycle
+            boundary.grant_plan(self, item.line, plan, item.at, prorate=not full, ref=item.id)
+
+    def _change_plan(self, item: ChangePlan) -> None:
+        state = self.lines[item.line]
+        if item.effective == "next_cycle":
+            state.pending_plan = item.plan_id
+            return
+        boundary.leave_plan(self, item.line, item.at, ref=item.id)
+        state.plan_id = item.plan_id
+        boundary.grant_plan(self, item.line, self.plans[item.plan_id], item.at, prorate=True,
+                            ref=item.id)
+
+    def _top_up(self, item: TopUp) -> None:
+        plan = self.governing_plan(item.line)
+        tz = self.calendar.tz
+        until = self.cycle_end if item.valid_days is None else add_days(item.at, item.valid_days, tz)
+        if plan is not None and plan.topup_mode is TopupMode.MERGE:
+            live = [b for b in self.own_buckets(item.line, item.unit, item.at)
+                    if b.kind is BucketKind.TOPUP]
+            if live:
+                target = live[0]
+                target.granted = (target.granted or 0) + item.amount
+                target.remaining = (target.remaining or 0) + item.amount
+                target.valid_until = max(target.valid_until or until, until)
+                self.book(item.at, EntryKind.GRANT, target, item.amount, item.line, item.id,
+                          "merged into the live pass")
+                return
+        bucket = Bucket(
+            id=f"{item.line}/{item.unit}/topup/{item.id}", owner=item.line, unit=item.unit,
+            kind=BucketKind.TOPUP, granted=item.amount, valid_from=item.at, valid_until=until,
+            priority=plan.priority(BucketKind.TOPUP) if plan else 40,
+            rollable=bool(plan and plan.rolls(BucketKind.TOPUP)), origin=item.id,
+        )
+        self.add_bucket(bucket, EntryKind.GRANT, item.at, item.line, item.id)
+
+    def _gift(self, item: Gift, strict: bool) -> None:
+        sources = [b for b in self.own_buckets(item.from_line, item.unit, item.at)
+                   if b.kind in (BucketKind.ROLLOVER, BucketKind.TOPUP)]
+        giftable = sum(b.remaining or 0 for b in sources)
+        if strict and giftable < item.amount:
+            raise Refused(f"line {item.from_line!r} has {giftable} giftable (rollover or top-up) "
+                          f"units, {item.amount} were asked")
+        plan = self.governing_plan(item.line)
+        need = item.amount
+        for n, source in enumerate(sources):
+            take = min(need, source.remaining or 0)
+            if take <= 0:
+                continue
+            need -= take
+            source.remaining = (source.remaining or 0) - take
+            self.book(item.at, EntryKind.TRANSFER_OUT, source, take, item.from_line, item.id,
+                      f"gift to {item.line}")
+            gift = Bucket(
+                id=f"{item.line}/{item.unit}/gift/{item.id}#{n}", owner=item.line, unit=item.unit,
+                kind=BucketKind.GIFT, granted=take, valid_from=item.at,
+                valid_until=source.valid_until,  # a gift keeps its source's expiry (DESIGN 1.8)
+                priority=plan.priority(BucketKind.GIFT) if plan else 50, rollable=False,
+                origin=source.id,
+            )
+            self.add_bucket(gift, EntryKind.TRANSFER_IN, item.at, item.line, item.id,
+                            f"gift from {item.from_line}")
+
+    def _rate(self, item: Usage, at: datetime) -> None:
+        state = self.lines[item.line]
+        queue = self.queue(item.line, item.unit, at)
+        pooled = np.array([b.owner == POOL for b in queue], dtype=bool)
+        limit = state.limits.get(item.unit)
+        cycle = self.cycle_start.isoformat()
+        taken = self.counters[(cycle, item.line, item.unit, "pool")]
+        cap = UNLIMITED if limit is None else max(0, limit - taken)
+        result = drain(np.array([item.amount]), np.array([0, len(queue)]),
+                       np.array([b.left() for b in queue], dtype=np.int64), pooled,
+                       np.array([cap]))
+        for bucket, debit in zip(queue, result.debit.tolist(), strict=True):
+            if debit:
+                if bucket.remaining is not None:
+                    bucket.remaining -= debit
+                self.book(at, EntryKind.DEBIT, bucket, debit, item.line, item.id)
+        overage = int(result.overage[0])
+        if overage:
+            self.entries.append(Entry(at, EntryKind.OVERAGE, item.unit, overage, None, item.line,
+                                      item.line, item.id))
+        self.seen_usage.add(item.id)
+        self.counters[(cycle, item.line, item.unit, "used")] += item.amount
+        self.counters[(cycle, item.line, item.unit, "overage")] += overage
+        self.counters[(cycle, item.line, item.unit, "pool")] += int(result.pool_taken[0])
+        if item.rating_group == HOTSPOT:
+            self.counters[(cycle, item.line, item.unit, "hotspot")] += item.amount
+
+    # ---- helpers shared with boundary and views ------------------------------------
+    def own_buckets(self, owner: str, unit: Unit, at: datetime) -> list[Bucket]:
+        return in_consumption_order(
+            b for b in self.buckets.values() if b.owner == owner and b.unit == unit
+            and b.usable_at(at))
+
+    def queue(self, line: str, unit: Unit, at: datetime) -> list[Bucket]:
+        """The buckets `line` draws at `at`, own and pool, in consumption order."""
+        member = self.lines[line].member
+        return in_consumption_order(
+            b for b in self.buckets.values()
+            if b.unit == unit and (b.owner == line or (member and b.owner == POOL))
+            and b.usable_at(at))
+
+    def add_bucket(self, bucket: Bucket, kind: EntryKind, at: datetime, line: str | None,
+                   ref: str, note: str = "") -> None:
+        self.buckets[bucket.id] = bucket
+        self.book(at, kind, bucket, bucket.granted or 0, line, ref, note)
+
+    def book(self, at: datetime, kind: EntryKind, bucket: Bucket, amount: int,
+             line: str | None, ref: str, note: str = "") -> None:
+        self.entries.append(Entry(at, kind, bucket.unit, amount, bucket.id, bucket.owner,
+                                  line, ref, note))
+
+    def counter(self, cycle_start: datetime, line: str, unit: Unit, name: str) -> int:
+        return self.counters.get((cycle_start.isoformat(), line, unit, name), 0)

@@ -1,0 +1,164 @@
+"""What happens at an instant in time rather than because of an input (DESIGN 1.4, 1.6).
+
+- `expire_due`: buckets whose validity ends lose what is left (`expire`).
+- `close_cycle`: at boundary T, for each owner and unit: expire what ends at T
+  and does not roll; compute the stash still held at T; carry
+  min(left, per-cycle cap, stash cap minus stash held) of each rollable bucket
+  into a new rollover bucket valid from T exactly; expire the rest; apply plan
+  changes scheduled for the next cycle; grant the new cycle's allowances.
+- `grant_plan` / `leave_plan`: a plan's grants when a line starts on it or
+  changes to it, and what a line loses when it leaves a plan.
+
+These functions mutate an AccountBook; they are split out to keep the book's
+own module about ordering and replay.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from carryover.domain.buckets import Bucket, in_consumption_order
+from carryover.domain.cycles import add_calendar_months, add_days
+from carryover.domain.ledger import EntryKind
+from carryover.domain.plans import BucketKind, Plan, PlanKind
+
+if TYPE_CHECKING:
+    from carryover.domain.book import AccountBook
+
+_US = timedelta(microseconds=1)
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
+           note: str = "") -> None:
+    """Take whatever is left out of the bucket (expire or forfeit) and close it."""
+    if not bucket.unlimited and bucket.remaining:
+        book.book(at, kind, bucket, bucket.remaining, None, ref, note)
+        bucket.remaining = 0
+    bucket.closed = True
+
+
+def expire_due(book: AccountBook, at: datetime) -> None:
+    for bucket in in_consumption_order(book.buckets.values()):
+        if not bucket.closed and bucket.valid_until is not None and bucket.valid_until <= at:
+            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, f"expiry@{_stamp(at)}")
+
+
+def close_cycle(book: AccountBook, boundary: datetime) -> None:
+    ref = f"boundary@{_stamp(boundary)}"
+    live = [b for b in book.buckets.values() if not b.closed]
+    sources = [b for b in live if b.rollable and b.valid_until == boundary]
+    source_ids = {b.id for b in sources}
+    for bucket in in_consumption_order(live):
+        if (bucket.id not in source_ids and bucket.valid_until is not None
+                and bucket.valid_until <= boundary):
+            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, ref)
+    for owner in sorted({b.owner for b in sources}):
+        for unit in sorted({b.unit for b in sources if b.owner == owner}):
+            own = in_consumption_order(b for b in sources if b.owner == owner and b.unit == unit)
+            _carry(book, owner, unit, own, boundary, ref)
+
+    for state in sorted(book.lines.values(), key=lambda s: s.line):
+        if state.pending_plan is not None:
+            leave_plan(book, state.line, boundary, ref, closing_cycle=True)
+            state.plan_id, state.pending_plan = state.pending_plan, None
+
+    book.cycle_start = boundary
+    book.cycle_end = book.calendar.next_boundary(boundary)
+    for state in sorted(book.lines.values(), key=lambda s: s.line):
+        plan = book.plan(state.plan_id)
+        if plan is not None and plan.kind is not PlanKind.PACK:
+            grant_allowances(book, state.line, plan, boundary, boundary, ref)
+
+
+def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary: datetime,
+           ref: str) -> None:
+    plan = book.plan_of(owner)
+    policy = plan.rollover if plan is not None else None
+    cycle_left: int | None = None
+    stash_left: int | None = None
+    if policy is not None:
+        if policy.cap_is_allowance:
+            cycle_left = plan.allowances.get(unit) if plan else None
+        elif policy.per_cycle_cap is not None:
+            cycle_left = policy.per_cycle_cap
+        if policy.stash_cap is not None:
+            held = sum(b.remaining or 0 for b in book.own_buckets(owner, unit, boundary)
+                       if b.kind is BucketKind.ROLLOVER and b.id not in {s.id for s in sources})
+            stash_left = max(0, policy.stash_cap - held)
+    for n, source in enumerate(sources):
+        left = source.remaining or 0
+        carried = 0 if policy is None else min(
+            x for x in (left, cycle_left, stash_left) if x is not None)
+        if carried > 0:
+            if policy.lifetime_months is not None:
+                until = add_calendar_months(boundary, policy.lifetime_months, book.calendar.tz)
+            else:
+                until = book.calendar.shift_cycles(boundary, policy.lifetime_cycles or 1)
+            deposit = Bucket(
+                id=f"{owner}/{unit}/rollover/{_stamp(boundary)}#{n}", owner=owner, unit=unit,
+                kind=BucketKind.ROLLOVER, granted=carried, valid_from=boundary, valid_until=until,
+                priority=plan.priority(BucketKind.ROLLOVER), rollable=policy.rolls_again,
+                origin=source.id,
+            )
+            book.book(boundary, EntryKind.ROLLOVER_OUT, source, carried, None, ref,
+                      f"carried into {deposit.id}")
+            source.remaining = left - carried
+            book.add_bucket(deposit, EntryKind.ROLLOVER_IN, boundary, None, ref,
+                            f"carried from {source.id}")
+            cycle_left = None if cycle_left is None else cycle_left - carried
+            stash_left = None if stash_left is None else stash_left - carried
+        _close(book, source, boundary, EntryKind.EXPIRE, ref, "not carried")
+
+
+def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: bool,
+               ref: str) -> None:
+    """Grants when a line starts on `plan` at `at` (mid-cycle: prorated if asked)."""
+    if plan.kind is PlanKind.PACK:
+        until = add_days(at, plan.pack_validity_days or 0, book.calendar.tz)
+        for unit, amount in sorted(plan.allowances.items()):
+            bucket = Bucket(
+                id=f"{line}/{unit}/pack/{ref}", owner=line, unit=unit, kind=BucketKind.ALLOWANCE,
+                granted=amount, valid_from=at, valid_until=until,
+                priority=plan.priority(BucketKind.ALLOWANCE), rollable=False, origin=ref,
+            )
+            book.add_bucket(bucket, EntryKind.GRANT, at, line, ref, f"{plan.id} pack")
+        return
+    grant_allowances(book, line, plan, at if prorate else book.cycle_start, at, ref)
+
+
+def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: datetime,
+                     at: datetime, ref: str) -> None:
+    """One cycle's allowances from `cycle_from` (the cycle start, or later when prorated)."""
+    start, end = book.cycle_start, book.cycle_end
+    for unit, amount in sorted(plan.allowances.items()):
+        granted = amount
+        if amount is not None and cycle_from > start:
+            # Prorate by the microseconds left in the cycle, rounding down: never grant
+            # more than the plan allows.
+            granted = amount * ((end - cycle_from) // _US) // ((end - start) // _US)
+        bucket = Bucket(
+            id=f"{owner}/{unit}/allowance/{_stamp(cycle_from)}", owner=owner, unit=unit,
+            kind=BucketKind.ALLOWANCE, granted=granted, valid_from=at, valid_until=end,
+            priority=plan.priority(BucketKind.ALLOWANCE),
+            rollable=amount is not None and plan.rolls(BucketKind.ALLOWANCE), origin=ref,
+        )
+        book.add_bucket(bucket, EntryKind.GRANT, at, owner, ref, plan.id)
+
+
+def leave_plan(book: AccountBook, line: str, at: datetime, ref: str,
+               closing_cycle: bool = False) -> None:
+    """What a line loses on a plan change: the old allowance (now) and, where the old
+    plan says so, its rollover (DESIGN 1.6)."""
+    plan = book.plan_of(line)
+    forfeit_rollover = bool(plan and plan.rollover and plan.rollover.forfeit_on_plan_change)
+    for bucket in in_consumption_order(book.buckets.values()):
+        if bucket.closed or bucket.owner != line:
+            continue
+        if (bucket.kind is BucketKind.ALLOWANCE and not closing_cycle) or (
+                bucket.kind is BucketKind.ROLLOVER and forfeit_rollover):
+            _close(book, bucket, at, EntryKind.FORFEIT, ref, "plan change")

@@ -1,0 +1,133 @@
+"""The rating core: drain demand through ordered buckets, on arrays (DESIGN 1.3, 3).
+
+Rating one line's usage over a stretch of time in which its usable buckets do
+not change is a prefix-sum problem. Lay the buckets end to end in consumption
+order; bucket k covers the interval [before_k, before_k + left_k) of the line's
+cumulative usage; a total demand D therefore takes
+
+    debit_k = clip(D - before_k, 0, left_k)      overage = D - sum(debit_k)
+
+which is exactly what a greedy per-event loop produces, byte for byte. The
+same arithmetic on intervals gives the per-event split when it is wanted.
+
+A *run* is a stretch of demand from one line against one *queue* (that line's
+usable buckets, own and pool, in consumption order). `drain` rates many runs at
+once; runs passed together must not share a bucket (the caller rates runs that
+share a family pool in successive rounds). A family member's limit caps what the
+run may take from the pool entries of its queue (DESIGN 1.8).
+
+Everything is int64. Unlimited buckets use buckets.UNLIMITED as their size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from carryover.domain.buckets import UNLIMITED
+
+I64 = np.int64
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What `drain` took: per queue entry, and the overage per run."""
+
+    debit: np.ndarray  # int64[Q], aligned with the queue entries
+    overage: np.ndarray  # int64[R]
+    pool_taken: np.ndarray  # int64[R], what each run took from pool entries
+
+
+def _run_index(ptr: np.ndarray) -> np.ndarray:
+    """For queue entries laid out by `ptr` (R+1 offsets), the run each belongs to."""
+    lengths = np.diff(ptr)
+    return np.repeat(np.arange(len(lengths), dtype=I64), lengths)
+
+
+def _exclusive_group_cumsum(values: np.ndarray, ptr: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Sum of the values before each entry within its own run."""
+    inclusive = np.cumsum(values, dtype=I64)
+    exclusive = inclusive - values
+    # exclusive[ptr[r]] is the total of all runs before r; subtract it per entry.
+    starts = np.concatenate([exclusive, np.zeros(1, dtype=I64)])[ptr[:-1]]
+    return exclusive - starts[runs]
+
+
+def drain(
+    demand: np.ndarray,
+    ptr: np.ndarray,
+    left: np.ndarray,
+    pooled: np.ndarray | None = None,
+    pool_cap: np.ndarray | None = None,
+) -> Drained:
+    """Rate R runs against their queues.
+
+    demand  int64[R]   units each run asks for (>= 0)
+    ptr     int64[R+1] queue offsets: run r owns entries ptr[r]:ptr[r+1]
+    left    int64[Q]   what each queue entry's bucket has left (UNLIMITED for no cap)
+    pooled  bool[Q]    entries drawn from a family pool (optional)
+    pool_cap int64[R]  what each run may still take from the pool (optional)
+    """
+    demand = np.asarray(demand, dtype=I64)
+    ptr = np.asarray(ptr, dtype=I64)
+    left = np.asarray(left, dtype=I64)
+    runs = _run_index(ptr)
+    usable = left
+    if pooled is not None and pool_cap is not None and pooled.any():
+        pool_left = np.where(pooled, left, 0)
+        pool_before = _exclusive_group_cumsum(pool_left, ptr, runs)
+        capped = np.clip(np.asarray(pool_cap, dtype=I64)[runs] - pool_before, 0, left)
+        usable = np.where(pooled, capped, left)
+    before = _exclusive_group_cumsum(usable, ptr, runs)
+    debit = np.clip(demand[runs] - before, 0, usable)
+    covered = np.zeros(len(demand), dtype=I64)
+    _grouped_sum_into(covered, debit, ptr)
+    taken = np.zeros(len(demand), dtype=I64)
+    if pooled is not None and pooled.any():
+        pool_debit = np.where(pooled, debit, 0)
+        _grouped_sum_into(taken, pool_debit, ptr)
+    return Drained(debit=debit, overage=demand - covered, pool_taken=taken)
+
+
+def _grouped_sum_into(out: np.ndarray, values: np.ndarray, ptr: np.ndarray) -> None:
+    """out[r] = sum(values[ptr[r]:ptr[r+1]]) exactly in int64, empty runs give 0."""
+    inclusive = np.concatenate([np.zeros(1, dtype=I64), np.cumsum(values, dtype=I64)])
+    out[:] = inclusive[ptr[1:]] - inclusive[ptr[:-1]]
+
+
+def split_events(amounts: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-event split of one run: (matrix int64[E, Q] of debits, overage int64[E]).
+
+    Event i covers [E_i, E_i + a_i) of the run's cumulative usage; queue entry k
+    covers [B_k, B_k + u_k); the debit is the length of the intersection. This is
+    how a batch booked per bucket is explained event by event (DESIGN 1.9).
+    """
+    amounts = np.asarray(amounts, dtype=I64)
+    usable = np.asarray(usable, dtype=I64)
+    ev_end = np.cumsum(amounts, dtype=I64)
+    ev_start = ev_end - amounts
+    b_end = np.cumsum(usable, dtype=I64)
+    b_start = b_end - usable
+    lo = np.maximum(ev_start[:, None], b_start[None, :])
+    hi = np.minimum(ev_end[:, None], b_end[None, :])
+    matrix = np.clip(hi - lo, 0, None)
+    return matrix, amounts - matrix.sum(axis=1)
+
+
+def drain_loop(demands: list[int], queues: list[list[int]]) -> tuple[list[list[int]], list[int]]:
+    """The plain per-unit greedy loop the prefix-sum core must equal (used as an oracle)."""
+    debits: list[list[int]] = []
+    overage: list[int] = []
+    for need, queue in zip(demands, queues, strict=True):
+        taken = []
+        for size in queue:
+            take = min(need, size)
+            taken.append(take)
+            need -= take
+        debits.append(taken)
+        overage.append(need)
+    return debits, overage
+
+
+__all__ = ["UNLIMITED", "Drained", "drain", "drain_loop", "split_events"]

@@ -1,0 +1,1 @@
+"""Plan presets shipped with carryover (YAML plan files; see docs/presets.md)."""
