@@ -94,7 +94,8 @@ def plan_list(as_json: JsonOption = False) -> None:
     for col in ("id", "kind", "allowance", "after all data"):
         table.add_column(col)
     for plan in plans.values():
-        allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}" for u, a in plan.allowances.items())
+        allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
+                              for u, a in plan.allowances.items())
         after = str(plan.overage.action)
         if plan.overage.throttle_kbps:
             after += f" {plan.overage.throttle_kbps} kbps"

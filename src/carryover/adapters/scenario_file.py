@@ -21,7 +21,14 @@ import yaml
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import (
-    DEFAULT_GRACE, ChangePlan, Gift, Input, OpenLine, SetLimit, TopUp, Usage,
+    DEFAULT_GRACE,
+    ChangePlan,
+    Gift,
+    Input,
+    OpenLine,
+    SetLimit,
+    TopUp,
+    Usage,
 )
 from carryover.domain.plans import Plan, PlanError, plan_from_mapping
 from carryover.domain.units import AmountError, Unit, parse_amount

@@ -28,8 +28,18 @@ from carryover.domain import boundary
 from carryover.domain.buckets import POOL, UNLIMITED, Bucket, in_consumption_order
 from carryover.domain.cycles import CycleCalendar, add_days
 from carryover.domain.inputs import (
-    DEFAULT_GRACE, HOTSPOT, ChangePlan, Gift, Input, OpenLine, SetLimit, TopUp, Usage,
-    arrival_instant, effective_instant, order_key,
+    DEFAULT_GRACE,
+    HOTSPOT,
+    ChangePlan,
+    Gift,
+    Input,
+    OpenLine,
+    SetLimit,
+    TopUp,
+    Usage,
+    arrival_instant,
+    effective_instant,
+    order_key,
 )
 from carryover.domain.ledger import Entry, EntryKind, correction_entries, totals
 from carryover.domain.plans import BucketKind, Plan, TopupMode
@@ -228,7 +238,8 @@ class AccountBook:
     def _top_up(self, item: TopUp) -> None:
         plan = self.governing_plan(item.line)
         tz = self.calendar.tz
-        until = self.cycle_end if item.valid_days is None else add_days(item.at, item.valid_days, tz)
+        until = (self.cycle_end if item.valid_days is None
+                 else add_days(item.at, item.valid_days, tz))
         if plan is not None and plan.topup_mode is TopupMode.MERGE:
             live = [b for b in self.own_buckets(item.line, item.unit, item.at)
                     if b.kind is BucketKind.TOPUP]

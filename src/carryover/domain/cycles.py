@@ -28,7 +28,8 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CycleError(f"unknown timezone {name!r}; use an IANA name such as Europe/Berlin") from exc
+        raise CycleError(
+            f"unknown timezone {name!r}; use an IANA name such as Europe/Berlin") from exc
 
 
 def require_aware(at: datetime, what: str = "instant") -> datetime:
@@ -66,7 +67,8 @@ class CycleCalendar:
     timezone: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cycle_day, int) or not 1 <= self.cycle_day <= 31:
+        if (isinstance(self.cycle_day, bool) or not isinstance(self.cycle_day, int)
+                or not 1 <= self.cycle_day <= 31):
             raise CycleError(f"bill-cycle day {self.cycle_day!r} is not a day from 1 to 31")
         zone(self.timezone)
 

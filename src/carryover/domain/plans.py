@@ -222,7 +222,9 @@ def _read_rollover(r: _Reader, raw: Any, allowance: int | None) -> RolloverPolic
     per_cycle_cap = None
     if cap_raw is not None and not cap_is_allowance:
         per_cycle_cap = r.amount(cap_raw, "rollover.per_cycle_cap")
-    stash_cap = None if data.get("stash_cap") is None else r.amount(data["stash_cap"], "rollover.stash_cap")
+    stash_cap = None
+    if data.get("stash_cap") is not None:
+        stash_cap = r.amount(data["stash_cap"], "rollover.stash_cap")
     lifetime = r.mapping(data.get("lifetime", {"cycles": 1}), "rollover.lifetime")
     r.unknown(lifetime, {"cycles", "months"}, "rollover.lifetime")
     cycles = r.positive_int(lifetime.get("cycles"), "rollover.lifetime.cycles")
@@ -284,7 +286,9 @@ def _read_unlimited(r: _Reader, raw: Any) -> UnlimitedPolicy | None:
     after_kbps = None
     if after == "throttled":
         after_kbps = r.speed(data.get("after_premium_kbps", 0), "unlimited.after_premium_kbps")
-    hotspot = None if data.get("hotspot") is None else r.amount(data["hotspot"], "unlimited.hotspot")
+    hotspot = None
+    if data.get("hotspot") is not None:
+        hotspot = r.amount(data["hotspot"], "unlimited.hotspot")
     hotspot_kbps = None
     if hotspot is not None:
         hotspot_kbps = r.speed(data.get("hotspot_kbps", 0), "unlimited.hotspot_kbps")
@@ -311,7 +315,8 @@ def plan_from_mapping(data: Any) -> Plan:
         unit = r.choice(key, Unit, f"allowance.{key}", None)
         if unit is None:
             continue
-        allowances[unit] = None if value == "unlimited" else r.amount(value, f"allowance.{key}", unit)
+        allowances[unit] = (None if value == "unlimited"
+                            else r.amount(value, f"allowance.{key}", unit))
     if kind is PlanKind.UNLIMITED:
         allowances.setdefault(Unit.DATA, None)
     elif Unit.DATA not in allowances and not allowances:

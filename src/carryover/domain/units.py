@@ -40,7 +40,7 @@ VOICE_MULTIPLIERS: dict[str, int] = {"s": 1, "sec": 1, "min": 60, "h": 3600}
 SPEED_MULTIPLIERS: dict[str, int] = {"kbps": 1, "Mbps": 1000, "Gbps": 1_000_000}
 
 # A plain decimal number (no sign, no exponent) followed directly by a suffix.
-_AMOUNT = re.compile(r"(?P<number>\d+(?:\.\d+)?)(?P<suffix>[A-Za-z]*)")
+_AMOUNT = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>[A-Za-z]*)")
 
 
 def _split(text: str) -> tuple[Decimal, str]:
@@ -72,7 +72,7 @@ def _exact(text: str, number: Decimal, multiplier: int, what: str) -> int:
 
 def unit_of_suffix(suffix: str) -> Unit | None:
     """The unit a suffix belongs to, or None for a bare number."""
-    if suffix.upper() in DATA_MULTIPLIERS:
+    if suffix in DATA_MULTIPLIERS:
         return Unit.DATA
     if suffix in VOICE_MULTIPLIERS:
         return Unit.VOICE
@@ -94,6 +94,10 @@ def parse_amount(text: str | int, unit: Unit | None = None) -> tuple[int, Unit]:
         return text, unit or Unit.SMS
     number, suffix = _split(str(text))
     suffix_unit = unit_of_suffix(suffix)
+    if suffix and suffix_unit is None and suffix.upper() in DATA_MULTIPLIERS:
+        # "Mb" is megabits and "mb" is ambiguous; a charging system must not guess.
+        raise AmountError(f"{text!r}: write data units in capitals ({suffix.upper()}); "
+                          "lower-case b means bits")
     if suffix and suffix_unit is None:
         raise AmountError(
             f"{text!r} has an unknown unit {suffix!r}; use B, KB, MB, GB, TB for data, "
@@ -103,7 +107,7 @@ def parse_amount(text: str | int, unit: Unit | None = None) -> tuple[int, Unit]:
         raise AmountError(f"{text!r} is a {suffix_unit} amount where {unit} was expected")
     resolved = unit or suffix_unit or Unit.SMS
     if resolved is Unit.DATA:
-        return _exact(text, number, DATA_MULTIPLIERS[suffix.upper() or "B"], "bytes"), resolved
+        return _exact(text, number, DATA_MULTIPLIERS[suffix or "B"], "bytes"), resolved
     if resolved is Unit.VOICE:
         return _exact(text, number, VOICE_MULTIPLIERS[suffix or "s"], "seconds"), resolved
     return _exact(text, number, 1, "messages"), resolved
