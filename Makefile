@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 $(VENV): $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/carryover demo
+	$(BIN)/carryover simulate examples/tmobile-data-stash.yaml
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

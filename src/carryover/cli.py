@@ -36,7 +36,6 @@ plan_app = typer.Typer(help="List and inspect plans (presets and plan files).",
 app.add_typer(plan_app, name="plan")
 
 console = Console()
-err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -44,7 +43,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 def fail(lines: list[str]) -> None:
     """Report bad input, one problem a line, and exit 2."""
     for line in lines:
-        err.print(line, markup=False, highlight=False)
+        # Plain print: Rich would wrap a long path mid-line, and scripts grep these lines.
+        print(line, file=sys.stderr)
     raise typer.Exit(2)
 
 
