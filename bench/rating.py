@@ -322,7 +322,7 @@ def print_table(r: dict) -> None:
     for name in ("path", "events", "lines", "seconds", "events/s", "speed-up"):
         table.add_column(name, justify="left" if name == "path" else "right")
     table.add_row(
-        f"core: group + drain (best of {core['best_of']})",
+        f"core, best of {core['best_of']}",
         f"{r['events']:,}",
         f"{r['lines']:,}",
         f"{core['seconds']:.4f}",
@@ -330,7 +330,7 @@ def print_table(r: dict) -> None:
         f"{r['speedup']:,.1f}x",
     )
     table.add_row(
-        "  group into per-line runs",
+        "  group by line",
         "",
         "",
         f"{core['group_seconds']:.4f}",
@@ -339,9 +339,9 @@ def print_table(r: dict) -> None:
     )
     table.add_row("  drain", "", "", f"{core['drain_seconds']:.4f}", "", "")
     if loop["extrapolated"]:
-        label = f"per-event Python loop (timed {loop['events_timed']:,}, extrapolated)"
+        label = f"Python loop (* timed {loop['events_timed']:,}, extrapolated)"
     else:
-        label = "per-event Python loop"
+        label = "Python loop"
     table.add_row(
         label,
         f"{r['events']:,}",

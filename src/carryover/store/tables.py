@@ -1,0 +1,144 @@
+"""The schema: SQLAlchemy Core tables for SQLite (embedded default) and PostgreSQL.
+
+What is stored, and why:
+- `inputs` and `usage_events` are the source of truth: an account's balances are
+  a pure function of them (DESIGN 1.5), so a replay can always rebuild the rest.
+  `usage_events.event_id` is unique: the same event twice is counted once.
+- `buckets`, `counters` and the cursor columns of `accounts` are the materialized
+  state of each account's book, so an in-order event costs one small transaction.
+- `ledger_entries` is append-only: corrections are new rows, never updates.
+
+Instants are stored as timezone-aware timestamps (UTC); amounts as BigInteger.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+    Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+Instant = DateTime(timezone=True)
+
+plans = Table(
+    "plans", metadata,
+    Column("id", String(120), primary_key=True),
+    Column("body", JSON, nullable=False),  # the plan-file mapping, re-validated on load
+    Column("source", String(20), nullable=False),  # preset | file
+    Column("loaded_at", Instant, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("cycle_day", Integer, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("grace_seconds", Integer, nullable=False, default=48 * 3600),
+    Column("created_at", Instant, nullable=False),
+    # The family pool is the account's own "line" in the book (owner "pool").
+    Column("pool_plan_id", String(120), ForeignKey("plans.id")),
+    Column("pool_pending_plan", String(120)),
+    Column("pool_opened_at", Instant),
+    # The book's cursor: where its fold stands.
+    Column("cycle_start", Instant),
+    Column("cycle_end", Instant),
+    Column("until", Instant),
+    Column("last_key", JSON),
+    Column("version", Integer, nullable=False, default=0),
+)
+
+lines = Table(
+    "lines", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("msisdn", String(20), unique=True),
+    Column("imsi", String(15), unique=True),
+    Column("opened_at", Instant, nullable=False),
+    Column("plan_id", String(120), ForeignKey("plans.id")),
+    Column("member", Boolean, nullable=False, default=False),
+    Column("pending_plan", String(120)),
+    Column("limits", JSON, nullable=False, default=dict),
+)
+
+inputs = Table(
+    "inputs", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("input_id", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("line", String(64)),
+    Column("at", Instant, nullable=False),
+    Column("body", JSON, nullable=False),
+    UniqueConstraint("account_id", "input_id", name="uq_inputs_account_input"),
+)
+
+usage_events = Table(
+    "usage_events", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("line", String(64), nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("received_at", Instant),
+    Column("effective_at", Instant, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("rating_group", String(64)),
+    Column("late", Boolean, nullable=False, default=False),
+    Index("ix_usage_account_effective", "account_id", "effective_at"),
+)
+
+buckets = Table(
+    "buckets", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("id", String(300), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("granted", BigInteger),  # null: unlimited
+    Column("remaining", BigInteger),
+    Column("valid_from", Instant, nullable=False),
+    Column("valid_until", Instant),
+    Column("priority", Integer, nullable=False),
+    Column("rollable", Boolean, nullable=False),
+    Column("origin", String(300)),
+    Column("closed", Boolean, nullable=False, default=False),
+    Index("ix_buckets_live", "account_id", "closed"),
+)
+
+ledger_entries = Table(
+    "ledger_entries", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("bucket_id", String(300)),
+    Column("owner", String(64)),
+    Column("line", String(64)),
+    Column("ref", String(200), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Index("ix_ledger_account_at", "account_id", "at"),
+    Index("ix_ledger_account_bucket", "account_id", "bucket_id"),
+)
+
+counters = Table(
+    "counters", metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("cycle_start", String(40), primary_key=True),
+    Column("line", String(64), primary_key=True),
+    Column("unit", String(8), primary_key=True),
+    Column("name", String(16), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
