@@ -18,7 +18,7 @@ no job in between.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -91,6 +91,15 @@ class AccountBook:
         self.last_key: tuple | None = None
         self.applied: list[Input] = []
         self.seen_usage: set[str] = set()
+        # Where a replay gets the whole history and the booked totals from. In memory
+        # they are `applied` and `entries`; a store-backed book reads them from SQL.
+        self.history: Callable[[], list[Input]] | None = None
+        self.booked_totals: Callable[[], dict[tuple, int]] | None = None
+        self.replayed = False  # set when a replay replaced the state wholesale
+
+    def all_inputs(self) -> list[Input]:
+        """Every input this book has folded, in arrival order."""
+        return self.history() if self.history is not None else list(self.applied)
 
     # ---- plans -------------------------------------------------------------------
     def plan(self, plan_id: str | None) -> Plan | None:
@@ -157,21 +166,26 @@ class AccountBook:
             raise Refused("a line cannot gift to itself")
 
     def _replay_with(self, item: Input) -> None:
+        history = self.all_inputs()
         fresh = AccountBook(self.calendar, self.plans, self.grace)
-        for earlier in sorted([*self.applied, item],
+        for earlier in sorted([*history, item],
                               key=lambda i: order_key(i, self.calendar, self.grace)):
             fresh._apply(earlier, strict=earlier is item)
         fresh.advance_to(max(self.until, effective_instant(item, self.calendar, self.grace)[0]))
-        fresh.applied = [*self.applied, item]
+        fresh.applied = [*history, item]
+        booked = self.booked_totals() if self.booked_totals is not None else totals(self.entries)
         corrections = correction_entries(
-            totals(self.entries), totals(fresh.entries), arrival_instant(item), item.id,
+            booked, totals(fresh.entries), arrival_instant(item), item.id,
             note=f"replayed after {item.id} arrived out of order",
         )
         fresh.entries = self.entries + corrections
         # Adopt the replay's state wholesale: the balances are the replay's by definition.
         for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
-                     "until", "last_key", "applied", "seen_usage"):
+                     "until", "last_key", "seen_usage"):
             setattr(self, name, getattr(fresh, name))
+        if self.history is None:
+            self.applied = fresh.applied
+        self.replayed = True
 
     def _apply(self, item: Input, strict: bool) -> None:
         at, _ = effective_instant(item, self.calendar, self.grace)
@@ -195,7 +209,8 @@ class AccountBook:
                     state.limits[item.unit] = item.amount
         self.last_key = order_key(item, self.calendar, self.grace)
         self.until = at if self.until is None else max(self.until, at)
-        self.applied.append(item)
+        if self.history is None:
+            self.applied.append(item)
 
     # ---- time --------------------------------------------------------------------
     def advance_to(self, t: datetime) -> None:

@@ -73,18 +73,24 @@ def drain(
     ptr = np.asarray(ptr, dtype=I64)
     left = np.asarray(left, dtype=I64)
     runs = _run_index(ptr)
-    usable = left
-    if pooled is not None and pool_cap is not None and pooled.any():
-        pool_left = np.where(pooled, left, 0)
+    # No entry can give a run more than the run asks for, so clamp each entry to its
+    # run's demand before any prefix sum: the debits are unchanged, and the sums stay
+    # bounded by real usage instead of adding up UNLIMITED sentinels past int64.
+    run_demand = demand[runs]
+    usable = np.minimum(left, run_demand)
+    has_pool = pooled is not None and pool_cap is not None and bool(pooled.any())
+    if has_pool:
+        cap = np.asarray(pool_cap, dtype=I64)[runs]
+        pool_left = np.where(pooled, np.minimum(usable, cap), 0)
         pool_before = _exclusive_group_cumsum(pool_left, ptr, runs)
-        capped = np.clip(np.asarray(pool_cap, dtype=I64)[runs] - pool_before, 0, left)
-        usable = np.where(pooled, capped, left)
+        capped = np.clip(cap - pool_before, 0, usable)
+        usable = np.where(pooled, capped, usable)
     before = _exclusive_group_cumsum(usable, ptr, runs)
-    debit = np.clip(demand[runs] - before, 0, usable)
+    debit = np.clip(run_demand - before, 0, usable)
     covered = np.zeros(len(demand), dtype=I64)
     _grouped_sum_into(covered, debit, ptr)
     taken = np.zeros(len(demand), dtype=I64)
-    if pooled is not None and pooled.any():
+    if has_pool:
         pool_debit = np.where(pooled, debit, 0)
         _grouped_sum_into(taken, pool_debit, ptr)
     return Drained(debit=debit, overage=demand - covered, pool_taken=taken)

@@ -37,7 +37,7 @@ def position(book: AccountBook, at: datetime) -> AccountBook:
         book.advance_to(at)
         return book
     past = AccountBook(book.calendar, book.plans, book.grace)
-    for item in sorted(book.applied, key=lambda i: (effective_instant(i, book.calendar,
+    for item in sorted(book.all_inputs(), key=lambda i: (effective_instant(i, book.calendar,
                                                                      book.grace)[0], i.rank, i.id)):
         if effective_instant(item, book.calendar, book.grace)[0] <= at:
             past.submit(item)

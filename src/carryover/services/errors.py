@@ -1,0 +1,15 @@
+"""Errors services return to their callers: a one-line reason for the operator."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A request that cannot be carried out (unknown line, bad instant, ...)."""
+
+
+class NotFound(ServiceError):
+    """An account, line or plan that does not exist."""
+
+
+class Duplicate(ServiceError):
+    """A usage event whose id was already counted; it is not counted again."""

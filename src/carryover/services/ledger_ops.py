@@ -1,0 +1,146 @@
+"""Use cases that change or read an account's book, each one unit of work.
+
+Every change goes the same way: lock the account, load its book, submit the
+input to the pure domain, write back what the fold changed and the input itself,
+commit. Reads at or after the book's cursor materialize cycles on the way
+(DESIGN 1.4: lazily, inside the transaction of the first read or write at or
+after a boundary), so they commit too; reads in the past replay in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from carryover.domain.book import AccountBook, Outcome
+from carryover.domain.buckets import POOL
+from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Usage
+from carryover.domain.statement import Statement, build_statement
+from carryover.domain.units import Unit
+from carryover.domain.views import QosDecision, check, position, qos
+from carryover.services.errors import Duplicate, NotFound, ServiceError
+from carryover.store.repository import utc
+from carryover.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    line: str
+    outcome: Outcome
+
+
+def _line(uow: UnitOfWork, ident: str):
+    row = uow.accounts.find_line(ident)
+    if row is None:
+        raise NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
+    return row
+
+
+def _open_book(uow: UnitOfWork, account_id: int) -> tuple[AccountBook, dict]:
+    account = uow.accounts.lock_account(account_id)
+    return uow.accounts.load_book(account, uow.plans.all())
+
+
+def submit(engine: Engine, line_ident: str, make: callable) -> Recorded:
+    """Apply the input `make(line_id)` to the line's account, all or nothing."""
+    with UnitOfWork(engine) as uow:
+        row = _line(uow, line_ident)
+        item: Input = make(row.id)
+        if isinstance(item, Usage) and uow.accounts.event_exists(item.id):
+            raise Duplicate(f"duplicate event {item.id!r}: already counted, not counted again")
+        if isinstance(item, Gift):
+            giver = _line(uow, item.from_line)
+            if giver.account_id != row.account_id:
+                raise ServiceError("gifts move bytes between lines of the same account only")
+            item = Gift(item.id, giver.id, row.id, item.at, item.amount, item.unit)
+        book, snapshot = _open_book(uow, row.account_id)
+        outcome = book.submit(item)
+        if outcome.status == "rejected":
+            raise ServiceError(outcome.reason or "refused")
+        if outcome.status == "duplicate":  # pragma: no cover - the query above sees it first
+            raise Duplicate(outcome.reason or "duplicate")
+        uow.accounts.save_book(row.account_id, book, snapshot)
+        uow.accounts.record(row.account_id, item, book.calendar, book.grace)
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            # Two writers raced on one event id: the other one counted it.
+            raise Duplicate(f"duplicate event {item.id!r}: already counted") from exc
+        return Recorded(row.id, outcome)
+
+
+def record_usage(engine: Engine, line: str, amount: int, at: datetime, received_at: datetime,
+                 event_id: str, unit: Unit = Unit.DATA,
+                 rating_group: str | None = None) -> Recorded:
+    return submit(engine, line, lambda lid: Usage(event_id, lid, at, amount, unit, rating_group,
+                                                  received_at))
+
+
+def top_up(engine: Engine, line: str, amount: int, at: datetime, valid_days: int | None,
+           ref: str, unit: Unit = Unit.DATA) -> Recorded:
+    return submit(engine, line, lambda lid: TopUp(ref, lid, at, amount, unit, valid_days))
+
+
+def change_plan(engine: Engine, line: str, plan_id: str, effective: str, at: datetime,
+                ref: str) -> Recorded:
+    return submit(engine, line, lambda lid: ChangePlan(ref, lid, at, plan_id, effective))
+
+
+def set_limit(engine: Engine, line: str, amount: int | None, at: datetime, ref: str) -> Recorded:
+    def make(lid: str) -> SetLimit:
+        return SetLimit(ref, lid, at, amount)
+    with UnitOfWork(engine) as uow:
+        row = _line(uow, line)
+        if not row.member:
+            raise ServiceError(f"line {line!r} is not a member of a family pool")
+    return submit(engine, line, make)
+
+
+def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime,
+         ref: str) -> Recorded:
+    return submit(engine, to_line, lambda lid: Gift(ref, from_line, lid, at, amount))
+
+
+def _read(engine: Engine, line_ident: str, at: datetime, view):
+    with UnitOfWork(engine) as uow:
+        row = _line(uow, line_ident)
+        if at < utc(row.opened_at):
+            raise ServiceError(f"{at.isoformat()} is before line {row.id!r} started")
+        book, snapshot = _open_book(uow, row.account_id)
+        moving = book.until is None or at >= book.until
+        result = view(uow, book, row, at)
+        if moving:
+            uow.accounts.save_book(row.account_id, book, snapshot)
+            uow.commit()
+        return result
+
+
+def balance(engine: Engine, line: str, at: datetime) -> dict:
+    """The check object of DESIGN 6 for the line at `at`."""
+    return _read(engine, line, at, lambda uow, book, row, t: check(book, row.id, t))
+
+
+def qos_at(engine: Engine, line: str, at: datetime, rating_group: str | None = None) -> QosDecision:
+    def view(uow, book, row, t):
+        return qos(position(book, t), row.id, t, rating_group)
+    return _read(engine, line, at, view)
+
+
+def statement(engine: Engine, line: str, at: datetime) -> Statement:
+    """The statement of the cycle containing `at`."""
+    def view(uow, book, row, t):
+        state = position(book, t)
+        start, end = book.calendar.cycle_at(t)
+        entries = [*uow.accounts.entries(row.account_id, before=end)]
+        if state is book:
+            entries.extend(e for e in book.entries if e.at < end)
+        unlimited = uow.accounts.unlimited_bucket_ids(row.account_id) | {
+            b.id for b in book.buckets.values() if b.unlimited}
+        plan = book.governing_plan(row.id)
+        if plan is None and row.member:
+            plan = book.plan_of(POOL)
+        return build_statement(row.id, start, end, entries, unlimited, plan)
+    return _read(engine, line, at, view)

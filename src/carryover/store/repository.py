@@ -1,0 +1,269 @@
+"""Repositories: rows in, domain objects out, and the book's state written back.
+
+`AccountRepository.load_book` rebuilds an AccountBook from the account's cursor,
+its lines, its live buckets and its current counters; `save_book` writes back
+what the fold changed: new ledger entries (append-only), buckets whose state
+moved, counters, lines and the cursor. A replay (out-of-order input) reads the
+whole history and the booked totals through the callables the book is given.
+
+Row locks: `lock_account` takes the account row FOR UPDATE on PostgreSQL; on
+SQLite the write transaction already holds the database's write lock from BEGIN
+IMMEDIATE. Either way two writers to one account serialize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from carryover.domain.book import AccountBook, LineState
+from carryover.domain.buckets import POOL, Bucket
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.inputs import Input, Usage, effective_instant
+from carryover.domain.ledger import Entry, EntryKind
+from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
+from carryover.domain.units import Unit
+from carryover.store import codec
+from carryover.store.tables import (
+    accounts, buckets, counters, inputs, ledger_entries, lines, plans, usage_events,
+)
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every instant in carryover is UTC-aware."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _bucket_state(b: Bucket) -> tuple:
+    return (b.granted, b.remaining, b.valid_until, b.closed)
+
+
+class PlanRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def upsert(self, plan_id: str, body: dict, source: str, at: datetime) -> None:
+        exists = self.conn.execute(select(plans.c.id).where(plans.c.id == plan_id)).first()
+        if exists:
+            self.conn.execute(update(plans).where(plans.c.id == plan_id)
+                              .values(body=body, source=source, loaded_at=at))
+        else:
+            self.conn.execute(insert(plans).values(id=plan_id, body=body, source=source,
+                                                   loaded_at=at))
+
+    def all(self) -> dict[str, Plan]:
+        rows = self.conn.execute(select(plans.c.id, plans.c.body).order_by(plans.c.id))
+        return {row.id: plan_from_mapping(row.body) for row in rows}
+
+    def sources(self) -> dict[str, str]:
+        return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
+
+
+class AccountRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # ---- accounts and lines --------------------------------------------------------
+    def create_account(self, name: str, cycle_day: int, timezone: str, at: datetime,
+                       grace: timedelta) -> int:
+        result = self.conn.execute(insert(accounts).values(
+            name=name, cycle_day=cycle_day, timezone=timezone, created_at=at,
+            grace_seconds=int(grace.total_seconds()), version=0))
+        return int(result.inserted_primary_key[0])
+
+    def account_by_name(self, name: str) -> Any:
+        return self.conn.execute(select(accounts).where(accounts.c.name == name)).first()
+
+    def account(self, account_id: int) -> Any:
+        return self.conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+
+    def lock_account(self, account_id: int) -> Any:
+        query = select(accounts).where(accounts.c.id == account_id)
+        if self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return self.conn.execute(query).first()
+
+    def find_line(self, ident: str) -> Any:
+        """A line by id, MSISDN (with or without +) or IMSI."""
+        candidates = {ident, ident.lstrip("+"), "+" + ident.lstrip("+")}
+        query = select(lines).where(
+            lines.c.id.in_(candidates) | lines.c.msisdn.in_(candidates) | (lines.c.imsi == ident))
+        rows = self.conn.execute(query.order_by(lines.c.id)).all()
+        return rows[0] if rows else None
+
+    def insert_line(self, **values: Any) -> None:
+        self.conn.execute(insert(lines).values(**values))
+
+    def account_lines(self, account_id: int) -> list[Any]:
+        return list(self.conn.execute(
+            select(lines).where(lines.c.account_id == account_id).order_by(lines.c.id)))
+
+    def event_exists(self, event_id: str) -> bool:
+        return self.conn.execute(
+            select(usage_events.c.seq).where(usage_events.c.event_id == event_id)).first() is not None
+
+    # ---- inputs ---------------------------------------------------------------------
+    def record(self, account_id: int, item: Input, calendar: CycleCalendar,
+               grace: timedelta) -> None:
+        if isinstance(item, Usage):
+            effective, late = effective_instant(item, calendar, grace)
+            self.conn.execute(insert(usage_events).values(
+                event_id=item.id, account_id=account_id, line=item.line, at=item.at,
+                received_at=item.received_at, effective_at=effective, amount=item.amount,
+                unit=str(item.unit), rating_group=item.rating_group, late=late))
+            return
+        kind, body = codec.encode(item)
+        self.conn.execute(insert(inputs).values(
+            account_id=account_id, input_id=item.id, kind=kind,
+            line=getattr(item, "line", None), at=item.at, body=body))
+
+    def history(self, account_id: int) -> list[Input]:
+        out: list[Input] = []
+        for row in self.conn.execute(select(inputs.c.kind, inputs.c.body).where(
+                inputs.c.account_id == account_id).order_by(inputs.c.seq)):
+            out.append(codec.decode(row.kind, row.body))
+        for row in self.conn.execute(select(usage_events).where(
+                usage_events.c.account_id == account_id).order_by(usage_events.c.seq)):
+            out.append(Usage(row.event_id, row.line, utc(row.at), row.amount, Unit(row.unit),
+                             row.rating_group, utc(row.received_at)))
+        return out
+
+    def booked_totals(self, account_id: int) -> dict[tuple, int]:
+        c = ledger_entries.c
+        rows = self.conn.execute(
+            select(c.bucket_id, c.owner, c.line, c.unit, c.kind, func.sum(c.amount))
+            .where(c.account_id == account_id)
+            .group_by(c.bucket_id, c.owner, c.line, c.unit, c.kind))
+        return {(r[0], r[1], r[2], Unit(r[3]), EntryKind(r[4])): int(r[5]) for r in rows}
+
+    def entries(self, account_id: int, before: datetime | None = None) -> list[Entry]:
+        c = ledger_entries.c
+        query = select(ledger_entries).where(c.account_id == account_id)
+        if before is not None:
+            query = query.where(c.at < before)
+        rows = self.conn.execute(query.order_by(c.seq))
+        return [Entry(utc(r.at), EntryKind(r.kind), Unit(r.unit), r.amount, r.bucket_id,
+                      r.owner, r.line, r.ref, r.note) for r in rows]
+
+    def unlimited_bucket_ids(self, account_id: int) -> set[str]:
+        rows = self.conn.execute(select(buckets.c.id).where(
+            and_(buckets.c.account_id == account_id, buckets.c.granted.is_(None))))
+        return {r.id for r in rows}
+
+    # ---- the book ---------------------------------------------------------------------
+    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:
+        calendar = CycleCalendar(account.cycle_day, account.timezone)
+        book = AccountBook(calendar, all_plans, timedelta(seconds=account.grace_seconds))
+        book.cycle_start = utc(account.cycle_start)
+        book.cycle_end = utc(account.cycle_end)
+        book.until = utc(account.until)
+        if account.last_key is not None:
+            at, rank, ident = account.last_key
+            book.last_key = (datetime.fromisoformat(at), rank, ident)
+        if account.pool_plan_id is not None:
+            book.lines[POOL] = LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
+                                         pending_plan=account.pool_pending_plan)
+        for row in self.account_lines(account.id):
+            book.lines[row.id] = LineState(
+                row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
+                {Unit(k): v for k, v in (row.limits or {}).items()})
+        for row in self.conn.execute(select(buckets).where(and_(
+                buckets.c.account_id == account.id, buckets.c.closed.is_(False)))):
+            book.buckets[row.id] = Bucket(
+                id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
+                granted=row.granted, valid_from=utc(row.valid_from),
+                valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
+                origin=row.origin, remaining=row.remaining, closed=row.closed)
+        if book.cycle_start is not None:
+            for row in self.conn.execute(select(counters).where(and_(
+                    counters.c.account_id == account.id,
+                    counters.c.cycle_start == book.cycle_start.isoformat()))):
+                book.counters[(row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
+        book.history = lambda: self.history(account.id)
+        book.booked_totals = lambda: self.booked_totals(account.id)
+        snapshot = {
+            "buckets": {b.id: _bucket_state(b) for b in book.buckets.values()},
+            "counters": dict(book.counters),
+            "lines": {k: (s.plan_id, s.pending_plan, dict(s.limits))
+                      for k, s in book.lines.items()},
+        }
+        return book, snapshot
+
+    def save_book(self, account_id: int, book: AccountBook, snapshot: dict) -> None:
+        self._append_entries(account_id, book.entries)
+        known = snapshot["buckets"]
+        changed = [b for b in book.buckets.values()
+                   if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
+        self._upsert_buckets(account_id, changed, known, book.replayed)
+        for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0])):
+            if book.replayed or snapshot["counters"].get(key) != value:
+                self._upsert_counter(account_id, key, value)
+        for name, state in sorted(book.lines.items()):
+            if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
+                                               dict(state.limits)):
+                self._save_line(account_id, state)
+        key = book.last_key
+        self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+            cycle_start=book.cycle_start, cycle_end=book.cycle_end, until=book.until,
+            last_key=None if key is None else [key[0].isoformat(), key[1], key[2]],
+            version=accounts.c.version + 1))
+
+    def _append_entries(self, account_id: int, entries: Iterable[Entry]) -> None:
+        rows = [{"account_id": account_id, "at": e.at, "kind": str(e.kind), "unit": str(e.unit),
+                 "amount": e.amount, "bucket_id": e.bucket_id, "owner": e.owner,
+                 "line": e.line, "ref": e.ref, "note": e.note} for e in entries]
+        if rows:
+            self.conn.execute(insert(ledger_entries), rows)
+
+    def _upsert_buckets(self, account_id: int, changed: list[Bucket], known: dict,
+                        replayed: bool) -> None:
+        existing: set[str] = set(known)
+        if replayed:
+            existing = {r.id for r in self.conn.execute(
+                select(buckets.c.id).where(buckets.c.account_id == account_id))}
+        new_rows = []
+        for b in changed:
+            values = {"owner": b.owner, "unit": str(b.unit), "kind": str(b.kind),
+                      "granted": b.granted, "remaining": b.remaining, "valid_from": b.valid_from,
+                      "valid_until": b.valid_until, "priority": b.priority,
+                      "rollable": b.rollable, "origin": b.origin, "closed": b.closed}
+            if b.id in existing:
+                self.conn.execute(update(buckets).where(and_(
+                    buckets.c.account_id == account_id, buckets.c.id == b.id)).values(**values))
+            else:
+                new_rows.append({"account_id": account_id, "id": b.id, **values})
+        if new_rows:
+            self.conn.execute(insert(buckets), new_rows)
+        if replayed:
+            # Buckets the replay no longer has (a deposit that shrank to nothing) were
+            # adjusted to zero by the corrections; close them so they are never drawn.
+            gone = existing - {b.id for b in changed}
+            for bucket_id in sorted(gone):
+                self.conn.execute(update(buckets).where(and_(
+                    buckets.c.account_id == account_id, buckets.c.id == bucket_id))
+                    .values(remaining=0, closed=True))
+
+    def _upsert_counter(self, account_id: int, key: tuple, value: int) -> None:
+        cycle, line, unit, name = key
+        where = and_(counters.c.account_id == account_id, counters.c.cycle_start == cycle,
+                     counters.c.line == line, counters.c.unit == str(unit),
+                     counters.c.name == name)
+        if self.conn.execute(update(counters).where(where).values(value=value)).rowcount == 0:
+            self.conn.execute(insert(counters).values(
+                account_id=account_id, cycle_start=cycle, line=line, unit=str(unit), name=name,
+                value=value))
+
+    def _save_line(self, account_id: int, state: LineState) -> None:
+        if state.line == POOL:
+            self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
+                pool_plan_id=state.plan_id, pool_pending_plan=state.pending_plan,
+                pool_opened_at=state.opened_at))
+            return
+        self.conn.execute(update(lines).where(lines.c.id == state.line).values(
+            plan_id=state.plan_id, pending_plan=state.pending_plan,
+            limits={str(k): v for k, v in state.limits.items()}))
