@@ -9,8 +9,10 @@ after a boundary), so they commit too; reads in the past replay in memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -44,11 +46,23 @@ def _open_book(uow: UnitOfWork, account_id: int) -> tuple[AccountBook, dict]:
     return uow.accounts.load_book(account, uow.plans.all())
 
 
-def submit(engine: Engine, line_ident: str, make: callable) -> Recorded:
-    """Apply the input `make(line_id)` to the line's account, all or nothing."""
+def localizer(timezone: str) -> Callable[[datetime | None], datetime | None]:
+    """Instants without an offset are read in the account's timezone (as in scenarios)."""
+    tz = ZoneInfo(timezone)
+
+    def local(at: datetime | None) -> datetime | None:
+        if at is None:
+            return None
+        return (at.replace(tzinfo=tz) if at.tzinfo is None else at).astimezone(UTC)
+    return local
+
+
+def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
+    """Apply the input `make(line_id, local)` to the line's account, all or nothing."""
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
-        item: Input = make(row.id)
+        local = localizer(uow.accounts.account(row.account_id).timezone)
+        item: Input = make(row.id, local)
         if isinstance(item, Usage) and uow.accounts.event_exists(item.id):
             raise Duplicate(f"duplicate event {item.id!r}: already counted, not counted again")
         if isinstance(item, Gift):
@@ -75,23 +89,25 @@ def submit(engine: Engine, line_ident: str, make: callable) -> Recorded:
 def record_usage(engine: Engine, line: str, amount: int, at: datetime, received_at: datetime,
                  event_id: str, unit: Unit = Unit.DATA,
                  rating_group: str | None = None) -> Recorded:
-    return submit(engine, line, lambda lid: Usage(event_id, lid, at, amount, unit, rating_group,
-                                                  received_at))
+    return submit(engine, line, lambda lid, local: Usage(
+        event_id, lid, local(at), amount, unit, rating_group, local(received_at)))
 
 
 def top_up(engine: Engine, line: str, amount: int, at: datetime, valid_days: int | None,
            ref: str, unit: Unit = Unit.DATA) -> Recorded:
-    return submit(engine, line, lambda lid: TopUp(ref, lid, at, amount, unit, valid_days))
+    return submit(engine, line, lambda lid, local: TopUp(ref, lid, local(at), amount, unit,
+                                                         valid_days))
 
 
 def change_plan(engine: Engine, line: str, plan_id: str, effective: str, at: datetime,
                 ref: str) -> Recorded:
-    return submit(engine, line, lambda lid: ChangePlan(ref, lid, at, plan_id, effective))
+    return submit(engine, line, lambda lid, local: ChangePlan(ref, lid, local(at), plan_id,
+                                                              effective))
 
 
 def set_limit(engine: Engine, line: str, amount: int | None, at: datetime, ref: str) -> Recorded:
-    def make(lid: str) -> SetLimit:
-        return SetLimit(ref, lid, at, amount)
+    def make(lid: str, local) -> SetLimit:
+        return SetLimit(ref, lid, local(at), amount)
     with UnitOfWork(engine) as uow:
         row = _line(uow, line)
         if not row.member:
@@ -101,12 +117,13 @@ def set_limit(engine: Engine, line: str, amount: int | None, at: datetime, ref: 
 
 def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime,
          ref: str) -> Recorded:
-    return submit(engine, to_line, lambda lid: Gift(ref, from_line, lid, at, amount))
+    return submit(engine, to_line, lambda lid, local: Gift(ref, from_line, lid, local(at), amount))
 
 
 def _read(engine: Engine, line_ident: str, at: datetime, view):
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
+        at = localizer(uow.accounts.account(row.account_id).timezone)(at)
         if at < utc(row.opened_at):
             raise ServiceError(f"{at.isoformat()} is before line {row.id!r} started")
         book, snapshot = _open_book(uow, row.account_id)

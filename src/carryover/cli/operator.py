@@ -1,0 +1,234 @@
+"""Operator commands: init, accounts, lines, usage, top-ups, family, balance, statement, QoS."""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from carryover.cli import account_app, app, family_app, line_app, usage_app
+from carryover.cli.common import (
+    AtOption, JsonOption, amount, app_object, console, engine, fail, instant, print_json, run,
+)
+from carryover.domain.units import Unit, format_amount
+from carryover.services import ledger_ops, provisioning
+from carryover.store.schema import current_revision
+
+LineArg = Annotated[str, typer.Argument(metavar="LINE", help="Line id, MSISDN or IMSI.")]
+
+
+class UnitChoice(StrEnum):
+    DATA = "data"
+    VOICE = "voice"
+    SMS = "sms"
+
+
+def _ref(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+@app.command()
+def init(as_json: JsonOption = False) -> None:
+    """Create or migrate the database schema and load the presets."""
+    carry = app_object()
+    eng = engine()
+    revision = current_revision(eng)
+    if as_json:
+        print_json({"database": carry.settings.redacted_url(), "revision": revision})
+    else:
+        console.print(f"database ready: {carry.settings.redacted_url()} (schema {revision})")
+
+
+@account_app.command("create")
+def account_create(
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    cycle_day: Annotated[int, typer.Option("--cycle-day", metavar="D",
+                                           help="Bill-cycle day, 1..31.")],
+    timezone: Annotated[str, typer.Option("--timezone", metavar="TZ",
+                                          help="IANA timezone, e.g. America/New_York.")],
+    pool_plan: Annotated[str | None, typer.Option(
+        "--pool-plan", metavar="ID", help="Make a family account whose lines share this "
+        "plan's pool.")] = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an account; with --pool-plan its lines draw from a shared family pool."""
+    account_id = run(provisioning.create_account, engine(), name, cycle_day, timezone,
+                     instant(at), pool_plan, app_object().grace)
+    if as_json:
+        print_json({"id": account_id, "name": name, "cycle_day": cycle_day,
+                    "timezone": timezone, "pool_plan": pool_plan})
+    else:
+        console.print(f"account {name} created (id {account_id})")
+
+
+@line_app.command("create")
+def line_create(
+    account: Annotated[str, typer.Option("--account", metavar="NAME")],
+    msisdn: Annotated[str, typer.Option("--msisdn", metavar="E164")],
+    imsi: Annotated[str | None, typer.Option("--imsi", metavar="IMSI")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", metavar="ID",
+                                             help="Optional for a family member.")] = None,
+    start: Annotated[str | None, typer.Option("--start", metavar="ISO",
+                                              help="When the line starts. Default: now.")] = None,
+    line_id: Annotated[str | None, typer.Option("--id", metavar="ID",
+                                                help="Line id. Default: generated.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a line on a plan in an account."""
+    created = run(provisioning.create_line, engine(), account, msisdn, instant(start, "--start"),
+                  plan, imsi, line_id)
+    if as_json:
+        print_json({"id": created, "account": account, "msisdn": msisdn, "plan": plan})
+    else:
+        console.print(f"line {created} ({msisdn}) created in {account}")
+
+
+@usage_app.command("add")
+def usage_add(
+    line: LineArg,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="500MB, 90s, 3 ...")],
+    at: Annotated[str, typer.Option("--at", metavar="ISO", help="When the usage happened.")],
+    received_at: Annotated[str | None, typer.Option(
+        "--received-at", metavar="ISO",
+        help="When the network reported it (decides lateness). Default: now.")] = None,
+    event_id: Annotated[str | None, typer.Option(
+        "--event-id", metavar="ID", help="Counted once per id. Default: generated.")] = None,
+    rating_group: Annotated[str | None, typer.Option("--rating-group", metavar="G")] = None,
+    unit: Annotated[UnitChoice, typer.Option("--unit")] = UnitChoice.DATA,
+    as_json: JsonOption = False,
+) -> None:
+    """Record one usage event."""
+    size = amount(value, Unit(unit.value))
+    recorded = run(ledger_ops.record_usage, engine(), line, size, instant(at),
+                   instant(received_at, "--received-at"), event_id or _ref("ev"),
+                   Unit(unit.value), rating_group)
+    outcome = recorded.outcome
+    summary = {"line": recorded.line, "amount": size, "unit": unit.value, "late": outcome.late,
+               "corrected": outcome.replayed,
+               "debits": [{"bucket": e.bucket_id, "amount": e.amount} for e in outcome.entries
+                          if e.kind == "debit"],
+               "overage": sum(e.amount for e in outcome.entries if e.kind == "overage")}
+    if as_json:
+        print_json(summary)
+        return
+    late = " (late: rated at arrival)" if outcome.late else ""
+    console.print(f"recorded {format_amount(size, Unit(unit.value))} on {recorded.line}{late}")
+
+
+@app.command()
+def topup(
+    line: LineArg,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT")],
+    valid_days: Annotated[int, typer.Option("--valid-days", metavar="N", min=1)],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a top-up pass valid N days (stacked or merged per the plan)."""
+    size = amount(value)
+    recorded = run(ledger_ops.top_up, engine(), line, size, instant(at), valid_days, _ref("topup"))
+    if as_json:
+        print_json({"line": recorded.line, "amount": size, "valid_days": valid_days})
+    else:
+        console.print(f"top-up {format_amount(size)} for {valid_days} days on {recorded.line}")
+
+
+@family_app.command("limit")
+def family_limit(
+    line: LineArg,
+    value: Annotated[str, typer.Argument(metavar="AMOUNT", help="Per cycle, or 'none'.")],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cap what a member may take from the family pool per cycle."""
+    size = None if value.lower() == "none" else amount(value)
+    recorded = run(ledger_ops.set_limit, engine(), line, size, instant(at), _ref("limit"))
+    if as_json:
+        print_json({"line": recorded.line, "limit": size})
+    else:
+        console.print(f"limit of {recorded.line}: {format_amount(size)}")
+
+
+@family_app.command("gift")
+def family_gift(
+    from_line: Annotated[str, typer.Argument(metavar="FROM_LINE")],
+    to_line: Annotated[str, typer.Argument(metavar="TO_LINE")],
+    value: Annotated[str, typer.Argument(metavar="AMOUNT")],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Gift rollover or top-up bytes to another line of the same account."""
+    size = amount(value)
+    recorded = run(ledger_ops.gift, engine(), from_line, to_line, size, instant(at), _ref("gift"))
+    if as_json:
+        print_json({"from": from_line, "to": recorded.line, "amount": size})
+    else:
+        console.print(f"gifted {format_amount(size)} from {from_line} to {recorded.line}")
+
+
+@app.command()
+def balance(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> None:
+    """What the line can use at an instant, bucket by bucket (the simulate check object)."""
+    view = run(ledger_ops.balance, engine(), line, instant(at))
+    if as_json:
+        print_json(view)
+        return
+    table = Table(title=f"{view['line']} at {view['at']}")
+    for col in ("kind", "unit", "owner", "remaining", "valid until"):
+        table.add_column(col)
+    for b in view["buckets"]:
+        table.add_row(b["kind"], b["unit"], b["owner"],
+                      format_amount(b["remaining"], Unit(b["unit"])), b["valid_until"] or "-")
+    console.print(table)
+    available = ", ".join(f"{u}: {format_amount(v, Unit(u))}" for u, v in view["available"].items())
+    qos = view["qos"]
+    speed = f" at {qos['max_downlink_kbps']} kbps" if qos["max_downlink_kbps"] is not None else ""
+    console.print(f"available {available}; QoS {qos['state']}{speed}")
+
+
+@app.command()
+def statement(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> None:
+    """Explain every byte of the cycle containing --at; totals reconcile to zero."""
+    stmt = run(ledger_ops.statement, engine(), line, instant(at))
+    data = stmt.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    for unit, s in stmt.units.items():
+        table = Table(title=f"{stmt.line} {unit} {data['cycle']['start']} .. {data['cycle']['end']}")
+        table.add_column("item")
+        table.add_column("amount", justify="right")
+        rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),
+                ("balance check (0 = reconciled)", s.balance_check), ("used", s.used),
+                ("from own buckets", s.debited_own), ("from the pool", s.debited_pool),
+                ("overage", s.overage), ("usage check (0 = reconciled)", s.usage_check)]
+        for label, value in rows:
+            table.add_row(label.replace("_", " "), format_amount(value, unit))
+        if s.charge:
+            table.add_row("overage charge", s.charge)
+        console.print(table)
+    if any(s.balance_check or s.usage_check for s in stmt.units.values()):  # pragma: no cover
+        fail("statement does not reconcile: this is a bug, please report it")
+
+
+@app.command()
+def qos(
+    line: LineArg,
+    at: AtOption = None,
+    rating_group: Annotated[str | None, typer.Option("--rating-group", metavar="G")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The QoS decision for the packet core: normal, deprioritized, throttled or blocked."""
+    decision = run(ledger_ops.qos_at, engine(), line, instant(at), rating_group)
+    if as_json:
+        print_json(decision.as_dict())
+        return
+    speed = (f" (max {decision.max_downlink_kbps} kbps)"
+             if decision.max_downlink_kbps is not None else "")
+    console.print(f"{decision.state}{speed}")
+
+
+__all__ = ["fail"]

@@ -1,0 +1,154 @@
+"""`carryover plan ...`: the plan catalog in the database, and changing a line's plan."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from carryover.cli import plan_app
+from carryover.cli.common import (
+    AtOption, JsonOption, console, engine, fail, instant, print_json, run,
+)
+from carryover.domain.plans import Plan
+from carryover.domain.units import Unit, format_amount
+from carryover.plan_files import PlanFileError, load_plan_file
+from carryover.services import catalog, ledger_ops
+from carryover.store.uow import UnitOfWork
+
+
+class Effective(StrEnum):
+    NOW = "now"
+    NEXT_CYCLE = "next-cycle"
+
+
+def plan_dict(plan: Plan) -> dict:
+    rollover = plan.rollover
+    return {
+        "id": plan.id,
+        "name": plan.name,
+        "kind": str(plan.kind),
+        "allowance": {str(u): a for u, a in plan.allowances.items()},
+        "priorities": {str(k): v for k, v in sorted(plan.priorities.items(),
+                                                     key=lambda kv: (kv[1], kv[0]))},
+        "rollover": None if rollover is None else {
+            "kinds": sorted(str(k) for k in rollover.kinds),
+            "per_cycle_cap": "allowance" if rollover.cap_is_allowance else rollover.per_cycle_cap,
+            "stash_cap": rollover.stash_cap,
+            "lifetime": ({"months": rollover.lifetime_months} if rollover.lifetime_months
+                         else {"cycles": rollover.lifetime_cycles}),
+            "rolls_again": rollover.rolls_again,
+            "forfeit_on_plan_change": rollover.forfeit_on_plan_change,
+        },
+        "overage": {
+            "action": str(plan.overage.action),
+            "kbps": plan.overage.throttle_kbps,
+            "price": None if plan.overage.price is None else str(plan.overage.price),
+            "currency": plan.overage.currency,
+            "per": plan.overage.increment if plan.overage.price is not None else None,
+        },
+        "unlimited": None if plan.unlimited is None else {
+            "premium": plan.unlimited.premium_threshold,
+            "after_premium": plan.unlimited.after_premium,
+            "hotspot": plan.unlimited.hotspot_allowance,
+            "hotspot_kbps": plan.unlimited.hotspot_kbps,
+        },
+        "pack_validity_days": plan.pack_validity_days,
+        "topup_mode": str(plan.topup_mode),
+    }
+
+
+def _catalog() -> dict[str, Plan]:
+    with UnitOfWork(engine()) as uow:
+        return catalog.all_plans(uow)
+
+
+@plan_app.command("list")
+def plan_list(as_json: JsonOption = False) -> None:
+    """List the plans in the database: the presets and every plan file loaded."""
+    plans = _catalog()
+    if as_json:
+        print_json([plan_dict(p) for p in plans.values()])
+        return
+    table = Table(title="Plans")
+    for col in ("id", "kind", "allowance", "after all data"):
+        table.add_column(col)
+    for plan in plans.values():
+        allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
+                              for u, a in plan.allowances.items())
+        after = str(plan.overage.action)
+        if plan.overage.throttle_kbps:
+            after += f" {plan.overage.throttle_kbps} kbps"
+        table.add_row(plan.id, str(plan.kind), allowance, after)
+    console.print(table)
+
+
+@plan_app.command("show")
+def plan_show(
+    plan_id: Annotated[str, typer.Argument(metavar="ID", help="A plan id or a plan file path.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one plan: allowance, priorities, rollover, overage."""
+    if Path(plan_id).suffix in (".yaml", ".yml"):
+        try:
+            plan = load_plan_file(plan_id)
+        except PlanFileError as exc:
+            fail(exc.lines)
+    else:
+        plans = _catalog()
+        if plan_id not in plans:
+            fail(f"unknown plan {plan_id!r}; `carryover plan list` shows the known ones")
+        plan = plans[plan_id]
+    data = plan_dict(plan)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"{plan.name} ({plan.id})", show_header=False)
+    for key, value in data.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)
+
+
+@plan_app.command("load")
+def plan_load(
+    path: Annotated[Path, typer.Argument(metavar="FILE.yaml", help="A plan file "
+                                         "(docs/plan-files.md).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a plan file and store it; a plan with the same id is replaced."""
+    eng = engine()
+    try:
+        with UnitOfWork(eng) as uow:
+            plan = catalog.load_plan(uow, path, instant(None))
+            uow.commit()
+    except PlanFileError as exc:
+        fail(exc.lines)
+    if as_json:
+        print_json(plan_dict(plan))
+    else:
+        console.print(f"loaded plan [bold]{plan.id}[/bold] from {path}")
+
+
+@plan_app.command("change")
+def plan_change(
+    line: Annotated[str, typer.Argument(metavar="LINE", help="Line id or MSISDN.")],
+    plan: Annotated[str, typer.Argument(metavar="PLAN", help="The new plan's id.")],
+    effective: Annotated[Effective, typer.Option(
+        help="now: prorated new allowance for the rest of the cycle; next-cycle: at the "
+             "next boundary.")],
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a line to another plan, now or at the next cycle."""
+    when = instant(at)
+    recorded = run(ledger_ops.change_plan, engine(), line, plan,
+                   effective.value.replace("-", "_"), when, f"plan-{uuid.uuid4().hex[:12]}")
+    if as_json:
+        print_json({"line": recorded.line, "plan": plan, "effective": effective.value})
+    else:
+        console.print(f"line {recorded.line}: plan {plan} ({effective.value})")
