@@ -13,6 +13,7 @@ from carryover.docs_cli import render
 
 GB = 1024**3
 runner = CliRunner()
+ONE = "lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - "
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,17 +56,17 @@ events:
     [
         ("lines: {a: {plan: no-such-plan}}\nevents: []",
          ["lines.a.plan: unknown plan 'no-such-plan'"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {at: 2026-01-02T00:00, line: zed, usage: 1GB}",
+        (ONE + "{at: 2026-01-02T00:00, line: zed, usage: 1GB}",
          ["events[0].line: unknown line 'zed'"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {at: 2025-12-31T00:00, line: a, usage: 1GB}",
+        (ONE + "{at: 2025-12-31T00:00, line: a, usage: 1GB}",
          ["events[0].at: 2025-12-31T00:00 is before the scenario's start"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {at: 2026-01-02T00:00, line: a, usage: -1GB}",
+        (ONE + "{at: 2026-01-02T00:00, line: a, usage: -1GB}",
          ["events[0].usage: '-1GB' is negative"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {at: 2026-02-30T00:00, line: a, usage: 1GB}",
+        (ONE + "{at: 2026-02-30T00:00, line: a, usage: 1GB}",
          ["events[0].at: '2026-02-30T00:00' is not an instant"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {line: a, usage: 1GB}",
+        (ONE + "{line: a, usage: 1GB}",
          ["events[0].at: missing field"]),
-        ("lines: {a: {plan: travel-5gb-30d}}\nevents:\n  - {at: 2026-01-02T00:00, line: a, usage: 10 GBs}",
+        (ONE + "{at: 2026-01-02T00:00, line: a, usage: 10 GBs}",
          ["events[0].usage: '10 GBs' is not an amount"]),
     ],
 )

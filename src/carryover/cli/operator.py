@@ -11,7 +11,16 @@ from rich.table import Table
 
 from carryover.cli import account_app, app, family_app, line_app, usage_app
 from carryover.cli.common import (
-    AtOption, JsonOption, amount, app_object, console, engine, fail, instant, print_json, run,
+    AtOption,
+    JsonOption,
+    amount,
+    app_object,
+    console,
+    engine,
+    fail,
+    instant,
+    print_json,
+    run,
 )
 from carryover.domain.units import Unit, format_amount
 from carryover.services import ledger_ops, provisioning
@@ -198,7 +207,8 @@ def statement(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -
         print_json(data)
         return
     for unit, s in stmt.units.items():
-        table = Table(title=f"{stmt.line} {unit} {data['cycle']['start']} .. {data['cycle']['end']}")
+        cycle = data["cycle"]
+        table = Table(title=f"{stmt.line} {unit} {cycle['start']} .. {cycle['end']}")
         table.add_column("item")
         table.add_column("amount", justify="right")
         rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from carryover.cli import plan_app
 from carryover.cli.common import (
-    AtOption, JsonOption, console, engine, fail, instant, print_json, run,
+    AtOption,
+    JsonOption,
+    console,
+    engine,
+    fail,
+    instant,
+    print_json,
+    run,
 )
 from carryover.domain.plans import Plan
 from carryover.domain.units import Unit, format_amount
