@@ -85,11 +85,14 @@ def line_create(
                                               help="When the line starts. Default: now.")] = None,
     line_id: Annotated[str | None, typer.Option("--id", metavar="ID",
                                                 help="Line id. Default: generated.")] = None,
+    member: Annotated[bool | None, typer.Option(
+        "--member/--no-member", help="Draw from the account's family pool. Default: yes in "
+        "a family account.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a line on a plan in an account."""
     created = run(provisioning.create_line, engine(), account, msisdn, instant(start, "--start"),
-                  plan, imsi, line_id)
+                  plan, imsi, line_id, member)
     if as_json:
         print_json({"id": created, "account": account, "msisdn": msisdn, "plan": plan})
     else:

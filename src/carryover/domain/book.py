@@ -86,6 +86,9 @@ class AccountBook:
         # (cycle start, line, unit, counter) -> amount; counters: used, overage, hotspot, pool
         self.counters: dict[tuple, int] = defaultdict(int)
         self.cycle_start: datetime | None = None
+        # The latest instant at which anything but usage changed the buckets: usage
+        # after it commutes (see _commutes).
+        self.segment_start: datetime | None = None
         self.cycle_end: datetime | None = None
         self.until: datetime | None = None
         self.last_key: tuple | None = None
@@ -131,7 +134,7 @@ class AccountBook:
             key > self.last_key and (self.until is None or at >= self.until))
         before = len(self.entries)
         try:
-            if in_order:
+            if in_order or self._commutes(item, at):
                 self._apply(item, strict=True)
             else:
                 self._replay_with(item)
@@ -139,6 +142,20 @@ class AccountBook:
             return Outcome("rejected", reason=str(exc))
         return Outcome("accepted", late=late, replayed=not in_order,
                        entries=tuple(self.entries[before:]))
+
+    def _commutes(self, item: Input, at: datetime) -> bool:
+        """Whether an out-of-order input may be applied in place, with no replay.
+
+        Usage drained greedily through a queue that does not change gives each bucket
+        the same total whatever the order of the events (the prefix-sum argument of
+        rating.py). So a usage event that sorts before the frontier but after the last
+        breakpoint (boundary, expiry, grant, plan change: anything but usage) leaves
+        the balances exactly as a full replay would. Pools are left out: with several
+        members the order decides which line's usage becomes overage or hits a limit.
+        """
+        return (isinstance(item, Usage) and POOL not in self.lines
+                and self.segment_start is not None and at >= self.segment_start
+                and self.cycle_start is not None and at >= self.cycle_start)
 
     def _check(self, item: Input) -> None:
         """Checks that need no fold: known line and plan, sane instants and amounts."""
@@ -166,7 +183,10 @@ class AccountBook:
             raise Refused("a line cannot gift to itself")
 
     def _replay_with(self, item: Input) -> None:
-        history = self.all_inputs()
+        # A store may already hold the new input (usage is inserted first, so its unique
+        # id is the duplicate check); it must be folded once.
+        history = [i for i in self.all_inputs()
+                   if not (type(i) is type(item) and i.id == item.id)]
         fresh = AccountBook(self.calendar, self.plans, self.grace)
         for earlier in sorted([*history, item],
                               key=lambda i: order_key(i, self.calendar, self.grace)):
@@ -181,7 +201,7 @@ class AccountBook:
         fresh.entries = self.entries + corrections
         # Adopt the replay's state wholesale: the balances are the replay's by definition.
         for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
-                     "until", "last_key", "seen_usage"):
+                     "until", "last_key", "seen_usage", "segment_start"):
             setattr(self, name, getattr(fresh, name))
         if self.history is None:
             self.applied = fresh.applied
@@ -207,10 +227,16 @@ class AccountBook:
                     state.limits.pop(item.unit, None)
                 else:
                     state.limits[item.unit] = item.amount
-        self.last_key = order_key(item, self.calendar, self.grace)
+        key = order_key(item, self.calendar, self.grace)
+        self.last_key = key if self.last_key is None else max(self.last_key, key)
         self.until = at if self.until is None else max(self.until, at)
+        if not isinstance(item, Usage):
+            self.mark_segment(at)
         if self.history is None:
             self.applied.append(item)
+
+    def mark_segment(self, at: datetime) -> None:
+        self.segment_start = at if self.segment_start is None else max(self.segment_start, at)
 
     # ---- time --------------------------------------------------------------------
     def advance_to(self, t: datetime) -> None:
@@ -322,11 +348,12 @@ class AccountBook:
             self.entries.append(Entry(at, EntryKind.OVERAGE, item.unit, overage, None, item.line,
                                       item.line, item.id))
         self.seen_usage.add(item.id)
-        self.counters[(cycle, item.line, item.unit, "used")] += item.amount
-        self.counters[(cycle, item.line, item.unit, "overage")] += overage
-        self.counters[(cycle, item.line, item.unit, "pool")] += int(result.pool_taken[0])
-        if item.rating_group == HOTSPOT:
-            self.counters[(cycle, item.line, item.unit, "hotspot")] += item.amount
+        # Only counters that move are touched: an absent counter reads as zero.
+        for name, value in (("used", item.amount), ("overage", overage),
+                            ("pool", int(result.pool_taken[0])),
+                            ("hotspot", item.amount if item.rating_group == HOTSPOT else 0)):
+            if value:
+                self.counters[(cycle, item.line, item.unit, name)] += value
 
     # ---- helpers shared with boundary and views ------------------------------------
     def own_buckets(self, owner: str, unit: Unit, at: datetime) -> list[Bucket]:

@@ -43,6 +43,7 @@ def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref
 
 
 def expire_due(book: AccountBook, at: datetime) -> None:
+    book.mark_segment(at)
     for bucket in in_consumption_order(book.buckets.values()):
         if not bucket.closed and bucket.valid_until is not None and bucket.valid_until <= at:
             _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, f"expiry@{_stamp(at)}")
@@ -50,6 +51,7 @@ def expire_due(book: AccountBook, at: datetime) -> None:
 
 def close_cycle(book: AccountBook, boundary: datetime) -> None:
     ref = f"boundary@{_stamp(boundary)}"
+    book.mark_segment(boundary)
     live = [b for b in book.buckets.values() if not b.closed]
     sources = [b for b in live if b.rollable and b.valid_until == boundary]
     source_ids = {b.id for b in sources}
@@ -141,8 +143,13 @@ def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: date
             # Prorate by the microseconds left in the cycle, rounding down: never grant
             # more than the plan allows.
             granted = amount * ((end - cycle_from) // _US) // ((end - start) // _US)
+        bucket_id = f"{owner}/{unit}/allowance/{_stamp(cycle_from)}"
+        if bucket_id in book.buckets:
+            # A plan change in the very second of another grant: the input keeps it apart,
+            # and a replay makes the same choice because it folds the same inputs in order.
+            bucket_id += f"~{ref}"
         bucket = Bucket(
-            id=f"{owner}/{unit}/allowance/{_stamp(cycle_from)}", owner=owner, unit=unit,
+            id=bucket_id, owner=owner, unit=unit,
             kind=BucketKind.ALLOWANCE, granted=granted, valid_from=at, valid_until=end,
             priority=plan.priority(BucketKind.ALLOWANCE),
             rollable=amount is not None and plan.rolls(BucketKind.ALLOWANCE), origin=ref,

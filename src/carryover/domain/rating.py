@@ -78,8 +78,8 @@ def drain(
     # bounded by real usage instead of adding up UNLIMITED sentinels past int64.
     run_demand = demand[runs]
     usable = np.minimum(left, run_demand)
-    has_pool = pooled is not None and pool_cap is not None and bool(pooled.any())
-    if has_pool:
+    has_pool = pooled is not None and bool(pooled.any())
+    if has_pool and pool_cap is not None:
         cap = np.asarray(pool_cap, dtype=I64)[runs]
         pool_left = np.where(pooled, np.minimum(usable, cap), 0)
         pool_before = _exclusive_group_cumsum(pool_left, ptr, runs)

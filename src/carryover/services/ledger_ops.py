@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carryover.domain.book import AccountBook, Outcome
 from carryover.domain.buckets import POOL
+from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Usage
 from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
@@ -61,10 +62,17 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
     """Apply the input `make(line_id, local)` to the line's account, all or nothing."""
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
-        local = localizer(uow.accounts.account(row.account_id).timezone)
-        item: Input = make(row.id, local)
-        if isinstance(item, Usage) and uow.accounts.event_exists(item.id):
-            raise Duplicate(f"duplicate event {item.id!r}: already counted, not counted again")
+        item: Input = make(row.id, localizer(row.timezone))
+        if isinstance(item, Usage):
+            # The unique event id is the duplicate check: inserting the event first costs
+            # no extra query, and a racing writer with the same id waits, then fails here.
+            try:
+                uow.accounts.record(row.account_id, item,
+                                    CycleCalendar(row.cycle_day, row.timezone),
+                                    timedelta(seconds=row.grace_seconds))
+            except IntegrityError as exc:
+                raise Duplicate(f"duplicate event {item.id!r}: already counted, "
+                                "not counted again") from exc
         if isinstance(item, Gift):
             giver = _line(uow, item.from_line)
             if giver.account_id != row.account_id:
@@ -77,12 +85,9 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
         if outcome.status == "duplicate":  # pragma: no cover - the query above sees it first
             raise Duplicate(outcome.reason or "duplicate")
         uow.accounts.save_book(row.account_id, book, snapshot)
-        uow.accounts.record(row.account_id, item, book.calendar, book.grace)
-        try:
-            uow.commit()
-        except IntegrityError as exc:
-            # Two writers raced on one event id: the other one counted it.
-            raise Duplicate(f"duplicate event {item.id!r}: already counted") from exc
+        if not isinstance(item, Usage):
+            uow.accounts.record(row.account_id, item, book.calendar, book.grace)
+        uow.commit()
         return Recorded(row.id, outcome)
 
 
@@ -123,7 +128,7 @@ def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime
 def _read(engine: Engine, line_ident: str, at: datetime, view):
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
-        at = localizer(uow.accounts.account(row.account_id).timezone)(at)
+        at = localizer(row.timezone)(at)
         if at < utc(row.opened_at):
             raise ServiceError(f"{at.isoformat()} is before line {row.id!r} started")
         book, snapshot = _open_book(uow, row.account_id)

@@ -56,7 +56,8 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
 
 def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
                 plan_id: str | None = None, imsi: str | None = None,
-                line_id: str | None = None) -> str:
+                line_id: str | None = None, member: bool | None = None) -> str:
+    """Open a line; in a family account it draws from the pool unless member is False."""
     msisdn = msisdn.strip()
     if not E164.fullmatch(msisdn):
         raise ServiceError(f"MSISDN {msisdn!r} is not an E.164 number such as +14155550100")
@@ -73,7 +74,9 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
         plans = uow.plans.all()
         if plan_id is not None and plan_id not in plans:
             raise NotFound(f"unknown plan {plan_id!r}")
-        member = row.pool_plan_id is not None
+        if member and row.pool_plan_id is None:
+            raise ServiceError(f"account {account!r} has no family pool to be a member of")
+        member = row.pool_plan_id is not None if member is None else member
         if plan_id is None and not member:
             raise ServiceError("a line outside a family pool needs --plan")
         if uow.accounts.find_line(msisdn) is not None:

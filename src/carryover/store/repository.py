@@ -13,11 +13,15 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook, LineState
 from carryover.domain.buckets import POOL, Bucket
@@ -28,8 +32,37 @@ from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
 from carryover.store import codec
 from carryover.store.tables import (
-    accounts, buckets, counters, inputs, ledger_entries, lines, plans, usage_events,
+    accounts,
+    buckets,
+    counters,
+    inputs,
+    ledger_entries,
+    lines,
+    plans,
+    usage_events,
 )
+
+# The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
+# on the object, so reusing them skips most of the per-call construction cost.
+_FIND_LINE = select(
+    lines, accounts.c.timezone, accounts.c.cycle_day, accounts.c.grace_seconds,
+).join(accounts, accounts.c.id == lines.c.account_id).where(
+    lines.c.id.in_(bindparam("ids", expanding=True))
+    | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
+    | (lines.c.imsi == bindparam("imsi"))).order_by(lines.c.id)
+_ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update()
+_ACCOUNT_LINES = select(lines).where(lines.c.account_id == bindparam("account_id")).order_by(
+    lines.c.id)
+_LIVE_BUCKETS = select(buckets).where(and_(
+    buckets.c.account_id == bindparam("account_id"), buckets.c.closed.is_(False)))
+_CYCLE_COUNTERS = select(counters).where(and_(
+    counters.c.account_id == bindparam("account_id"),
+    counters.c.cycle_start == bindparam("cycle_start")))
+_UPDATE_BUCKET = update(buckets).where(and_(
+    buckets.c.account_id == bindparam("b_account"), buckets.c.id == bindparam("b_id")))
+_UPDATE_CURSOR = update(accounts).where(accounts.c.id == bindparam("account_id")).values(
+    version=accounts.c.version + 1)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -37,6 +70,12 @@ def utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=1024)
+def _parsed(body: str) -> Plan:
+    """Plans are re-validated when read; the same stored body always means the same Plan."""
+    return plan_from_mapping(json.loads(body))
 
 
 def _bucket_state(b: Bucket) -> tuple:
@@ -58,7 +97,7 @@ class PlanRepository:
 
     def all(self) -> dict[str, Plan]:
         rows = self.conn.execute(select(plans.c.id, plans.c.body).order_by(plans.c.id))
-        return {row.id: plan_from_mapping(row.body) for row in rows}
+        return {row.id: _parsed(json.dumps(row.body, sort_keys=True)) for row in rows}
 
     def sources(self) -> dict[str, str]:
         return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
@@ -80,32 +119,29 @@ class AccountRepository:
         return self.conn.execute(select(accounts).where(accounts.c.name == name)).first()
 
     def account(self, account_id: int) -> Any:
-        return self.conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+        return self.conn.execute(_ACCOUNT, {"account_id": account_id}).first()
 
     def lock_account(self, account_id: int) -> Any:
-        query = select(accounts).where(accounts.c.id == account_id)
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return self.conn.execute(query).first()
+        locking = self.conn.dialect.name == "postgresql"
+        query = _ACCOUNT_FOR_UPDATE if locking else _ACCOUNT
+        return self.conn.execute(query, {"account_id": account_id}).first()
 
     def find_line(self, ident: str) -> Any:
-        """A line by id, MSISDN (with or without +) or IMSI."""
-        candidates = {ident, ident.lstrip("+"), "+" + ident.lstrip("+")}
-        query = select(lines).where(
-            lines.c.id.in_(candidates) | lines.c.msisdn.in_(candidates) | (lines.c.imsi == ident))
-        rows = self.conn.execute(query.order_by(lines.c.id)).all()
+        """A line by id, MSISDN (with or without +) or IMSI, with its account's calendar."""
+        candidates = sorted({ident, ident.lstrip("+"), "+" + ident.lstrip("+")})
+        rows = self.conn.execute(_FIND_LINE, {"ids": candidates, "msisdns": candidates,
+                                              "imsi": ident}).all()
         return rows[0] if rows else None
 
     def insert_line(self, **values: Any) -> None:
         self.conn.execute(insert(lines).values(**values))
 
     def account_lines(self, account_id: int) -> list[Any]:
-        return list(self.conn.execute(
-            select(lines).where(lines.c.account_id == account_id).order_by(lines.c.id)))
+        return list(self.conn.execute(_ACCOUNT_LINES, {"account_id": account_id}))
 
     def event_exists(self, event_id: str) -> bool:
-        return self.conn.execute(
-            select(usage_events.c.seq).where(usage_events.c.event_id == event_id)).first() is not None
+        query = select(usage_events.c.seq).where(usage_events.c.event_id == event_id)
+        return self.conn.execute(query).first() is not None
 
     # ---- inputs ---------------------------------------------------------------------
     def record(self, account_id: int, item: Input, calendar: CycleCalendar,
@@ -162,6 +198,7 @@ class AccountRepository:
         book.cycle_start = utc(account.cycle_start)
         book.cycle_end = utc(account.cycle_end)
         book.until = utc(account.until)
+        book.segment_start = utc(account.segment_start)
         if account.last_key is not None:
             at, rank, ident = account.last_key
             book.last_key = (datetime.fromisoformat(at), rank, ident)
@@ -172,17 +209,15 @@ class AccountRepository:
             book.lines[row.id] = LineState(
                 row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
                 {Unit(k): v for k, v in (row.limits or {}).items()})
-        for row in self.conn.execute(select(buckets).where(and_(
-                buckets.c.account_id == account.id, buckets.c.closed.is_(False)))):
+        for row in self.conn.execute(_LIVE_BUCKETS, {"account_id": account.id}):
             book.buckets[row.id] = Bucket(
                 id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
                 granted=row.granted, valid_from=utc(row.valid_from),
                 valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
                 origin=row.origin, remaining=row.remaining, closed=row.closed)
         if book.cycle_start is not None:
-            for row in self.conn.execute(select(counters).where(and_(
-                    counters.c.account_id == account.id,
-                    counters.c.cycle_start == book.cycle_start.isoformat()))):
+            for row in self.conn.execute(_CYCLE_COUNTERS, {
+                    "account_id": account.id, "cycle_start": book.cycle_start.isoformat()}):
                 book.counters[(row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         book.history = lambda: self.history(account.id)
         book.booked_totals = lambda: self.booked_totals(account.id)
@@ -208,10 +243,11 @@ class AccountRepository:
                                                dict(state.limits)):
                 self._save_line(account_id, state)
         key = book.last_key
-        self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(
-            cycle_start=book.cycle_start, cycle_end=book.cycle_end, until=book.until,
-            last_key=None if key is None else [key[0].isoformat(), key[1], key[2]],
-            version=accounts.c.version + 1))
+        self.conn.execute(_UPDATE_CURSOR, {
+            "account_id": account_id, "cycle_start": book.cycle_start,
+            "cycle_end": book.cycle_end, "until": book.until,
+            "segment_start": book.segment_start,
+            "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
 
     def _append_entries(self, account_id: int, entries: Iterable[Entry]) -> None:
         rows = [{"account_id": account_id, "at": e.at, "kind": str(e.kind), "unit": str(e.unit),
@@ -233,8 +269,8 @@ class AccountRepository:
                       "valid_until": b.valid_until, "priority": b.priority,
                       "rollable": b.rollable, "origin": b.origin, "closed": b.closed}
             if b.id in existing:
-                self.conn.execute(update(buckets).where(and_(
-                    buckets.c.account_id == account_id, buckets.c.id == b.id)).values(**values))
+                self.conn.execute(_UPDATE_BUCKET, {"b_account": account_id, "b_id": b.id,
+                                                   **values})
             else:
                 new_rows.append({"account_id": account_id, "id": b.id, **values})
         if new_rows:
@@ -250,13 +286,13 @@ class AccountRepository:
 
     def _upsert_counter(self, account_id: int, key: tuple, value: int) -> None:
         cycle, line, unit, name = key
-        where = and_(counters.c.account_id == account_id, counters.c.cycle_start == cycle,
-                     counters.c.line == line, counters.c.unit == str(unit),
-                     counters.c.name == name)
-        if self.conn.execute(update(counters).where(where).values(value=value)).rowcount == 0:
-            self.conn.execute(insert(counters).values(
-                account_id=account_id, cycle_start=cycle, line=line, unit=str(unit), name=name,
-                value=value))
+        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(counters).values(
+            account_id=account_id, cycle_start=cycle, line=line, unit=str(unit), name=name,
+            value=value)
+        self.conn.execute(statement.on_conflict_do_update(
+            index_elements=["account_id", "cycle_start", "line", "unit", "name"],
+            set_={"value": value}))
 
     def _save_line(self, account_id: int, state: LineState) -> None:
         if state.line == POOL:

@@ -14,8 +14,19 @@ Instants are stored as timezone-aware timestamps (UTC); amounts as BigInteger.
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
-    Table, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(naming_convention={
@@ -51,6 +62,7 @@ accounts = Table(
     Column("cycle_start", Instant),
     Column("cycle_end", Instant),
     Column("until", Instant),
+    Column("segment_start", Instant),
     Column("last_key", JSON),
     Column("version", Integer, nullable=False, default=0),
 )

@@ -1,0 +1,99 @@
+"""Settings: where the data lives and how the engine behaves, read from the environment.
+
+Every setting has an environment variable `CARRYOVER_<NAME>` and may also come
+from a `.env` file in the working directory; the environment wins over the file.
+docs/configuration.md documents each one, and a test keeps the two in step.
+
+The database URL may hold a password, so it never appears in a repr or a log:
+print `settings.redacted_url()` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite:///./carryover.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_SECRET_QUERY_KEYS = frozenset({"password", "passfile", "sslpassword", "sslkey"})
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one carryover process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CARRYOVER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,  # a rejected URL may carry a password
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the database: sqlite:///path or "
+                    "postgresql+psycopg://user:password@host:port/dbname.",
+    )
+    grace_hours: int = Field(
+        default=48, ge=0,
+        description="Hours after a cycle boundary during which late usage is still rated "
+                    "in its own cycle (DESIGN 1.5).",
+    )
+    echo_sql: bool = Field(default=False, description="Log every SQL statement (debugging).")
+    sqlite_busy_timeout: float = Field(
+        default=30.0, gt=0,
+        description="Seconds a SQLite writer waits for another writer before giving up.",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; expected sqlite:///path or "
+                "postgresql+psycopg://user@host/dbname") from None
+        if url.get_backend_name() not in SUPPORTED_BACKENDS:
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r} in "
+                f"{redact_url(url)}; use sqlite or postgresql")
+        return value
+
+    def redacted_url(self) -> str:
+        """The database URL with any password replaced by ***, safe to print."""
+        return redact_url(self.database_url)
+
+    @property
+    def grace_seconds(self) -> int:
+        return self.grace_hours * 3600
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (self.redacted_url() if name == "database_url" else value)
+
+
+def redact_url(url: str | URL) -> str:
+    """Render a database URL with its password (and password-like query keys) hidden."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<unparseable database URL>"
+    secret = {key: "***" for key in parsed.query if key.lower() in _SECRET_QUERY_KEYS}
+    if secret:
+        parsed = parsed.update_query_dict(secret)
+    return parsed.render_as_string(hide_password=True)
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the settings now (environment, then `.env`, then defaults).
+
+    Not cached: it is cheap, and tests and the CLI runner change the environment
+    between calls. Keyword overrides win over every source.
+    """
+    return Settings(**overrides)
