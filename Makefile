@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 $(VENV): $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/carryover simulate examples/tmobile-data-stash.yaml
+	$(BIN)/carryover demo
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

@@ -245,3 +245,16 @@ def qos(
 
 
 __all__ = ["fail"]
+
+
+@app.command()
+def demo(
+    database: Annotated[str, typer.Option(
+        "--database", metavar="URL", help="Where to build the demo (recreated each run).")]
+        = "sqlite:///./carryover-demo.db",
+    as_json: JsonOption = False,
+) -> None:
+    """Build a fresh demo database: 50 subscribers, three months of usage, and a report."""
+    from carryover.cli.demo_view import show_demo
+
+    show_demo(database, as_json)

@@ -101,8 +101,11 @@ class AccountBook:
         self.replayed = False  # set when a replay replaced the state wholesale
 
     def all_inputs(self) -> list[Input]:
-        """Every input this book has folded, in arrival order."""
-        return self.history() if self.history is not None else list(self.applied)
+        """Every input this book has folded: what a store holds, then this session's."""
+        if self.history is None:
+            return list(self.applied)
+        mine = {(type(i), i.id) for i in self.applied}
+        return [i for i in self.history() if (type(i), i.id) not in mine] + self.applied
 
     # ---- plans -------------------------------------------------------------------
     def plan(self, plan_id: str | None) -> Plan | None:
@@ -192,8 +195,10 @@ class AccountBook:
                               key=lambda i: order_key(i, self.calendar, self.grace)):
             fresh._apply(earlier, strict=earlier is item)
         fresh.advance_to(max(self.until, effective_instant(item, self.calendar, self.grace)[0]))
-        fresh.applied = [*history, item]
-        booked = self.booked_totals() if self.booked_totals is not None else totals(self.entries)
+        booked = totals(self.entries)  # this session's entries, not yet stored
+        if self.booked_totals is not None:
+            for key, value in self.booked_totals().items():
+                booked[key] += value
         corrections = correction_entries(
             booked, totals(fresh.entries), arrival_instant(item), item.id,
             note=f"replayed after {item.id} arrived out of order",
@@ -203,8 +208,7 @@ class AccountBook:
         for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
                      "until", "last_key", "seen_usage", "segment_start"):
             setattr(self, name, getattr(fresh, name))
-        if self.history is None:
-            self.applied = fresh.applied
+        self.applied.append(item)
         self.replayed = True
 
     def _apply(self, item: Input, strict: bool) -> None:
@@ -232,8 +236,7 @@ class AccountBook:
         self.until = at if self.until is None else max(self.until, at)
         if not isinstance(item, Usage):
             self.mark_segment(at)
-        if self.history is None:
-            self.applied.append(item)
+        self.applied.append(item)
 
     def mark_segment(self, at: datetime) -> None:
         self.segment_start = at if self.segment_start is None else max(self.segment_start, at)

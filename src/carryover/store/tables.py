@@ -13,6 +13,8 @@ Instants are stored as timezone-aware timestamps (UTC); amounts as BigInteger.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
@@ -36,7 +39,34 @@ metadata = MetaData(naming_convention={
     "pk": "pk_%(table_name)s",
 })
 
-Instant = DateTime(timezone=True)
+
+
+class UTCInstant(TypeDecorator):
+    """An aware instant, stored as UTC and read back aware.
+
+    SQLite keeps datetimes as text without an offset: an aware local time would be
+    stored as its wall clock and read back hours off. Converting on the way in (and
+    refusing naive values) makes that impossible on every backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Instant = UTCInstant()
 
 plans = Table(
     "plans", metadata,

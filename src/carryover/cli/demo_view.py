@@ -1,0 +1,83 @@
+"""`carryover demo`: build the demo database with a progress bar and print its report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from carryover.cli.common import console, fail, print_json
+from carryover.domain.units import format_amount
+from carryover.runtime import Carryover
+from carryover.services.demo import DAYS, run_demo
+from carryover.settings import get_settings
+from carryover.store.engine import dispose_engines
+from carryover.store.schema import SchemaError
+
+
+def _fresh(database: str) -> None:
+    url = make_url(database)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        fail("the demo builds a fresh SQLite file; give --database sqlite:///path.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(url.database + suffix).unlink(missing_ok=True)
+
+
+def show_demo(database: str, as_json: bool) -> None:
+    _fresh(database)
+    dispose_engines()
+    try:
+        engine = Carryover(get_settings(database_url=database)).open()
+    except SchemaError as exc:
+        fail(str(exc))
+    started = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
+                  console=console, disable=as_json, transient=True) as progress:
+        task = progress.add_task("three months of usage, week by week", total=DAYS // 7 + 2,
+                                 events=0)
+
+        def step(count: int) -> None:
+            progress.update(task, advance=1, events=progress.tasks[0].fields["events"] + count)
+        report = run_demo(engine, step)
+    seconds = time.perf_counter() - started
+    stmt = report.statement
+    if as_json:
+        print_json({"database": database, "lines": report.lines, "events": report.events,
+                    "late_events": report.late_events, "seconds": round(seconds, 2),
+                    "rolled_over_by_plan": report.rolled_over_by_plan,
+                    "throttled_at": report.end.isoformat(), "throttled": report.throttled,
+                    "statement": stmt.as_dict()})
+        return
+    console.print(f"[bold]Demo database[/bold] {database}: {report.lines} lines, "
+                  f"{report.events:,} usage events ({report.late_events} arrived late), "
+                  f"built in {seconds:.1f} s")
+    table = Table(title="Rolled-over data per preset (all deposits, corrections included)")
+    table.add_column("plan")
+    table.add_column("rolled over", justify="right")
+    for plan, total in report.rolled_over_by_plan.items():
+        table.add_row(plan, format_amount(total))
+    console.print(table)
+    table = Table(title=f"Lines not at full speed at {report.end.isoformat()}")
+    for col in ("line", "state", "max downlink kbps"):
+        table.add_column(col)
+    for row in report.throttled:
+        kbps = row["max_downlink_kbps"]
+        table.add_row(row["line"], row["state"], "-" if kbps is None else str(kbps))
+    console.print(table)
+    for unit, s in stmt.units.items():
+        table = Table(title=f"Statement of {report.statement_line}, {unit}, cycle from "
+                            f"{stmt.start.isoformat()}")
+        table.add_column("item")
+        table.add_column("amount", justify="right")
+        rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),
+                ("balance check", s.balance_check), ("used", s.used), ("overage", s.overage),
+                ("usage check", s.usage_check)]
+        for label, value in rows:
+            table.add_row(label.replace("_", " "), format_amount(value, unit))
+        console.print(table)
+    console.print(f"Explore it: CARRYOVER_DATABASE_URL={database} carryover balance "
+                  f"{report.statement_line} --at 2026-02-01T00:00")
