@@ -107,7 +107,7 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
         if not pool:
             provisioning.create_account(engine, account, CYCLE_DAYS[n % len(CYCLE_DAYS)], TZ, at)
         provisioning.create_line(engine, account, f"+1646555{n:04d}", at, plan, line_id=line)
-    for account, _, _, limits in FAMILIES:
+    for _, _, _, limits in FAMILIES:
         for line, limit in limits.items():
             ledger_ops.set_limit(engine, line, limit, at, f"demo-limit-{line}")
 

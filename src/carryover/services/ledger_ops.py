@@ -63,6 +63,10 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
+        # Lock the account before writing anything that references it: the event row's
+        # foreign key takes a share lock on the account, and taking the row lock after it
+        # would let two writers deadlock on PostgreSQL.
+        account = uow.accounts.lock_account(row.account_id)
         if isinstance(item, Usage):
             # The unique event id is the duplicate check: inserting the event first costs
             # no extra query, and a racing writer with the same id waits, then fails here.
@@ -78,7 +82,7 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
             if giver.account_id != row.account_id:
                 raise ServiceError("gifts move bytes between lines of the same account only")
             item = Gift(item.id, giver.id, row.id, item.at, item.amount, item.unit)
-        book, snapshot = _open_book(uow, row.account_id)
+        book, snapshot = uow.accounts.load_book(account, uow.plans.all())
         outcome = book.submit(item)
         if outcome.status == "rejected":
             raise ServiceError(outcome.reason or "refused")

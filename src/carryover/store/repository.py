@@ -51,7 +51,9 @@ _FIND_LINE = select(
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
     | (lines.c.imsi == bindparam("imsi"))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-_ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update()
+# FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
+# whose foreign keys merely reference it.
+_ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
 _ACCOUNT_LINES = select(lines).where(lines.c.account_id == bindparam("account_id")).order_by(
     lines.c.id)
 _LIVE_BUCKETS = select(buckets).where(and_(
