@@ -6,7 +6,6 @@ regenerates it and fails when the committed file differs.
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.testing import CliRunner
 
@@ -16,9 +15,11 @@ from carryover.cli import app
 ENV = {"COLUMNS": "100", "TERMINAL_WIDTH": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
 
-def command_paths(group: click.Command, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = [prefix]
-    if isinstance(group, click.Group):
+    # Typer builds click-style groups (its own vendored click in recent releases), so
+    # look for sub-commands rather than a class.
+    if getattr(group, "commands", None):
         for name in sorted(group.commands):
             paths.extend(command_paths(group.commands[name], (*prefix, name)))
     return paths
