@@ -1,0 +1,1 @@
+"""Set-based (columnar) folding of many accounts at once; see fold.py."""

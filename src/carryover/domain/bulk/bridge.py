@@ -1,0 +1,100 @@
+"""Between object books and the columnar book: build one from the other's state.
+
+`columnar_from_books` lays several AccountBooks side by side as columns (used by
+tests to compare the two folds, and by small batches); `write_back` applies the
+columnar result to the object books, so either can continue the fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import Bucket
+from carryover.domain.bulk.fold import COUNTERS, BulkBook
+from carryover.domain.bulk.state import (
+    ENTRY_KINDS,
+    I64,
+    KINDS,
+    NEVER,
+    UNITS,
+    buckets_from_objects,
+    from_us,
+    to_us,
+)
+from carryover.domain.ledger import Entry
+from carryover.domain.plans import Plan
+
+
+def columnar_from_books(books: list[AccountBook], plans: Mapping[str, Plan],
+                        ref: str) -> tuple[BulkBook, list[str]]:
+    """A BulkBook over `books` (no pools) and the line ids in its line order."""
+    line_ids: list[str] = []
+    line_account: list[int] = []
+    line_plans: list[str | None] = []
+    items: list[tuple[int, Bucket]] = []
+    for a, book in enumerate(books):
+        for name in sorted(book.lines):
+            index = len(line_ids)
+            line_ids.append(name)
+            line_account.append(a)
+            line_plans.append(book.lines[name].plan_id)
+            items.extend((index, b) for b in book.buckets.values() if b.owner == name)
+
+    def instants(values) -> np.ndarray:
+        return np.array([-1 if v is None else to_us(v) for v in values], dtype=I64)
+    bulk = BulkBook(
+        plans, [b.calendar for b in books],
+        instants(b.cycle_start for b in books), instants(b.cycle_end for b in books),
+        instants(b.until for b in books), instants(b.segment_start for b in books),
+        np.array(line_account, dtype=I64), np.array(line_ids, dtype=object), line_plans,
+        buckets_from_objects(items), ref)
+    return bulk, line_ids
+
+
+def entries_of(bulk: BulkBook, line_ids: list[str]) -> list[Entry]:
+    cols = bulk.entries.columns()
+    b = bulk.b
+    out = []
+    for i in range(len(cols["amount"])):
+        row = int(cols["bucket"][i])
+        line = int(cols["line"][i])
+        owner = line_ids[int(cols["owner_line"][i])]
+        out.append(Entry(
+            from_us(int(cols["at"][i])), ENTRY_KINDS[int(cols["kind"][i])],
+            UNITS[int(cols["unit"][i])], int(cols["amount"][i]),
+            None if row < 0 else b.ids[row], owner, None if line < 0 else line_ids[line],
+            str(cols["ref"][i]), str(cols["note"][i])))
+    return out
+
+
+def write_back(bulk: BulkBook, books: list[AccountBook], line_ids: list[str]) -> None:
+    """Give each object book the columnar result: buckets, entries, counters, cursor."""
+    b = bulk.b
+    line_book = {name: book for book in books for name in book.lines}
+    for row in range(len(b)):
+        owner = line_ids[int(b.line[row])]
+        book = line_book[owner]
+        unlimited = bool(b.unlimited[row])
+        book.buckets[b.ids[row]] = Bucket(
+            id=b.ids[row], owner=owner, unit=UNITS[int(b.unit[row])],
+            kind=KINDS[int(b.kind[row])], granted=None if unlimited else int(b.granted[row]),
+            valid_from=from_us(int(b.valid_from[row])),
+            valid_until=None if b.valid_until[row] == NEVER else from_us(int(b.valid_until[row])),
+            priority=int(b.priority[row]), rollable=bool(b.rollable[row]),
+            origin=b.origin[row], remaining=None if unlimited else int(b.remaining[row]),
+            closed=bool(b.closed[row]))
+    for entry in entries_of(bulk, line_ids):
+        line_book[entry.owner].entries.append(entry)
+    for (cycle, line, unit, code), value in bulk.counters().items():
+        book = line_book[line_ids[line]]
+        key = (from_us(cycle).isoformat(), line_ids[line], UNITS[unit], COUNTERS[code])
+        book.counters[key] += value
+    for a, book in enumerate(books):
+        book.cycle_start = from_us(int(bulk.cycle_start[a]))
+        book.cycle_end = from_us(int(bulk.cycle_end[a]))
+        book.until = None if bulk.until[a] < 0 else from_us(int(bulk.until[a]))
+        book.segment_start = (None if bulk.segment_start[a] < 0
+                              else from_us(int(bulk.segment_start[a])))

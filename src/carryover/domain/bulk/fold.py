@@ -1,0 +1,342 @@
+"""Set-based rating of many accounts at once (DESIGN 1.3–1.5, 1.9; issue: bulk ingest).
+
+`BulkBook.rate` does what AccountBook.submit does event by event, for every
+account in one pass of array operations:
+
+- between two *breakpoints* of an account (an expiry, a cycle boundary) its usable
+  buckets do not change, so all its events in that stretch are rated together:
+  their total per (line, unit) is drained through the queue with rating.drain,
+  giving each bucket exactly the total an event-by-event fold would;
+- then every account with events beyond its next breakpoint crosses it: expiries
+  close buckets; a boundary expires what does not roll, carries
+  min(left, per-cycle cap, stash cap - stash held) of each rollable bucket into a
+  rollover bucket valid from T (a prefix sum over the sources, like rating), and
+  grants the new cycle's allowances — for all those accounts at once.
+
+It covers accounts without a family pool, no plan change pending and events that
+sort after the account's last breakpoint (in order, or commuting: see
+AccountBook._commutes). The caller sends every other account through the object
+book. Entries are booked aggregated: one debit per bucket per stretch (DESIGN 1.9
+allows it; the per-event split is reproducible by replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from carryover.domain.buckets import UNLIMITED
+from carryover.domain.bulk.state import (
+    I64,
+    KINDS,
+    NEVER,
+    UNITS,
+    Buckets,
+    Entries,
+    from_us,
+    to_us,
+)
+from carryover.domain.cycles import CycleCalendar, add_calendar_months
+from carryover.domain.ledger import EntryKind
+from carryover.domain.plans import BucketKind, Plan, PlanKind
+from carryover.domain.rating import drain
+
+ROLLOVER = KINDS.index(BucketKind.ROLLOVER)
+COUNTERS = ("used", "overage", "hotspot")
+
+
+def stamp(us: int) -> str:
+    return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Events:
+    line: np.ndarray  # line index
+    eff: np.ndarray  # effective instant, µs
+    amount: np.ndarray
+    unit: np.ndarray
+    hotspot: np.ndarray  # bool
+
+
+class BulkBook:
+    def __init__(self, plans: Mapping[str, Plan], calendars: list[CycleCalendar],
+                 cycle_start: np.ndarray, cycle_end: np.ndarray, until: np.ndarray,
+                 segment_start: np.ndarray, line_account: np.ndarray, line_ids: np.ndarray,
+                 line_plans: list[str | None], buckets: Buckets, ref: str) -> None:
+        self.plans = plans
+        self.calendars = calendars
+        self.cycle_start, self.cycle_end = cycle_start.copy(), cycle_end.copy()
+        self.until, self.segment_start = until.copy(), segment_start.copy()
+        self.line_account = line_account
+        self.line_ids = line_ids
+        self.line_plans = line_plans
+        self.b = buckets
+        self.ref = ref
+        self.entries = Entries()
+        # counter deltas as columns: cycle start (µs), line, unit, counter code, amount
+        self.counter_parts: list[tuple[np.ndarray, ...]] = []
+        self._next_cache: dict[tuple[int, int], int] = {}
+        self._ids = set(buckets.ids.tolist())
+
+    # ---- calendars ----------------------------------------------------------------
+    def next_boundary(self, account: int, boundary_us: int) -> int:
+        key = (account, boundary_us)
+        if key not in self._next_cache:
+            calendar = self.calendars[account]
+            self._next_cache[key] = to_us(calendar.next_boundary(from_us(boundary_us)))
+        return self._next_cache[key]
+
+    # ---- the pass -----------------------------------------------------------------
+    def rate(self, ev: Events) -> None:
+        pending = np.ones(len(ev.amount), dtype=bool)
+        ev_account = self.line_account[ev.line]
+        while pending.any():
+            b_account = self.line_account[self.b.line]
+            live = ~self.b.closed
+            due = np.where(live & (self.b.valid_until < self.cycle_end[b_account]),
+                           self.b.valid_until, NEVER)
+            first_due = np.full(len(self.cycle_end), NEVER, dtype=I64)
+            np.minimum.at(first_due, b_account, due)
+            next_break = np.minimum(first_due, self.cycle_end)
+            stretch = pending & (ev.eff < next_break[ev_account])
+            if stretch.any():
+                self._drain(ev, stretch)
+            pending &= ~stretch
+            if not pending.any():
+                break
+            crossing = np.unique(ev_account[pending])
+            expiring = first_due[crossing] < self.cycle_end[crossing]
+            if expiring.any():
+                self._expire(crossing[expiring], first_due[crossing[expiring]])
+            if (~expiring).any():
+                self._boundary(crossing[~expiring])
+        np.maximum.at(self.until, ev_account, ev.eff)
+
+    # ---- rating a stretch -----------------------------------------------------------
+    def _drain(self, ev: Events, mask: np.ndarray) -> None:
+        idx = np.flatnonzero(mask)
+        group = ev.line[idx] * len(UNITS) + ev.unit[idx]
+        groups, inverse = np.unique(group, return_inverse=True)
+        demand = np.zeros(len(groups), dtype=I64)
+        np.add.at(demand, inverse, ev.amount[idx])
+        hot = np.zeros(len(groups), dtype=I64)
+        np.add.at(hot, inverse, np.where(ev.hotspot[idx], ev.amount[idx], 0))
+        first = np.full(len(groups), NEVER, dtype=I64)
+        np.minimum.at(first, inverse, ev.eff[idx])
+        last = np.zeros(len(groups), dtype=I64)
+        np.maximum.at(last, inverse, ev.eff[idx])
+
+        b = self.b
+        order = b.order()
+        b_group = b.line[order] * len(UNITS) + b.unit[order]
+        pos = np.clip(np.searchsorted(groups, b_group), 0, len(groups) - 1)
+        usable = ((groups[pos] == b_group) & ~b.closed[order]
+                  & (b.valid_from[order] <= first[pos]) & (b.valid_until[order] > last[pos])
+                  & (b.unlimited[order] | (b.remaining[order] > 0)))
+        queue = order[usable]
+        qpos = pos[usable]
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(qpos, minlength=len(groups)))])
+        left = np.where(b.unlimited[queue], UNLIMITED, b.remaining[queue])
+        result = drain(demand, ptr.astype(I64), left.astype(I64))
+        b.remaining[queue] = np.where(b.unlimited[queue], b.remaining[queue],
+                                      b.remaining[queue] - result.debit)
+        took = result.debit > 0
+        q = queue[took]
+        self.entries.add(last[qpos[took]], EntryKind.DEBIT, b.unit[q], result.debit[took], q,
+                         b.line[q], b.line[q], self.ref)
+        lines = groups // len(UNITS)
+        units = groups % len(UNITS)
+        over = result.overage > 0
+        self.entries.add(last[over], EntryKind.OVERAGE, units[over], result.overage[over], -1,
+                         lines[over], lines[over], self.ref)
+        cycle = self.cycle_start[self.line_account[lines]]
+        for code, values in enumerate((demand, result.overage, hot)):
+            nz = values > 0
+            self.counter_parts.append((cycle[nz], lines[nz], units[nz],
+                                       np.full(int(nz.sum()), code, dtype=I64), values[nz]))
+
+    # ---- breakpoints ------------------------------------------------------------------
+    def _close(self, rows: np.ndarray, kind: EntryKind, at: np.ndarray, refs, note="") -> None:
+        b = self.b
+        left = ~b.unlimited[rows] & (b.remaining[rows] > 0)
+        r = rows[left]
+        self.entries.add(at[left], kind, b.unit[r], b.remaining[r], r, -1, b.line[r],
+                         np.asarray(refs, dtype=object)[left] if np.ndim(refs) else refs, note)
+        b.remaining[r] = 0
+        b.closed[rows] = True
+
+    def _expire(self, accounts: np.ndarray, at: np.ndarray) -> None:
+        when = np.full(len(self.cycle_end), -1, dtype=I64)
+        when[accounts] = at
+        b = self.b
+        rows = np.flatnonzero(~b.closed & (b.valid_until <= when[self.line_account[b.line]]))
+        refs = np.array([f"expiry@{stamp(int(t))}" for t in when[self.line_account[b.line[rows]]]],
+                        dtype=object)
+        self._close(rows, EntryKind.EXPIRE, b.valid_until[rows], refs)
+        self.segment_start[accounts] = np.maximum(self.segment_start[accounts], at)
+
+    def _boundary(self, accounts: np.ndarray) -> None:
+        b = self.b
+        T = np.full(len(self.cycle_end), -1, dtype=I64)
+        T[accounts] = self.cycle_end[accounts]
+        self.segment_start[accounts] = T[accounts]
+        refs_of = {int(a): f"boundary@{stamp(int(T[a]))}" for a in accounts}
+        row_T = T[self.line_account[b.line]]
+        live = ~b.closed & (row_T >= 0)
+        source = live & b.rollable & (b.valid_until == row_T)
+        first = np.flatnonzero(live & ~source & (b.valid_until <= row_T))
+        self._close(first, EntryKind.EXPIRE, b.valid_until[first],
+                    [refs_of[int(a)] for a in self.line_account[b.line[first]]])
+        self._carry(np.flatnonzero(source), row_T, refs_of)
+        for a in accounts.tolist():
+            self.cycle_start[a] = T[a]
+            self.cycle_end[a] = self.next_boundary(a, int(T[a]))
+        self._grant(accounts, T, refs_of)
+
+    def _carry(self, sources: np.ndarray, row_T: np.ndarray, refs_of: dict[int, str]) -> None:
+        b = self.b
+        if len(sources) == 0:
+            return
+        order = b.order()
+        sources = order[np.isin(order, sources)]  # consumption order within (line, unit)
+        group = b.line[sources] * len(UNITS) + b.unit[sources]
+        starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+        n_in_group = np.arange(len(sources)) - np.repeat(starts, np.diff(np.append(starts,
+                                                                               len(sources))))
+        left = b.remaining[sources].copy()
+        cap = np.full(len(sources), UNLIMITED, dtype=I64)
+        new_rows: list[dict] = []
+        for plan_id in sorted({self.line_plans[i] or "" for i in b.line[sources].tolist()}):
+            plan = self.plans.get(plan_id)
+            mine = np.array([(self.line_plans[i] or "") == plan_id
+                             for i in b.line[sources].tolist()], dtype=bool)
+            policy = plan.rollover if plan is not None else None
+            if policy is None:
+                cap[mine] = 0
+                continue
+            limit = UNLIMITED
+            if policy.per_cycle_cap is not None:
+                limit = policy.per_cycle_cap
+            cycle_cap = np.full(int(mine.sum()), limit, dtype=I64)
+            if policy.cap_is_allowance:
+                allowance = [plan.allowances.get(UNITS[u]) for u in b.unit[sources[mine]]]
+                cycle_cap = np.array([UNLIMITED if a is None else a for a in allowance], I64)
+            if policy.stash_cap is not None:
+                held = self._stash_held(sources[mine], row_T, set(sources.tolist()))
+                cycle_cap = np.minimum(cycle_cap, np.maximum(0, policy.stash_cap - held))
+            cap[mine] = cycle_cap
+        before = np.cumsum(left) - left
+        before -= np.repeat(before[starts], np.diff(np.append(starts, len(sources))))
+        carried = np.clip(cap - before, 0, left)
+        for k in np.flatnonzero(carried > 0).tolist():
+            row = int(sources[k])
+            line = int(b.line[row])
+            plan = self.plans[self.line_plans[line]]
+            policy = plan.rollover
+            t = int(row_T[row])
+            account = int(self.line_account[line])
+            if policy.lifetime_months is not None:
+                until = to_us(add_calendar_months(from_us(t), policy.lifetime_months,
+                                                  self.calendars[account].tz))
+            else:
+                until = t
+                for _ in range(policy.lifetime_cycles or 1):
+                    until = self.next_boundary(account, until)
+            new_rows.append(dict(
+                line=line, unit=int(b.unit[row]), kind=ROLLOVER, granted=int(carried[k]),
+                valid_from=t, valid_until=until, priority=plan.priority(BucketKind.ROLLOVER),
+                rollable=policy.rolls_again, origin=b.ids[row],
+                id=f"{self.line_ids[line]}/{UNITS[int(b.unit[row])]}/rollover/{stamp(t)}"
+                   f"#{int(n_in_group[k])}"))
+        refs = [refs_of[int(self.line_account[b.line[r]])] for r in sources.tolist()]
+        took = carried > 0
+        self.entries.add(row_T[sources[took]], EntryKind.ROLLOVER_OUT, b.unit[sources[took]],
+                         carried[took], sources[took], -1, b.line[sources[took]],
+                         np.array(refs, dtype=object)[took], "carried")
+        b.remaining[sources] -= carried
+        start = len(b)
+        self._append(new_rows)
+        created = np.arange(start, len(self.b))
+        self.entries.add(self.b.valid_from[created], EntryKind.ROLLOVER_IN, self.b.unit[created],
+                         self.b.granted[created], created, -1, self.b.line[created],
+                         np.array(refs, dtype=object)[took], "carried")
+        self._close(sources, EntryKind.EXPIRE, row_T[sources], refs, "not carried")
+
+    def _stash_held(self, rows: np.ndarray, row_T: np.ndarray, sources: set[int]) -> np.ndarray:
+        """What each source's owner still holds in rollover buckets at T (after expiries)."""
+        b = self.b
+        stash = np.flatnonzero(~b.closed & (b.kind == ROLLOVER) & (row_T >= 0)
+                               & (b.valid_from <= row_T) & (b.valid_until > row_T))
+        stash = stash[~np.isin(stash, list(sources))]
+        key = b.line[stash] * len(UNITS) + b.unit[stash]
+        held: dict[int, int] = {}
+        for k, amount in zip(key.tolist(), b.remaining[stash].tolist(), strict=True):
+            held[k] = held.get(k, 0) + amount
+        return np.array([held.get(int(k), 0) for k in b.line[rows] * len(UNITS) + b.unit[rows]],
+                        dtype=I64)
+
+    def _grant(self, accounts: np.ndarray, T: np.ndarray, refs_of: dict[int, str]) -> None:
+        chosen = np.isin(self.line_account, accounts)
+        new_rows: list[dict] = []
+        refs: list[str] = []
+        notes: list[str] = []
+        for line in np.flatnonzero(chosen).tolist():
+            plan = self.plans.get(self.line_plans[line]) if self.line_plans[line] else None
+            if plan is None or plan.kind is PlanKind.PACK:
+                continue
+            account = int(self.line_account[line])
+            t, ref = int(T[account]), refs_of[account]
+            for unit, amount in sorted(plan.allowances.items()):
+                bucket_id = f"{self.line_ids[line]}/{unit}/allowance/{stamp(t)}"
+                if bucket_id in self._ids:
+                    bucket_id += f"~{ref}"
+                new_rows.append(dict(
+                    line=line, unit=UNITS.index(unit), kind=KINDS.index(BucketKind.ALLOWANCE),
+                    granted=amount, valid_from=t, valid_until=int(self.cycle_end[account]),
+                    priority=plan.priority(BucketKind.ALLOWANCE),
+                    rollable=amount is not None and plan.rolls(BucketKind.ALLOWANCE),
+                    origin=ref, id=bucket_id))
+                refs.append(ref)
+                notes.append(plan.id)
+        start = len(self.b)
+        self._append(new_rows)
+        created = np.arange(start, len(self.b))
+        amounts = np.where(self.b.unlimited[created], 0, self.b.granted[created])
+        self.entries.add(self.b.valid_from[created], EntryKind.GRANT, self.b.unit[created],
+                         amounts, created, self.b.line[created], self.b.line[created],
+                         np.array(refs, dtype=object), np.array(notes, dtype=object))
+
+    def _append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        unlimited = np.array([r["granted"] is None for r in rows], dtype=bool)
+        granted = np.array([UNLIMITED if r["granted"] is None else r["granted"] for r in rows],
+                           dtype=I64)
+        fresh = Buckets(
+            line=np.array([r["line"] for r in rows], dtype=I64),
+            unit=np.array([r["unit"] for r in rows], dtype=I64),
+            kind=np.array([r["kind"] for r in rows], dtype=I64),
+            granted=granted, remaining=granted.copy(), unlimited=unlimited,
+            valid_from=np.array([r["valid_from"] for r in rows], dtype=I64),
+            valid_until=np.array([r["valid_until"] for r in rows], dtype=I64),
+            priority=np.array([r["priority"] for r in rows], dtype=I64),
+            rollable=np.array([r["rollable"] for r in rows], dtype=bool),
+            closed=np.zeros(len(rows), dtype=bool),
+            ids=np.array([r["id"] for r in rows], dtype=object),
+            origin=np.array([r["origin"] for r in rows], dtype=object),
+            new=np.ones(len(rows), dtype=bool),
+        )
+        self._ids.update(r["id"] for r in rows)
+        self.b = self.b.append(fresh)
+
+    # ---- results ------------------------------------------------------------------
+    def counters(self) -> dict[tuple[int, int, int, int], int]:
+        """Counter deltas keyed (cycle start µs, line, unit, counter code)."""
+        out: dict[tuple[int, int, int, int], int] = {}
+        for cycle, line, unit, code, value in self.counter_parts:
+            keys = zip(cycle.tolist(), line.tolist(), unit.tolist(), code.tolist(), strict=True)
+            for key, v in zip(keys, value.tolist(), strict=True):
+                out[key] = out.get(key, 0) + v
+        return out
