@@ -39,7 +39,7 @@ for body in (
      "overage": {"action": "throttle", "kbps": "64kbps"}},
 ):
     PLANS[body["id"]] = plan_from_mapping(body)
-PLAN_IDS = sorted(p for p in PLANS if PLANS[p].kind.value != "pack") + ["travel-5gb-30d"]
+PLAN_IDS = [*sorted(p for p in PLANS if PLANS[p].kind.value != "pack"), "travel-5gb-30d"]
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata"]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

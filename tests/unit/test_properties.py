@@ -27,7 +27,6 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -522,14 +521,11 @@ def test_grants_in_one_second_keep_their_own_ids() -> None:
     assert_conserved(book, {("a", Unit.DATA): 1})
 
 
-@pytest.mark.xfail(strict=True, reason="DESIGN 1.5: a gift is accepted or refused on what is "
-                   "known when it arrives, and a replay applies it partially, so balances "
-                   "depend on arrival order")
 def test_a_gift_does_not_depend_on_when_earlier_usage_arrived() -> None:
     # Line a has a 1 MB allowance and a 1 GB top-up, uses 513 MB on Jan 3 and gifts 1 GB to
-    # b on Jan 4. In timestamp order the gift is refused (512 MB giftable < 1 GB): a keeps
-    # 512 MB. If the usage arrives on Jan 5 (inside the grace window) the gift is accepted
-    # on arrival, then the replay moves the 512 MB that are left to b: a has 0, b 513 MB.
+    # b on Jan 4. The gift used to be refused in timestamp order (512 MB giftable < 1 GB)
+    # yet accepted when the usage arrived late, then replayed partially: balances depended
+    # on arrival order. A gift now moves what there is (512 MB) in both orders.
     plan = plan_from_mapping({"id": "p", "allowance": {"data": "1MB"}})
 
     def day(n: int) -> datetime:
@@ -549,10 +545,12 @@ def test_a_gift_does_not_depend_on_when_earlier_usage_arrived() -> None:
     assert seen[0] == seen[1]
 
 
-@pytest.mark.xfail(strict=True, reason="DESIGN 1.4 step 2 as written: a stash cap makes a "
-                   "smaller deposit now leave room for a longer-lived one later; a design "
-                   "question, the engine follows the text")
-def test_stash_cap_more_usage_never_makes_more_available() -> None:
+def test_a_stash_cap_can_make_room_for_a_longer_lived_deposit() -> None:
+    # The one known exception to "more usage never increases what is available", and it
+    # follows DESIGN 1.4 step 2 to the letter: what carries is capped by the stash still
+    # held at T, so using bytes earlier can leave room for a later, longer-lived deposit.
+    # This pins the behaviour the design asks for; the property test leaves stash caps out
+    # for this reason, and the question is raised with the design's owners.
     # Bill day 1 (UTC). Plan "stash": 10 GB, allowance drains first (the default order),
     # stash cap 10 GB, deposits live 2 months. On Feb 15 the line asks to move to
     # verizon-carryover-8gb from the next cycle (Mar 1).
@@ -575,5 +573,4 @@ def test_stash_cap_more_usage_never_makes_more_available() -> None:
                                 "verizon-carryover-8gb", "next_cycle")]:
             assert book.submit(item).status == "accepted"
         seen.append(views.available(views.position(book, t), "a", Unit.DATA, t))
-    assert seen == [16 * GB, 26 * GB]  # what the engine does today
-    assert seen[1] <= seen[0]
+    assert seen == [16 * GB, 26 * GB]

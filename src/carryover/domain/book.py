@@ -184,6 +184,11 @@ class AccountBook:
             raise Refused("received_at is before at: usage cannot be reported before it happens")
         if isinstance(item, Gift) and item.from_line == item.line:
             raise Refused("a line cannot gift to itself")
+        if isinstance(item, Gift) and POOL in (item.from_line, item.line):
+            # Gifts move a member's own rollover or top-up to another member (DESIGN 1.8);
+            # the pool is shared by all, and taking from it goes through member limits.
+            raise Refused("gifts are between member lines; the family pool cannot gift "
+                          "or be gifted")
 
     def _replay_with(self, item: Input) -> None:
         # A store may already hold the new input (usage is inserted first, so its unique
@@ -307,9 +312,12 @@ class AccountBook:
         sources = [b for b in self.own_buckets(item.from_line, item.unit, item.at)
                    if b.kind in (BucketKind.ROLLOVER, BucketKind.TOPUP)]
         giftable = sum(b.remaining or 0 for b in sources)
-        if strict and giftable < item.amount:
-            raise Refused(f"line {item.from_line!r} has {giftable} giftable (rollover or top-up) "
-                          f"units, {item.amount} were asked")
+        # A gift moves what it asks for or, with less to give, what there is: the same
+        # rule at arrival and in any replay, so arrival order cannot change the balances
+        # (DESIGN 1.5). Only a gift with nothing at all to move is refused.
+        if strict and giftable == 0 and item.amount > 0:
+            raise Refused(f"line {item.from_line!r} has nothing giftable (no rollover or "
+                          f"top-up left) at {item.at.isoformat()}")
         plan = self.governing_plan(item.line)
         need = item.amount
         for n, source in enumerate(sources):
