@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from carryover.domain import views
+from carryover.domain.buckets import POOL
 from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import EntryKind, balances
 
@@ -169,4 +170,27 @@ def test_a_replayed_late_event_sent_again_is_counted_once():
     assert again.status == "duplicate"
     assert book.buckets[R].remaining == 3 * GB
     assert used(book, "a", at(1, 1)) == 7 * GB
+    assert_conserved(book)
+
+
+def test_pool_rollover_shrunk_by_a_late_event_moves_another_members_excess_down():
+    # A pool (10 GB, rollover drains first). m1 used 6 GB on Jan 10 -> pool R = 4 GB on
+    # Feb 1; m2 drew all 4 GB from R on Feb 1 06:00. m1's late 2 GB of Jan 31 (reported
+    # Feb 2) is January's: R should have been 2 GB, so 2 GB of m2's usage moves to the
+    # pool's February allowance. Corrections: pool J debit +2 (m1) and adjust +2; R adjust
+    # -2 and debit -2 (m2); pool F debit +2 (m2). R = 4 - 4 - 2 + 2 = 0, F = 10 - 2 = 8.
+    pool_plan = plan("plate", allowance={"data": "10GB"}, priorities={"rollover": 10},
+                     rollover={})
+    book = new_book(pool_plan)
+    submit(book, OpenLine("op", POOL, at(1, 1), "plate"),
+           OpenLine("o1", "m1", at(1, 1), None, member=True),
+           OpenLine("o2", "m2", at(1, 1), None, member=True),
+           Usage("u1", "m1", at(1, 10), 6 * GB), Usage("u2", "m2", at(2, 1, 6), 4 * GB))
+    pj, pf = "pool/data/allowance/2026-01-01T00:00:00Z", "pool/data/allowance/2026-02-01T00:00:00Z"
+    pr = "pool/data/rollover/2026-02-01T00:00:00Z#0"
+    [out] = submit(book, Usage("late", "m1", at(1, 31, 12), 2 * GB, received_at=at(2, 2)))
+    assert sorted((str(e.kind), e.bucket_id, e.line or "", e.amount) for e in out.entries) == [
+        ("adjust", pj, "", 2 * GB), ("adjust", pr, "", -2 * GB),
+        ("debit", pj, "m1", 2 * GB), ("debit", pf, "m2", 2 * GB), ("debit", pr, "m2", -2 * GB)]
+    assert (book.buckets[pr].remaining, book.buckets[pf].remaining) == (0, 8 * GB)
     assert_conserved(book)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from carryover.domain import views
-from carryover.domain.inputs import OpenLine, TopUp, Usage
+from carryover.domain.inputs import Gift, OpenLine, TopUp, Usage
 from carryover.domain.ledger import EntryKind
 
 from .rules_support import (
@@ -132,7 +132,6 @@ def test_lifetime_in_cycles():
     views.position(book, at(3, 15))
     d1 = buckets_of(book, "a", "rollover")[0]
     assert (d1.valid_from, d1.valid_until) == (at(2, 1), at(4, 1))
-    assert ("rollover", "a", 10 * GB) in queue(book, "a", at(4, 1) - US)
     assert d1.id in [b.id for b in state(book, at(4, 1) - US).queue("a", d1.unit, at(4, 1) - US)]
     assert d1.id not in [b.id for b in state(book, at(4, 1)).queue("a", d1.unit, at(4, 1))]
     assert amounts(book, EntryKind.EXPIRE, d1.id) == [10 * GB]
@@ -270,3 +269,17 @@ def test_usage_at_t_minus_1us_is_old_cycle_and_at_t_new_cycle(when, jan_used, fe
     # Feb 2: 10 GB allowance (less 3 GB if the event was February's) + what carried.
     assert available(book, "a", at(2, 2)) == 10 * GB - feb_used + carried
     assert_conserved(book)
+
+
+def test_gift_ending_at_the_boundary_rolls_if_gift_is_listed():
+    # b's plan rolls allowance and gifts. a buys 2 GB on Jan 20 (ends Feb 1) and gifts 1 GB
+    # to b on Jan 21: the gift keeps the Feb 1 expiry, so at Feb 1 it is a source like
+    # b's allowance: b gets two deposits, 1 GB (allowance) and 1 GB (gift).
+    gk = plan("gk", allowance={"data": "1GB"}, rollover={"kinds": ["allowance", "gift"]})
+    book = new_book(gk)
+    submit(book, OpenLine("oa", "a", at(1, 1), "gk"), OpenLine("ob", "b", at(1, 1), "gk"),
+           TopUp("t", "a", at(1, 20), 2 * GB), Gift("g", "a", "b", at(1, 21), GB))
+    [gift] = buckets_of(book, "b", "gift")
+    assert gift.valid_until == at(2, 1)
+    assert available(book, "b", at(2, 1)) == 3 * GB  # 1 (February) + 1 + 1 carried
+    assert amounts(book, EntryKind.ROLLOVER_OUT, gift.id) == [GB]

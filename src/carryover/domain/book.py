@@ -332,8 +332,8 @@ class AccountBook:
                 id=f"{item.line}/{item.unit}/gift/{item.id}#{n}", owner=item.line, unit=item.unit,
                 kind=BucketKind.GIFT, granted=take, valid_from=item.at,
                 valid_until=source.valid_until,  # a gift keeps its source's expiry (DESIGN 1.8)
-                priority=plan.priority(BucketKind.GIFT) if plan else 50, rollable=False,
-                origin=source.id,
+                priority=plan.priority(BucketKind.GIFT) if plan else 50,
+                rollable=bool(plan and plan.rolls(BucketKind.GIFT)), origin=source.id,
             )
             self.add_bucket(gift, EntryKind.TRANSFER_IN, item.at, item.line, item.id,
                             f"gift from {item.from_line}")

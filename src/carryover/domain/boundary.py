@@ -79,7 +79,9 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
 
 def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary: datetime,
            ref: str) -> None:
-    plan = book.plan_of(owner)
+    # A plan-less family member rolls under the pool plan, the plan that made its
+    # buckets rollable in the first place (DESIGN 1.8).
+    plan = book.governing_plan(owner)
     policy = plan.rollover if plan is not None else None
     cycle_left: int | None = None
     stash_left: int | None = None
