@@ -344,7 +344,7 @@ class AccountBook:
         pooled = np.array([b.owner == POOL for b in queue], dtype=bool)
         limit = state.limits.get(item.unit)
         cycle = self.cycle_start.isoformat()
-        taken = self.counters[(cycle, item.line, item.unit, "pool")]
+        taken = self.counters.get((cycle, item.line, item.unit, "pool"), 0)
         cap = UNLIMITED if limit is None else max(0, limit - taken)
         result = drain(np.array([item.amount]), np.array([0, len(queue)]),
                        np.array([b.left() for b in queue], dtype=np.int64), pooled,

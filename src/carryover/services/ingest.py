@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import Engine
 
 from carryover.domain.bulk.fold import COUNTERS, BulkBook, Events
-from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us
+from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us, to_us
 from carryover.domain.inputs import Usage
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
@@ -74,25 +74,27 @@ class LineDirectory:
                 index[imsi] = i
         return cls(index, np.array([r[0] for r in rows], dtype=object),
                    np.array([r[3] for r in rows], dtype=I64),
-                   np.array([bulk_io._us(r[4]) for r in rows], dtype=I64))
+                   np.array(bulk_io.us_column([r[4] for r in rows]), dtype=I64))
 
 
-def effective(at: np.ndarray, received: np.ndarray, accounts: np.ndarray,
-              calendars: dict[int, object], grace_us: dict[int, int]) -> np.ndarray:
-    """Whether each event is late (DESIGN 1.5): arrived after its cycle end + grace."""
+def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
+             calendars: list, grace_us: np.ndarray) -> np.ndarray:
+    """Whether each event is late (DESIGN 1.5): it arrived after its cycle's end + grace.
+
+    Accounts share a handful of calendars (bill-cycle day, zone), so boundaries are
+    computed once per calendar and looked up with searchsorted."""
     late = np.zeros(len(at), dtype=bool)
-    for account in np.unique(accounts).tolist():
-        mine = accounts == account
-        calendar = calendars[account]
-        lo = from_us(int(at[mine].min()))
-        _, end = calendar.cycle_at(lo)
+    for c in np.unique(calendar_of).tolist():
+        mine = np.flatnonzero(calendar_of == c)
+        calendar = calendars[c]
+        _, end = calendar.cycle_at(from_us(int(at[mine].min())))
         bounds = [end]
         top = int(at[mine].max())
-        while bulk_io._us(bounds[-1]) <= top:
+        while to_us(bounds[-1]) <= top:
             bounds.append(calendar.next_boundary(bounds[-1]))
-        ends = np.array([bulk_io._us(b) for b in bounds], dtype=I64)
+        ends = np.array([to_us(b) for b in bounds], dtype=I64)
         cycle_end = ends[np.searchsorted(ends, at[mine], side="right")]
-        late[mine] = received[mine] > cycle_end + grace_us[account]
+        late[mine] = received[mine] > cycle_end + grace_us[mine]
     return late
 
 
@@ -148,10 +150,14 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     raw.name_accounts(np.unique(account).tolist())
     accounts = bulk_io.load_accounts(raw)
     pos = {a: i for i, a in enumerate(accounts["id"])}
-    calendars = {a: accounts["calendar"][i] for a, i in pos.items()}
-    grace = {a: accounts["grace_us"][i] for a, i in pos.items()}
     at, received = chunk.at[idx], chunk.received_at[idx]
-    late = effective(at, received, account, calendars, grace)
+    acct = np.searchsorted(np.array(accounts["id"], dtype=I64), account)
+    keys = [(c.cycle_day, c.timezone) for c in accounts["calendar"]]
+    distinct = sorted(set(keys))
+    calendar_of = np.array([distinct.index(k) for k in keys], dtype=I64)[acct]
+    from carryover.domain.cycles import CycleCalendar
+    late = lateness(at, received, calendar_of, [CycleCalendar(*k) for k in distinct],
+                    np.array(accounts["grace_us"], dtype=I64)[acct])
     eff = np.where(late, received, at)
     event_ids = chunk.event_id[idx].astype(str)
     inserted = _insert_events(raw, event_ids, account, directory.ids[line], at, received, eff,
@@ -220,11 +226,11 @@ def _rate(uow, raw, accounts, pos, directory, line, account, eff, event_ids, chu
     slow_accounts = sorted({accounts["id"][a] for a in acct[~fast].tolist()})
     summary.book_accounts += len(slow_accounts)
     if slow_accounts:
-        _rate_books(uow, slow_accounts, directory, line[~fast], account[~fast],
+        _rate_books(uow, slow_accounts, directory, line[~fast], account[~fast], eff[~fast],
                     event_ids[~fast], chunk, idx[~fast], set(event_ids.tolist()))
 
 
-def _rate_books(uow, account_ids, directory, line, account, event_ids, chunk, idx,
+def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chunk, idx,
                 chunk_ids: set[str]) -> None:
     """The object-book path, for pools, pending plan changes and out-of-order events."""
     plans = uow.plans.all()
@@ -237,7 +243,9 @@ def _rate_books(uow, account_ids, directory, line, account, event_ids, chunk, id
             i for i in uow.accounts.history(a)
             if not (isinstance(i, Usage) and i.id in chunk_ids)]
         mine = np.flatnonzero(account == account_id)
-        order = sorted(mine.tolist(), key=lambda k: (int(chunk.received_at[idx[k]]), int(k)))
+        # Folded in (effective instant, id) order: the balances are those of any order
+        # (replay equivalence), and at most the first event needs a replay.
+        order = sorted(mine.tolist(), key=lambda k: (int(eff[k]), event_ids[k]))
         for k in order:
             i = idx[k]
             item = Usage(event_ids[k], directory.ids[line[k]], from_us(int(chunk.at[i])),
@@ -323,21 +331,18 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
         if a not in last or key > last[a]:
             last[a] = key
     cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
+    cursor = [raw.instants(np.asarray(getattr(bulk, name), dtype=I64))
+              for name in ("cycle_start", "cycle_end", "until", "segment_start")]
     rows = []
     for a in chosen:
         k = local[a]
         old = accounts["last_key"][a]
-        key = last.get(a)
-        if old is not None and key is not None:
-            old_key = (bulk_io._us(old[0]), old[1], old[2])
-            key = max(key, old_key)
-        elif key is None:
-            key = None if old is None else (bulk_io._us(old[0]), old[1], old[2])
-        inst = raw.instants(np.array([bulk.cycle_start[k], bulk.cycle_end[k], bulk.until[k],
-                                      bulk.segment_start[k]], dtype=I64))
-        rows.append((*inst, json.dumps(bulk_io.iso_key(key)), accounts["id"][a]))
+        old_key = None if old is None else (to_us(datetime.fromisoformat(old[0])), old[1], old[2])
+        key = max((x for x in (last.get(a), old_key) if x is not None), default=None)
+        rows.append((cursor[0][k], cursor[1][k], cursor[2][k], cursor[3][k],
+                     json.dumps(bulk_io.iso_key(key)), accounts["id"][a]))
     raw.many(f"UPDATE accounts SET cycle_start = ?, cycle_end = ?, until = ?, "
              f"segment_start = ?, last_key = {cast}, version = version + 1 WHERE id = ?", rows)
 
 
-__all__ = ["IngestSummary", "ingest_chunks", "timedelta"]
+__all__ = ["IngestSummary", "ingest_chunks"]

@@ -54,6 +54,15 @@ class Raw:
             out[i] = None
         return out
 
+    def instant(self, at: datetime | None) -> str | None:
+        """One instant in the same text as `instants` (no numpy round trip per value)."""
+        if at is None:
+            return None
+        at = at.astimezone(UTC)
+        if self.dialect == "sqlite":
+            return at.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
     def name_accounts(self, ids: Sequence[int]) -> None:
         """Fill the temporary table `ingest_accounts` with these account ids."""
         self.cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_accounts "
@@ -73,6 +82,18 @@ def _us(value) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def us_column(values: Sequence) -> list[int]:
+    """Stored instants (SQLite text or driver datetimes) as µs since the epoch, -1 for none,
+    parsed as one numpy column rather than value by value."""
+    if not values:
+        return []
+    if isinstance(next((v for v in values if v is not None), None), str):
+        text = np.array(["NaT" if v is None else v.replace(" ", "T") for v in values])
+        parsed = text.astype("datetime64[us]").astype(I64)
+        return np.where(np.array([v is None for v in values]), -1, parsed).tolist()
+    return [_us(v) for v in values]
+
+
 def load_accounts(raw: Raw) -> dict[str, list]:
     """Cursor columns of the accounts named in ingest_accounts, by account id order."""
     rows = raw.run(
@@ -84,8 +105,8 @@ def load_accounts(raw: Raw) -> dict[str, list]:
         "id": list(cols[0]), "calendar": [CycleCalendar(d, tz) for d, tz in
                                           zip(cols[1], cols[2], strict=True)],
         "grace_us": [g * 1_000_000 for g in cols[3]],
-        "cycle_start": [_us(v) for v in cols[4]], "cycle_end": [_us(v) for v in cols[5]],
-        "until": [_us(v) for v in cols[6]], "segment_start": [_us(v) for v in cols[7]],
+        "cycle_start": us_column(cols[4]), "cycle_end": us_column(cols[5]),
+        "until": us_column(cols[6]), "segment_start": us_column(cols[7]),
         "last_key": [None if v is None else (json.loads(v) if isinstance(v, str) else v)
                      for v in cols[8]],
         "pool": [p is not None for p in cols[9]],
@@ -122,8 +143,9 @@ def load_buckets(raw: Raw, line_index: dict[str, int]) -> Buckets:
         granted=np.array([big if g is None else g for g in cols[3]], dtype=I64),
         remaining=np.array([big if r is None else r for r in cols[4]], dtype=I64),
         unlimited=unlimited,
-        valid_from=np.array([_us(v) for v in cols[5]], dtype=I64),
-        valid_until=np.array([NEVER if v is None else _us(v) for v in cols[6]], dtype=I64),
+        valid_from=np.array(us_column(cols[5]), dtype=I64),
+        valid_until=np.where(np.array([v is None for v in cols[6]]), NEVER,
+                             np.array(us_column(cols[6]), dtype=I64)),
         priority=np.array(cols[7], dtype=I64),
         rollable=np.array([bool(v) for v in cols[8]], dtype=bool),
         closed=np.zeros(n, dtype=bool),

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# ES2+ requests and answers carry the version of the protocol in this HTTP header.
+ADMIN_PROTOCOL_HEADER = "X-Admin-Protocol"
+ADMIN_PROTOCOL = "gsma/rsp/v2.5.0"
 SUCCESS = "Executed-Success"
 WARNING = "Executed-WithWarning"
 FAILED = "Failed"

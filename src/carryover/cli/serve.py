@@ -1,0 +1,32 @@
+"""`carryover serve`: the HTTP API (today the ES2+ callbacks) under uvicorn.
+
+The database is migrated before the server starts, so a database carryover
+cannot use is refused with one line instead of a traceback per worker. Each
+worker builds its own app from the settings (carryover.api.app).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from carryover.cli import app
+from carryover.cli.common import app_object, console, engine
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1,
+                                         help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API: ES2+ handleDownloadProgressInfo for the SM-DP+ (docs/esim.md)."""
+    import uvicorn
+
+    engine()
+    console.print(f"carryover API on http://{host}:{port} "
+                  f"({app_object().settings.redacted_url()})", highlight=False)
+    uvicorn.run("carryover.api.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers)
