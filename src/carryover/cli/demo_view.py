@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from carryover.cli.common import console, fail, print_json
+from carryover.cli.render import statement_tables
 from carryover.domain.units import format_amount
 from carryover.runtime import Carryover
 from carryover.services.demo import DAYS, run_demo
@@ -68,16 +69,8 @@ def show_demo(database: str, as_json: bool) -> None:
         kbps = row["max_downlink_kbps"]
         table.add_row(row["line"], row["state"], "-" if kbps is None else str(kbps))
     console.print(table)
-    for unit, s in stmt.units.items():
-        table = Table(title=f"Statement of {report.statement_line}, {unit}, cycle from "
-                            f"{stmt.start.isoformat()}")
-        table.add_column("item")
-        table.add_column("amount", justify="right")
-        rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),
-                ("balance check", s.balance_check), ("used", s.used), ("overage", s.overage),
-                ("usage check", s.usage_check)]
-        for label, value in rows:
-            table.add_row(label.replace("_", " "), format_amount(value, unit))
+    console.print(f"Statement of {report.statement_line}:")
+    for table in statement_tables(stmt):
         console.print(table)
     console.print(f"Explore it: CARRYOVER_DATABASE_URL={database} carryover balance "
                   f"{report.statement_line} --at 2026-02-01T00:00")

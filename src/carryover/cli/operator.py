@@ -22,6 +22,7 @@ from carryover.cli.common import (
     print_json,
     run,
 )
+from carryover.cli.render import statement_tables
 from carryover.domain.units import Unit, format_amount
 from carryover.services import ledger_ops, provisioning
 from carryover.store.schema import current_revision
@@ -209,19 +210,7 @@ def statement(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -
     if as_json:
         print_json(data)
         return
-    for unit, s in stmt.units.items():
-        cycle = data["cycle"]
-        table = Table(title=f"{stmt.line} {unit} {cycle['start']} .. {cycle['end']}")
-        table.add_column("item")
-        table.add_column("amount", justify="right")
-        rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),
-                ("balance check (0 = reconciled)", s.balance_check), ("used", s.used),
-                ("from own buckets", s.debited_own), ("from the pool", s.debited_pool),
-                ("overage", s.overage), ("usage check (0 = reconciled)", s.usage_check)]
-        for label, value in rows:
-            table.add_row(label.replace("_", " "), format_amount(value, unit))
-        if s.charge:
-            table.add_row("overage charge", s.charge)
+    for table in statement_tables(stmt):
         console.print(table)
     if any(s.balance_check or s.usage_check for s in stmt.units.values()):  # pragma: no cover
         fail("statement does not reconcile: this is a bug, please report it")

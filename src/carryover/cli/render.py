@@ -1,0 +1,28 @@
+"""Rich renderings shared by several commands."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from carryover.domain.statement import Statement
+from carryover.domain.units import format_amount
+
+
+def statement_tables(stmt: Statement) -> list[Table]:
+    """One table per unit: the balance reconciliation, then the usage reconciliation."""
+    tables = []
+    for unit, s in stmt.units.items():
+        table = Table(title=f"{stmt.line} {unit}: cycle {stmt.start.isoformat()} .. "
+                            f"{stmt.end.isoformat()}")
+        table.add_column("item")
+        table.add_column("amount", justify="right")
+        rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),
+                ("balance check (0 = reconciled)", s.balance_check), ("used", s.used),
+                ("from own buckets", s.debited_own), ("from the pool", s.debited_pool),
+                ("overage", s.overage), ("usage check (0 = reconciled)", s.usage_check)]
+        for label, value in rows:
+            table.add_row(label.replace("_", " "), format_amount(value, unit))
+        if s.charge:
+            table.add_row("overage charge", s.charge)
+        tables.append(table)
+    return tables
