@@ -1,0 +1,221 @@
+"""Usage files (CDRs) in, validated columnar chunks out.
+
+The packet core hands the operator files of usage records: CSV, JSON Lines or
+Parquet, maybe gzipped. `read_usage` streams one file in chunks of at most
+`chunk_rows` rows, so memory stays bounded whatever the file's size, and turns
+each chunk into a `Chunk` of numpy arrays (the shape the vectorized rating core
+takes) plus the `Reject`s of its bad rows. Parsing (`cdr_formats`) and checking
+(`cdr_checks`) run one chunk ahead on a thread of their own, overlapping with
+what the caller does with the last chunk; about three chunks are in memory at
+once.
+
+Every cell is read as it stands (text, or a typed value where the file is
+typed) and converted column by column with pyarrow compute, so a bad value
+costs its row, never the file: the row becomes a `Reject` naming the column and
+the value, and the good rows of the same chunk go on. Rows are numbered from 1
+in data order (CSV: line number minus the header line; JSON Lines: line number;
+see `cdr_formats`); `Chunk.first_row` is the number of the first row read into
+the chunk, good or not, so consecutive chunks partition the file.
+
+Columns: `event_id`, `line`, the instant (`at`, or `start`/`end`: `end` when
+given, else `at`, else `start`), the amount (`bytes`, or `bytes_up` +
+`bytes_down`; seconds for voice, a count for SMS; whole numbers below 10^18),
+and optionally `unit` (data|voice|sms, any case, empty means data),
+`rating_group` (empty means none) and `received_at` (empty means `now_us`).
+Instants are ISO 8601 (date, `T` or a space, hh:mm[:ss[.fraction]], optional
+`Z` or ±hh[:mm]); one without an offset is wall time in `default_tz`, read like
+`datetime.replace(tzinfo=ZoneInfo(tz))` (fold 0). Digits below 1 µs are cut.
+
+A file without a required column (or with a column named twice) is rejected
+whole: one `Reject` with row 0 naming the columns, an empty chunk, and nothing
+more (one reject per row would be as big as the file). JSON Lines has no header: the keys of its
+first object stand for one, a key absent or null in a later row reads as an
+empty cell, and a reject's `raw` holds only the keys its line has. A row whose
+every cell is empty (a blank line) is skipped, neither good nor rejected. A
+file that cannot be read at all (not found, not gzip, not Parquet, not UTF-8)
+raises `CdrFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from carryover.adapters.cdr_checks import UNITS, Checker, Chunk, Reject, empty_chunk
+from carryover.adapters.cdr_formats import sources
+
+__all__ = ["FORMATS", "UNITS", "CdrFileError", "Chunk", "Reject", "RejectWriter",
+           "detect_format", "read_usage", "write_rejects"]
+
+FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+             ".parquet": "parquet"}
+
+
+class CdrFileError(ValueError):
+    """The file as a whole cannot be read (its rows are not even reached)."""
+
+
+def detect_format(path: str | Path, format: str | None = None) -> str:
+    """The format named, else the one the file's extension (before any .gz) says."""
+    if format is not None:
+        if format not in FORMATS:
+            raise CdrFileError(f"{path}: unknown format {format!r} (csv, jsonl or parquet)")
+        return format
+    p = Path(path)
+    suffix = Path(p.stem).suffix if p.suffix.lower() == ".gz" else p.suffix
+    try:
+        return _SUFFIXES[suffix.lower()]
+    except KeyError:
+        raise CdrFileError(f"{path}: cannot tell the format from the name; "
+                           "pass format (csv, jsonl or parquet)") from None
+
+
+def read_usage(path: str | Path, *, format: str | None = None, chunk_rows: int = 200_000,
+               now_us: int, default_tz: str = "UTC") -> Iterator[tuple[Chunk, list[Reject]]]:
+    """Stream `path` as (good rows, rejects) per chunk of at most `chunk_rows` rows."""
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be >= 1")
+    fmt, name, tz = detect_format(path, format), str(path), ZoneInfo(default_tz)
+    if not Path(path).is_file():
+        raise CdrFileError(f"{name}: no such file")
+
+    def checked() -> Iterator[tuple[Chunk, list[Reject]]]:
+        batches = sources(fmt, Path(path), chunk_rows)
+        columns = next(batches)
+        if columns is None:  # an empty file
+            return
+        if problem := _missing(columns) or _twice(columns):
+            yield empty_chunk(0), [Reject(name, 0, problem, {})]
+            return
+        check = Checker(name, columns, now_us, tz)
+        yield from map(check, batches)
+
+    try:
+        yield from _ahead(checked())
+    except (OSError, EOFError, UnicodeDecodeError, pa.ArrowException) as exc:
+        raise CdrFileError(f"{name}: {exc}") from exc
+
+
+def _missing(columns: list[str]) -> str:
+    have, gone = set(columns), [c for c in ("event_id", "line") if c not in columns]
+    if not have & {"at", "start", "end"}:
+        gone.append("at (or start/end)")
+    if "bytes" not in have and not {"bytes_up", "bytes_down"} <= have:
+        gone.append("bytes (or bytes_up + bytes_down)")
+    return f"missing column {', '.join(gone)}" if gone else ""
+
+
+def _twice(columns: list[str]) -> str:
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    return f"column named twice: {', '.join(twice)}" if twice else ""
+
+
+T = TypeVar("T")
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """The items of `items`, the next one produced on a thread while the caller works."""
+    out: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as exc:
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()
+
+    worker = threading.Thread(target=run, name="cdr-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = out.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+# --- rejects out ---
+
+class RejectWriter:
+    """Rejects as CSV: file,row,reason, then the original fields, written as they come.
+
+    The field columns are named after the first reject that has fields; a later
+    reject's fields go under the same names, and any name the header lacks is
+    appended as `name=value` cells so nothing is lost.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        # Held open across calls to write: closed by close() or the with-block.
+        self._file = Path(path).open("w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._out = csv.writer(self._file)
+        self._fields: list[str] | None = None
+        self._waiting: list[Reject] = []
+
+    def write(self, rejects: Iterable[Reject]) -> None:
+        for r in rejects:
+            if self._fields is None:
+                if not r.raw:
+                    self._waiting.append(r)
+                    continue
+                self._header(list(r.raw))
+            self._row(r)
+
+    def _header(self, fields: list[str]) -> None:
+        self._fields = fields
+        self._out.writerow(["file", "row", "reason", *fields])
+        waiting, self._waiting = self._waiting, []
+        for r in waiting:
+            self._row(r)
+
+    def _row(self, r: Reject) -> None:
+        fields = self._fields or []
+        extra = [f"{k}={v}" for k, v in r.raw.items() if k not in fields]
+        self._out.writerow([r.file, r.row, r.reason, *(r.raw.get(k, "") for k in fields),
+                            *extra])
+
+    def close(self) -> None:
+        if self._fields is None:
+            self._header([])
+        self._file.close()
+
+    def __enter__(self) -> RejectWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
+    """Write every reject of `rejects` (any iterable, consumed lazily) to one CSV file."""
+    with RejectWriter(path) as out:
+        out.write(rejects)
