@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,41 @@ class Settings(BaseSettings):
         description="Seconds a SQLite writer waits for another writer before giving up.",
     )
 
+    # eSIM provisioning (docs/esim.md) ------------------------------------------------
+    es2plus_url: str = Field(
+        default="http://127.0.0.1:8700",
+        description="Base URL of the SM-DP+'s ES2+ interface; the default is the local "
+                    "emulator (carryover smdp serve), for development only.",
+    )
+    es2plus_requester_id: str = Field(
+        default="carryover",
+        description="functionRequesterIdentifier sent in every ES2+ request header.",
+    )
+    es2plus_client_cert: str | None = Field(
+        default=None, description="Mutual TLS: PEM file of the operator's client certificate.")
+    es2plus_client_key: str | None = Field(
+        default=None, description="Mutual TLS: PEM file of the client certificate's key.")
+    es2plus_ca_file: str | None = Field(
+        default=None, description="PEM file of the CA that signed the SM-DP+'s certificate.")
+    es2plus_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds an ES2+ call may take before it is retried.")
+    es2plus_retries: int = Field(
+        default=3, ge=0, description="Retries of an ES2+ call that failed in transit.")
+    es2plus_backoff: float = Field(
+        default=0.5, ge=0,
+        description="Seconds before the first retry; each further retry waits twice as long.")
+    smdp_address: str | None = Field(
+        default=None,
+        description="SM-DP+ FQDN for activation codes when confirmOrder returns none; "
+                    "default: the host of es2plus_url.",
+    )
+    esim_low_stock_threshold: int = Field(
+        default=10, ge=0,
+        description="Warn when a profile type has fewer available profiles than this.")
+    esim_new_iccid_on_move: bool = Field(
+        default=False,
+        description="esim move orders a fresh ICCID instead of reusing the line's own.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:
@@ -64,6 +100,10 @@ class Settings(BaseSettings):
                 f"unsupported database {url.get_backend_name()!r} in "
                 f"{redact_url(url)}; use sqlite or postgresql")
         return value
+
+    def activation_address(self) -> str | None:
+        """The SM-DP+ address for activation codes: smdp_address, else es2plus_url's host."""
+        return self.smdp_address or urlsplit(self.es2plus_url).hostname
 
     def redacted_url(self) -> str:
         """The database URL with any password replaced by ***, safe to print."""

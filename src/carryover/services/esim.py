@@ -95,7 +95,9 @@ def order(engine: Engine, smdp: Smdp, line: str, at: datetime, *, eid: str | Non
     with UnitOfWork(engine) as uow:
         row = _line(uow, line)
         repo = EsimRepository(uow.conn)
-        _refuse_live_order(repo, row.id)
+        stale = _refuse_live_order(repo, row.id)
+        if stale is not None:  # its profile was deleted or cancelled: close it, free the ICCID
+            repo.close_order(stale.id, at, "superseded by a new order")
         profile = _pick(repo, profile_type)
         order_id = repo.create_order(row.id, profile.iccid, eid, at)
         repo.set_profile(profile.iccid, at)  # the row lock holds it until commit
@@ -107,14 +109,16 @@ def order(engine: Engine, smdp: Smdp, line: str, at: datetime, *, eid: str | Non
                      with_confirmation_code, smdp_address)
 
 
-def _refuse_live_order(repo: EsimRepository, line_id: str) -> None:
+def _refuse_live_order(repo: EsimRepository, line_id: str):
+    """The line's open order whose profile is no longer live, if any; refuse a live one."""
     current = repo.open_order(line_id)
     if current is None:
-        return
+        return None
     state = S(repo.profile(current.iccid).state)
     if state in LIVE:
         raise ServiceError(f"line {line_id!r} already has profile {current.iccid} ({state}): "
                            "cancel it, or move the line to another device")
+    return current
 
 
 def _pick(repo: EsimRepository, profile_type: str | None, exclude: str | None = None):
@@ -258,6 +262,8 @@ def move(engine: Engine, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
                 f"profile {current.iccid} is {state} on EID {current.eid}: delete it on the "
                 "old device first (its deletion notification frees the ICCID), or set "
                 "CARRYOVER_ESIM_NEW_ICCID_ON_MOVE=true to move to a fresh ICCID")
+        if new_iccid or state is S.UNAVAILABLE:  # refuse before cancelling anything
+            _pick(repo, repo.profile(current.iccid).profile_type, exclude=current.iccid)
         line_id, old_iccid = row.id, current.iccid
     if state in LIVE - ON_DEVICE:
         cancel(engine, smdp, line_id, at)
