@@ -1,21 +1,22 @@
 """Bulk ingestion gives exactly the balances of the single-event path (DESIGN 1.5).
 
 Random events for single lines and a family pool, in a random arrival order, some
-late inside and some past the grace window, are ingested in random chunk sizes
-through `ingest_chunks`, and recorded one by one through `ledger_ops` on another
+late inside and some past the grace window, are written as a CSV file, read back
+in random chunk sizes and ingested through `ingest_chunks`, and recorded one by one
+through `ledger_ops` on another
 database. Every line's balance object (buckets, ids, counters, QoS) must be equal,
 and ingesting the same chunks again must change nothing.
 """
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carryover.adapters.cdr_files import Chunk
+from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
 from carryover.services import ledger_ops, provisioning
 from carryover.services.ingest import ingest_chunks
@@ -59,21 +60,18 @@ def histories(draw):
     return arrival, draw(st.integers(1, 12))
 
 
-def chunks(events, size):
-    for start in range(0, len(events), size):
-        part = events[start:start + size]
-
-        def us(values):
-            return np.array([int(v.timestamp() * 1_000_000) for v in values], dtype=np.int64)
-        yield "file.csv", Chunk(
-            first_row=start + 1,
-            event_id=np.array([e[0] for e in part], dtype=object),
-            line=np.array([e[1] for e in part], dtype=object),
-            at=us(e[2] for e in part), received_at=us(e[3] for e in part),
-            amount=np.array([e[4] for e in part], dtype=np.int64),
-            unit=np.zeros(len(part), dtype=np.int8),
-            rating_group=np.array([e[5] for e in part], dtype=object),
-            row=np.arange(start + 1, start + 1 + len(part), dtype=np.int64)), []
+def chunks(folder, events, size):
+    """The events written as a CSV file (in arrival order) and read back in chunks."""
+    path = folder / f"cdr-{size}.csv"
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["event_id", "line", "at", "bytes", "rating_group", "received_at"])
+        for event_id, line, at, received, amount, group in events:
+            out.writerow([event_id, line, at.isoformat(), amount, group or "",
+                          received.isoformat()])
+    for chunk, rejects in read_usage(path, chunk_rows=size, now_us=0):
+        assert not rejects
+        yield str(path), chunk, rejects
 
 
 def balances(engine, at):
@@ -89,7 +87,7 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     dispose_engines()
     bulk = setup(f"sqlite:///{folder / 'bulk.db'}")
     single = setup(f"sqlite:///{folder / 'single.db'}")
-    summary = ingest_chunks(bulk, chunks(arrival, size), "test")
+    summary = ingest_chunks(bulk, chunks(folder, arrival, size), "test")
     assert summary.accepted == len(arrival)
     for event_id, line, at, received, amount, group in arrival:
         ledger_ops.record_usage(single, line, amount, at, received, event_id,
@@ -97,6 +95,6 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     end = START + timedelta(days=75)
     expected = balances(single, end)
     assert balances(bulk, end) == expected
-    again = ingest_chunks(bulk, chunks(arrival, size), "again")
+    again = ingest_chunks(bulk, chunks(folder, arrival, size), "again")
     assert (again.accepted, again.duplicates) == (0, len(arrival))
     assert balances(bulk, end) == expected
