@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         default=False,
         description="esim move orders a fresh ICCID instead of reusing the line's own.")
 
+    # HTTP API (docs/api.md) -----------------------------------------------------------
+    api_rate_per_second: float = Field(
+        default=50.0, ge=0,
+        description="Requests per second each API key may make, per worker; 0 turns the "
+                    "limit off. Over it: 429 with Retry-After.")
+    api_rate_burst: int = Field(
+        default=200, ge=1, description="Requests an API key may make at once before "
+                                       "api_rate_per_second applies.")
+    api_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024,
+        description="Largest request body the API accepts (413 above it); a usage batch "
+                    "of 10,000 events fits in the default.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

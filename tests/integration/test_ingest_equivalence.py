@@ -3,8 +3,8 @@
 Random events for single lines and a family pool, in a random arrival order, some
 late inside and some past the grace window, are written as a CSV file, read back
 in random chunk sizes and ingested through `ingest_chunks`, and recorded one by one
-through `ledger_ops` on another database. Every line's balance object (buckets, ids, counters, QoS) must be equal,
-and ingesting the same chunks again must change nothing.
+through `ledger_ops` on another database. Every line's balance object (buckets, ids,
+counters, QoS) must be equal, and ingesting the same chunks again must change nothing.
 """
 
 from __future__ import annotations

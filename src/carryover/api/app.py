@@ -2,20 +2,33 @@
 
 `create_app(carry)` builds it around an app object (tests pass their own);
 `app_from_environment` is the factory `carryover serve` gives uvicorn, so each
-worker process reads the settings itself. Each resource is its own router.
+worker process reads the settings itself. Each resource is its own router
+(carryover.api.routers); docs/api.md describes the API.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from carryover.api import es2plus
+from carryover.api import es2plus, ops, problems
+from carryover.api.deps import RateLimiter
+from carryover.api.routers import accounts, ledger, lines, plans, usage
 from carryover.runtime import Carryover
 
 
 def create_app(carry: Carryover) -> FastAPI:
-    app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.")
+    app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.",
+                  version="1")
     app.state.carry = carry
+    settings = carry.settings
+    app.state.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+    app.state.metrics = ops.Metrics()
+    problems.install(app)
+    app.middleware("http")(ops.observe)
+    app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
+    for module in (plans, accounts, lines, usage, ledger):
+        app.include_router(module.router)
+    app.include_router(ops.router)
     app.include_router(es2plus.router)
     return app
 

@@ -34,7 +34,16 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(family_app, name="family")
 
 # Command modules register themselves on the apps above.
-from carryover.cli import bulk, esim, operator, plans, serve, simulate, smdp  # noqa: E402,F401
+from carryover.cli import (  # noqa: E402,F401
+    apikey,
+    bulk,
+    esim,
+    operator,
+    plans,
+    serve,
+    simulate,
+    smdp,
+)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`carryover serve`: the HTTP API (today the ES2+ callbacks) under uvicorn.
+"""`carryover serve`: the HTTP API (REST, docs/api.md; ES2+ callbacks) under uvicorn.
 
 The database is migrated before the server starts, so a database carryover
 cannot use is refused with one line instead of a traceback per worker. Each
@@ -22,7 +22,7 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", min=1,
                                          help="Worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API: ES2+ handleDownloadProgressInfo for the SM-DP+ (docs/esim.md)."""
+    """Run the HTTP API: REST with API keys (docs/api.md) and the SM-DP+'s ES2+ callbacks."""
     import uvicorn
 
     engine()

@@ -13,3 +13,7 @@ class NotFound(ServiceError):
 
 class Duplicate(ServiceError):
     """A usage event whose id was already counted; it is not counted again."""
+
+
+class Conflict(ServiceError):
+    """Something that already exists (an account name, an MSISDN, a line id)."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
-from carryover.services.errors import NotFound, ServiceError
+from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger_ops import localizer
 from carryover.store.uow import UnitOfWork
 
@@ -35,7 +35,7 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
         raise ServiceError("an account needs a name")
     with UnitOfWork(engine) as uow:
         if uow.accounts.account_by_name(name) is not None:
-            raise ServiceError(f"account {name!r} already exists")
+            raise Conflict(f"account {name!r} already exists")
         plans = uow.plans.all()
         if pool_plan is not None and pool_plan not in plans:
             raise NotFound(f"unknown plan {pool_plan!r}")
@@ -80,7 +80,7 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
         if plan_id is None and not member:
             raise ServiceError("a line outside a family pool needs --plan")
         if uow.accounts.find_line(msisdn) is not None:
-            raise ServiceError(f"MSISDN {msisdn} already belongs to a line")
+            raise Conflict(f"MSISDN {msisdn} already belongs to a line")
         account_row = uow.accounts.lock_account(row.id)
         book, snapshot = uow.accounts.load_book(account_row, plans)
         item = OpenLine(f"open:{line_id}", line_id, start, plan_id, member=member)
@@ -94,6 +94,6 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
             uow.accounts.record(row.id, item, book.calendar, book.grace)
             uow.commit()
         except IntegrityError as exc:
-            raise ServiceError(f"line {line_id!r}, MSISDN {msisdn} or IMSI {imsi} "
+            raise Conflict(f"line {line_id!r}, MSISDN {msisdn} or IMSI {imsi} "
                                "already exists") from exc
         return line_id

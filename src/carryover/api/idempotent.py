@@ -1,0 +1,58 @@
+"""Creating POSTs under an `Idempotency-Key`: the first response is replayed.
+
+`respond` runs the action once per (API key, method and path, Idempotency-Key)
+and stores its response, success or refusal, through services.idempotency; a
+retry gets the stored status and body back with `Idempotent-Replayed: true`,
+one that comes while the first still runs gets 409. Without the header the
+action simply runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from carryover.api.problems import PROBLEM_JSON, problem_body, service_status
+from carryover.services import idempotency
+from carryover.services.api_keys import Principal
+from carryover.services.errors import ServiceError
+
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=200,
+    description="Retry-safe creation: a repeat with this key replays the first response.")]
+
+
+def _response(status: int, body: Any, replayed: bool = False) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type=PROBLEM_JSON if status >= 400 else None)
+
+
+def respond(request: Request, eng: Engine, who: Principal, key: str | None, payload: Any,
+            action: Callable[[], Any], status: int = 201) -> JSONResponse:
+    if key is None:
+        return _response(status, jsonable_encoder(action()))
+    route = f"{request.method} {request.url.path}"
+    digest = idempotency.request_hash(jsonable_encoder(payload))
+    try:
+        hit = idempotency.claim(eng, who.key_id, route, key, digest, datetime.now(UTC))
+    except ServiceError as exc:  # reused with another body, or still running
+        return _response(service_status(exc), problem_body(service_status(exc), str(exc)))
+    if hit is not None:
+        return _response(*hit, replayed=True)
+    try:
+        body = jsonable_encoder(action())
+    except ServiceError as exc:
+        status = service_status(exc)
+        body = problem_body(status, str(exc))
+    except BaseException:
+        idempotency.release(eng, who.key_id, route, key)
+        raise
+    idempotency.complete(eng, who.key_id, route, key, status, body)
+    return _response(status, body)

@@ -1,0 +1,120 @@
+"""Operations: `/healthz`, `/readyz`, `/metrics`, and the request size limit.
+
+- `/healthz`: the process answers (no database call).
+- `/readyz`: the database is reachable and at this code's schema; 503 otherwise.
+- `/metrics`: Prometheus text format: requests by method, route template and
+  status, and their latencies. Unauthenticated, like the probes: keep the port
+  on a private network (docs/api.md).
+- `BodyLimit`: a body larger than `api_max_body_bytes` is refused with 413
+  before the app reads it (by Content-Length, or by counting a chunked body).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.concurrency import run_in_threadpool
+
+from carryover.api.problems import problem
+from carryover.store.schema import current_revision, head_revision
+
+router = APIRouter(tags=["operations"])
+
+
+class Metrics:
+    """One registry per app, so apps built by tests do not share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("carryover_http_requests_total", "HTTP requests answered.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("carryover_http_request_seconds", "HTTP request latency.",
+                                 ["method", "route"], registry=self.registry)
+
+
+async def observe(request: Request, call_next: Any) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    metrics: Metrics = request.app.state.metrics
+    metrics.requests.labels(request.method, template, str(response.status_code)).inc()
+    metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
+    return response
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database is reachable and migrated",
+            responses={503: {"description": "Not ready"}})
+async def readyz(request: Request) -> Any:
+    def check() -> str | None:
+        engine = request.app.state.carry.open()
+        return current_revision(engine)
+    try:
+        revision = await run_in_threadpool(check)
+    except Exception:  # any failure means not ready; the reason stays in the server log
+        return problem(503, "the database is not reachable")
+    if revision != head_revision():
+        return problem(503, f"the database is at schema {revision}, not {head_revision()}")
+    return {"status": "ready", "schema": revision}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `limit` bytes."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        if length is not None:
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read up to the limit first, then hand it on.
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+
+        async def replay() -> dict:
+            nonlocal body
+            out, body = body, b""
+            return {"type": "http.request", "body": out, "more_body": False}
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: dict, receive: Any, send: Any) -> None:
+        response = problem(413, f"the request body is larger than {self.limit} bytes")
+        await response(scope, receive, send)

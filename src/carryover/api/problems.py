@@ -1,0 +1,119 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), never stack traces.
+
+Every error the API returns has `type`, `title`, `status` and `detail`; a
+validation error adds `errors`, one entry per bad field (`field` is the dotted
+location, e.g. `body.rows.3.amount`). Service refusals map to statuses by
+kind: NotFound 404; Conflict and Duplicate 409 (also an Idempotency-Key still
+in use); any other refusal 422 (also an Idempotency-Key reused with another
+body). An unexpected exception is a bare 500 problem; its details go to the
+server log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from carryover.services.errors import Conflict, Duplicate, NotFound, ServiceError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("carryover.api")
+
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+          405: "Method not allowed", 409: "Conflict", 413: "Request too large",
+          415: "Unsupported media type", 422: "Unprocessable request",
+          429: "Too many requests", 500: "Internal error"}
+SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 409: "conflict",
+         413: "too-large", 422: "invalid", 429: "rate-limited", 500: "internal"}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; `errors` only for validation errors."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class ApiProblem(Exception):
+    """Raised by dependencies and routes to answer with a problem."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+def problem_body(status: int, detail: str, errors: list[dict] | None = None) -> dict:
+    body: dict[str, Any] = {"type": f"/problems/{SLUGS.get(status, 'error')}",
+                            "title": TITLES.get(status, "Error"), "status": status,
+                            "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def problem(status: int, detail: str, errors: list[dict] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(problem_body(status, detail, errors), status_code=status,
+                        media_type=PROBLEM_JSON, headers=headers)
+
+
+def service_status(exc: ServiceError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict | Duplicate):
+        return 409
+    return 422
+
+
+def field_errors(exc: RequestValidationError) -> list[dict]:
+    return [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", ""),
+             "type": e.get("type", "invalid")} for e in exc.errors()]
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems a route may answer with."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {code: {"description": TITLES[code], "content": {PROBLEM_JSON: {"schema": schema}}}
+            for code in codes}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into a problem."""
+
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return problem(service_status(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors(exc)
+        return problem(422, f"{len(errors)} invalid field(s)", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "the server could not complete the request")

@@ -1,0 +1,26 @@
+"""Plans: the catalog (presets and loaded plan files), readable by every key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from carryover.api.deps import Caller, EngineDep
+from carryover.api.problems import responses
+from carryover.api.routers import pages
+from carryover.api.schemas import PlanOut, PlanPage
+from carryover.services import directory
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"], responses=responses(401, 422, 429))
+
+
+@router.get("", response_model=PlanPage, summary="List plans")
+def list_plans(eng: EngineDep, who: Caller, limit: pages.Limit = 100,
+               cursor: pages.Cursor = None) -> dict:
+    items, last = directory.plans_page(eng, pages.decode(cursor), limit)
+    return {"items": items, "next_cursor": pages.encode(last)}
+
+
+@router.get("/{plan_id}", response_model=PlanOut, summary="Show a plan",
+            responses=responses(404))
+def show_plan(plan_id: str, eng: EngineDep, who: Caller) -> dict:
+    return directory.plan(eng, plan_id)

@@ -1,0 +1,95 @@
+"""Usage: one event, or a batch of up to 10,000 with the semantics of `carryover ingest`.
+
+Both are operator-only (usage comes from the network, not from subscribers).
+A single event answers 409 when its event_id was already counted. A batch is
+rated as one chunk by services.ingest: duplicates are counted, not repeated,
+and each row that cannot be taken comes back in `rejects` with its index and
+why, while the good rows go on. Batch instants must carry an offset (a batch
+may span accounts in different timezones).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from carryover.adapters.cdr_files import Chunk
+from carryover.api.deps import EngineDep, Operator
+from carryover.api.idempotent import IdempotencyKey, respond
+from carryover.api.problems import responses
+from carryover.api.schemas import UsageBatchIn, UsageBatchOut, UsageIn, UsageOut, human
+from carryover.domain.bulk.state import to_us
+from carryover.domain.units import Unit
+from carryover.services import ledger_ops
+from carryover.services.ingest import ingest_chunks
+
+router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=responses(401, 403, 422, 429))
+UNIT_CODES = {"data": 0, "voice": 1, "sms": 2}
+
+
+@router.post("", status_code=201, response_model=UsageOut, summary="Record one usage event",
+             responses=responses(404, 409))
+def record_usage(body: UsageIn, request: Request, eng: EngineDep, who: Operator,
+                 idempotency_key: IdempotencyKey = None):
+    def action() -> dict:
+        recorded = ledger_ops.record_usage(
+            eng, body.line, body.amount, body.at, body.received_at or datetime.now(UTC),
+            body.event_id, Unit(body.unit), body.rating_group)
+        entries = recorded.outcome.entries
+        overage = sum(e.amount for e in entries if e.kind == "overage")
+        return {"line": recorded.line, "event_id": body.event_id, "amount": body.amount,
+                "amount_human": human(body.amount, body.unit), "unit": body.unit,
+                "late": recorded.outcome.late, "corrected": recorded.outcome.replayed,
+                "debits": [{"bucket": e.bucket_id, "amount": e.amount,
+                            "amount_human": human(e.amount, body.unit)}
+                           for e in entries if e.kind == "debit"],
+                "overage": overage, "overage_human": human(overage, body.unit)}
+    return respond(request, eng, who, idempotency_key, body, action)
+
+
+def _chunk(body: UsageBatchIn, now_us: int) -> tuple[Chunk, list[dict]]:
+    """The rows as one columnar chunk, and the rows refused before rating."""
+    good, bad = [], []
+    for i, row in enumerate(body.rows):
+        naive = [k for k in ("at", "received_at")
+                 if getattr(row, k) is not None and getattr(row, k).utcoffset() is None]
+        if naive:
+            bad.append({"row": i, "reason": f"{naive[0]}: needs an offset (Z or ±hh:mm)"})
+        elif row.received_at is not None and row.received_at < row.at:
+            bad.append({"row": i, "reason": "received_at: before the event's instant"})
+        else:
+            good.append((i, row))
+    rows = [r for _, r in good]
+    chunk = Chunk(
+        first_row=0,
+        event_id=np.array([r.event_id for r in rows], dtype=object),
+        line=np.array([r.line.strip() for r in rows], dtype=object),
+        at=np.array([to_us(r.at) for r in rows], dtype=np.int64),
+        received_at=np.array([to_us(r.received_at) if r.received_at else now_us
+                              for r in rows], dtype=np.int64),
+        amount=np.array([r.amount for r in rows], dtype=np.int64),
+        unit=np.array([UNIT_CODES[r.unit] for r in rows], dtype=np.int8),
+        rating_group=np.array([r.rating_group for r in rows], dtype=object),
+        row=np.array([i for i, _ in good], dtype=np.int64))
+    return chunk, bad
+
+
+@router.post("/batch", status_code=200, response_model=UsageBatchOut,
+             summary="Record up to 10,000 usage events (per-row rejects)")
+def record_batch(body: UsageBatchIn, request: Request, eng: EngineDep, who: Operator,
+                 idempotency_key: IdempotencyKey = None):
+    def action() -> dict:
+        chunk, bad = _chunk(body, to_us(datetime.now(UTC)))
+        rejects: list[dict] = list(bad)
+        summary = ingest_chunks(
+            eng, [("api", chunk, [])], f"api-batch-{uuid.uuid4().hex[:16]}",
+            on_rejects=lambda found: rejects.extend(
+                {"row": r.row, "reason": r.reason} for r in found))
+        rejects.sort(key=lambda r: r["row"])
+        return {"rows": len(body.rows), "accepted": summary.accepted,
+                "duplicates": summary.duplicates, "late": summary.late,
+                "rejected": len(rejects), "rejects": rejects}
+    return respond(request, eng, who, idempotency_key, body, action, status=200)

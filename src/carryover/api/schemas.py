@@ -1,0 +1,174 @@
+"""Request and response bodies of the REST API (pydantic), shared by the routers.
+
+Amounts are integers (bytes, seconds or counts, by `unit`) and come back with
+a `*_human` string beside them (carryover.domain.units.format_amount). An
+instant without an offset is read in the account's timezone, as in the CLI;
+every instant in a response carries its offset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from carryover.domain.units import Unit, format_amount
+
+UnitName = Literal["data", "voice", "sms"]
+Amount = Field(ge=0, lt=10 ** 18, description="Bytes, seconds or a count, by unit.")
+At = Field(default=None, description="ISO 8601; without an offset: the account's timezone. "
+                                     "Default: now.")
+
+
+def human(amount: int | None, unit: str = "data") -> str:
+    return format_amount(amount, Unit(unit))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    cycle_day: int = Field(ge=1, le=31)
+    timezone: str = Field(min_length=1, max_length=64, examples=["America/New_York"])
+    pool_plan: str | None = Field(default=None, max_length=120,
+                                  description="Make a family account sharing this plan's pool.")
+    at: datetime | None = At
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    cycle_day: int
+    timezone: str
+    pool_plan: str | None
+    created_at: str
+    lines: list[str]
+
+
+class LineIn(Strict):
+    account: str = Field(min_length=1, max_length=200)
+    msisdn: str = Field(min_length=1, max_length=20, examples=["+14155550100"])
+    plan: str | None = Field(default=None, max_length=120)
+    imsi: str | None = Field(default=None, max_length=15)
+    id: str | None = Field(default=None, min_length=1, max_length=64,
+                           pattern=r"^[A-Za-z0-9_.:-]+$")
+    member: bool | None = None
+    start: datetime | None = At
+
+
+class LineOut(BaseModel):
+    id: str
+    account: str
+    msisdn: str | None
+    imsi: str | None
+    plan: str | None
+    pending_plan: str | None
+    member: bool
+    opened_at: str
+
+
+class Page(BaseModel):
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; "
+                                                "null on the last page.")
+
+
+class LinePage(Page):
+    items: list[LineOut]
+
+
+class PlanOut(BaseModel):
+    id: str
+    name: str
+    kind: str | None
+    source: str
+    loaded_at: str
+    definition: dict[str, Any]
+
+
+class PlanPage(Page):
+    items: list[PlanOut]
+
+
+class UsageIn(Strict):
+    line: str = Field(min_length=1, max_length=64, description="Line id, MSISDN or IMSI.")
+    event_id: str = Field(min_length=1, max_length=200, description="Counted once per id.")
+    amount: int = Amount
+    unit: UnitName = "data"
+    at: datetime
+    received_at: datetime | None = Field(default=None, description="Default: now.")
+    rating_group: str | None = Field(default=None, max_length=64)
+
+
+class Debit(BaseModel):
+    bucket: str | None
+    amount: int
+    amount_human: str
+
+
+class UsageOut(BaseModel):
+    line: str
+    event_id: str
+    amount: int
+    amount_human: str
+    unit: UnitName
+    late: bool
+    corrected: bool
+    debits: list[Debit]
+    overage: int
+    overage_human: str
+
+
+class UsageBatchIn(Strict):
+    rows: list[UsageIn] = Field(min_length=1, max_length=10_000)
+
+
+class RowReject(BaseModel):
+    row: int = Field(description="Index of the row in `rows`, from 0.")
+    reason: str
+
+
+class UsageBatchOut(BaseModel):
+    rows: int
+    accepted: int
+    duplicates: int
+    late: int
+    rejected: int
+    rejects: list[RowReject]
+
+
+class TopUpIn(Strict):
+    amount: int = Field(gt=0, lt=10 ** 18)
+    valid_days: int = Field(ge=1, le=3660)
+    unit: UnitName = "data"
+    at: datetime | None = At
+
+
+class PlanChangeIn(Strict):
+    plan: str = Field(min_length=1, max_length=120)
+    effective: Literal["now", "next_cycle"] = "now"
+    at: datetime | None = At
+
+
+class LimitIn(Strict):
+    amount: int | None = Field(ge=0, lt=10 ** 18, description="Per cycle; null lifts the cap.")
+    at: datetime | None = At
+
+
+class GiftIn(Strict):
+    to_line: str = Field(min_length=1, max_length=64)
+    amount: int = Field(gt=0, lt=10 ** 18)
+    at: datetime | None = At
+
+
+class ChangeOut(BaseModel):
+    """What a top-up, plan change, limit or gift did."""
+
+    line: str
+    ref: str
+    kind: str
+    amount: int | None = None
+    amount_human: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,114 @@
+"""API keys: who may call the HTTP API, and on whose behalf.
+
+A key is a random token shown once when it is created; only its SHA-256 is
+stored, and a presented token is hashed and compared in constant time. An
+operator key may do everything; a subscriber key is bound to one account and
+sees only that account and its lines (the API answers 404 for the rest, so a
+key cannot even learn what exists elsewhere). A revoked key stops working at
+once; its row stays for the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from carryover.services.errors import NotFound, ServiceError
+from carryover.store.api_repository import ApiRepository
+from carryover.store.uow import UnitOfWork
+
+ROLES = ("operator", "subscriber")
+TOKEN_PREFIX = "co_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller behind a valid key."""
+
+    key_id: str
+    role: str
+    account_id: int | None
+    account: str | None
+
+    @property
+    def operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def scope(self) -> int | None:
+        """The one account this caller may see, or None for all of them."""
+        return None if self.operator else self.account_id
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def key_dict(row: Any) -> dict:
+    return {"id": row.id, "role": row.role, "account": row.account_name, "label": row.label,
+            "created_at": row.created_at.isoformat(),
+            "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}
+
+
+def create_key(engine: Engine, role: str, at: datetime, account: str | None = None,
+               label: str | None = None) -> tuple[dict, str]:
+    """A new key: its description and the token, which is never available again."""
+    if role not in ROLES:
+        raise ServiceError(f"role {role!r} is not operator or subscriber")
+    if role == "subscriber" and account is None:
+        raise ServiceError("a subscriber key needs --account")
+    if role == "operator" and account is not None:
+        raise ServiceError("an operator key is not bound to an account; drop --account")
+    key_id = f"key_{secrets.token_hex(8)}"
+    token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+    with UnitOfWork(engine) as uow:
+        account_id = None
+        if account is not None:
+            row = uow.accounts.account_by_name(account)
+            if row is None:
+                raise NotFound(f"unknown account {account!r}")
+            account_id = row.id
+        repo = ApiRepository(uow.conn)
+        repo.add_key(id=key_id, token_hash=token_hash(token), role=role,
+                     account_id=account_id, label=label, created_at=at)
+        info = key_dict(repo.key(key_id))
+        uow.commit()
+    return info, token
+
+
+def list_keys(engine: Engine) -> list[dict]:
+    with UnitOfWork(engine) as uow:
+        return [key_dict(row) for row in ApiRepository(uow.conn).all_keys()]
+
+
+def revoke_key(engine: Engine, key_id: str, at: datetime) -> dict:
+    with UnitOfWork(engine) as uow:
+        repo = ApiRepository(uow.conn)
+        row = repo.key(key_id)
+        if row is None:
+            raise NotFound(f"unknown API key {key_id!r}")
+        if row.revoked_at is None:
+            repo.revoke(key_id, at)
+        info = key_dict(repo.key(key_id))
+        uow.commit()
+    return info
+
+
+def authenticate(engine: Engine, token: str) -> Principal | None:
+    """The caller of a presented token, or None (unknown, malformed or revoked)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = token_hash(token)
+    with UnitOfWork(engine) as uow:
+        row = ApiRepository(uow.conn).key_by_hash(digest)
+    # The lookup is by hash, so timing says nothing about the token; the constant-time
+    # comparison guards against a backend that matched loosely.
+    if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at:
+        return None
+    return Principal(row.id, row.role, row.account_id, row.account_name)

@@ -1,0 +1,90 @@
+"""Reads for the API: plans, accounts and lines, page by page, within a caller's scope.
+
+`scope` is the one account a caller may see (a subscriber key's account) or None
+(an operator). Anything outside the scope is reported exactly like something
+that does not exist, with the same NotFound message, so a caller cannot tell
+the two apart. Pages are ordered by id and continue after the last id seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine
+
+from carryover.services.errors import NotFound
+from carryover.store.api_repository import ApiRepository
+from carryover.store.uow import UnitOfWork
+
+
+def _account(row: Any, lines: list[Any]) -> dict:
+    return {"id": row.id, "name": row.name, "cycle_day": row.cycle_day,
+            "timezone": row.timezone, "pool_plan": row.pool_plan_id,
+            "created_at": row.created_at.isoformat(), "lines": [r.id for r in lines]}
+
+
+def _line(row: Any, account_name: str) -> dict:
+    return {"id": row.id, "account": account_name, "msisdn": row.msisdn, "imsi": row.imsi,
+            "plan": row.plan_id, "pending_plan": row.pending_plan, "member": bool(row.member),
+            "opened_at": row.opened_at.isoformat()}
+
+
+def unknown_line(ident: str) -> NotFound:
+    # The same words as ledger_ops: a line outside the scope reads as no line at all.
+    return NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
+
+
+def account(engine: Engine, name: str, scope: int | None = None) -> dict:
+    with UnitOfWork(engine) as uow:
+        row = uow.accounts.account_by_name(name)
+        if row is None or (scope is not None and row.id != scope):
+            raise NotFound(f"unknown account {name!r}")
+        return _account(row, uow.accounts.account_lines(row.id))
+
+
+def line(engine: Engine, ident: str, scope: int | None = None) -> dict:
+    """A line by id, MSISDN or IMSI, if the scope may see it."""
+    with UnitOfWork(engine) as uow:
+        row = uow.accounts.find_line(ident)
+        if row is None or (scope is not None and row.account_id != scope):
+            raise unknown_line(ident)
+        name = uow.accounts.account(row.account_id).name
+        return _line(row, name)
+
+
+def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None = None,
+               account_filter: str | None = None) -> tuple[list[dict], str | None]:
+    """Up to `limit` lines after the id `after`, and the id to continue after (or None)."""
+    with UnitOfWork(engine) as uow:
+        account_id = scope
+        if account_filter is not None:
+            row = uow.accounts.account_by_name(account_filter)
+            if row is None or (scope is not None and row.id != scope):
+                raise NotFound(f"unknown account {account_filter!r}")
+            account_id = row.id
+        rows = ApiRepository(uow.conn).lines_page(account_id, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_line(r, r.account_name) for r in rows], (rows[-1].id if more else None)
+
+
+def _plan(row: Any) -> dict:
+    body = row.body
+    return {"id": row.id, "name": body.get("name", row.id), "kind": body.get("kind"),
+            "source": row.source, "loaded_at": row.loaded_at.isoformat(), "definition": body}
+
+
+def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict], str | None]:
+    with UnitOfWork(engine) as uow:
+        rows = ApiRepository(uow.conn).plans_page(after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_plan(r) for r in rows], (rows[-1].id if more else None)
+
+
+def plan(engine: Engine, plan_id: str) -> dict:
+    with UnitOfWork(engine) as uow:
+        row = ApiRepository(uow.conn).plan(plan_id)
+    if row is None:
+        raise NotFound(f"unknown plan {plan_id!r}")
+    return _plan(row)

@@ -1,0 +1,85 @@
+"""The API repository: key rows and stored idempotent responses in, plain rows out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from carryover.store.api_tables import api_keys, idempotency_keys
+from carryover.store.tables import accounts, lines, plans
+
+_KEY_COLUMNS = (api_keys.c.id, api_keys.c.role, api_keys.c.account_id, api_keys.c.label,
+                api_keys.c.created_at, api_keys.c.revoked_at,
+                accounts.c.name.label("account_name"))
+_KEYS = select(*_KEY_COLUMNS).select_from(
+    api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
+
+
+class ApiRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # ---- keys ------------------------------------------------------------------------
+    def add_key(self, **values: Any) -> None:
+        self.conn.execute(insert(api_keys).values(**values))
+
+    def all_keys(self) -> list[Any]:
+        return list(self.conn.execute(_KEYS.order_by(api_keys.c.created_at, api_keys.c.id)))
+
+    def key(self, key_id: str) -> Any:
+        return self.conn.execute(_KEYS.where(api_keys.c.id == key_id)).first()
+
+    def key_by_hash(self, token_hash: str) -> Any:
+        return self.conn.execute(select(*_KEY_COLUMNS, api_keys.c.token_hash).select_from(
+            api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id)).where(
+            api_keys.c.token_hash == token_hash)).first()
+
+    def revoke(self, key_id: str, at: datetime) -> None:
+        self.conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=at))
+
+    # ---- idempotency -----------------------------------------------------------------
+    def stored_response(self, api_key_id: str, route: str, key: str) -> Any:
+        return self.conn.execute(select(idempotency_keys).where(
+            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
+            idempotency_keys.c.key == key)).first()
+
+    def claim(self, **values: Any) -> bool:
+        """Insert the key's row (status 0: in progress); False when it is already there."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(idempotency_keys).values(status=0, body={}, **values))
+        except IntegrityError:
+            return False
+        return True
+
+    def complete(self, api_key_id: str, route: str, key: str, status: int, body: Any) -> None:
+        self.conn.execute(update(idempotency_keys).where(
+            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
+            idempotency_keys.c.key == key).values(status=status, body=body))
+
+    def release(self, api_key_id: str, route: str, key: str) -> None:
+        self.conn.execute(delete(idempotency_keys).where(
+            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
+            idempotency_keys.c.key == key))
+
+    # ---- reads the API pages through -------------------------------------------------
+    def lines_page(self, account_id: int | None, after: str | None, limit: int) -> list[Any]:
+        query = select(lines, accounts.c.name.label("account_name")).join(
+            accounts, accounts.c.id == lines.c.account_id)
+        if account_id is not None:
+            query = query.where(lines.c.account_id == account_id)
+        if after is not None:
+            query = query.where(lines.c.id > after)
+        return list(self.conn.execute(query.order_by(lines.c.id).limit(limit)))
+
+    def plans_page(self, after: str | None, limit: int) -> list[Any]:
+        query = select(plans)
+        if after is not None:
+            query = query.where(plans.c.id > after)
+        return list(self.conn.execute(query.order_by(plans.c.id).limit(limit)))
+
+    def plan(self, plan_id: str) -> Any:
+        return self.conn.execute(select(plans).where(plans.c.id == plan_id)).first()

@@ -1,0 +1,41 @@
+"""API tables: the keys that may call the HTTP API, and the responses idempotency replays.
+
+- `api_keys`: one row per key. The secret is never stored, only the SHA-256 of
+  the token (a 256-bit random token needs no salt or slow hash: it cannot be
+  guessed, only stolen, and the hash is useless to a thief). `role` is operator
+  or subscriber; a subscriber key names its `account_id`. Revoking sets
+  `revoked_at`; the row stays for the audit trail.
+- `idempotency_keys`: the first response to a creating POST sent with an
+  `Idempotency-Key`, keyed by (API key, route, key), with the hash of the
+  request body so a reused key with another body is refused.
+
+They live on the same MetaData as carryover.store.tables; migration 0003 creates them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table
+
+from carryover.store.tables import Instant, metadata
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # operator | subscriber
+    Column("account_id", Integer, ForeignKey("accounts.id")),
+    Column("label", String(200)),
+    Column("created_at", Instant, nullable=False),
+    Column("revoked_at", Instant),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("api_key_id", String(32), ForeignKey("api_keys.id"), primary_key=True),
+    Column("route", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("created_at", Instant, nullable=False),
+)

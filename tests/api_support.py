@@ -1,0 +1,69 @@
+"""A served API on loopback with a small world: accounts, lines and one key per role.
+
+- `acme`: a plain account, lines `a1` (+14155550101) and `a2`, both on
+  travel-5gb-30d, opened 2026-01-01T00:00Z.
+- `fam`: a family account on att-mobile-share-15gb with member lines `f1`, `f2`.
+- `other`: a plain account with line `o1`.
+Keys: `operator`, `acme` (subscriber of acme), `other` (subscriber of other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from carryover.api.app import create_app
+from carryover.runtime import Carryover
+from carryover.services import api_keys, provisioning
+from carryover.settings import get_settings
+from tests.loopback import serving
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+PLAN = "travel-5gb-30d"
+POOL = "att-mobile-share-15gb"
+
+
+@dataclass
+class Api:
+    url: str
+    engine: Any
+    tokens: dict[str, str]
+    client: httpx.Client
+
+    def call(self, method: str, path: str, who: str | None = "operator",
+             **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        return self.client.request(method, self.url + path, headers=headers, **kwargs)
+
+
+def populate(engine: Any) -> dict[str, str]:
+    provisioning.create_account(engine, "acme", 1, "UTC", JAN)
+    provisioning.create_line(engine, "acme", "+14155550101", JAN, PLAN, line_id="a1")
+    provisioning.create_line(engine, "acme", "+14155550102", JAN, PLAN, line_id="a2")
+    provisioning.create_account(engine, "fam", 1, "UTC", JAN, POOL)
+    provisioning.create_line(engine, "fam", "+14155550201", JAN, line_id="f1")
+    provisioning.create_line(engine, "fam", "+14155550202", JAN, line_id="f2")
+    provisioning.create_account(engine, "other", 1, "UTC", JAN)
+    provisioning.create_line(engine, "other", "+14155550301", JAN, PLAN, line_id="o1")
+    tokens = {"operator": api_keys.create_key(engine, "operator", JAN)[1]}
+    for name in ("acme", "fam", "other"):
+        tokens[name] = api_keys.create_key(engine, "subscriber", JAN, name)[1]
+    return tokens
+
+
+@contextmanager
+def served_api(db_url: str, **settings: Any) -> Iterator[Api]:
+    settings.setdefault("api_rate_per_second", 0)
+    carry = Carryover(get_settings(database_url=db_url, **settings))
+    engine = carry.open()
+    tokens = populate(engine)
+    with serving(create_app(carry)) as url, httpx.Client(timeout=30) as client:
+        yield Api(url, engine, tokens, client)
+    engine.dispose()
