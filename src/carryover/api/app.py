@@ -8,25 +8,31 @@ worker process reads the settings itself. Each resource is its own router
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import FastAPI
 
+from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.api import es2plus, ops, problems
 from carryover.api.deps import RateLimiter
-from carryover.api.routers import accounts, ledger, lines, plans, usage
+from carryover.api.routers import accounts, esim, ledger, lines, plans, usage
 from carryover.runtime import Carryover
 
 
-def create_app(carry: Carryover) -> FastAPI:
+def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) -> FastAPI:
+    """The app over `carry`; `smdp_factory` makes an ES2+ client (default: the settings)."""
     app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.",
                   version="1")
     app.state.carry = carry
     settings = carry.settings
     app.state.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
-    app.state.metrics = ops.Metrics()
+    app.state.metrics = ops.Metrics(carry.open)
+    app.state.smdp_factory = smdp_factory or (lambda: Es2PlusClient.from_settings(settings))
     problems.install(app)
     app.middleware("http")(ops.observe)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (plans, accounts, lines, usage, ledger):
+    for module in (plans, accounts, lines, usage, ledger, esim):
         app.include_router(module.router)
     app.include_router(ops.router)
     app.include_router(es2plus.router)

@@ -4,7 +4,8 @@
 and stores its response, success or refusal, through services.idempotency; a
 retry gets the stored status and body back with `Idempotent-Replayed: true`,
 one that comes while the first still runs gets 409. Without the header the
-action simply runs.
+action simply runs. A secret shown once (an eSIM confirmation code) is
+stripped by `redact` before the response is stored, so a replay lacks it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _response(status: int, body: Any, replayed: bool = False) -> JSONResponse:
 
 
 def respond(request: Request, eng: Engine, who: Principal, key: str | None, payload: Any,
-            action: Callable[[], Any], status: int = 201) -> JSONResponse:
+            action: Callable[[], Any], status: int = 201,
+            redact: Callable[[Any], Any] | None = None) -> JSONResponse:
+    """Run `action` once per key; `redact` strips what must not be stored for replays."""
     if key is None:
         return _response(status, jsonable_encoder(action()))
     route = f"{request.method} {request.url.path}"
@@ -54,5 +57,6 @@ def respond(request: Request, eng: Engine, who: Principal, key: str | None, payl
     except BaseException:
         idempotency.release(eng, who.key_id, route, key)
         raise
-    idempotency.complete(eng, who.key_id, route, key, status, body)
+    stored = redact(body) if redact is not None and status < 400 else body
+    idempotency.complete(eng, who.key_id, route, key, status, stored)
     return _response(status, body)

@@ -3,15 +3,20 @@
 - `/healthz`: the process answers (no database call).
 - `/readyz`: the database is reachable and at this code's schema; 503 otherwise.
 - `/metrics`: Prometheus text format: requests by method, route template and
-  status, and their latencies. Unauthenticated, like the probes: keep the port
-  on a private network (docs/api.md).
+  status, and their latencies; usage events rated and top-ups added through
+  this process; and, read from the database at scrape time
+  (services.business_metrics), rollover deposited and lines without data.
+  Unauthenticated, like the probes: keep the port on a private network
+  (docs/api.md).
 - `BodyLimit`: a body larger than `api_max_body_bytes` is refused with 413
   before the app reads it (by Content-Length, or by counting a chunked body).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -22,23 +27,73 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from carryover.api.problems import problem
+from carryover.services import business_metrics
 from carryover.store.schema import current_revision, head_revision
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("carryover.api")
+
+
+class BusinessCollector(Collector):
+    """Gauges computed from the database at each scrape; `up` is 0 when it cannot be read."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("carryover_business_metrics_up",
+                               "1 when the business gauges could be read from the database.")
+        try:
+            found = business_metrics.figures(self.engine())
+        except Exception:  # a scrape must not fail: the reason goes to the server log
+            log.exception("business metrics could not be read")
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        deposited = GaugeMetricFamily(
+            "carryover_rollover_deposited", "Rollover deposited since the beginning "
+            "(sum of rollover_in entries): bytes for data, seconds for voice, a count for SMS.",
+            labels=["unit"])
+        for unit, total in sorted(found.rollover_deposited.items()):
+            deposited.add_metric([unit], total)
+        yield deposited
+        yield GaugeMetricFamily(
+            "carryover_lines_without_data", "Lines with open data buckets and none with "
+            "anything left, as of their last rated event (an approximation of throttled or "
+            "blocked lines; docs/api.md).", value=found.lines_without_data)
 
 
 class Metrics:
-    """One registry per app, so apps built by tests do not share counters."""
+    """One registry per app, so apps built by tests do not share counters.
 
-    def __init__(self) -> None:
+    `engine` opens the database for the gauges read at scrape time; without it
+    only the process's own counters are exposed.
+    """
+
+    def __init__(self, engine: Callable[[], Engine] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("carryover_http_requests_total", "HTTP requests answered.",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("carryover_http_request_seconds", "HTTP request latency.",
                                  ["method", "route"], registry=self.registry)
+        self.usage_rated = Counter(
+            "carryover_usage_events_rated_total",
+            "Usage events rated through the API (duplicates and rejects not counted).",
+            ["route"], registry=self.registry)
+        self.top_ups = Counter("carryover_top_ups_total", "Top-ups added through the API.",
+                               ["unit"], registry=self.registry)
+        for route in ("one", "batch"):
+            self.usage_rated.labels(route)
+        if engine is not None:
+            self.registry.register(BusinessCollector(engine))
 
 
 async def observe(request: Request, call_next: Any) -> Response:

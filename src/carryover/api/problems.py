@@ -4,9 +4,10 @@ Every error the API returns has `type`, `title`, `status` and `detail`; a
 validation error adds `errors`, one entry per bad field (`field` is the dotted
 location, e.g. `body.rows.3.amount`). Service refusals map to statuses by
 kind: NotFound 404; Conflict and Duplicate 409 (also an Idempotency-Key still
-in use); any other refusal 422 (also an Idempotency-Key reused with another
-body). An unexpected exception is a bare 500 problem; its details go to the
-server log only.
+in use); an SM-DP+ that could not be reached 502; any other refusal 422 (also
+an Idempotency-Key reused with another body, and an SM-DP+ refusal, whose ES2+
+subject and reason codes are in `detail`). An unexpected exception is a bare
+500 problem; its details go to the server log only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carryover.services.errors import Conflict, Duplicate, NotFound, ServiceError
+from carryover.services.esim_port import SmdpError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("carryover.api")
@@ -28,9 +30,11 @@ log = logging.getLogger("carryover.api")
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 413: "Request too large",
           415: "Unsupported media type", 422: "Unprocessable request",
-          429: "Too many requests", 500: "Internal error"}
+          429: "Too many requests", 500: "Internal error", 502: "Bad gateway",
+          503: "Service unavailable"}
 SLUGS = {401: "unauthorized", 403: "forbidden", 404: "not-found", 409: "conflict",
-         413: "too-large", 422: "invalid", 429: "rate-limited", 500: "internal"}
+         413: "too-large", 422: "invalid", 429: "rate-limited", 500: "internal",
+         502: "upstream", 503: "unavailable"}
 
 
 class FieldError(BaseModel):
@@ -73,6 +77,8 @@ def problem(status: int, detail: str, errors: list[dict] | None = None,
 
 
 def service_status(exc: ServiceError) -> int:
+    if isinstance(exc, SmdpError) and exc.codes is None:  # unreachable, not a refusal
+        return 502
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Conflict | Duplicate):

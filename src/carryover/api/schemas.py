@@ -172,3 +172,46 @@ class ChangeOut(BaseModel):
     amount: int | None = None
     amount_human: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class EsimOrderIn(Strict):
+    eid: str | None = Field(default=None, max_length=40,
+                            description="Bind the order to this device (32-digit EID).")
+    profile_type: str | None = Field(default=None, max_length=64,
+                                     description="Needed when several types are in stock.")
+    confirmation_code: bool = Field(default=False, description=(
+        "Protect the download with a confirmation code, returned once in this response."))
+
+
+class EsimOrderOut(BaseModel):
+    line: str
+    iccid: str
+    eid: str | None
+    matching_id: str
+    activation_code: str = Field(description="SM-DP+ address and matching id: `1$addr$id`.")
+    qr: str = Field(description="What the QR code holds: the activation code after `LPA:`.")
+    confirmation_code: str | None = Field(description=(
+        "Only in the first response when asked for: stored as a hash only, so an "
+        "Idempotency-Key replay has null here."))
+
+
+class EsimOrderRecord(BaseModel):
+    line: str
+    eid: str | None
+    created_at: str | None
+    closed_at: str | None
+    closed_reason: str | None
+
+
+class EsimStatusOut(BaseModel):
+    iccid: str
+    imsi: str
+    profile_type: str
+    state: str
+    eid: str | None
+    line: str | None = Field(description="The line of the open order; null once closed.")
+    matching_id: str | None
+    activation_code: str | None
+    confirmation_code_required: bool
+    orders: list[EsimOrderRecord]
+    history: list[dict[str, Any]]

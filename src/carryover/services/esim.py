@@ -294,20 +294,50 @@ def status(engine: Engine, ident: str) -> dict:
             profile = repo.profile(parse_iccid(ident))
         if profile is not None:
             orders = repo.orders(iccid=profile.iccid)
+            history = repo.events(profile.iccid)
         else:
-            row = _line(uow, ident)
-            orders = repo.orders(line_id=row.id)
-            if not orders:
-                raise NotFound(f"line {row.id!r} has no eSIM order")
-            current = next((o for o in reversed(orders) if o.closed_at is None), orders[-1])
-            profile = repo.profile(current.iccid)
-            orders = [o for o in orders if o.iccid == profile.iccid]
-        history = repo.events(profile.iccid)
+            profile, orders, history = _line_profile(uow, repo, ident)
+    return _view(profile, orders, history)
+
+
+def line_status(engine: Engine, line: str) -> dict:
+    """The line's current (else latest) profile with its history; never read as an ICCID."""
+    with UnitOfWork(engine) as uow:
+        return _view(*_line_profile(uow, EsimRepository(uow.conn), line))
+
+
+def activation_code(engine: Engine, line: str) -> ActivationCode:
+    """The activation code of the line's open order, released for download; else NotFound."""
+    with UnitOfWork(engine) as uow:
+        _, orders, _ = _line_profile(uow, EsimRepository(uow.conn), line)
+    activation = _activation(orders[-1] if orders else None)
+    if activation is None:
+        raise NotFound(f"line {line!r} has no open eSIM order with an activation code")
+    return activation
+
+
+def _line_profile(uow: UnitOfWork, repo: EsimRepository, ident: str) -> tuple:
+    """The line's current (else latest) profile, its orders and its history."""
+    row = _line(uow, ident)
+    orders = repo.orders(line_id=row.id)
+    if not orders:
+        raise NotFound(f"line {row.id!r} has no eSIM order")
+    current = next((o for o in reversed(orders) if o.closed_at is None), orders[-1])
+    profile = repo.profile(current.iccid)
+    return (profile, [o for o in orders if o.iccid == profile.iccid],
+            repo.events(profile.iccid))
+
+
+def _activation(latest) -> ActivationCode | None:
+    if latest is None or latest.closed_at is not None or not latest.matching_id:
+        return None
+    return ActivationCode(latest.smdp_address, latest.matching_id,
+                          confirmation_code_required=latest.cc_hash is not None)
+
+
+def _view(profile, orders: list, history: list) -> dict:
     latest = orders[-1] if orders else None
-    activation = None
-    if latest is not None and latest.closed_at is None and latest.matching_id:
-        activation = ActivationCode(latest.smdp_address, latest.matching_id,
-                                    confirmation_code_required=latest.cc_hash is not None)
+    activation = _activation(latest)
     return {
         "iccid": profile.iccid, "imsi": profile.imsi, "profile_type": profile.profile_type,
         "state": profile.state, "eid": profile.eid,
