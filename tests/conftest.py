@@ -18,11 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 
 from carryover.store.engine import dispose_engines, make_engine, normalize_url
 from carryover.store.schema import ensure_schema
+
+# Property tests run on a shared 2-core machine: time limits would turn load into
+# failures, so no deadlines and no "too slow to generate" check. Everything else
+# (including newly found counterexamples) still fails the run.
+settings.register_profile("carryover", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("carryover")
 
 PG_BASE_URL = os.environ.get(
     "CARRYOVER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
