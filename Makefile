@@ -25,6 +25,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py
+	$(BIN)/python bench/ingest.py
 
 docs: $(STAMP)
 	$(BIN)/python -m carryover.docs_cli > docs/cli.md

@@ -1,0 +1,1209 @@
+"""Benchmark of bulk usage ingestion (issue 4): `carryover ingest` against the floor.
+
+One run, one machine, the same generated files:
+
+- (a) `carryover ingest usage.csv --json`, the command users run, as a
+  subprocess, timed wall clock (process start included) with its peak RSS
+  (`os.wait4`), into SQLite and into PostgreSQL;
+- (b) the floor: the same rows (the columns of `usage_events`) bulk-loaded into
+  a bare table with no rating and no index: read the CSV with pyarrow, resolve
+  each line, format the instants, then SQLite `executemany` in one transaction
+  with the engine's PRAGMAs, or PostgreSQL `COPY` (psycopg `cursor.copy`).
+  (b') is the same load into a table with the keys of `usage_events` (for
+  information: what the unique event id and the index cost);
+- (c) the naive path: `ledger_ops.record_usage` once per row (its own
+  transaction each) on the first rows of the file, extrapolated to all rows;
+- a cycle rollover: after the month, one small event per line just after that
+  line's next bill-cycle boundary, ingested with the CLI, so every line crosses
+  its boundary in one run (set-based), reported as lines/s.
+
+After (a) and after the rollover the script checks balances on a sample of 200
+lines: usage events == debits + overage per line, and every bucket's ledger fold
+== its stored `remaining`; plus the stored event count and bytes against the
+file. It exits 1 if that check fails (or a run crashes); targets are reported
+as PASS/FAIL and do not change the exit status.
+
+    .venv/bin/python bench/ingest.py                      # 1,000,000 events, 100,000 lines
+    .venv/bin/python bench/ingest.py --events 20000 --lines 2000 --json   # smoke run
+    .venv/bin/python bench/ingest.py --profile            # + where the time goes (SQLite)
+
+See docs/performance.md ("Bulk ingestion") for measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import json
+import os
+import platform
+import pstats
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+I64 = np.int64
+US = 1_000_000
+KB = 1024
+MB = 1024**2
+GB = 1024**3
+
+MONTH_START = datetime(2026, 9, 1, tzinfo=UTC)
+MONTH_DAYS = 30
+NOW = datetime(2026, 11, 1, tzinfo=UTC)  # the clock handed to line import
+# Every preset, each line on its own plan (no family pool accounts: those take the
+# object-book path by design and are not what this benchmark is about).
+PLANS = {
+    "tmobile-data-stash-10gb": 0.20,
+    "tmobile-go5g": 0.18,
+    "china-mobile-jiezhuan-20gb": 0.15,
+    "verizon-carryover-8gb": 0.15,
+    "att-mobile-share-15gb": 0.12,
+    "att-mobile-share-25gb": 0.10,
+    "travel-5gb-30d": 0.10,
+}
+ZONES = {"UTC": 0.55, "Europe/Berlin": 0.2, "America/New_York": 0.15, "Asia/Shanghai": 0.10}
+GRACE_US = 48 * 3600 * US  # DEFAULT_GRACE: accounts made by line import get it
+LATE_SHARE = 0.005  # events that arrive 1-40 h after their instant (grace is 48 h)
+NAIVE_SAMPLE = 20_000
+CHUNK_ROWS = 200_000  # the CLI's default --chunk-rows; the floor loads in slices of this
+CHECK_LINES = 200
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+TARGET_EVENTS_PER_S = 300_000
+TARGET_FLOOR_RATIO = 2.5
+TARGET_NAIVE_SPEEDUP = 50.0
+TARGET_RSS = 1 * GB
+TARGET_ROLLOVER_LINES = 1_000_000
+TARGET_ROLLOVER_S = 10.0
+
+USAGE_COLUMNS = ("event_id", "account_id", "line", "at", "received_at", "effective_at",
+                 "amount", "unit", "rating_group", "late")
+
+
+class BenchError(RuntimeError):
+    """A run that did not complete: the balances cannot be vouched for."""
+
+
+# --------------------------------------------------------------------------- workload
+
+
+@dataclass
+class Workload:
+    # lines
+    msisdn: list[str]
+    imsi: list[str]
+    account: np.ndarray  # int64[L] account index of each line
+    plan: list[str]
+    start_us: np.ndarray  # int64[L]
+    cycle_day: np.ndarray  # int64[A]
+    zone: list[str]  # [A]
+    # events, in file order (received_at, then at)
+    event_id: list[str]
+    line: np.ndarray  # int64[E] line index
+    ident: list[str]  # what the file says: MSISDN or IMSI
+    at_us: np.ndarray
+    received_us: np.ndarray
+    amount: np.ndarray
+    rating_group: list[str | None]
+    straddles: np.ndarray  # bool[E]: arrives after its cycle's end (within grace)
+    # rollover: one event per line just after its next boundary
+    roll_at_us: np.ndarray  # int64[L]
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def n_lines(self) -> int:
+        return len(self.msisdn)
+
+    @property
+    def n_events(self) -> int:
+        return len(self.event_id)
+
+
+def _calendar_ends(day: int, zone: str, lo: datetime, hi: datetime) -> np.ndarray:
+    """Boundaries of one (bill-cycle day, zone) calendar from before `lo` to after `hi`, µs."""
+    from carryover.domain.cycles import CycleCalendar
+
+    calendar = CycleCalendar(day, zone)
+    boundary, _ = calendar.cycle_at(lo)
+    out = [boundary]
+    while out[-1] <= hi:
+        out.append(calendar.next_boundary(out[-1]))
+    return np.array([int((b - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * US
+                     for b in out], dtype=I64)
+
+
+def make_workload(n_events: int, n_lines: int, seed: int) -> Workload:
+    """A deterministic month of data usage for `n_lines` lines (numpy seed `seed`).
+
+    Lines: accounts of 1-4 lines (mostly 1), bill-cycle days 1..28, four zones
+    (mostly UTC), every preset; each line opened 1-60 days before the month.
+    Events: sizes log-normal around 1 MB clipped to 10 KB-50 MB; lines drawn with
+    Pareto weights plus 1 % heavy users; received 1-15 min after the instant, and
+    0.5 % of them 1-40 h later (inside the 48 h grace); 10 % name the line by
+    IMSI, the rest by MSISDN; 3 % are hotspot traffic. The file is in arrival
+    (received_at) order, as a packet core writes it.
+    """
+    rng = np.random.default_rng(seed)
+    month0 = int(MONTH_START.timestamp()) * US
+    month1 = month0 + MONTH_DAYS * 86_400 * US
+
+    # -- accounts and lines
+    sizes = rng.choice(np.array([1, 2, 3, 4]), size=n_lines, p=[0.72, 0.18, 0.07, 0.03])
+    account = np.repeat(np.arange(n_lines, dtype=I64), sizes)[:n_lines]
+    n_accounts = int(account[-1]) + 1
+    cycle_day = rng.integers(1, 29, size=n_accounts).astype(I64)
+    zone_names = list(ZONES)
+    zone_idx = rng.choice(len(zone_names), size=n_accounts, p=list(ZONES.values()))
+    zone = [zone_names[z] for z in zone_idx.tolist()]
+    plan_names = list(PLANS)
+    plan_idx = rng.choice(len(plan_names), size=n_lines, p=list(PLANS.values()))
+    plan = [plan_names[p] for p in plan_idx.tolist()]
+    start_us = month0 - rng.integers(86_400, 60 * 86_400, size=n_lines).astype(I64) * US
+    msisdn = [f"+4915{i:09d}" for i in range(n_lines)]
+    imsi = [f"26201{i:010d}" for i in range(n_lines)]
+
+    # -- events
+    weight = rng.pareto(1.2, size=n_lines) + 1.0
+    heavy = rng.random(n_lines) < 0.01
+    weight[heavy] *= 20.0
+    cdf = np.cumsum(weight)
+    cdf /= cdf[-1]
+    line = np.searchsorted(cdf, rng.random(n_events), side="right").astype(I64)
+    np.minimum(line, n_lines - 1, out=line)
+    at = month0 + rng.integers(0, MONTH_DAYS * 86_400, size=n_events).astype(I64) * US
+    delay = 60 + np.minimum(rng.exponential(180.0, size=n_events), 840.0).astype(I64)
+    late = rng.random(n_events) < LATE_SHARE
+    delay[late] = rng.integers(3600, 40 * 3600, size=int(late.sum()))
+    received = at + delay * US
+    size = np.exp(rng.normal(np.log(1 * MB), 1.6, size=n_events))
+    amount = np.clip(size, 10 * KB, 50 * MB).astype(I64)
+    by_imsi = rng.random(n_events) < 0.10
+    hotspot = rng.random(n_events) < 0.03
+    order = np.lexsort((at, received))  # arrival order
+    line, at, received, amount = line[order], at[order], received[order], amount[order]
+    by_imsi, hotspot = by_imsi[order], hotspot[order]
+
+    # -- calendars: which events arrive after their cycle ended; the rollover instants
+    lo, hi = MONTH_START - timedelta(days=70), MONTH_START + timedelta(days=100)
+    calendar_of_account = cycle_day * len(zone_names) + zone_idx
+    straddles = np.zeros(n_events, dtype=bool)
+    roll_at = np.zeros(n_lines, dtype=I64)
+    ev_calendar = calendar_of_account[account[line]]
+    line_calendar = calendar_of_account[account]
+    for c in np.unique(calendar_of_account).tolist():
+        ends = _calendar_ends(c // len(zone_names), zone_names[c % len(zone_names)], lo, hi)
+        mine = np.flatnonzero(ev_calendar == c)
+        cycle_end = ends[np.searchsorted(ends, at[mine], side="right")]
+        straddles[mine] = received[mine] >= cycle_end
+        # The first boundary after every event of the month (>= the month's end).
+        roll_at[line_calendar == c] = ends[np.searchsorted(ends, month1 - 1, side="right")]
+    roll_at = roll_at + (60 + rng.integers(0, 600, size=n_lines)).astype(I64) * US
+
+    ident = [imsi[x] if b else msisdn[x] for x, b in
+             zip(line.tolist(), by_imsi.tolist(), strict=True)]
+    counts = np.bincount(line, minlength=n_lines)
+    top = np.sort(counts)[::-1]
+    stats = {
+        "accounts": n_accounts,
+        "calendars": int(np.unique(calendar_of_account).size),
+        "lines_with_events": int((counts > 0).sum()),
+        "max_events_per_line": int(top[0]) if n_lines else 0,
+        "median_events_per_line": float(np.median(counts)),
+        "busiest_1pct_share": float(top[: max(1, n_lines // 100)].sum() / max(1, n_events)),
+        "usage_bytes": int(amount.sum()),
+        "median_event_bytes": float(np.median(amount)),
+        "p99_event_bytes": float(np.percentile(amount, 99)),
+        "delayed_1_40h": int(late.sum()),
+        "after_cycle_end_within_grace": int(straddles.sum()),
+        "by_imsi": int(by_imsi.sum()),
+        "hotspot": int(hotspot.sum()),
+        "plans": {p: int((plan_idx == k).sum()) for k, p in enumerate(plan_names)},
+        "zones": {z: int((zone_idx == k).sum()) for k, z in enumerate(zone_names)},
+    }
+    return Workload(
+        msisdn=msisdn, imsi=imsi, account=account, plan=plan, start_us=start_us,
+        cycle_day=cycle_day, zone=zone,
+        event_id=[f"cdr-{i:09d}" for i in range(n_events)], line=line, ident=ident,
+        at_us=at, received_us=received, amount=amount,
+        rating_group=["hotspot" if h else None for h in hotspot.tolist()],
+        straddles=straddles, roll_at_us=roll_at, stats=stats)
+
+
+def _iso(us: np.ndarray) -> np.ndarray:
+    """µs since the epoch as ISO 8601 UTC text to the second, e.g. 2026-09-01T00:00:00Z."""
+    text = np.datetime_as_string(us.astype("datetime64[us]").astype("datetime64[s]"), unit="s")
+    return np.char.add(text, "Z")
+
+
+def _write_csv(path: Path, columns: dict[str, object]) -> None:
+    table = pa.table({k: pa.array(v) for k, v in columns.items()})
+    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
+@dataclass
+class Files:
+    lines: Path  # every line, with its account's cycle day and zone (for reading)
+    line_groups: list[tuple[int, str, Path]]  # (cycle day, zone, file) for `line import`
+    usage: Path
+    rollover: Path
+    empty: Path
+
+
+def write_files(w: Workload, folder: Path) -> Files:
+    folder.mkdir(parents=True, exist_ok=True)
+    acct = w.account.tolist()
+    names = [f"acct-{a:07d}" for a in acct]
+    days = w.cycle_day[w.account].tolist()
+    zones = [w.zone[a] for a in acct]
+    starts = _iso(w.start_us).tolist()
+    lines = folder / "lines.csv"
+    _write_csv(lines, {"msisdn": w.msisdn, "imsi": w.imsi, "account": names, "plan": w.plan,
+                       "start": starts, "cycle_day": days, "timezone": zones})
+    # `line import` takes one default cycle day and zone per run: one file per calendar.
+    groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(days, zones, strict=True)):
+        groups[key].append(i)
+    group_dir = folder / "lines-by-calendar"
+    group_dir.mkdir(exist_ok=True)
+    line_groups = []
+    for (day, zone), rows in sorted(groups.items()):
+        path = group_dir / f"day{day:02d}-{zone.replace('/', '_')}.csv"
+        _write_csv(path, {"msisdn": [w.msisdn[i] for i in rows],
+                          "imsi": [w.imsi[i] for i in rows],
+                          "account": [names[i] for i in rows],
+                          "plan": [w.plan[i] for i in rows],
+                          "start": [starts[i] for i in rows]})
+        line_groups.append((day, zone, path))
+    usage = folder / "usage.csv"
+    _write_csv(usage, {"event_id": w.event_id, "line": w.ident, "at": _iso(w.at_us).tolist(),
+                       "received_at": _iso(w.received_us).tolist(),
+                       "bytes": w.amount, "rating_group": w.rating_group})
+    order = np.argsort(w.roll_at_us, kind="stable")
+    rollover = folder / "rollover.csv"
+    _write_csv(rollover, {
+        "event_id": [f"roll-{i:07d}" for i in order.tolist()],
+        "line": [w.msisdn[i] for i in order.tolist()],
+        "at": _iso(w.roll_at_us[order]).tolist(),
+        "received_at": _iso(w.roll_at_us[order] + 120 * US).tolist(),
+        "bytes": np.full(len(order), 10 * KB, dtype=I64)})
+    empty = folder / "empty.csv"
+    empty.write_text("event_id,line,at,received_at,bytes,rating_group\n")
+    return Files(lines, line_groups, usage, rollover, empty)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _nproc() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).parent / "carryover"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "carryover.cli"]
+
+
+@dataclass
+class CliRun:
+    seconds: float
+    rss_bytes: int
+    summary: dict
+
+
+def run_cli(url: str, args: list[str], folder: Path, tag: str) -> CliRun:
+    """`carryover ARGS --json` as a subprocess: wall time, peak RSS (os.wait4), its summary."""
+    env = {**os.environ, "CARRYOVER_DATABASE_URL": url}
+    out_path, err_path = folder / f"{tag}.out", folder / f"{tag}.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*_cli(), *args, "--json"], stdout=out, stderr=err, env=env,
+                                cwd=folder)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = err_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise BenchError(f"carryover {' '.join(args)} exited {code}: " + " | ".join(tail))
+    text = out_path.read_text()
+    summary = json.loads(text) if text.strip() else {}
+    return CliRun(seconds, usage.ru_maxrss * 1024, summary)
+
+
+def open_engine(url: str):
+    from carryover.runtime import Carryover
+    from carryover.settings import get_settings
+
+    return Carryover(get_settings(database_url=url)).open()
+
+
+def forget_engines() -> None:
+    from carryover.store.engine import dispose_engines
+
+    dispose_engines()
+
+
+def provision(url: str, files: Files) -> dict:
+    """`line import` of every calendar's file (service called in-process), timed."""
+    from carryover.services.line_import import import_lines
+
+    engine = open_engine(url)
+    t0 = time.perf_counter()
+    imported = rejected = 0
+    for day, zone, path in files.line_groups:
+        summary = import_lines(engine, path, day, zone, NOW)
+        imported += summary.imported
+        rejected += len(summary.rejected)
+    seconds = time.perf_counter() - t0
+    if rejected:
+        raise BenchError(f"line import rejected {rejected} generated lines")
+    return {"lines": imported, "files": len(files.line_groups), "seconds": seconds,
+            "lines_per_s": _rate(imported, seconds)}
+
+
+def sqlite_snapshot(db: Path, copy: Path) -> None:
+    """Copy a quiescent SQLite database (its WAL folded in first)."""
+    forget_engines()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(db, copy)
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def check_consistency(url: str, w: Workload, sample: list[int], events: int,
+                      usage_bytes: int) -> dict:
+    """Balances of `sample` lines: usage == debits + overage; each bucket's fold == remaining."""
+    from sqlalchemy import bindparam, create_engine, text
+
+    from carryover.domain.ledger import INFLOWS, OUTFLOWS, EntryKind
+    from carryover.store.engine import normalize_url
+
+    ins = ", ".join(f"'{k}'" for k in sorted({*INFLOWS, EntryKind.ADJUST}))
+    outs = ", ".join(f"'{k}'" for k in sorted(OUTFLOWS))
+    usage_kinds = f"'{EntryKind.DEBIT}', '{EntryKind.OVERAGE}'"
+    engine = create_engine(normalize_url(url))
+    problems: list[str] = []
+    buckets_checked = unlimited = 0
+    try:
+        with engine.connect() as conn:
+            stored, stored_bytes = conn.execute(text(
+                "SELECT count(*), coalesce(sum(amount), 0) FROM usage_events")).one()
+            if (int(stored), int(stored_bytes)) != (events, usage_bytes):
+                problems.append(f"usage_events holds {stored} events / {stored_bytes} bytes, "
+                                f"expected {events} / {usage_bytes}")
+            msisdns = [w.msisdn[i] for i in sample]
+            rows = conn.execute(text(
+                "SELECT id, account_id FROM lines WHERE msisdn IN :m").bindparams(
+                    bindparam("m", expanding=True)), {"m": msisdns}).all()
+            if len(rows) != len(sample):
+                problems.append(f"{len(sample) - len(rows)} sampled lines not found")
+            for line_id, account_id in rows:
+                p = {"a": account_id, "l": line_id}
+                used = conn.execute(text(
+                    "SELECT coalesce(sum(amount), 0) FROM usage_events "
+                    "WHERE account_id = :a AND line = :l"), p).scalar_one()
+                rated = conn.execute(text(
+                    f"SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE account_id = :a "
+                    f"AND line = :l AND kind IN ({usage_kinds})"), p).scalar_one()
+                if int(used) != int(rated):
+                    problems.append(f"line {line_id}: usage {used} != debits + overage {rated}")
+                fold = dict(conn.execute(text(
+                    f"SELECT bucket_id, sum(CASE WHEN kind IN ({ins}) THEN amount "
+                    f"WHEN kind IN ({outs}) THEN -amount ELSE 0 END) FROM ledger_entries "
+                    f"WHERE account_id = :a AND bucket_id IS NOT NULL GROUP BY bucket_id"),
+                    p).all())
+                for bucket_id, remaining in conn.execute(text(
+                        "SELECT id, remaining FROM buckets WHERE account_id = :a AND owner = :l"),
+                        p).all():
+                    if remaining is None:  # unlimited: no balance to fold
+                        unlimited += 1
+                        continue
+                    buckets_checked += 1
+                    if int(fold.get(bucket_id, 0)) != int(remaining):
+                        problems.append(f"bucket {bucket_id} of {line_id}: ledger fold "
+                                        f"{fold.get(bucket_id, 0)} != remaining {remaining}")
+    finally:
+        engine.dispose()
+    return {"ok": not problems, "lines_checked": len(sample), "buckets_checked": buckets_checked,
+            "unlimited_buckets_skipped": unlimited, "events_stored_expected": events,
+            "problems": problems[:10], "problem_count": len(problems)}
+
+
+def check_sample(w: Workload, seed: int) -> list[int]:
+    """200 lines with usage, a quarter of them among lines with events after a cycle end."""
+    rng = np.random.default_rng(seed + 1)
+    used = np.unique(w.line)
+    late = np.unique(w.line[w.straddles])
+    n_late = min(len(late), CHECK_LINES // 4)
+    first = rng.choice(late, size=n_late, replace=False) if n_late else np.empty(0, I64)
+    rest = np.setdiff1d(used, first)
+    more = rng.choice(rest, size=min(len(rest), CHECK_LINES - n_late), replace=False)
+    return sorted(np.concatenate([first, more]).astype(int).tolist())
+
+
+# --------------------------------------------------------------------------- the floor
+
+
+def _line_directory(rows: list[tuple]) -> tuple[dict[str, int], list[str], list[int]]:
+    index: dict[str, int] = {}
+    ids, accounts = [], []
+    for k, (line_id, msisdn, imsi, account_id) in enumerate(rows):
+        index[msisdn] = k
+        if imsi:
+            index[imsi] = k
+        ids.append(line_id)
+        accounts.append(account_id)
+    return index, ids, accounts
+
+
+def _instants(us: np.ndarray, dialect: str) -> list[str]:
+    """Instants as each backend stores them (what bulk_io.Raw.instants writes)."""
+    text = np.datetime_as_string(us.astype("datetime64[us]"), unit="us")
+    if dialect == "sqlite":
+        return np.char.replace(text, "T", " ").tolist()
+    return np.char.add(text, "+00:00").tolist()
+
+
+def floor_rows(usage: Path, directory: tuple, dialect: str) -> Iterator[list[tuple]]:
+    """The file's rows as `usage_events` rows, CHUNK_ROWS at a time (no rating: late=False)."""
+    index, ids, accounts = directory
+    table = pacsv.read_csv(usage, convert_options=pacsv.ConvertOptions(column_types={
+        "event_id": pa.string(), "line": pa.string(), "at": pa.timestamp("us", "UTC"),
+        "received_at": pa.timestamp("us", "UTC"), "bytes": pa.int64(),
+        "rating_group": pa.string()}))
+    for start in range(0, table.num_rows, CHUNK_ROWS):
+        part = table.slice(start, CHUNK_ROWS)
+        k = [index[x] for x in part.column("line").to_pylist()]
+        at = _instants(part.column("at").to_numpy().astype(I64), dialect)
+        received = _instants(part.column("received_at").to_numpy().astype(I64), dialect)
+        n = part.num_rows
+        yield list(zip(part.column("event_id").to_pylist(), [accounts[i] for i in k],
+                       [ids[i] for i in k], at, received, at,
+                       part.column("bytes").to_pylist(), ["data"] * n,
+                       part.column("rating_group").to_pylist(), [False] * n, strict=True))
+
+
+_FLOOR_SQL = {
+    "sqlite": ("event_id VARCHAR(200) NOT NULL, account_id INTEGER NOT NULL, "
+               "line VARCHAR(64) NOT NULL, at DATETIME NOT NULL, received_at DATETIME, "
+               "effective_at DATETIME NOT NULL, amount BIGINT NOT NULL, unit VARCHAR(8) NOT NULL, "
+               "rating_group VARCHAR(64), late BOOLEAN NOT NULL"),
+    "postgresql": ("event_id VARCHAR(200) NOT NULL, account_id INTEGER NOT NULL, "
+                   "line VARCHAR(64) NOT NULL, at TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ, "
+                   "effective_at TIMESTAMPTZ NOT NULL, amount BIGINT NOT NULL, "
+                   "unit VARCHAR(8) NOT NULL, rating_group VARCHAR(64), late BOOLEAN NOT NULL"),
+}
+_KEYS_SQL = {
+    "sqlite": ("seq INTEGER PRIMARY KEY AUTOINCREMENT, ", ", UNIQUE (event_id)"),
+    "postgresql": ("seq BIGSERIAL PRIMARY KEY, ", ", UNIQUE (event_id)"),
+}
+
+
+def _floor_ddl(dialect: str, table: str, keys: bool) -> list[str]:
+    head, tail = _KEYS_SQL[dialect] if keys else ("", "")
+    ddl = [f"CREATE TABLE {table} ({head}{_FLOOR_SQL[dialect]}{tail})"]
+    if keys:
+        ddl.append(f"CREATE INDEX ix_{table}_account_effective ON {table} "
+                   "(account_id, effective_at)")
+    return ddl
+
+
+def floor_sqlite(db: Path, usage: Path, source_db: Path, keys: bool) -> dict:
+    """(b) on SQLite: executemany in one transaction, with the engine's PRAGMAs."""
+    table = "usage_keys" if keys else "usage_bare"
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        # What carryover.store.engine sets on every SQLite connection.
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        for ddl in _floor_ddl("sqlite", table, keys):
+            conn.execute(ddl)
+        verb = "INSERT OR IGNORE" if keys else "INSERT"
+        sql = (f"{verb} INTO {table} ({', '.join(USAGE_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(USAGE_COLUMNS))})")
+        prepare = insert = 0.0
+        t0 = time.perf_counter()
+        with contextlib.closing(sqlite3.connect(source_db)) as src:
+            directory = _line_directory(
+                src.execute("SELECT id, msisdn, imsi, account_id FROM lines").fetchall())
+        conn.execute("BEGIN IMMEDIATE")
+        rows = 0
+        t1 = time.perf_counter()
+        prepare += t1 - t0
+        for part in floor_rows(usage, directory, "sqlite"):
+            t2 = time.perf_counter()
+            prepare += t2 - t1
+            conn.executemany(sql, part)
+            rows += len(part)
+            t1 = time.perf_counter()
+            insert += t1 - t2
+        conn.execute("COMMIT")
+        insert += time.perf_counter() - t1
+        seconds = time.perf_counter() - t0
+        stored = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if stored != rows:
+        raise BenchError(f"floor table holds {stored} rows, loaded {rows}")
+    return {"rows": rows, "seconds": seconds, "prepare_seconds": prepare,
+            "insert_seconds": insert, "events_per_s": _rate(rows, seconds)}
+
+
+def floor_postgres(url: str, usage: Path, keys: bool) -> dict:
+    """(b) on PostgreSQL: COPY FROM STDIN (psycopg cursor.copy, write_row) in one transaction."""
+    import psycopg
+
+    from carryover.store.engine import normalize_url
+
+    conninfo = normalize_url(url).set(drivername="postgresql").render_as_string(
+        hide_password=False)
+    table = "usage_keys" if keys else "usage_bare"
+    with psycopg.connect(conninfo) as conn:
+        with conn.cursor() as cur:
+            for ddl in _floor_ddl("postgresql", table, keys):
+                cur.execute(ddl)
+        conn.commit()
+        prepare = insert = 0.0
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            directory = _line_directory(
+                cur.execute("SELECT id, msisdn, imsi, account_id FROM lines").fetchall())
+            rows = 0
+            t1 = time.perf_counter()
+            prepare += t1 - t0
+            with cur.copy(f"COPY {table} ({', '.join(USAGE_COLUMNS)}) FROM STDIN") as copy:
+                for part in floor_rows(usage, directory, "postgresql"):
+                    t2 = time.perf_counter()
+                    prepare += t2 - t1
+                    for row in part:
+                        copy.write_row(row)
+                    rows += len(part)
+                    t1 = time.perf_counter()
+                    insert += t1 - t2
+        conn.commit()
+        insert += time.perf_counter() - t1
+        seconds = time.perf_counter() - t0
+        stored = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if stored != rows:
+        raise BenchError(f"floor table holds {stored} rows, loaded {rows}")
+    return {"rows": rows, "seconds": seconds, "prepare_seconds": prepare,
+            "insert_seconds": insert, "events_per_s": _rate(rows, seconds)}
+
+
+# --------------------------------------------------------------------------- the naive path
+
+
+def naive(url: str, w: Workload, sample: int) -> dict:
+    """(c) `ledger_ops.record_usage` per row, on the first `sample` rows of the file."""
+    from carryover.domain.bulk.state import from_us
+    from carryover.services.errors import ServiceError
+    from carryover.services.ledger_ops import record_usage
+
+    engine = open_engine(url)
+    rows = [(w.ident[i], int(w.amount[i]), from_us(int(w.at_us[i])),
+             from_us(int(w.received_us[i])), w.event_id[i], w.rating_group[i])
+            for i in range(sample)]
+    refused = 0
+    t0 = time.perf_counter()
+    for ident, amount, at, received, event_id, group in rows:
+        try:
+            record_usage(engine, ident, amount, at, received, event_id, rating_group=group)
+        except ServiceError:
+            refused += 1
+    seconds = time.perf_counter() - t0
+    forget_engines()
+    eps = _rate(sample, seconds)
+    return {"sampled": sample, "seconds": seconds, "events_per_s": eps,
+            "seconds_for_all": w.n_events / eps, "extrapolated": sample < w.n_events,
+            "refused": refused}
+
+
+def read_only(usage: Path) -> dict:
+    """`read_usage` alone (parse and validate the file, no database), for reference."""
+    from carryover.adapters.cdr_files import read_usage
+
+    t0 = time.perf_counter()
+    rows = rejects = 0
+    for chunk, bad in read_usage(usage, chunk_rows=CHUNK_ROWS, now_us=int(NOW.timestamp()) * US):
+        rows += len(chunk)
+        rejects += len(bad)
+    seconds = time.perf_counter() - t0
+    return {"rows": rows, "rejects": rejects, "seconds": seconds,
+            "events_per_s": _rate(rows, seconds)}
+
+
+# --------------------------------------------------------------------------- one backend
+
+
+def ingest_and_check(name: str, url: str, files: Files, w: Workload, sample: list[int],
+                     folder: Path) -> dict:
+    """(a) and the rollover through the CLI, each followed by the balance check."""
+    out: dict = {}
+    fixed = run_cli(url, ["ingest", str(files.empty)], folder, f"{name}-empty")
+    out["cli_fixed_seconds"] = fixed.seconds
+    run = run_cli(url, ["ingest", str(files.usage), "--rejects", str(folder / f"{name}.rej")],
+                  folder, f"{name}-ingest")
+    out["ingest"] = {
+        "seconds": run.seconds, "events_per_s": _rate(w.n_events, run.seconds),
+        "inner_seconds": run.summary.get("seconds"),
+        "inner_events_per_s": _rate(w.n_events, run.summary.get("seconds") or 0.0),
+        "rss_bytes": run.rss_bytes, "summary": run.summary}
+    usage_bytes = int(w.amount.sum())
+    out["consistency"] = check_consistency(url, w, sample, w.n_events, usage_bytes)
+    roll = run_cli(url, ["ingest", str(files.rollover)], folder, f"{name}-rollover")
+    inner = roll.summary.get("seconds") or roll.seconds
+    per_line = inner / w.n_lines
+    out["rollover"] = {
+        "lines": w.n_lines, "seconds": roll.seconds, "inner_seconds": inner,
+        "lines_per_s": _rate(w.n_lines, inner), "rss_bytes": roll.rss_bytes,
+        # Linear in lines, plus the CLI's fixed cost (start, schema check) once.
+        "extrapolated_seconds": per_line * TARGET_ROLLOVER_LINES + fixed.seconds,
+        "summary": roll.summary}
+    out["consistency_after_rollover"] = check_consistency(
+        url, w, sample, w.n_events + w.n_lines, usage_bytes + w.n_lines * 10 * KB)
+    return out
+
+
+def run_sqlite(files: Files, w: Workload, sample: list[int], folder: Path, args) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "carryover.db"
+    url = f"sqlite:///{db}"
+    out: dict = {"url": url}
+    out["provision"] = provision(url, files)
+    provisioned = folder / "provisioned.db"
+    sqlite_snapshot(db, provisioned)
+    out.update(ingest_and_check("sqlite", url, files, w, sample, folder))
+    out["floor"] = floor_sqlite(folder / "floor.db", files.usage, provisioned, keys=False)
+    out["floor_keys"] = floor_sqlite(folder / "floor_keys.db", files.usage, provisioned,
+                                     keys=True)
+    out["read_only"] = read_only(files.usage)
+    naive_db = folder / "naive.db"
+    shutil.copyfile(provisioned, naive_db)
+    out["naive"] = naive(f"sqlite:///{naive_db}", w, min(args.naive_sample, w.n_events))
+    if args.profile:
+        out["profile"] = profile_sqlite(provisioned, files, folder, args.profile_top)
+    return out
+
+
+@contextlib.contextmanager
+def pg_database(base: str) -> Iterator[str]:
+    """A throwaway database on the server at `base`, dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    from carryover.store.engine import normalize_url
+
+    parsed = normalize_url(base)
+    admin = create_engine(parsed, isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 3})
+    name = f"carryover_bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        raise PgUnavailable(f"no PostgreSQL at {parsed.render_as_string(hide_password=True)}: "
+                            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        forget_engines()
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+class PgUnavailable(RuntimeError):
+    pass
+
+
+def run_postgres(files: Files, w: Workload, sample: list[int], folder: Path, base: str) -> dict:
+    from sqlalchemy import create_engine, text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with pg_database(base) as url:
+        out: dict = {}
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            out["server_version"] = conn.execute(text("SHOW server_version")).scalar_one()
+        engine.dispose()
+        out["provision"] = provision(url, files)
+        forget_engines()
+        out.update(ingest_and_check("postgresql", url, files, w, sample, folder))
+        out["floor"] = floor_postgres(url, files.usage, keys=False)
+        out["floor_keys"] = floor_postgres(url, files.usage, keys=True)
+    return out
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _short_sql(sql: str) -> str:
+    words = " ".join(sql.split())
+    return words if len(words) <= 90 else words[:87] + "..."
+
+
+def _functions(prof: cProfile.Profile, top: int) -> tuple[list[dict], list[dict]]:
+    """The `top` functions by own time, and carryover's own by cumulative time."""
+    functions = []
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in stats.items():
+        parts = Path(file).parts
+        mine = "carryover" in parts[:-1] and "bench" not in parts
+        where = f"{'/'.join(parts[-2:])}:{line}({fn})" if line else fn
+        functions.append({"function": where, "calls": nc, "tottime": tt, "cumtime": ct,
+                          "carryover": mine})
+    by_tot = sorted(functions, key=lambda f: -f["tottime"])[:top]
+    ours = [f for f in functions if f["carryover"]]
+    return by_tot, sorted(ours, key=lambda f: -f["cumtime"])[:top]
+
+
+def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> dict:
+    """Where the time of (a) and of the rollover goes on SQLite, in-process.
+
+    The CLI's work (read_usage -> ingest_chunks) runs twice more on fresh copies of
+    the provisioned database, each time the month then the rollover file: once
+    with every SQL statement timed (bulk_io.Raw.run/many, SQLAlchemy cursor
+    executes and UnitOfWork.commit wrapped with a clock, little overhead), once
+    under cProfile. The reader's thread (CSV parsing) is invisible to cProfile:
+    its time shows as the main thread waiting in queue.get, if at all.
+    """
+    from sqlalchemy import event
+
+    from carryover.adapters.cdr_files import read_usage
+    from carryover.services.ingest import ingest_chunks
+    from carryover.store import bulk_io
+    from carryover.store.uow import UnitOfWork
+
+    now_us = int(NOW.timestamp()) * US
+    phases = (("ingest", files.usage), ("rollover", files.rollover))
+
+    def fresh(tag: str):
+        db = folder / f"profile-{tag}.db"
+        shutil.copyfile(provisioned, db)
+        return open_engine(f"sqlite:///{db}")
+
+    def timed_ingest(engine, path: Path, ref: str) -> float:
+        def chunks():
+            for chunk, bad in read_usage(path, chunk_rows=CHUNK_ROWS, now_us=now_us):
+                yield str(path), chunk, bad
+        t0 = time.perf_counter()
+        ingest_chunks(engine, chunks(), ref, None, None)
+        return time.perf_counter() - t0
+
+    out: dict = {}
+    # -- 1. statements
+    spent: dict[str, list] = {}
+
+    def note(key: str, seconds: float, rows: int = 0) -> None:
+        s = spent.setdefault(key, [0.0, 0, 0])
+        s[0] += seconds
+        s[1] += 1
+        s[2] += rows
+
+    def timed(method, kind):
+        def wrapper(self, sql, *a, **k):
+            t0 = time.perf_counter()
+            try:
+                return method(self, sql, *a, **k)
+            finally:
+                note(f"{kind} {_short_sql(sql)}", time.perf_counter() - t0,
+                     len(a[0]) if kind == "many" and a else 0)
+        return wrapper
+
+    def timed_commit(method):
+        def wrapper(self, *a, **k):
+            t0 = time.perf_counter()
+            try:
+                return method(self, *a, **k)
+            finally:
+                note("COMMIT (UnitOfWork.commit)", time.perf_counter() - t0)
+        return wrapper
+
+    starts: dict[int, float] = {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        starts[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        t0 = starts.pop(id(cursor), time.perf_counter())
+        note(f"sqla {_short_sql(statement)}", time.perf_counter() - t0)
+
+    engine = fresh("statements")
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    saved = (bulk_io.Raw.run, bulk_io.Raw.many, UnitOfWork.commit)
+    bulk_io.Raw.run = timed(saved[0], "run")
+    bulk_io.Raw.many = timed(saved[1], "many")
+    UnitOfWork.commit = timed_commit(saved[2])
+    try:
+        for phase, path in phases:
+            spent.clear()
+            wall = timed_ingest(engine, path, f"bench-profile-sql-{phase}")
+            statements = sorted(({"statement": k, "seconds": v[0], "calls": v[1], "rows": v[2],
+                                  "share": v[0] / wall} for k, v in spent.items()),
+                                key=lambda s: -s["seconds"])
+            out[phase] = {"wall_seconds": wall, "statements": statements[:top],
+                          "sql_seconds": sum(s["seconds"] for s in statements)}
+    finally:
+        bulk_io.Raw.run, bulk_io.Raw.many, UnitOfWork.commit = saved
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+        forget_engines()
+
+    # -- 2. cProfile
+    engine = fresh("cprofile")
+    for phase, path in phases:
+        prof = cProfile.Profile()
+        prof.enable()
+        wall = timed_ingest(engine, path, f"bench-profile-{phase}")
+        prof.disable()
+        prof_path = folder / f"{phase}.prof"
+        prof.dump_stats(prof_path)
+        by_tot, by_cum = _functions(prof, top)
+        out[phase].update({"cprofile_wall_seconds": wall, "top_tottime": by_tot,
+                           "top_cumtime_carryover": by_cum, "prof_file": str(prof_path)})
+    forget_engines()
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets(r: dict) -> list[dict]:
+    out = []
+
+    def add(name, measured, target, ok, note=""):
+        out.append({"target": name, "measured": measured, "goal": target, "pass": bool(ok),
+                    "note": note})
+
+    for backend in ("sqlite", "postgresql"):
+        b = r.get(backend) or {}
+        if "ingest" not in b:
+            continue
+        a, floor = b["ingest"], b["floor"]
+        add(f"{backend}: (a) events/s", a["events_per_s"], TARGET_EVENTS_PER_S,
+            a["events_per_s"] >= TARGET_EVENTS_PER_S)
+        ratio = a["seconds"] / floor["seconds"]
+        add(f"{backend}: time (a)/(b)", ratio, TARGET_FLOOR_RATIO, ratio <= TARGET_FLOOR_RATIO)
+        if "naive" in b:
+            speedup = b["naive"]["seconds_for_all"] / a["seconds"]
+            add(f"{backend}: (a) vs (c)", speedup, TARGET_NAIVE_SPEEDUP,
+                speedup >= TARGET_NAIVE_SPEEDUP,
+                "(c) extrapolated" if b["naive"]["extrapolated"] else "")
+        add(f"{backend}: peak RSS of (a)", a["rss_bytes"], TARGET_RSS,
+            a["rss_bytes"] <= TARGET_RSS)
+        roll = b["rollover"]
+        add(f"{backend}: rollover of 1,000,000 lines", roll["extrapolated_seconds"],
+            TARGET_ROLLOVER_S, roll["extrapolated_seconds"] <= TARGET_ROLLOVER_S,
+            f"extrapolated from {roll['lines']:,} lines")
+    return out
+
+
+def _fmt_target(t: dict) -> tuple[str, str]:
+    name, m, g = t["target"], t["measured"], t["goal"]
+    if "RSS" in name:
+        return f"{m / MB:,.0f} MB", f"<= {g / MB:,.0f} MB"
+    if "(a)/(b)" in name:
+        return f"{m:.2f}x", f"<= {g}x"
+    if "vs (c)" in name:
+        return f"{m:,.1f}x", f">= {g:.0f}x"
+    if "rollover" in name:
+        return f"{m:.1f} s", f"<= {g:.0f} s"
+    return f"{m:,.0f}", f">= {g:,}"
+
+
+def print_report(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    st = r["workload"]
+    table = Table(title=(f"Bulk ingestion: {r['events']:,} events over {r['lines']:,} lines, "
+                         f"{st['accounts']:,} accounts (seed {r['seed']})"))
+    for name in ("backend", "path", "rows", "seconds", "rows/s", "(a)/this", "peak RSS"):
+        table.add_column(name, justify="left" if name in ("backend", "path") else "right")
+    for backend in ("sqlite", "postgresql"):
+        b = r.get(backend)
+        if not b or "ingest" not in b:
+            continue
+        a = b["ingest"]
+        n = r["events"]
+
+        def row(path, rows, seconds, rss="", vs="", backend=backend):
+            table.add_row(backend, path, f"{rows:,}", f"{seconds:.2f}",
+                          f"{_rate(rows, seconds):,.0f}", vs, rss)
+        row("(a) carryover ingest (CLI, wall)", n, a["seconds"], f"{a['rss_bytes'] / MB:,.0f} MB",
+            "1.00x")
+        if a.get("inner_seconds"):
+            row("    its own 'seconds' (no start-up)", n, a["inner_seconds"])
+        label = "executemany" if backend == "sqlite" else "COPY"
+        f = b["floor"]
+        row(f"(b) floor: {label}, bare table", n, f["seconds"],
+            vs=f"{a['seconds'] / f['seconds']:.2f}x")
+        row("    of which read + prepare", n, f["prepare_seconds"])
+        row(f"    of which {label} + commit", n, f["insert_seconds"])
+        fk = b["floor_keys"]
+        row(f"(b') {label}, usage_events' keys", n, fk["seconds"],
+            vs=f"{a['seconds'] / fk['seconds']:.2f}x")
+        if "naive" in b:
+            c = b["naive"]
+            star = "*" if c["extrapolated"] else ""
+            table.add_row(backend, f"(c) record_usage per row{star}", f"{n:,}",
+                          f"{c['seconds_for_all']:.1f}{star}", f"{c['events_per_s']:,.0f}",
+                          f"{a['seconds'] / c['seconds_for_all']:.4f}x", "")
+        if "read_only" in b:
+            ro = b["read_only"]
+            row("(r) read_usage only, no database", ro["rows"], ro["seconds"],
+                vs=f"{a['seconds'] / ro['seconds']:.2f}x")
+        roll = b["rollover"]
+        table.add_row(backend, "rollover: 1 event per line after its boundary (CLI)",
+                      f"{roll['lines']:,} lines", f"{roll['seconds']:.2f}",
+                      f"{roll['lines_per_s']:,.0f} lines/s", "",
+                      f"{roll['rss_bytes'] / MB:,.0f} MB")
+        p = b["provision"]
+        table.add_row(backend, "line import (service, per calendar file)",
+                      f"{p['lines']:,} lines", f"{p['seconds']:.2f}",
+                      f"{p['lines_per_s']:,.0f} lines/s", "", "")
+    console.print(table)
+    if "naive" in (r.get("sqlite") or {}) and r["sqlite"]["naive"]["extrapolated"]:
+        c = r["sqlite"]["naive"]
+        console.print(f"* (c) timed on the first {c['sampled']:,} rows of the file "
+                      f"({c['seconds']:.1f} s), extrapolated linearly to {r['events']:,}.")
+    for backend in ("sqlite", "postgresql"):
+        b = r.get(backend) or {}
+        if "skipped" in b:
+            console.print(f"[yellow]{backend} skipped[/yellow]: {b['skipped']}", markup=True)
+        if "ingest" in b:
+            s = b["ingest"]["summary"]
+            roll = b["rollover"]
+            console.print(
+                f"{backend}: accepted {s.get('accepted', 0):,}, late {s.get('late', 0):,}, "
+                f"duplicates {s.get('duplicates', 0):,}, rejected {s.get('rejected', 0):,}, "
+                f"columnar accounts {s.get('bulk_accounts', 0):,}, object-book accounts "
+                f"{s.get('book_accounts', 0):,}; CLI fixed cost {b['cli_fixed_seconds']:.2f} s; "
+                f"rollover in-process {roll['inner_seconds']:.2f} s "
+                f"({roll['summary'].get('bulk_accounts', 0):,} columnar / "
+                f"{roll['summary'].get('book_accounts', 0):,} object-book accounts)")
+
+    tt = Table(title="Targets (issue 4)")
+    for name in ("target", "measured", "goal", "result", "note"):
+        tt.add_column(name, justify="left" if name in ("target", "note") else "right")
+    for t in r["targets"]:
+        measured, goal = _fmt_target(t)
+        verdict = "[green]PASS[/green]" if t["pass"] else "[bold red]FAIL[/bold red]"
+        tt.add_row(t["target"], measured, goal, verdict, t["note"])
+    console.print(tt)
+    console.print("Peak RSS for a 10,000,000-event file is not measured by this run "
+                  "(run with --events 10000000 --lines 1000000).")
+    m = r["machine"]
+    console.print(f"code {r['code']['commit']} (+ ingest digest {r['code']['ingest_sha256']}); "
+                  f"python {m['python']}, numpy {m['numpy']}, pyarrow {m['pyarrow']}, "
+                  f"SQLite {m['sqlite']}, PostgreSQL {m.get('postgresql') or '-'}, "
+                  f"nproc {m['nproc']}, load average {m['loadavg_before'][0]} before and "
+                  f"{m['loadavg_after'][0]} after; workload generated in "
+                  f"{r['generate_seconds']:.1f} s "
+                  f"(not timed); {st['after_cycle_end_within_grace']:,} events arrive after "
+                  f"their cycle's end (within grace)")
+    for backend in ("sqlite", "postgresql"):
+        b = r.get(backend) or {}
+        for key in ("consistency", "consistency_after_rollover"):
+            if key not in b:
+                continue
+            c = b[key]
+            when = "after (a)" if key == "consistency" else "after the rollover"
+            if c["ok"]:
+                console.print(f"[green]Balances consistent[/green] {when} ({backend}): "
+                              f"{c['lines_checked']} lines, {c['buckets_checked']} buckets "
+                              f"({c['unlimited_buckets_skipped']} unlimited skipped), "
+                              f"event count and bytes.")
+            else:
+                console.print(f"[bold red]Balances INCONSISTENT[/bold red] {when} "
+                              f"({backend}): {c['problem_count']} problems, e.g.")
+                for p in c["problems"]:
+                    console.print(f"  {p}", markup=False)
+    for phase, prof in ((r.get("sqlite") or {}).get("profile") or {}).items():
+        print_profile(console, phase, prof)
+    if not r["consistent"]:
+        console.print("[bold red]exit 1: balances are inconsistent[/bold red]")
+
+
+def print_profile(console, phase: str, prof: dict) -> None:
+    from rich.table import Table
+
+    what = "(a) the month" if phase == "ingest" else "the rollover"
+    pt = Table(title=f"SQL statements of {what}, in-process on SQLite: "
+                     f"{prof['sql_seconds']:.2f} s of {prof['wall_seconds']:.2f} s wall")
+    for name in ("statement", "calls", "rows", "seconds", "share"):
+        pt.add_column(name, justify="left" if name == "statement" else "right")
+    for s in prof["statements"]:
+        pt.add_row(s["statement"], f"{s['calls']:,}", f"{s['rows']:,}", f"{s['seconds']:.2f}",
+                   f"{100 * s['share']:.1f} %")
+    console.print(pt)
+    for key, title in (("top_tottime", "top by own time"),
+                       ("top_cumtime_carryover", "carryover functions by cumulative time")):
+        ft = Table(title=f"cProfile of {what}, {title} ({prof['cprofile_wall_seconds']:.2f} s "
+                         f"under the profiler; {prof['prof_file']})")
+        for name in ("function", "calls", "tottime", "cumtime"):
+            ft.add_column(name, justify="left" if name == "function" else "right")
+        for f in prof[key]:
+            ft.add_row(f["function"], f"{f['calls']:,}", f"{f['tottime']:.2f}",
+                       f"{f['cumtime']:.2f}")
+        console.print(ft)
+
+
+def code_version() -> dict:
+    """Which code was measured: the commit, and a digest of the files being optimized."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    digest = hashlib.sha256()
+    for rel in ("src/carryover/services/ingest.py", "src/carryover/store/bulk_io.py",
+                "src/carryover/domain/bulk/fold.py"):
+        with contextlib.suppress(OSError):
+            digest.update((root / rel).read_bytes())
+    return {"commit": commit or None, "ingest_sha256": digest.hexdigest()[:12]}
+
+
+def machine(pg_version: str | None) -> dict:
+    import psycopg
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for text_line in Path("/proc/cpuinfo").read_text().splitlines():
+            if text_line.startswith("model name"):
+                cpu = text_line.split(":", 1)[1].strip()
+                break
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "pyarrow": pa.__version__, "sqlite": sqlite3.sqlite_version,
+            "psycopg": psycopg.__version__, "postgresql": pg_version, "nproc": _nproc(),
+            "cpu": cpu, "platform": platform.platform()}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict:
+    code = code_version()  # before the runs: the code may change under a long run
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    w = make_workload(args.events, args.lines, args.seed)
+    with contextlib.ExitStack() as stack:
+        if args.workdir:
+            work = Path(args.workdir).resolve()
+            if work.exists() and any(work.iterdir()):
+                shutil.rmtree(work)
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
+        files = write_files(w, work / "files")
+        gen_s = time.perf_counter() - t0
+        sample = check_sample(w, args.seed)
+        result: dict = {"events": w.n_events, "lines": w.n_lines, "seed": args.seed,
+                        "workdir": str(work) if args.workdir else None,
+                        "file_bytes": files.usage.stat().st_size, "workload": w.stats,
+                        "generate_seconds": gen_s}
+        errors: list[str] = []
+        try:
+            result["sqlite"] = run_sqlite(files, w, sample, work / "sqlite", args)
+        except BenchError as exc:
+            errors.append(f"sqlite: {exc}")
+            result["sqlite"] = {"error": str(exc)}
+        if args.pg:
+            try:
+                result["postgresql"] = run_postgres(files, w, sample, work / "postgresql",
+                                                    args.pg)
+            except PgUnavailable as exc:
+                result["postgresql"] = {"skipped": str(exc)}
+            except BenchError as exc:
+                errors.append(f"postgresql: {exc}")
+                result["postgresql"] = {"error": str(exc)}
+        else:
+            result["postgresql"] = {"skipped": "--pg not given"}
+        forget_engines()
+    checks = [b[k]["ok"] for b in (result["sqlite"], result["postgresql"])
+              for k in ("consistency", "consistency_after_rollover") if k in b]
+    result["errors"] = errors
+    result["consistent"] = bool(checks) and all(checks) and not errors
+    result["targets"] = targets(result)
+    result["pass"] = all(t["pass"] for t in result["targets"])
+    result["machine"] = machine(result["postgresql"].get("server_version"))
+    result["code"] = code
+    # Other work on the machine skews every number: the 1/5/15-minute load averages.
+    result["machine"]["loadavg_before"] = [round(x, 2) for x in load_before]
+    result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+
+    return result
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1_000_000, help="usage events (default 1e6)")
+    p.add_argument("--lines", type=int, default=100_000, help="lines (default 1e5)")
+    p.add_argument("--seed", type=int, default=20260101, help="random seed")
+    p.add_argument("--workdir", default=None,
+                   help="keep files and databases here (emptied first); default: a temp dir")
+    p.add_argument("--pg", default=DEFAULT_PG, metavar="URL",
+                   help="PostgreSQL server to create a throwaway database on "
+                        f"(default {DEFAULT_PG}); '' or 'none' to skip")
+    p.add_argument("--naive-sample", type=int, default=NAIVE_SAMPLE,
+                   help="rows for the naive path (c), at most --events / 50 "
+                        f"(default {NAIVE_SAMPLE:,})")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile (a) in-process on SQLite: SQL statements and cProfile")
+    p.add_argument("--profile-top", type=int, default=10, help="rows in the profile tables")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--save", metavar="PATH", default=None,
+                   help="also write the JSON object to PATH")
+    args = p.parse_args(argv)
+    if args.events < 10 or args.lines < 1:
+        p.error("--events must be at least 10 and --lines at least 1")
+    if args.pg.strip().lower() in ("", "none"):
+        args.pg = None
+    args.naive_sample = max(1, min(args.naive_sample, args.events // 50))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_report(result)
+    return 0 if result["consistent"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
