@@ -44,12 +44,13 @@ class Raw:
         """Instants as the text each backend stores: SQLAlchemy's SQLite format, or ISO
         with a UTC offset for PostgreSQL."""
         never = (us == NEVER) | (us < 0)  # NEVER: no end; negative: not set
-        text = np.datetime_as_string(np.where(never, 0, us).astype("datetime64[us]"), unit="us")
+        text = np.datetime_as_string(np.where(never, 0, us).astype("datetime64[us]"),
+                                     unit="us").tolist()
+        # Plain str methods over the list: several times faster than np.char here.
         if self.dialect == "sqlite":
-            text = np.char.replace(text, "T", " ")
+            out = [t.replace("T", " ") for t in text]
         else:
-            text = np.char.add(text, "+00:00")
-        out = text.tolist()
+            out = [t + "+00:00" for t in text]
         for i in np.flatnonzero(never).tolist():
             out[i] = None
         return out

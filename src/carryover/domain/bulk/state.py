@@ -84,9 +84,21 @@ class Buckets:
         """Indices in (line, unit, consumption order): priority, valid_until (none last),
         valid_from, id. Within one line every bucket is the line's own, so the owner
         rank of DESIGN 1.8 never decides here."""
-        id_rank = np.argsort(np.argsort(self.ids.astype(str), kind="stable"), kind="stable")
-        return np.lexsort((id_rank, self.valid_from, self.valid_until, self.priority,
-                           self.unit, self.line))
+        keys = (self.valid_from, self.valid_until, self.priority, self.unit, self.line)
+        order = np.lexsort(keys)
+        # The id only breaks full ties, which are rare: sort those runs by id instead of
+        # sorting every id as a string on every call.
+        ranked = np.stack([k[order] for k in keys])
+        tie = np.all(ranked[:, 1:] == ranked[:, :-1], axis=0)
+        if tie.any():
+            starts = np.flatnonzero(np.diff(np.concatenate([[False], tie, [False]]).astype(
+                np.int8)) == 1)
+            ends = np.flatnonzero(np.diff(np.concatenate([[False], tie, [False]]).astype(
+                np.int8)) == -1)
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                run = order[start:end + 1]
+                order[start:end + 1] = run[np.argsort(self.ids[run].astype(str), kind="stable")]
+        return order
 
 
 def buckets_from_objects(items: list[tuple[int, Bucket]]) -> Buckets:
