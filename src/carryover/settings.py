@@ -99,6 +99,24 @@ class Settings(BaseSettings):
         description="Largest request body the API accepts (413 above it); a usage batch "
                     "of 10,000 events fits in the default.")
 
+
+    # Webhooks (docs/api.md, "Webhooks") ---------------------------------------------------
+    webhook_backoff: float = Field(
+        default=10.0, ge=0,
+        description="Seconds before a failed webhook delivery is retried; each further "
+                    "retry waits twice as long.")
+    webhook_max_attempts: int = Field(
+        default=10, ge=1,
+        description="Attempts of one webhook delivery before it becomes a dead letter.")
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one webhook POST may take.")
+    webhook_poll_seconds: float = Field(
+        default=2.0, gt=0,
+        description="Seconds the delivery worker waits between passes over the outbox.")
+    webhook_worker: bool = Field(
+        default=True,
+        description="Run the webhook delivery worker inside `carryover serve`.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

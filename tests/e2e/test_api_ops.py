@@ -20,7 +20,7 @@ def test_health_ready_and_metrics(db_url: str):
     with served_api(db_url) as api:
         assert api.call("GET", "/healthz", None).json() == {"status": "ok"}
         ready = api.call("GET", "/readyz", None)
-        assert ready.status_code == 200 and ready.json()["schema"] == "carryover_0003"
+        assert ready.status_code == 200 and ready.json()["schema"] == "carryover_0004"
         api.call("GET", "/v1/lines/a1")
         api.call("GET", "/v1/lines/nope")
         text = api.call("GET", "/metrics", None).text

@@ -2,7 +2,8 @@
 
 `create_app(carry)` builds it around an app object (tests pass their own);
 `app_from_environment` is the factory `carryover serve` gives uvicorn, so each
-worker process reads the settings itself. Each resource is its own router
+worker process reads the settings itself. The lifespan runs the webhook delivery
+worker (carryover.api.worker) unless `webhook_worker` is off. Each resource is its own router
 (carryover.api.routers); docs/api.md describes the API.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from carryover.adapters.es2plus_client import Es2PlusClient
-from carryover.api import es2plus, ops, problems
+from carryover.api import es2plus, ops, problems, worker
 from carryover.api.deps import RateLimiter
 from carryover.api.routers import accounts, esim, ledger, lines, plans, usage
 from carryover.runtime import Carryover
@@ -23,7 +24,7 @@ from carryover.runtime import Carryover
 def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) -> FastAPI:
     """The app over `carry`; `smdp_factory` makes an ES2+ client (default: the settings)."""
     app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.",
-                  version="1")
+                  version="1", lifespan=worker.lifespan)
     app.state.carry = carry
     settings = carry.settings
     app.state.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)

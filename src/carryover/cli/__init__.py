@@ -43,6 +43,7 @@ from carryover.cli import (  # noqa: E402,F401
     serve,
     simulate,
     smdp,
+    webhooks,
 )
 
 

@@ -2,7 +2,8 @@
 
 The database is migrated before the server starts, so a database carryover
 cannot use is refused with one line instead of a traceback per worker. Each
-worker builds its own app from the settings (carryover.api.app).
+worker builds its own app from the settings (carryover.api.app), and runs the
+webhook delivery worker unless `webhook_worker` is off (carryover.api.worker).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage, effective_instant
 from carryover.domain.units import Unit
+from carryover.services.notifications import emit_notifications
 from carryover.store.tables import usage_events
 from carryover.store.uow import UnitOfWork
 
@@ -98,6 +99,8 @@ def record_batch(engine: Engine, rows: list[UsageRow]) -> BatchResult:
             uow.accounts.save_book(account_id, book, snapshot)
             if stored_rows:
                 uow.conn.execute(insert(usage_events), stored_rows)
+        if by_account:
+            emit_notifications(uow.conn, by_account, max(r.at for r in rows))
         uow.commit()
     result.rejected.sort()
     return result

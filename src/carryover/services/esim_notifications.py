@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from carryover.domain.esim.notifications import DownloadProgress
 from carryover.domain.esim.states import IllegalTransition, ProfileState, Request, next_state
 from carryover.services.errors import NotFound
+from carryover.services.notifications import emit_esim_installed
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.uow import UnitOfWork
 
@@ -67,5 +68,9 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -
         if after != before:
             eid = None if request is Request.DELETE else (progress.eid or profile.eid)
             repo.set_profile(progress.iccid, received_at, state=after, eid=eid)
+            orders = repo.orders(iccid=progress.iccid) if after is ProfileState.INSTALLED else []
+            if orders:
+                emit_esim_installed(uow.conn, orders[-1].line_id, progress.iccid, eid,
+                                    received_at)
         uow.commit()
         return Received(progress.iccid, outcome, after)

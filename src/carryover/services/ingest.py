@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from carryover.domain.bulk.fold import COUNTERS, BulkBook, Events
 from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us, to_us
 from carryover.domain.inputs import Usage
+from carryover.services.notifications import emit_notifications
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
 
@@ -171,6 +172,8 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     summary.lines.update(directory.ids[line].tolist())
     _rate(uow, raw, accounts, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
           summary)
+    if len(idx):
+        emit_notifications(uow.conn, np.unique(account).tolist(), from_us(int(eff.max())))
     return len(idx), bad
 
 
@@ -284,46 +287,67 @@ def _rate_columnar(uow, raw, accounts, lines, pos, simple, line, acct, eff, even
 
 def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
                     event_ids) -> None:
+    # Rows are built column by column (numpy indexing once per column, then zip), not
+    # by indexing arrays once per row: at a million rows that is most of the cost.
     b = bulk.b
-    account_of_line = [r[1] for r in my_lines]
+    line_account = np.array([r[1] for r in my_lines], dtype=I64)
+    line_name = np.array([r[0] for r in my_lines], dtype=object)
+    unit_name = np.array([str(u) for u in UNITS], dtype=object)
+    kind_name = np.array([str(k) for k in KINDS], dtype=object)
+    entry_name = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
+
+    def amounts(values: np.ndarray, unlimited: np.ndarray) -> list:
+        out = values.tolist()
+        for i in np.flatnonzero(unlimited).tolist():
+            out[i] = None
+        return out
+
     n_old = len(known)
     changed = np.flatnonzero((b.remaining[:n_old] != before[0]) | (b.closed[:n_old] != before[1]))
     raw.many("UPDATE buckets SET remaining = ?, closed = ? WHERE account_id = ? AND id = ?",
-             [(None if b.unlimited[r] else int(b.remaining[r]), bool(b.closed[r]),
-               account_of_line[int(b.line[r])], b.ids[r]) for r in changed.tolist()])
+             list(zip(amounts(b.remaining[changed], b.unlimited[changed]),
+                      b.closed[changed].tolist(), line_account[b.line[changed]].tolist(),
+                      b.ids[changed].tolist(), strict=True)))
     new = np.arange(n_old, len(b))
     if len(new):
-        vf, vu = raw.instants(b.valid_from[new]), raw.instants(b.valid_until[new])
         raw.many(
             "INSERT INTO buckets (account_id, id, owner, unit, kind, granted, remaining, "
             "valid_from, valid_until, priority, rollable, origin, closed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(account_of_line[int(b.line[r])], b.ids[r], my_lines[int(b.line[r])][0],
-              str(UNITS[int(b.unit[r])]), str(KINDS[int(b.kind[r])]),
-              None if b.unlimited[r] else int(b.granted[r]),
-              None if b.unlimited[r] else int(b.remaining[r]), vf[k], vu[k],
-              int(b.priority[r]), bool(b.rollable[r]), b.origin[r], bool(b.closed[r]))
-             for k, r in enumerate(new.tolist())])
+            list(zip(line_account[b.line[new]].tolist(), b.ids[new].tolist(),
+                     line_name[b.line[new]].tolist(), unit_name[b.unit[new]].tolist(),
+                     kind_name[b.kind[new]].tolist(),
+                     amounts(b.granted[new], b.unlimited[new]),
+                     amounts(b.remaining[new], b.unlimited[new]),
+                     raw.instants(b.valid_from[new]), raw.instants(b.valid_until[new]),
+                     b.priority[new].tolist(), b.rollable[new].tolist(),
+                     b.origin[new].tolist(), b.closed[new].tolist(), strict=True)))
     cols = bulk.entries.columns()
     if len(cols["amount"]):
-        at = raw.instants(cols["at"])
+        bucket = cols["bucket"]
+        bucket_ids = b.ids[np.where(bucket < 0, 0, bucket)] if len(b) else np.full(
+            len(bucket), None, dtype=object)
+        bucket_ids = np.where(bucket < 0, None, bucket_ids)
+        line = cols["line"]
+        line_names = np.where(line < 0, None, line_name[np.where(line < 0, 0, line)])
+        owner = cols["owner_line"]
         raw.many(
             "INSERT INTO ledger_entries (account_id, at, kind, unit, amount, bucket_id, owner, "
             "line, ref, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(account_of_line[int(o)], at[k], str(ENTRY_KINDS[int(kd)]), str(UNITS[int(u)]),
-              int(amt), None if bk < 0 else b.ids[bk], my_lines[int(o)][0],
-              None if ln < 0 else my_lines[int(ln)][0], rf, nt)
-             for k, (kd, u, amt, bk, ln, o, rf, nt) in enumerate(zip(
-                 cols["kind"].tolist(), cols["unit"].tolist(), cols["amount"].tolist(),
-                 cols["bucket"].tolist(), cols["line"].tolist(), cols["owner_line"].tolist(),
-                 cols["ref"].tolist(), cols["note"].tolist(), strict=True))])
+            list(zip(line_account[owner].tolist(), raw.instants(cols["at"]),
+                     entry_name[cols["kind"]].tolist(), unit_name[cols["unit"]].tolist(),
+                     cols["amount"].tolist(), bucket_ids.tolist(), line_name[owner].tolist(),
+                     line_names.tolist(), cols["ref"].tolist(), cols["note"].tolist(),
+                     strict=True)))
+    counters = sorted(bulk.counters().items())
+    cycles = {c: from_us(c).isoformat() for c in {key[0] for key, _ in counters}}
     raw.many(
         "INSERT INTO counters (account_id, cycle_start, line, unit, name, value) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, cycle_start, line, unit, name) "
         "DO UPDATE SET value = counters.value + excluded.value",
-        [(account_of_line[line], from_us(cycle).isoformat(), my_lines[line][0],
-          str(UNITS[unit]), COUNTERS[code], value)
-         for (cycle, line, unit, code), value in sorted(bulk.counters().items())])
+        [(int(line_account[line]), cycles[cycle], line_name[line], unit_name[unit],
+          COUNTERS[code], value)
+         for (cycle, line, unit, code), value in counters])
     # The cursor: last key = the largest (effective instant, usage rank, event id).
     last: dict[int, tuple] = {}
     for a, e, i in zip(acct.tolist(), eff.tolist(), event_ids.tolist(), strict=True):

@@ -25,6 +25,7 @@ from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
 from carryover.services.errors import Duplicate, NotFound, ServiceError
+from carryover.services.notifications import emit_notifications
 from carryover.store.repository import utc
 from carryover.store.uow import UnitOfWork
 
@@ -91,6 +92,7 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
         uow.accounts.save_book(row.account_id, book, snapshot)
         if not isinstance(item, Usage):
             uow.accounts.record(row.account_id, item, book.calendar, book.grace)
+        emit_notifications(uow.conn, [row.account_id], item.at)
         uow.commit()
         return Recorded(row.id, outcome)
 
@@ -140,6 +142,7 @@ def _read(engine: Engine, line_ident: str, at: datetime, view):
         result = view(uow, book, row, at)
         if moving:
             uow.accounts.save_book(row.account_id, book, snapshot)
+            emit_notifications(uow.conn, [row.account_id], at)
             uow.commit()
         return result
 

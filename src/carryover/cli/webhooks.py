@@ -1,0 +1,104 @@
+"""`carryover webhooks`: endpoints, the delivery worker, dead letters and replay.
+
+Notifications are written to the outbox by every change (docs/api.md,
+"Webhooks"); these commands deliver them. The secret of an endpoint is printed
+once, when it is added: it signs every delivery, so keep it where the receiver
+can verify signatures with it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from carryover.cli import app
+from carryover.cli.common import JsonOption, app_object, console, engine, now, print_json, run
+from carryover.services import webhooks
+
+webhooks_app = typer.Typer(help="Webhook endpoints and delivery of notifications.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: Annotated[str, typer.Argument(metavar="URL", help="Where to POST notifications.")],
+    kinds: Annotated[str | None, typer.Option(
+        "--kinds", metavar="K1,K2", help="Only these kinds (default: every kind).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add an endpoint; its signing secret is shown this once."""
+    wanted = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+    info, secret = run(webhooks.add_endpoint, engine(), url, wanted, now())
+    if as_json:
+        print_json({**info, "secret": secret})
+        return
+    console.print(f"endpoint {info['id']} for {info['url']} added. Secret (shown once):",
+                  highlight=False)
+    print(secret)
+
+
+@webhooks_app.command("list")
+def webhooks_list(as_json: JsonOption = False) -> None:
+    """List endpoints and their deliveries by status (never their secrets)."""
+    rows = webhooks.list_endpoints(engine())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Webhook endpoints")
+    for col in ("id", "url", "kinds", "pending", "delivered", "dead"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["id"], r["url"], ",".join(r["kinds"]) if r["kinds"] else "all",
+                      str(r["pending"]), str(r["delivered"]), str(r["dead"]))
+    console.print(table)
+
+
+@webhooks_app.command("deliver")
+def webhooks_deliver(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deliver due notifications: one pass with --once, else until interrupted."""
+    carry = app_object()
+    try:
+        done = webhooks.run(engine(), carry.settings, 1 if once else None)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(done)
+    else:
+        console.print(f"delivered {done['delivered']}, to retry {done['retrying']}, "
+                      f"dead {done['dead']}", highlight=False)
+
+
+@webhooks_app.command("dead")
+def webhooks_dead(as_json: JsonOption = False) -> None:
+    """List dead letters: deliveries that used up their attempts."""
+    rows = webhooks.dead_letters(engine())
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Dead letters")
+    for col in ("id", "endpoint", "event", "kind", "line", "attempts", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), r["endpoint"], str(r["event"]), r["kind"], r["line"],
+                      str(r["attempts"]), r["last_error"] or "-")
+    console.print(table)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    delivery_id: Annotated[int, typer.Argument(metavar="ID", help="The delivery's id "
+                                               "(from `webhooks dead`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
+    info = run(webhooks.replay, engine(), delivery_id, now())
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"delivery {info['id']} queued again", highlight=False)

@@ -1,0 +1,222 @@
+"""Webhook delivery: endpoints, fan-out from the outbox, signed POSTs, retries, dead letters.
+
+- An endpoint is a URL, a secret and optionally the kinds it wants. The secret
+  signs every delivery, so it is stored as given (not hashed): it is returned
+  once by `add_endpoint` and never listed or logged.
+- `deliver_once` is one pass of the worker: (1) fan-out: one delivery row per
+  endpoint per new outbox row (set-based INSERT ... SELECT, ON CONFLICT DO
+  NOTHING, so concurrent workers cannot double it); (2) claim the due pending
+  deliveries (FOR UPDATE SKIP LOCKED on PostgreSQL) by pushing their next attempt
+  past the POST timeout, so another worker does not send them meanwhile;
+  (3) POST each and record the result. A failure (connection error, timeout, an
+  answer other than 2xx) is retried after `webhook_backoff * 2**(attempts-1)`
+  seconds; after `webhook_max_attempts` the delivery is dead. `replay` queues a
+  delivery again.
+- Each POST carries `X-Carryover-Timestamp` (Unix seconds) and
+  `X-Carryover-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`, and
+  `X-Carryover-Event` (the outbox id) so a receiver can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from carryover.services.errors import NotFound, ServiceError
+from carryover.services.notifications import KINDS
+from carryover.settings import Settings
+from carryover.store.engine import read_only
+from carryover.store.uow import UnitOfWork
+from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
+
+log = logging.getLogger("carryover.webhooks")
+CLAIM = 100
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of "{timestamp}.{body}" under `secret`."""
+    message = timestamp.encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
+                 ) -> tuple[dict, str]:
+    """Add an endpoint; returns its description and its secret (shown this once)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ServiceError(f"URL: {url!r} is not an http:// or https:// URL")
+    unknown = sorted(set(kinds or []) - set(KINDS))
+    if unknown:
+        raise ServiceError(f"--kinds: unknown kind(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(KINDS)}")
+    ident, secret = "wh_" + secrets.token_hex(8), "whsec_" + secrets.token_urlsafe(32)
+    with UnitOfWork(engine) as uow:
+        since = uow.conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
+        uow.conn.execute(insert(webhook_endpoints).values(
+            id=ident, url=url, secret=secret, since_outbox_id=int(since), created_at=at,
+            kinds=f",{','.join(sorted(set(kinds)))}," if kinds else None))
+        uow.commit()
+    return {"id": ident, "url": url, "kinds": sorted(set(kinds)) if kinds else None,
+            "created_at": at.isoformat()}, secret
+
+
+def list_endpoints(engine: Engine) -> list[dict]:
+    """Every endpoint with its delivery counts by status (never its secret)."""
+    d = webhook_deliveries.c
+    with UnitOfWork(read_only(engine)) as uow:
+        counts: dict[str, dict[str, int]] = {}
+        for endpoint, status, n in uow.conn.execute(
+                select(d.endpoint_id, d.status, func.count()).group_by(d.endpoint_id, d.status)):
+            counts.setdefault(endpoint, {})[status] = int(n)
+        rows = uow.conn.execute(select(webhook_endpoints).order_by(
+            webhook_endpoints.c.created_at, webhook_endpoints.c.id)).all()
+    return [{"id": r.id, "url": r.url,
+             "kinds": r.kinds.strip(",").split(",") if r.kinds else None,
+             "created_at": r.created_at.isoformat(),
+             **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
+            for r in rows]
+
+
+def _fan_out(conn: Connection, at: datetime) -> None:
+    o, e, d = outbox.c, webhook_endpoints.c, webhook_deliveries.c
+    wanted = e.kinds.is_(None) | e.kinds.like(literal("%,") + o.kind + literal(",%"))
+    already = exists().where(and_(d.endpoint_id == e.id, d.outbox_id == o.id))
+    source = (select(e.id, o.id, literal("pending"), literal(0), literal(at, outbox.c.at.type))
+              .select_from(outbox.join(webhook_endpoints, o.id > e.since_outbox_id))
+              .where(wanted, ~already))
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(webhook_deliveries).from_select(
+        ["endpoint_id", "outbox_id", "status", "attempts", "next_attempt_at"], source)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "outbox_id"]))
+
+
+def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[Any]:
+    d = webhook_deliveries.c
+    with UnitOfWork(engine) as uow:
+        _fan_out(uow.conn, now)
+        due = (select(d.id).where(d.status == "pending", d.next_attempt_at <= now)
+               .order_by(d.id).limit(CLAIM))
+        if uow.conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = list(uow.conn.execute(due).scalars())
+        rows: list[Any] = []
+        if ids:
+            uow.conn.execute(update(webhook_deliveries).where(d.id.in_(ids))
+                             .values(next_attempt_at=now + lease))
+            rows = uow.conn.execute(
+                select(d.id, d.attempts, d.outbox_id, outbox.c.kind, outbox.c.payload,
+                       webhook_endpoints.c.url, webhook_endpoints.c.secret)
+                .join(outbox, outbox.c.id == d.outbox_id)
+                .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+                .where(d.id.in_(ids)).order_by(d.id)).all()
+        uow.commit()
+    return rows
+
+
+def _post(client: httpx.Client, row: Any) -> str | None:
+    """POST one delivery; None on success, else why it failed."""
+    body = json.dumps({"id": row.outbox_id, **row.payload}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    stamp = str(int(time.time()))
+    headers = {"content-type": "application/json", "x-carryover-timestamp": stamp,
+               "x-carryover-event": str(row.outbox_id),
+               "x-carryover-signature": "sha256=" + sign(row.secret, stamp, body)}
+    try:
+        response = client.post(row.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}"
+
+
+def deliver_once(engine: Engine, settings: Settings,
+                 clock: Callable[[], datetime] | None = None) -> dict[str, int]:
+    """One pass: fan out, then send what is due. Returns counts of this pass's outcomes."""
+    clock = clock or (lambda: datetime.now(UTC))
+    done = {"delivered": 0, "retrying": 0, "dead": 0}
+    with UnitOfWork(read_only(engine)) as uow:
+        if uow.conn.execute(select(webhook_endpoints.c.id).limit(1)).first() is None:
+            return done
+    rows = _claim(engine, clock(), timedelta(seconds=settings.webhook_timeout + 30))
+    if not rows:
+        return done
+    d = webhook_deliveries.c
+    with httpx.Client(timeout=settings.webhook_timeout) as client:
+        for row in rows:
+            error = _post(client, row)
+            now, attempts = clock(), row.attempts + 1
+            if error is None:
+                values = {"status": "delivered", "attempts": attempts, "delivered_at": now,
+                          "last_error": None}
+                done["delivered"] += 1
+            elif attempts >= settings.webhook_max_attempts:
+                values = {"status": "dead", "attempts": attempts, "last_error": error}
+                done["dead"] += 1
+                log.warning("webhook delivery %s to %s is dead after %s attempts: %s",
+                            row.id, row.url, attempts, error)
+            else:
+                wait = settings.webhook_backoff * 2 ** (attempts - 1)
+                values = {"attempts": attempts, "last_error": error,
+                          "next_attempt_at": now + timedelta(seconds=wait)}
+                done["retrying"] += 1
+            with UnitOfWork(engine) as uow:
+                uow.conn.execute(update(webhook_deliveries).where(d.id == row.id).values(**values))
+                uow.commit()
+    return done
+
+
+def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
+    """Deliver in a loop (`passes` of them, or until interrupted); the summed counts."""
+    total = {"delivered": 0, "retrying": 0, "dead": 0}
+    n = 0
+    while passes is None or n < passes:
+        for key, value in deliver_once(engine, settings).items():
+            total[key] += value
+        n += 1
+        if passes is None or n < passes:
+            time.sleep(settings.webhook_poll_seconds)
+    return total
+
+
+def dead_letters(engine: Engine) -> list[dict]:
+    """Deliveries that used up their attempts, oldest first."""
+    d = webhook_deliveries.c
+    with UnitOfWork(read_only(engine)) as uow:
+        rows = uow.conn.execute(
+            select(d.id, d.endpoint_id, d.outbox_id, d.attempts, d.last_error,
+                   webhook_endpoints.c.url, outbox.c.kind, outbox.c.line)
+            .join(outbox, outbox.c.id == d.outbox_id)
+            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+            .where(d.status == "dead").order_by(d.id)).all()
+    return [{"id": r.id, "endpoint": r.endpoint_id, "url": r.url, "event": r.outbox_id,
+             "kind": r.kind, "line": r.line, "attempts": r.attempts, "last_error": r.last_error}
+            for r in rows]
+
+
+def replay(engine: Engine, delivery_id: int, at: datetime) -> dict:
+    """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
+    d = webhook_deliveries.c
+    with UnitOfWork(engine) as uow:
+        row = uow.conn.execute(select(d.id, d.status).where(d.id == delivery_id)).first()
+        if row is None:
+            raise NotFound(f"unknown delivery {delivery_id}")
+        if row.status == "pending":
+            raise ServiceError(f"delivery {delivery_id} is still pending: nothing to replay")
+        uow.conn.execute(update(webhook_deliveries).where(d.id == delivery_id).values(
+            status="pending", attempts=0, next_attempt_at=at, delivered_at=None))
+        uow.commit()
+    return {"id": delivery_id, "status": "pending", "previous": row.status}

@@ -1,0 +1,69 @@
+"""Notification tables: the transactional outbox and webhook delivery.
+
+- `outbox`: one row per notification, written in the transaction of the change
+  that made its condition true (services.notifications). The unique key
+  (line, cycle_start, kind) makes each kind fire once per line per cycle,
+  whichever path evaluated it and however often.
+- `webhook_endpoints`: where notifications are POSTed. The secret is stored as
+  given, because it must sign every delivery (HMAC-SHA256): it is shown once at
+  creation and never logged or listed. `kinds` is null (every kind) or a
+  comma-wrapped list such as ",usage_80,throttled,"; `since_outbox_id` is the
+  last outbox row that existed when the endpoint was added (older rows are not
+  sent to it).
+- `webhook_deliveries`: one row per endpoint per outbox row: pending, delivered
+  or dead (after the last attempt), with its attempts and next attempt instant.
+
+They live on the same MetaData as carryover.store.tables; migration 0004 creates them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from carryover.store.tables import Instant, metadata
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("line", String(64), nullable=False),
+    Column("cycle_start", String(40), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("payload", JSON, nullable=False),
+    UniqueConstraint("line", "cycle_start", "kind", name="uq_outbox_line_cycle_kind"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("kinds", String(500)),
+    Column("since_outbox_id", Integer, nullable=False),
+    Column("created_at", Instant, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(32), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Instant, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", Instant),
+    UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_deliveries_endpoint_outbox"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
