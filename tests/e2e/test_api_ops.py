@@ -12,6 +12,7 @@ from carryover.api.deps import RateLimiter
 from carryover.cli import app
 from carryover.runtime import Carryover
 from carryover.settings import get_settings
+from carryover.store.schema import head_revision
 from tests.api_support import served_api
 from tests.loopback import serving
 
@@ -20,7 +21,7 @@ def test_health_ready_and_metrics(db_url: str):
     with served_api(db_url) as api:
         assert api.call("GET", "/healthz", None).json() == {"status": "ok"}
         ready = api.call("GET", "/readyz", None)
-        assert ready.status_code == 200 and ready.json()["schema"] == "carryover_0004"
+        assert ready.status_code == 200 and ready.json()["schema"] == head_revision()
         api.call("GET", "/v1/lines/a1")
         api.call("GET", "/v1/lines/nope")
         text = api.call("GET", "/metrics", None).text

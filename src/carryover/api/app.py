@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.api import es2plus, ops, problems, worker
 from carryover.api.deps import RateLimiter
-from carryover.api.routers import accounts, esim, ledger, lines, plans, usage
+from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
 from carryover.runtime import Carryover
 
 
@@ -33,7 +33,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     problems.install(app)
     app.middleware("http")(ops.observe)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (plans, accounts, lines, usage, ledger, esim):
+    for module in (plans, accounts, lines, usage, ledger, esim, webhooks):
         app.include_router(module.router)
     app.include_router(ops.router)
     app.include_router(es2plus.router)

@@ -5,7 +5,8 @@
 - `/metrics`: Prometheus text format: requests by method, route template and
   status, and their latencies; usage events rated and top-ups added through
   this process; and, read from the database at scrape time
-  (services.business_metrics), rollover deposited and lines without data.
+  (services.business_metrics), rollover deposited, lines without data, pending
+  webhook deliveries and the outbox lag.
   Unauthenticated, like the probes: keep the port on a private network
   (docs/api.md).
 - `BodyLimit`: a body larger than `api_max_body_bytes` is refused with 413
@@ -69,6 +70,12 @@ class BusinessCollector(Collector):
             "carryover_lines_without_data", "Lines with open data buckets and none with "
             "anything left, as of their last rated event (an approximation of throttled or "
             "blocked lines; docs/api.md).", value=found.lines_without_data)
+        yield GaugeMetricFamily(
+            "carryover_webhook_deliveries_pending", "Webhook deliveries not yet delivered "
+            "and not dead (to enabled endpoints).", value=found.webhook_deliveries_pending)
+        yield GaugeMetricFamily(
+            "carryover_outbox_lag_seconds", "Age of the oldest pending webhook delivery "
+            "since its notification was written; 0 when none.", value=found.outbox_lag_seconds)
 
 
 class Metrics:

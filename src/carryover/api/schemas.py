@@ -215,3 +215,51 @@ class EsimStatusOut(BaseModel):
     confirmation_code_required: bool
     orders: list[EsimOrderRecord]
     history: list[dict[str, Any]]
+
+
+class WebhookIn(Strict):
+    url: str = Field(min_length=1, max_length=2000, examples=["https://hooks.example.com/co"])
+    kinds: list[str] | None = Field(default=None, max_length=20, description=(
+        "Only these notification kinds (docs/api.md, Webhooks); null: every kind."))
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    kinds: list[str] | None
+    created_at: str
+    disabled_at: str | None = Field(description="When it was removed; null while enabled.")
+    pending: int
+    delivered: int
+    dead: int
+
+
+class WebhookCreated(WebhookOut):
+    secret: str | None = Field(description=(
+        "Signs every delivery (HMAC-SHA256). Only in the first response: an "
+        "Idempotency-Key replay has null here."))
+
+
+class WebhookPage(Page):
+    items: list[WebhookOut]
+
+
+class DeadLetterOut(BaseModel):
+    id: int = Field(description="The delivery's id, for replay.")
+    endpoint: str
+    url: str
+    event: int = Field(description="The notification's outbox id.")
+    kind: str
+    line: str
+    attempts: int
+    last_error: str | None
+
+
+class DeadLetterPage(Page):
+    items: list[DeadLetterOut]
+
+
+class ReplayOut(BaseModel):
+    id: int
+    status: str
+    previous: str

@@ -51,7 +51,8 @@ def webhooks_list(as_json: JsonOption = False) -> None:
     for col in ("id", "url", "kinds", "pending", "delivered", "dead"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["id"], r["url"], ",".join(r["kinds"]) if r["kinds"] else "all",
+        kinds = ",".join(r["kinds"]) if r["kinds"] else "all"
+        table.add_row(r["id"] + (" (removed)" if r["disabled_at"] else ""), r["url"], kinds,
                       str(r["pending"]), str(r["delivered"]), str(r["dead"]))
     console.print(table)
 
@@ -102,3 +103,17 @@ def webhooks_replay(
         print_json(info)
     else:
         console.print(f"delivery {info['id']} queued again", highlight=False)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    endpoint_id: Annotated[str, typer.Argument(metavar="ID", help="The endpoint's id "
+                                               "(from `webhooks list`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Remove (disable) an endpoint: no new deliveries, its pending ones are not sent."""
+    info = run(webhooks.remove_endpoint, engine(), endpoint_id, now())
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"endpoint {info['id']} removed", highlight=False)

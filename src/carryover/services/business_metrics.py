@@ -11,15 +11,20 @@ Cheap aggregate queries only, never a rating or QoS evaluation per line:
   last rated event: an expiry or a new cycle's allowance that no event or read
   has applied yet is not seen, and a plan's throttle or deprioritization rules
   (docs/qos) are not evaluated.
+- `webhook_deliveries_pending` and `outbox_lag_seconds`: webhook deliveries not
+  yet delivered and not dead, and the age of the oldest of them since its
+  notification was written (0 when none): services.webhooks.backlog.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, case, func, literal, select
 
 from carryover.domain.buckets import POOL
+from carryover.services.webhooks import backlog
 from carryover.store.tables import buckets, ledger_entries, lines
 from carryover.store.uow import UnitOfWork
 
@@ -28,10 +33,12 @@ from carryover.store.uow import UnitOfWork
 class BusinessFigures:
     rollover_deposited: dict[str, int]
     lines_without_data: int
+    webhook_deliveries_pending: int = 0
+    outbox_lag_seconds: float = 0.0
 
 
-def figures(engine: Engine) -> BusinessFigures:
-    """The figures as of now, in one short read-only transaction."""
+def figures(engine: Engine, now: datetime | None = None) -> BusinessFigures:
+    """The figures as of `now` (default: the clock), in short read-only transactions."""
     deposited = (select(ledger_entries.c.unit, func.coalesce(func.sum(ledger_entries.c.amount), 0))
                  .where(ledger_entries.c.kind == "rollover_in")
                  .group_by(ledger_entries.c.unit))
@@ -54,4 +61,5 @@ def figures(engine: Engine) -> BusinessFigures:
     with UnitOfWork(engine) as uow:
         sums = {unit: int(total) for unit, total in uow.conn.execute(deposited)}
         count = int(uow.conn.execute(empty).scalar_one())
-    return BusinessFigures(sums, count)
+    pending, lag = backlog(engine, now or datetime.now(UTC))
+    return BusinessFigures(sums, count, pending, lag)

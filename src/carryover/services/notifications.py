@@ -29,7 +29,7 @@ Kinds (data only):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
@@ -194,6 +194,8 @@ def _bucket_facts(conn: Connection, account_ids: list[int], at: datetime) -> dic
 def _insert(conn: Connection, rows: list[dict]) -> None:
     if not rows:
         return
+    written = datetime.now(UTC)
+    rows = [{**row, "written_at": written} for row in rows]
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(dialect_insert(outbox).on_conflict_do_nothing(
         index_elements=["line", "cycle_start", "kind"]), rows)

@@ -12,6 +12,9 @@
   answer other than 2xx) is retried after `webhook_backoff * 2**(attempts-1)`
   seconds; after `webhook_max_attempts` the delivery is dead. `replay` queues a
   delivery again.
+- `remove_endpoint` disables an endpoint (kept for its history): it gets no new
+  deliveries and its pending ones are not sent. `backlog` gives the pending
+  deliveries and the outbox lag for `/metrics`.
 - Each POST carries `X-Carryover-Timestamp` (Unix seconds) and
   `X-Carryover-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`, and
   `X-Carryover-Event` (the outbox id) so a receiver can drop a repeat.
@@ -73,30 +76,73 @@ def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
             "created_at": at.isoformat()}, secret
 
 
-def list_endpoints(engine: Engine) -> list[dict]:
-    """Every endpoint with its delivery counts by status (never its secret)."""
+def _endpoint(r: Any, counts: dict[str, dict[str, int]]) -> dict:
+    return {"id": r.id, "url": r.url,
+            "kinds": r.kinds.strip(",").split(",") if r.kinds else None,
+            "created_at": r.created_at.isoformat(),
+            "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
+            **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
+
+
+def _endpoints(engine: Engine, query: Any) -> list[dict]:
     d = webhook_deliveries.c
     with UnitOfWork(read_only(engine)) as uow:
+        rows = uow.conn.execute(query).all()
         counts: dict[str, dict[str, int]] = {}
         for endpoint, status, n in uow.conn.execute(
-                select(d.endpoint_id, d.status, func.count()).group_by(d.endpoint_id, d.status)):
+                select(d.endpoint_id, d.status, func.count())
+                .where(d.endpoint_id.in_([r.id for r in rows]))
+                .group_by(d.endpoint_id, d.status)):
             counts.setdefault(endpoint, {})[status] = int(n)
-        rows = uow.conn.execute(select(webhook_endpoints).order_by(
-            webhook_endpoints.c.created_at, webhook_endpoints.c.id)).all()
-    return [{"id": r.id, "url": r.url,
-             "kinds": r.kinds.strip(",").split(",") if r.kinds else None,
-             "created_at": r.created_at.isoformat(),
-             **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
-            for r in rows]
+    return [_endpoint(r, counts) for r in rows]
 
 
-def _fan_out(conn: Connection, at: datetime) -> None:
+def list_endpoints(engine: Engine) -> list[dict]:
+    """Every endpoint (disabled ones too) with its delivery counts by status, never its secret."""
+    e = webhook_endpoints.c
+    return _endpoints(engine, select(webhook_endpoints).order_by(e.created_at, e.id))
+
+
+def endpoints_page(engine: Engine, after: str | None, limit: int
+                   ) -> tuple[list[dict], str | None]:
+    """Up to `limit` endpoints by id after `after`, and the last id when there are more."""
+    e = webhook_endpoints.c
+    query = select(webhook_endpoints).order_by(e.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(e.id > after)
+    rows = _endpoints(engine, query)
+    more = len(rows) > limit
+    return rows[:limit], (rows[limit - 1]["id"] if more else None)
+
+
+def remove_endpoint(engine: Engine, endpoint_id: str, at: datetime) -> dict:
+    """Disable an endpoint: no new deliveries, its pending ones are not sent. Idempotent."""
+    e = webhook_endpoints.c
+    with UnitOfWork(engine) as uow:
+        found = uow.conn.execute(select(e.id, e.disabled_at).where(e.id == endpoint_id)).first()
+        if found is None:
+            raise NotFound(f"unknown webhook endpoint {endpoint_id!r}")
+        if found.disabled_at is None:
+            uow.conn.execute(update(webhook_endpoints).where(e.id == endpoint_id)
+                             .values(disabled_at=at))
+        uow.commit()
+    return _endpoints(engine, select(webhook_endpoints).where(e.id == endpoint_id))[0]
+
+
+def _unfanned(*columns: Any) -> Any:
+    """SELECT `columns` over (enabled endpoint, outbox row) pairs that have no delivery yet."""
     o, e, d = outbox.c, webhook_endpoints.c, webhook_deliveries.c
     wanted = e.kinds.is_(None) | e.kinds.like(literal("%,") + o.kind + literal(",%"))
     already = exists().where(and_(d.endpoint_id == e.id, d.outbox_id == o.id))
-    source = (select(e.id, o.id, literal("pending"), literal(0), literal(at, outbox.c.at.type))
-              .select_from(outbox.join(webhook_endpoints, o.id > e.since_outbox_id))
-              .where(wanted, ~already))
+    return (select(*columns)
+            .select_from(outbox.join(webhook_endpoints, o.id > e.since_outbox_id))
+            .where(e.disabled_at.is_(None), wanted, ~already))
+
+
+def _fan_out(conn: Connection, at: datetime) -> None:
+    o, e = outbox.c, webhook_endpoints.c
+    source = _unfanned(e.id, o.id, literal("pending"), literal(0),
+                       literal(at, outbox.c.at.type))
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(dialect_insert(webhook_deliveries).from_select(
         ["endpoint_id", "outbox_id", "status", "attempts", "next_attempt_at"], source)
@@ -107,7 +153,9 @@ def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[Any]:
     d = webhook_deliveries.c
     with UnitOfWork(engine) as uow:
         _fan_out(uow.conn, now)
-        due = (select(d.id).where(d.status == "pending", d.next_attempt_at <= now)
+        enabled = select(webhook_endpoints.c.id).where(webhook_endpoints.c.disabled_at.is_(None))
+        due = (select(d.id).where(d.status == "pending", d.next_attempt_at <= now,
+                                  d.endpoint_id.in_(enabled))
                .order_by(d.id).limit(CLAIM))
         if uow.conn.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
@@ -149,7 +197,8 @@ def deliver_once(engine: Engine, settings: Settings,
     clock = clock or (lambda: datetime.now(UTC))
     done = {"delivered": 0, "retrying": 0, "dead": 0}
     with UnitOfWork(read_only(engine)) as uow:
-        if uow.conn.execute(select(webhook_endpoints.c.id).limit(1)).first() is None:
+        if uow.conn.execute(select(webhook_endpoints.c.id).where(
+                webhook_endpoints.c.disabled_at.is_(None)).limit(1)).first() is None:
             return done
     rows = _claim(engine, clock(), timedelta(seconds=settings.webhook_timeout + 30))
     if not rows:
@@ -192,28 +241,66 @@ def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[s
     return total
 
 
-def dead_letters(engine: Engine) -> list[dict]:
-    """Deliveries that used up their attempts, oldest first."""
+def dead_letters(engine: Engine, after: int | None = None, limit: int | None = None
+                 ) -> list[dict]:
+    """Deliveries that used up their attempts, by id (after `after`, at most `limit`)."""
     d = webhook_deliveries.c
+    query = (select(d.id, d.endpoint_id, d.outbox_id, d.attempts, d.last_error,
+                    webhook_endpoints.c.url, outbox.c.kind, outbox.c.line)
+             .join(outbox, outbox.c.id == d.outbox_id)
+             .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+             .where(d.status == "dead").order_by(d.id))
+    if after is not None:
+        query = query.where(d.id > after)
+    if limit is not None:
+        query = query.limit(limit)
     with UnitOfWork(read_only(engine)) as uow:
-        rows = uow.conn.execute(
-            select(d.id, d.endpoint_id, d.outbox_id, d.attempts, d.last_error,
-                   webhook_endpoints.c.url, outbox.c.kind, outbox.c.line)
-            .join(outbox, outbox.c.id == d.outbox_id)
-            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-            .where(d.status == "dead").order_by(d.id)).all()
+        rows = uow.conn.execute(query).all()
     return [{"id": r.id, "endpoint": r.endpoint_id, "url": r.url, "event": r.outbox_id,
              "kind": r.kind, "line": r.line, "attempts": r.attempts, "last_error": r.last_error}
             for r in rows]
+
+
+def backlog(engine: Engine, now: datetime) -> tuple[int, float]:
+    """Pending deliveries and the age in seconds of the oldest (0 when none).
+
+    A delivery is a (notification, enabled endpoint that wants it) pair not yet
+    delivered and not dead, whether or not the worker has fanned it out into a
+    `webhook_deliveries` row yet, so a stopped worker shows as a growing lag.
+    Its age runs from when the notification was written (`outbox.written_at`;
+    rows written before migration 0005 have no age and are only counted).
+    """
+    o, d, e = outbox.c, webhook_deliveries.c, webhook_endpoints.c
+    fanned = (select(func.count(), func.min(o.written_at))
+              .select_from(webhook_deliveries.join(outbox, o.id == d.outbox_id)
+                           .join(webhook_endpoints, e.id == d.endpoint_id))
+              .where(d.status == "pending", e.disabled_at.is_(None)))
+    waiting = _unfanned(func.count(), func.min(o.written_at))
+    with UnitOfWork(read_only(engine)) as uow:
+        counted = [uow.conn.execute(q).one() for q in (fanned, waiting)]
+    oldest = [_instant(first) for _, first in counted if first is not None]
+    age = max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0
+    return sum(int(n) for n, _ in counted), age
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's MIN loses the column type
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def replay(engine: Engine, delivery_id: int, at: datetime) -> dict:
     """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
     d = webhook_deliveries.c
     with UnitOfWork(engine) as uow:
-        row = uow.conn.execute(select(d.id, d.status).where(d.id == delivery_id)).first()
+        row = uow.conn.execute(
+            select(d.id, d.status, webhook_endpoints.c.disabled_at)
+            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+            .where(d.id == delivery_id)).first()
         if row is None:
             raise NotFound(f"unknown delivery {delivery_id}")
+        if row.disabled_at is not None:
+            raise ServiceError(f"delivery {delivery_id} is for a removed endpoint")
         if row.status == "pending":
             raise ServiceError(f"delivery {delivery_id} is still pending: nothing to replay")
         uow.conn.execute(update(webhook_deliveries).where(d.id == delivery_id).values(

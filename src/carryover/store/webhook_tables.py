@@ -9,11 +9,14 @@
   creation and never logged or listed. `kinds` is null (every kind) or a
   comma-wrapped list such as ",usage_80,throttled,"; `since_outbox_id` is the
   last outbox row that existed when the endpoint was added (older rows are not
-  sent to it).
+  sent to it); `disabled_at` is set when it is removed (no more deliveries).
+  `outbox.written_at` is the wall-clock instant a notification was written (the
+  outbox lag gauge measures from it; null for rows older than migration 0005).
 - `webhook_deliveries`: one row per endpoint per outbox row: pending, delivered
   or dead (after the last attempt), with its attempts and next attempt instant.
 
-They live on the same MetaData as carryover.store.tables; migration 0004 creates them.
+They live on the same MetaData as carryover.store.tables; migration 0004 creates them, 0005 adds
+`disabled_at` and `written_at`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ outbox = Table(
     Column("kind", String(32), nullable=False),
     Column("at", Instant, nullable=False),
     Column("payload", JSON, nullable=False),
+    Column("written_at", Instant),
     UniqueConstraint("line", "cycle_start", "kind", name="uq_outbox_line_cycle_kind"),
 )
 
@@ -52,6 +56,7 @@ webhook_endpoints = Table(
     Column("kinds", String(500)),
     Column("since_outbox_id", Integer, nullable=False),
     Column("created_at", Instant, nullable=False),
+    Column("disabled_at", Instant),
 )
 
 webhook_deliveries = Table(
