@@ -141,10 +141,6 @@ class AccountRepository:
     def account_lines(self, account_id: int) -> list[Any]:
         return list(self.conn.execute(_ACCOUNT_LINES, {"account_id": account_id}))
 
-    def event_exists(self, event_id: str) -> bool:
-        query = select(usage_events.c.seq).where(usage_events.c.event_id == event_id)
-        return self.conn.execute(query).first() is not None
-
     # ---- inputs ---------------------------------------------------------------------
     def record(self, account_id: int, item: Input, calendar: CycleCalendar,
                grace: timedelta) -> None:
