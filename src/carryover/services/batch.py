@@ -1,27 +1,23 @@
-"""Recording many usage events at once: one unit of work per account, not per event.
+"""Recording many usage events given as values (not a file): the demo, tests, callers.
 
-Events are grouped by account and folded into the account's book in arrival
-order, exactly as the single-event path would fold them one by one; the book is
-loaded once and written back once. Duplicates (an event id already stored, or
-twice in the batch) are reported and not counted; a bad event (unknown line, an
-instant before the line started, a negative amount) is rejected with its reason
-while the good events of the same batch are recorded.
+A thin adapter over the ingest path (services.ingest): the rows become one chunk
+and go through the same duplicate check, the same columnar or per-account fold and
+the same notifications as `carryover ingest`, so there is one batch mechanism.
+Bad events (unknown line, before the line started) are reported by their index.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+import numpy as np
+from sqlalchemy import Engine
 
-from carryover.domain.cycles import CycleCalendar
-from carryover.domain.inputs import Usage, effective_instant
+from carryover.adapters.cdr_files import Chunk
+from carryover.domain.bulk.state import UNITS, to_us
 from carryover.domain.units import Unit
-from carryover.services.notifications import emit_notifications
-from carryover.store.tables import usage_events
-from carryover.store.uow import UnitOfWork
+from carryover.services.ingest import ingest_chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,60 +43,23 @@ class BatchResult:
 
 
 def record_batch(engine: Engine, rows: list[UsageRow]) -> BatchResult:
-    result = BatchResult()
-    with UnitOfWork(engine) as uow:
-        resolved: dict[str, object] = {}
-        by_account: dict[int, list[tuple[int, Usage]]] = defaultdict(list)
-        seen: set[str] = set()
-        ids = [r.event_id for r in rows]
-        stored: set[str] = set()
-        for start in range(0, len(ids), 900):  # keep IN lists under SQLite's variable limit
-            chunk = ids[start:start + 900]
-            stored.update(uow.conn.execute(select(usage_events.c.event_id).where(
-                usage_events.c.event_id.in_(chunk))).scalars())
-        for index, row in enumerate(rows):
-            if row.event_id in stored or row.event_id in seen:
-                result.duplicates += 1
-                continue
-            if row.line not in resolved:
-                resolved[row.line] = uow.accounts.find_line(row.line)
-            line = resolved[row.line]
-            if line is None:
-                result.rejected.append((index, f"unknown line {row.line!r}"))
-                continue
-            seen.add(row.event_id)
-            by_account[line.account_id].append((index, Usage(
-                row.event_id, line.id, row.at, row.amount, row.unit, row.rating_group,
-                row.received_at)))
-        for account_id in sorted(by_account):
-            account = uow.accounts.lock_account(account_id)
-            book, snapshot = uow.accounts.load_book(account, uow.plans.all())
-            calendar = CycleCalendar(account.cycle_day, account.timezone)
-            grace = timedelta(seconds=account.grace_seconds)
-            stored_rows = []
-            # Arrival order, ties by position: what the single-event path would have seen.
-            for index, item in sorted(by_account[account_id],
-                                      key=lambda p: (p[1].received_at, p[0])):
-                outcome = book.submit(item)
-                if outcome.status != "accepted":
-                    result.rejected.append((index, outcome.reason or outcome.status))
-                    continue
-                effective, late = effective_instant(item, calendar, grace)
-                stored_rows.append({
-                    "event_id": item.id, "account_id": account_id, "line": item.line,
-                    "at": item.at, "received_at": item.received_at, "effective_at": effective,
-                    "amount": item.amount, "unit": str(item.unit),
-                    "rating_group": item.rating_group, "late": late})
-                result.accepted += 1
-                result.late += late
-                result.lines.add(item.line)
-            # The events go in after the fold: a replay reads history from the table, and
-            # the book already holds what this batch folded.
-            uow.accounts.save_book(account_id, book, snapshot)
-            if stored_rows:
-                uow.conn.execute(insert(usage_events), stored_rows)
-        if by_account:
-            emit_notifications(uow.conn, by_account, max(r.at for r in rows))
-        uow.commit()
-    result.rejected.sort()
-    return result
+    if not rows:
+        return BatchResult()
+    n = len(rows)
+    chunk = Chunk(
+        first_row=1,
+        event_id=np.array([r.event_id for r in rows], dtype=object),
+        line=np.array([r.line for r in rows], dtype=object),
+        at=np.array([to_us(r.at) for r in rows], dtype=np.int64),
+        received_at=np.array([to_us(r.received_at) for r in rows], dtype=np.int64),
+        amount=np.array([r.amount for r in rows], dtype=np.int64),
+        unit=np.array([UNITS.index(r.unit) for r in rows], dtype=np.int8),
+        rating_group=np.array([r.rating_group for r in rows], dtype=object),
+        row=np.arange(1, n + 1, dtype=np.int64),  # row k is rows[k - 1]
+    )
+    rejected: list[tuple[int, str]] = []
+    summary = ingest_chunks(engine, [("batch", chunk, [])], "batch",
+                            on_rejects=lambda bad: rejected.extend(
+                                (r.row - 1, r.reason) for r in bad))
+    return BatchResult(summary.accepted, summary.duplicates, summary.late, sorted(rejected),
+                       summary.lines)

@@ -111,8 +111,7 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
             raw = bulk_io.Raw(uow.conn)
             if directory is None:
                 directory = LineDirectory.load(raw)
-            accepted, more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}",
-                                               summary)
+            more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}", summary)
             uow.commit()
         bad.extend(more_bad)
         summary.rejected += len(bad)
@@ -120,7 +119,6 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
             on_rejects(bad)
         if progress:
             progress(len(chunk.amount) + len(rejects))
-        del accepted
     return summary
 
 
@@ -145,7 +143,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     keep &= firsts
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
-        return 0, bad
+        return bad
     line = line[idx]
     account = directory.account[line]
     raw.name_accounts(np.unique(account).tolist())
@@ -174,7 +172,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
           summary)
     if len(idx):
         emit_notifications(uow.conn, np.unique(account).tolist(), from_us(int(eff.max())))
-    return len(idx), bad
+    return bad
 
 
 def _insert_events(raw, event_ids, account, line_ids, at, received, eff, amount, unit,
