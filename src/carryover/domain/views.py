@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL, Bucket
-from carryover.domain.inputs import HOTSPOT, effective_instant
+from carryover.domain.inputs import HOTSPOT, order_key
 from carryover.domain.plans import OverageAction, PlanKind
 from carryover.domain.units import Unit
 
@@ -37,10 +37,11 @@ def position(book: AccountBook, at: datetime) -> AccountBook:
         book.advance_to(at)
         return book
     past = AccountBook(book.calendar, book.plans, book.grace)
-    for item in sorted(book.all_inputs(), key=lambda i: (effective_instant(i, book.calendar,
-                                                                     book.grace)[0], i.rank, i.id)):
-        if effective_instant(item, book.calendar, book.grace)[0] <= at:
-            past.submit(item)
+    inputs = book.all_inputs()
+    keys = sorted((order_key(i, book.calendar, book.grace), n) for n, i in enumerate(inputs))
+    for key, n in keys:
+        if key[0] <= at:  # the fold's own order; key[0] is the effective instant
+            past.submit(inputs[n])
     past.advance_to(at)
     return past
 
