@@ -117,6 +117,29 @@ class Settings(BaseSettings):
         default=True,
         description="Run the webhook delivery worker inside `carryover serve`.")
 
+    # Real-time charging, Nchf (docs/nchf.md) ----------------------------------------------
+    nchf_max_grant: int = Field(
+        default=100 * 1024**2, ge=1,
+        description="Largest grant of one rating group in one answer, in bytes (default "
+                    "100 MB); also what an unlimited plan or a request without "
+                    "requestedUnit gets.")
+    nchf_threshold_percent: int = Field(
+        default=20, ge=0, le=100,
+        description="volumeQuotaThreshold as a percentage of the grant: the packet core "
+                    "asks again when this much of the grant is left (0: no threshold).")
+    nchf_validity_seconds: int = Field(
+        default=3600, ge=1,
+        description="Longest validityTime of a grant, in seconds; a grant never outlives "
+                    "the cycle or the bucket it draws from.")
+    nchf_hold_margin_seconds: int = Field(
+        default=60, ge=0,
+        description="Seconds after validityTime during which a grant that was neither "
+                    "reported nor released still holds its bytes.")
+    nchf_rating_groups: dict[int, str] = Field(
+        default={},
+        description="3GPP rating group number -> carryover rating group, as JSON, e.g. "
+                    "'{\"20\": \"hotspot\"}'; unmapped rating groups are general data.")
+
     @field_validator("database_url")
     @classmethod
     def _known_backend(cls, value: str) -> str:

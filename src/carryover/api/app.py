@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from carryover.adapters.es2plus_client import Es2PlusClient
-from carryover.api import es2plus, ops, problems, worker
+from carryover.api import es2plus, nchf, ops, problems, worker
 from carryover.api.deps import RateLimiter
 from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
 from carryover.runtime import Carryover
@@ -37,6 +37,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
         app.include_router(module.router)
     app.include_router(ops.router)
     app.include_router(es2plus.router)
+    app.include_router(nchf.router)
     return app
 
 

@@ -111,6 +111,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.url.path.startswith("/nchf-"):
+            # 3GPP service operations answer 400 with a TS 29.571 ProblemDetails.
+            from carryover.api.nchf import invalid_request
+            return invalid_request(exc)
         errors = field_errors(exc)
         return problem(422, f"{len(errors)} invalid field(s)", errors)
 

@@ -58,6 +58,7 @@ def plan_dict(plan: Plan) -> dict:
             "price": None if plan.overage.price is None else str(plan.overage.price),
             "currency": plan.overage.currency,
             "per": plan.overage.increment if plan.overage.price is not None else None,
+            "redirect": plan.overage.redirect_url,
         },
         "unlimited": None if plan.unlimited is None else {
             "premium": plan.unlimited.premium_threshold,

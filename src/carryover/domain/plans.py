@@ -84,6 +84,9 @@ class OveragePolicy:
     price: Decimal | None = None  # per increment, in `currency`
     currency: str | None = None
     increment: int = 1024**2  # bytes (or seconds, messages) one price unit buys
+    # Where the packet core sends a blocked line (Nchf final-unit action REDIRECT);
+    # None: the session is terminated.
+    redirect_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +250,7 @@ def _read_rollover(r: _Reader, raw: Any, allowance: int | None) -> RolloverPolic
 
 def _read_overage(r: _Reader, raw: Any) -> OveragePolicy:
     data = r.mapping(raw, "overage")
-    r.unknown(data, {"action", "kbps", "price", "currency", "per"}, "overage")
+    r.unknown(data, {"action", "kbps", "price", "currency", "per", "redirect"}, "overage")
     action = r.choice(data.get("action"), OverageAction, "overage.action", OverageAction.BLOCK)
     kbps = None
     price = None
@@ -267,9 +270,17 @@ def _read_overage(r: _Reader, raw: Any) -> OveragePolicy:
         if not data.get("currency"):
             r.fail("overage.currency", "a charge needs a currency such as USD")
         increment = r.amount(data.get("per", "1MB"), "overage.per") or increment
+    redirect = data.get("redirect")
+    if redirect is not None and (not isinstance(redirect, str)
+                                 or not redirect.startswith(("http://", "https://"))):
+        r.fail("overage.redirect", f"{redirect!r} is not an http(s) URL such as "
+               "https://topup.example.com")
+        redirect = None
+    if redirect is not None and action is not OverageAction.BLOCK:
+        r.fail("overage.redirect", "only a blocked line is redirected (action: block)")
     return OveragePolicy(
         action=action, throttle_kbps=kbps, price=price,
-        currency=data.get("currency"), increment=increment,
+        currency=data.get("currency"), increment=increment, redirect_url=redirect,
     )
 
 

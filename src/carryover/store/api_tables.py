@@ -8,13 +8,18 @@
 - `idempotency_keys`: the first response to a creating POST sent with an
   `Idempotency-Key`, keyed by (API key, route, key), with the hash of the
   request body so a reused key with another body is refused.
+- `api_rate_limits`: the rate limit state of each key when it is shared by
+  every worker process (setting `api_rate_limit_store`): the GCRA theoretical
+  arrival time `tat` in integer microseconds since the Unix epoch, and whether
+  the last request was allowed (carryover.store.rate_limits).
 
-They live on the same MetaData as carryover.store.tables; migration 0003 creates them.
+They live on the same MetaData as carryover.store.tables; migration 0003 creates the
+first two, 0006 the rate limits.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Boolean, Column, ForeignKey, Integer, String, Table
 
 from carryover.store.tables import Instant, metadata
 
@@ -38,4 +43,13 @@ idempotency_keys = Table(
     Column("status", Integer, nullable=False),
     Column("body", JSON, nullable=False),
     Column("created_at", Instant, nullable=False),
+)
+
+# No foreign key: a row is a counter keyed by whatever the limiter limits (today an
+# API key id), written on every request, and a revoked key's row is harmless.
+api_rate_limits = Table(
+    "api_rate_limits", metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("tat", BigInteger, nullable=False),  # microseconds since the Unix epoch
+    Column("allowed", Boolean, nullable=False),
 )

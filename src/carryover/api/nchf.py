@@ -1,0 +1,313 @@
+"""Nchf_ConvergedCharging v3 (3GPP TS 32.291): real-time quota for a 5G SMF.
+
+Three operations under `/nchf-convergedcharging/v3` (docs/nchf.md):
+`POST /chargingdata` opens a charging session (201, `Location` of the new
+chargingDataRef), `POST /chargingdata/{ref}/update` reports usage and asks for
+more (200), `POST /chargingdata/{ref}/release` reports the last usage and ends
+the session (204). The SMF authenticates with an operator API key.
+
+Only the parts of ChargingDataRequest that decide a grant are modelled: the
+subscriber (`subscriberIdentifier` imsi-..., msisdn-..., or the GPSI in
+pDUSessionChargingInformation.userInformation.servedGPSI), the invocation
+instant and sequence number, and `multipleUnitUsage` (each entry a rating
+group, its requestedUnit and usedUnitContainers, volumes in bytes). Every
+other member the spec allows is accepted and ignored. The answer is a
+ChargingDataResponse whose `multipleUnitInformation` carries, per requested
+rating group, the resultCode, grantedUnit.totalVolume, validityTime,
+volumeQuotaThreshold and a finalUnitIndication on the line's last data. The
+QoS decision (throttled, deprioritized) is reported as the authorized session
+AMBR when the request carried pduSessionInformation, and always in each
+entry's `qosDecision` (a carryover extension member, ignored by cores that do
+not know it). Bad requests get 400 and unknown subscribers or references 404,
+as ProblemDetails (TS 29.571) with a `cause` and `invalidParams`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from carryover.api.deps import EngineDep, Operator
+from carryover.api.problems import PROBLEM_JSON, responses
+from carryover.domain.quota import Grant
+from carryover.services import charging
+from carryover.services.charging import (
+    ChargingAnswer,
+    ChargingPolicy,
+    ChargingRequest,
+    SessionNotFound,
+    UnitRequest,
+    UnknownSubscriber,
+    UsedUnits,
+)
+from carryover.services.errors import NotFound, ServiceError
+
+PREFIX = "/nchf-convergedcharging/v3"
+Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+
+
+class _Open(BaseModel):
+    """3GPP objects may carry members this server does not use: keep them, ignore them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class NFIdentification(_Open):
+    nodeFunctionality: str = Field(min_length=1, max_length=100)
+
+
+class RequestedUnit(_Open):
+    totalVolume: Uint64 | None = None
+    uplinkVolume: Uint64 | None = None
+    downlinkVolume: Uint64 | None = None
+    time: Uint32 | None = None
+
+
+class UsedUnitContainer(_Open):
+    localSequenceNumber: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    totalVolume: Uint64 | None = None
+    uplinkVolume: Uint64 | None = None
+    downlinkVolume: Uint64 | None = None
+    triggerTimestamp: AwareDatetime | None = None
+
+
+class MultipleUnitUsage(_Open):
+    ratingGroup: Uint32
+    requestedUnit: RequestedUnit | None = None
+    usedUnitContainer: list[UsedUnitContainer] = Field(default_factory=list, max_length=1000)
+
+
+class ChargingDataRequest(_Open):
+    """The members of TS 32.291 ChargingDataRequest that carryover reads."""
+
+    subscriberIdentifier: str | None = Field(default=None, max_length=100)
+    nfConsumerIdentification: NFIdentification
+    invocationTimeStamp: AwareDatetime
+    invocationSequenceNumber: Uint32
+    retransmissionIndicator: bool | None = None
+    multipleUnitUsage: list[MultipleUnitUsage] = Field(default_factory=list, max_length=100)
+    pDUSessionChargingInformation: dict[str, Any] | None = None
+
+
+class GrantedUnit(BaseModel):
+    totalVolume: int
+
+
+class RedirectServer(BaseModel):
+    redirectAddressType: str
+    redirectServerAddress: str
+
+
+class FinalUnitIndication(BaseModel):
+    finalUnitAction: str
+    redirectServer: RedirectServer | None = None
+
+
+class QosDecisionOut(BaseModel):
+    state: str
+    maxDownlinkKbps: int | None = None
+
+
+class MultipleUnitInformation(BaseModel):
+    ratingGroup: int
+    resultCode: str
+    grantedUnit: GrantedUnit | None = None
+    validityTime: int
+    volumeQuotaThreshold: int | None = None
+    finalUnitIndication: FinalUnitIndication | None = None
+    qosDecision: QosDecisionOut
+
+
+class ChargingDataResponse(BaseModel):
+    invocationTimeStamp: str
+    invocationSequenceNumber: int
+    multipleUnitInformation: list[MultipleUnitInformation] | None = None
+    pDUSessionChargingInformation: dict[str, Any] | None = None
+
+
+class ProblemDetails(BaseModel):
+    """TS 29.571 ProblemDetails."""
+
+    type: str | None = None
+    title: str
+    status: int
+    detail: str
+    cause: str
+    invalidParams: list[dict[str, str]] | None = None
+
+
+def nchf_problem(status: int, cause: str, detail: str,
+                 invalid: list[dict[str, str]] | None = None) -> JSONResponse:
+    titles = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+    body: dict[str, Any] = {"title": titles.get(status, "Error"), "status": status,
+                            "detail": detail, "cause": cause}
+    if invalid:
+        body["invalidParams"] = invalid
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def invalid_request(exc: RequestValidationError) -> JSONResponse:
+    """400 with one invalidParams entry per bad member (a JSON pointer into the body)."""
+    invalid = []
+    for error in exc.errors():
+        where = [str(p) for p in error.get("loc", ()) if p != "body"]
+        invalid.append({"param": "/" + "/".join(where), "reason": error.get("msg", "invalid")})
+    missing = any(e.get("type") == "missing" for e in exc.errors())
+    return nchf_problem(400, "MANDATORY_IE_MISSING" if missing else "INVALID_MSG_FORMAT",
+                        f"{len(invalid)} invalid member(s) in the ChargingDataRequest", invalid)
+
+
+NCHF_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "model": ProblemDetails,
+           "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}}
+    for code, text in ((400, "Bad request"), (404, "Unknown subscriber or chargingDataRef"))}
+router = APIRouter(prefix=PREFIX, tags=["nchf"],
+                   responses={**NCHF_ERRORS, **responses(401, 403, 429)})
+
+
+def _request(body: ChargingDataRequest, subscriber: bool = False) -> ChargingRequest:
+    groups = [u.ratingGroup for u in body.multipleUnitUsage]
+    if len(groups) != len(set(groups)):
+        raise _BadRequest("/multipleUnitUsage", "a rating group appears more than once")
+    units = tuple(UnitRequest(
+        u.ratingGroup, u.requestedUnit is not None, _requested(u.requestedUnit),
+        tuple(UsedUnits(c.localSequenceNumber, _volume(c), c.triggerTimestamp)
+              for c in u.usedUnitContainer))
+        for u in body.multipleUnitUsage)
+    return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
+                           _subscriber(body) if subscriber else None)
+
+
+def _requested(unit: RequestedUnit | None) -> int | None:
+    if unit is None:
+        return None
+    if unit.totalVolume is not None:
+        return unit.totalVolume
+    if unit.uplinkVolume is None and unit.downlinkVolume is None:
+        return None  # time or service units only: the operator's default grant of data
+    return (unit.uplinkVolume or 0) + (unit.downlinkVolume or 0)
+
+
+def _volume(container: UsedUnitContainer) -> int:
+    if container.totalVolume is not None:
+        return container.totalVolume
+    return (container.uplinkVolume or 0) + (container.downlinkVolume or 0)
+
+
+def _subscriber(body: ChargingDataRequest) -> str | None:
+    """The line's IMSI or MSISDN from the SUPI, else from the GPSI of the PDU session."""
+    candidates = [body.subscriberIdentifier]
+    info = (body.pDUSessionChargingInformation or {}).get("userInformation") or {}
+    if isinstance(info, dict):
+        candidates.append(info.get("servedGPSI"))
+    for value in candidates:
+        if isinstance(value, str) and value:
+            for prefix in ("imsi-", "msisdn-"):
+                if value.startswith(prefix):
+                    return value[len(prefix):]
+            return value
+    return None
+
+
+class _BadRequest(Exception):
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(reason)
+        self.param, self.reason = param, reason
+
+
+def _bitrate(kbps: int) -> str:
+    return f"{kbps} Kbps"
+
+
+def _unit_information(rating_group: int, grant: Grant) -> dict:
+    item: dict[str, Any] = {"ratingGroup": rating_group, "resultCode": grant.result,
+                            "validityTime": grant.validity_seconds}
+    if grant.amount:
+        item["grantedUnit"] = {"totalVolume": grant.amount}
+    if grant.threshold:
+        item["volumeQuotaThreshold"] = grant.threshold
+    if grant.final_action:
+        final: dict[str, Any] = {"finalUnitAction": grant.final_action}
+        if grant.redirect_url:
+            final["redirectServer"] = {"redirectAddressType": "URL",
+                                       "redirectServerAddress": grant.redirect_url}
+        item["finalUnitIndication"] = final
+    item["qosDecision"] = {"state": grant.qos.state}
+    if grant.qos.max_downlink_kbps is not None:
+        item["qosDecision"]["maxDownlinkKbps"] = grant.qos.max_downlink_kbps
+    return item
+
+
+def response_body(answer: ChargingAnswer, body: ChargingDataRequest) -> dict:
+    out: dict[str, Any] = {"invocationTimeStamp": answer.at.isoformat(),
+                           "invocationSequenceNumber": answer.sequence}
+    if answer.grants:
+        out["multipleUnitInformation"] = [_unit_information(rg, g) for rg, g in answer.grants]
+    speeds = [g.qos.max_downlink_kbps for _, g in answer.grants
+              if g.qos.state == "throttled" and g.qos.max_downlink_kbps]
+    session = ((body.pDUSessionChargingInformation or {}).get("pduSessionInformation")
+               if speeds else None)
+    if isinstance(session, dict) and "pduSessionID" in session and "dnnId" in session:
+        # The standard place for a speed limit: the session AMBR the CHF authorizes.
+        rate = _bitrate(min(speeds))
+        out["pDUSessionChargingInformation"] = {"pduSessionInformation": {
+            "pduSessionID": session["pduSessionID"], "dnnId": session["dnnId"],
+            "authorizedSessionAMBR": {"uplink": rate, "downlink": rate}}}
+    return out
+
+
+def _policy(request: Request) -> ChargingPolicy:
+    return ChargingPolicy.from_settings(request.app.state.carry.settings)
+
+
+def _answer(call, status: int = 200):
+    try:
+        return call()
+    except _BadRequest as exc:
+        return nchf_problem(400, "INVALID_MSG_FORMAT", exc.reason,
+                            [{"param": exc.param, "reason": exc.reason}])
+    except UnknownSubscriber as exc:
+        return nchf_problem(404, "USER_UNKNOWN", str(exc))
+    except SessionNotFound as exc:
+        return nchf_problem(404, "CONTEXT_NOT_FOUND", str(exc))
+    except NotFound as exc:  # pragma: no cover - every NotFound here is one of the above
+        return nchf_problem(404, "CONTEXT_NOT_FOUND", str(exc))
+    except ServiceError as exc:
+        return nchf_problem(400, "CHARGING_FAILED", str(exc))
+
+
+@router.post("/chargingdata", status_code=201, response_model=ChargingDataResponse,
+             summary="Open a charging session and grant quota")
+def create(body: ChargingDataRequest, request: Request, eng: EngineDep, who: Operator):
+    def call():
+        answer = charging.open_session(eng, _policy(request), _request(body, subscriber=True))
+        location = str(request.url_for("update", ref=answer.ref)).removesuffix("/update")
+        return JSONResponse(jsonable_encoder(response_body(answer, body)), status_code=201,
+                            headers={"Location": location})
+    return _answer(call)
+
+
+@router.post("/chargingdata/{ref}/update", response_model=ChargingDataResponse,
+             summary="Report usage and ask for more quota")
+def update(ref: str, body: ChargingDataRequest, request: Request, eng: EngineDep,
+           who: Operator):
+    def call():
+        answer = charging.update_session(eng, _policy(request), ref, _request(body))
+        return JSONResponse(jsonable_encoder(response_body(answer, body)))
+    return _answer(call)
+
+
+@router.post("/chargingdata/{ref}/release", status_code=204, response_class=Response,
+             summary="Report the last usage and end the session")
+def release(ref: str, body: ChargingDataRequest, request: Request, eng: EngineDep,
+            who: Operator):
+    def call():
+        charging.release_session(eng, _policy(request), ref, _request(body))
+        return Response(status_code=204)
+    return _answer(call)

@@ -1,0 +1,373 @@
+"""Nchf_ConvergedCharging over real HTTP on loopback (SQLite and PostgreSQL).
+
+Every request sent and every answer received is validated against the 3GPP
+schemas (tests/nchf_schema.py, specs/3gpp/). Expected grants are derived by
+hand from the plans below and the settings the app runs with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from carryover.services import ledger_ops, provisioning
+from carryover.store.charging_tables import quota_holds
+from carryover.store.tables import ledger_entries, usage_events
+from carryover.store.uow import UnitOfWork
+from tests.api_support import JAN, Api, served_api
+from tests.nchf_schema import validate, validate_problem
+
+MB = 1024**2
+GB = 1024**3
+BASE = "/nchf-convergedcharging/v3"
+SMF = {"nodeFunctionality": "SMF", "nFName": "6c7a9b1e-4f0e-4a8e-9d8e-2f4b1c3d5e6f"}
+PLANS = {
+    # A family pool that blocks, with rollover (for the boundary test).
+    "fam-block-2gb": {"id": "fam-block-2gb", "name": "Family 2 GB, blocked after",
+                      "kind": "metered", "allowance": {"data": "2GB"},
+                      "rollover": {"kinds": ["allowance"], "lifetime": {"cycles": 1}},
+                      "overage": {"action": "block"}},
+    "roll-1gb": {"id": "roll-1gb", "name": "1 GB with rollover", "kind": "metered",
+                 "allowance": {"data": "1GB"},
+                 "rollover": {"kinds": ["allowance"], "lifetime": {"cycles": 1}},
+                 "overage": {"action": "block", "redirect": "https://topup.example.com/"}},
+    "throttle-1gb": {"id": "throttle-1gb", "name": "1 GB then 128 kbps", "kind": "metered",
+                     "allowance": {"data": "1GB"},
+                     "overage": {"action": "throttle", "kbps": "128kbps"}},
+}
+MAX_GRANT = 300 * MB
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def request(at: datetime, seq: int, units: list[dict], subscriber: str | None = None,
+            **extra: Any) -> dict:
+    body: dict[str, Any] = {"nfConsumerIdentification": SMF, "invocationTimeStamp": iso(at),
+                            "invocationSequenceNumber": seq, "multipleUnitUsage": units, **extra}
+    if subscriber is not None:
+        body["subscriberIdentifier"] = subscriber
+    validate("ChargingDataRequest", body)
+    return body
+
+
+def ask(rg: int = 1, volume: int | None = 100 * MB, used: list[tuple[int, int]] = (),
+        at: datetime | None = None) -> dict:
+    unit: dict[str, Any] = {"ratingGroup": rg}
+    if volume is not None:
+        unit["requestedUnit"] = {"totalVolume": volume}
+    if used:
+        unit["usedUnitContainer"] = [
+            {"localSequenceNumber": n, "totalVolume": amount,
+             **({"triggerTimestamp": iso(at)} if at else {})} for n, amount in used]
+    return unit
+
+
+class Smf:
+    """The packet core's side: posts requests and checks every answer's schema."""
+
+    def __init__(self, api: Api) -> None:
+        self.api = api
+
+    def create(self, body: dict, expect: int = 201) -> tuple[str | None, dict]:
+        r = self.api.call("POST", f"{BASE}/chargingdata", json=body)
+        assert r.status_code == expect, r.text
+        if expect != 201:
+            validate_problem(r.json())
+            return None, r.json()
+        validate("ChargingDataResponse", r.json())
+        location = r.headers["location"]
+        assert location.startswith(self.api.url + BASE + "/chargingdata/")
+        return location.rsplit("/", 1)[1], r.json()
+
+    def update(self, ref: str, body: dict, expect: int = 200) -> dict:
+        r = self.api.call("POST", f"{BASE}/chargingdata/{ref}/update", json=body)
+        assert r.status_code == expect, r.text
+        if expect == 200:
+            validate("ChargingDataResponse", r.json())
+        else:
+            validate_problem(r.json())
+        return r.json()
+
+    def release(self, ref: str, body: dict, expect: int = 204) -> None:
+        r = self.api.call("POST", f"{BASE}/chargingdata/{ref}/release", json=body)
+        assert r.status_code == expect, r.text
+        if expect == 204:
+            assert r.content == b""
+        else:
+            validate_problem(r.json())
+
+
+def unit_info(answer: dict, rg: int = 1) -> dict:
+    (info,) = [u for u in answer["multipleUnitInformation"] if u["ratingGroup"] == rg]
+    return info
+
+
+def granted(answer: dict, rg: int = 1) -> int:
+    return unit_info(answer, rg).get("grantedUnit", {}).get("totalVolume", 0)
+
+
+@pytest.fixture
+def api(db_url: str) -> Iterator[Api]:
+    with served_api(db_url, nchf_max_grant=MAX_GRANT, nchf_validity_seconds=3600,
+                    nchf_threshold_percent=20, nchf_hold_margin_seconds=60,
+                    nchf_rating_groups={20: "hotspot"}) as served:
+        with UnitOfWork(served.engine) as uow:
+            for plan_id, body in PLANS.items():
+                uow.plans.upsert(plan_id, body, "file", JAN)
+            uow.commit()
+        eng = served.engine
+        provisioning.create_account(eng, "pool", 1, "UTC", JAN, "fam-block-2gb")
+        for n in range(1, 4):
+            provisioning.create_line(eng, "pool", f"+1415555070{n}", JAN, line_id=f"p{n}",
+                                     imsi=f"31026000000070{n}")
+        provisioning.create_account(eng, "roll", 1, "UTC", JAN)
+        provisioning.create_line(eng, "roll", "+14155550801", JAN, "roll-1gb", line_id="r1",
+                                 imsi="310260000000801")
+        provisioning.create_account(eng, "slow", 1, "UTC", JAN)
+        provisioning.create_line(eng, "slow", "+14155550901", JAN, "throttle-1gb",
+                                 line_id="t1", imsi="310260000000901")
+        provisioning.create_account(eng, "unl", 1, "UTC", JAN)
+        provisioning.create_line(eng, "unl", "+14155551001", JAN, "tmobile-go5g",
+                                 line_id="u1", imsi="310260000001001")
+        yield served
+
+
+def available(api: Api, line: str, at: datetime) -> int:
+    return ledger_ops.balance(api.engine, line, at)["available"]["data"]
+
+
+def stored_usage(api: Api, line: str) -> int:
+    with api.engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(usage_events.c.amount), 0))
+                                .where(usage_events.c.line == line)).scalar_one())
+
+
+def holds(api: Api) -> list[tuple]:
+    with api.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(
+            quota_holds.c.ref, quota_holds.c.rating_group, quota_holds.c.amount)
+            .order_by(quota_holds.c.ref, quota_holds.c.rating_group))]
+
+
+T0 = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+
+
+def test_a_session_is_granted_charged_and_released(api: Api) -> None:
+    smf = Smf(api)
+    ref, answer = smf.create(request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000801"))
+    info = unit_info(answer)
+    assert info["resultCode"] == "SUCCESS"
+    assert granted(answer) == 100 * MB
+    assert info["volumeQuotaThreshold"] == 20 * MB  # 20 % of the grant
+    assert info["validityTime"] == 3600
+    assert "finalUnitIndication" not in info
+    assert answer["invocationSequenceNumber"] == 0
+    # The grant is held: the balance is untouched, and the hold is stored.
+    assert available(api, "r1", T0) == 1 * GB
+    assert holds(api) == [(ref, 1, 100 * MB)]
+
+    t1 = T0 + timedelta(minutes=5)
+    answer = smf.update(ref, request(t1, 1, [ask(1, 100 * MB, [(1, 70 * MB)], t1)]))
+    assert granted(answer) == 100 * MB
+    assert stored_usage(api, "r1") == 70 * MB
+    assert available(api, "r1", t1) == 1 * GB - 70 * MB
+
+    t2 = T0 + timedelta(minutes=10)
+    smf.release(ref, request(t2, 2, [ask(1, None, [(2, 30 * MB)], t2)]))
+    assert stored_usage(api, "r1") == 100 * MB
+    assert available(api, "r1", t2) == 1 * GB - 100 * MB
+    assert holds(api) == []
+    # Released is released: a second release changes nothing, an update is refused.
+    smf.release(ref, request(t2, 3, [ask(1, None, [(3, 5 * MB)], t2)]))
+    assert stored_usage(api, "r1") == 100 * MB
+    problem = smf.update(ref, request(t2, 4, [ask()]), expect=404)
+    assert problem["cause"] == "CONTEXT_NOT_FOUND"
+
+
+def test_reports_sent_twice_are_counted_once(api: Api) -> None:
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask()], "msisdn-14155550801"))
+    t1 = T0 + timedelta(minutes=1)
+    first = smf.update(ref, request(t1, 1, [ask(1, 100 * MB, [(1, 40 * MB)], t1)]))
+    # A retransmission (same invocationSequenceNumber) gets the same answer, not a new grant.
+    again = smf.update(ref, request(t1, 1, [ask(1, 100 * MB, [(1, 40 * MB)], t1)],
+                                    retransmissionIndicator=True))
+    assert again["multipleUnitInformation"] == first["multipleUnitInformation"]
+    # A container already reported (same localSequenceNumber) in a later request: once.
+    t2 = T0 + timedelta(minutes=2)
+    smf.update(ref, request(t2, 2, [ask(1, 100 * MB, [(1, 40 * MB), (2, 10 * MB)], t2)]))
+    assert stored_usage(api, "r1") == 50 * MB
+    # An older sequence number than the last answered is refused.
+    problem = smf.update(ref, request(t2, 1, [ask()]), expect=400)
+    assert problem["cause"] == "CHARGING_FAILED"
+
+
+def test_two_sessions_cannot_be_granted_the_same_bytes(api: Api) -> None:
+    smf = Smf(api)
+    # r1 has 1 GB; max grant 300 MB: grants 300, 300, 300, then the last 124 MB.
+    grants, refs = [], []
+    for n in range(4):
+        ref, answer = smf.create(request(T0, 0, [ask(1, 400 * MB)], "imsi-310260000000801"))
+        grants.append(granted(answer))
+        refs.append(ref)
+        info = unit_info(answer)
+        if n < 3:
+            assert "finalUnitIndication" not in info
+    assert grants == [300 * MB, 300 * MB, 300 * MB, 124 * MB]
+    # The last of the line's data on a blocking plan with a top-up page: REDIRECT there.
+    assert unit_info(answer)["finalUnitIndication"] == {
+        "finalUnitAction": "REDIRECT",
+        "redirectServer": {"redirectAddressType": "URL",
+                           "redirectServerAddress": "https://topup.example.com/"}}
+    ref, answer = smf.create(request(T0, 0, [ask()], "imsi-310260000000801"))
+    info = unit_info(answer)
+    assert info["resultCode"] == "QUOTA_LIMIT_REACHED"
+    assert "grantedUnit" not in info
+    assert info["finalUnitIndication"]["finalUnitAction"] == "REDIRECT"
+    # Releasing one session gives its bytes back to the others.
+    smf.release(refs[0], request(T0, 1, [ask(1, None, [(1, 100 * MB)], T0)]))
+    answer = smf.update(ref, request(T0, 1, [ask(1, 400 * MB)]))
+    assert granted(answer) == 200 * MB
+
+
+def test_an_expired_grant_holds_nothing(api: Api) -> None:
+    smf = Smf(api)
+    smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    _, answer = smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    assert granted(answer) == 124 * MB
+    # validityTime 3600 s + margin 60 s: a second later the holds are gone.
+    later = T0 + timedelta(seconds=3661)
+    _, answer = smf.create(request(later, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    assert granted(answer) == 300 * MB
+    assert len(holds(api)) == 1
+
+
+def test_a_throttled_line_keeps_service_and_gets_its_speed(api: Api) -> None:
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000901"))
+    t1 = T0 + timedelta(minutes=1)
+    used = [(n, 300 * MB) for n in range(1, 4)] + [(4, 124 * MB)]
+    session = {"pduSessionInformation": {"pduSessionID": 5, "dnnId": "internet"}}
+    answer = smf.update(ref, request(t1, 1, [ask(1, 300 * MB, used, t1)],
+                                     pDUSessionChargingInformation=session))
+    assert available(api, "t1", t1) == 0
+    info = unit_info(answer)
+    assert info["resultCode"] == "SUCCESS"
+    assert granted(answer) == 300 * MB  # overage at 128 kbps, not refused
+    assert "finalUnitIndication" not in info
+    assert info["qosDecision"] == {"state": "throttled", "maxDownlinkKbps": 128}
+    ambr = answer["pDUSessionChargingInformation"]["pduSessionInformation"]
+    assert ambr["authorizedSessionAMBR"] == {"uplink": "128 Kbps", "downlink": "128 Kbps"}
+
+
+def test_unlimited_plans_grant_the_maximum(api: Api) -> None:
+    smf = Smf(api)
+    _, answer = smf.create(request(T0, 0, [ask(1, 10 * GB), {"ratingGroup": 20,
+                                                              "requestedUnit": {}}],
+                                   "imsi-310260000001001"))
+    assert granted(answer, 1) == MAX_GRANT
+    assert granted(answer, 20) == MAX_GRANT  # no requestedUnit volume: the maximum
+    assert unit_info(answer, 1)["qosDecision"] == {"state": "normal"}
+
+
+def test_hotspot_rating_group_is_throttled_past_the_hotspot_allowance(api: Api) -> None:
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask(20, MAX_GRANT)], "imsi-310260000001001"))
+    t1 = T0 + timedelta(hours=1)
+    used = [(1, 50 * GB)]  # rating group 20 is `hotspot` (nchf_rating_groups)
+    answer = smf.update(ref, request(t1, 1, [ask(20, MAX_GRANT, used, t1), ask(1)]))
+    assert unit_info(answer, 20)["qosDecision"] == {"state": "throttled",
+                                                    "maxDownlinkKbps": 600}
+    assert unit_info(answer, 1)["qosDecision"] == {"state": "normal"}
+
+
+def test_a_session_across_the_boundary_gets_the_new_cycles_rollover(api: Api) -> None:
+    smf = Smf(api)
+    late_jan = datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
+    ref, answer = smf.create(request(late_jan, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    # The grant ends at the boundary, so the core comes back for the new cycle.
+    assert unit_info(answer)["validityTime"] == 3600
+    used_at = datetime(2026, 1, 31, 23, 30, tzinfo=UTC)
+    feb = datetime(2026, 2, 1, 0, 0, 5, tzinfo=UTC)
+    answer = smf.update(ref, request(feb, 1, [ask(1, 2 * GB, [(1, 600 * MB)], used_at)]))
+    # January: 1 GB - 600 MB = 424 MB rolls over; February: 1 GB + 424 MB, capped by the max.
+    assert available(api, "r1", feb) == 1 * GB + 424 * MB
+    assert granted(answer) == MAX_GRANT
+    before = (datetime(2026, 1, 31, 23, 59, tzinfo=UTC))
+    assert available(api, "r1", before) == 424 * MB
+
+
+def test_twenty_concurrent_sessions_on_a_pool_never_overspend(api: Api) -> None:
+    # The pool has 2 GB; p1 uses 1 GB first, so 1 GB is left for 20 sessions asking 100 MB.
+    ledger_ops.record_usage(api.engine, "p1", 1 * GB, T0, T0, "pre-1")
+    assert available(api, "p2", T0) == 1 * GB
+    lines = ["310260000000701", "310260000000702", "310260000000703"]
+
+    def session(n: int) -> tuple[str | None, int]:
+        body = request(T0, 0, [ask(1, 100 * MB)], "imsi-" + lines[n % 3])
+        with httpx.Client(timeout=60) as client:
+            r = client.post(api.url + f"{BASE}/chargingdata", json=body,
+                            headers={"Authorization": f"Bearer {api.tokens['operator']}"})
+        assert r.status_code == 201, r.text
+        validate("ChargingDataResponse", r.json())
+        return r.headers["location"].rsplit("/", 1)[1], granted(r.json())
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(session, range(20)))
+    total = sum(g for _, g in results)
+    assert total == 1 * GB  # never more; and nothing held back either
+    assert sorted(g for _, g in results)[-10:] == [100 * MB] * 10
+    # Each session uses 60 % of what it got and releases: conservation holds.
+    smf = Smf(api)
+    t1 = T0 + timedelta(minutes=3)
+    used_total = 0
+    for ref, grant in results:
+        used = grant * 6 // 10
+        used_total += used
+        smf.release(ref, request(t1, 1, [ask(1, None, [(1, used)], t1)]))
+    assert holds(api) == []
+    assert sum(stored_usage(api, line) for line in ("p1", "p2", "p3")) == 1 * GB + used_total
+    assert available(api, "p2", t1) == 1 * GB - used_total
+    with api.engine.connect() as conn:
+        debits = conn.execute(select(func.sum(ledger_entries.c.amount)).where(
+            ledger_entries.c.kind == "debit", ledger_entries.c.owner == "pool")).scalar_one()
+    assert debits == 1 * GB + used_total
+
+
+def test_bad_requests_and_unknown_names(api: Api) -> None:
+    smf = Smf(api)
+    _, problem = smf.create(request(T0, 0, [ask()], "imsi-999999999999999"), expect=404)
+    assert problem["cause"] == "USER_UNKNOWN"
+    problem = smf.update("no-such-ref", request(T0, 1, [ask()]), expect=404)
+    assert problem["cause"] == "CONTEXT_NOT_FOUND"
+    smf.release("no-such-ref", request(T0, 1, [ask()]), expect=404)
+    body = {"nfConsumerIdentification": SMF, "invocationTimeStamp": iso(T0),
+            "subscriberIdentifier": "imsi-310260000000801",
+            "multipleUnitUsage": [{"ratingGroup": "one"}]}
+    r = api.call("POST", f"{BASE}/chargingdata", json=body)
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/problem+json"
+    validate_problem(r.json())
+    assert r.json()["cause"] == "MANDATORY_IE_MISSING"
+    params = {p["param"] for p in r.json()["invalidParams"]}
+    assert params == {"/invocationSequenceNumber", "/multipleUnitUsage/0/ratingGroup"}
+    twice = request(T0, 0, [ask(1), ask(1)], "imsi-310260000000801")
+    r = api.call("POST", f"{BASE}/chargingdata", json=twice)
+    assert r.status_code == 400
+    assert r.json()["invalidParams"] == [{"param": "/multipleUnitUsage",
+                                          "reason": "a rating group appears more than once"}]
+    # Without an operator key: refused before anything is read.
+    r = api.call("POST", f"{BASE}/chargingdata", who="acme",
+                 json=request(T0, 0, [ask()], "imsi-310260000000801"))
+    assert r.status_code == 403
+    assert holds(api) == []
