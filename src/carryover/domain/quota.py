@@ -3,14 +3,15 @@
 A grant is a promise to the packet core: it lets that many bytes flow before it
 reports again. Promises made to other sessions of the same account, and not yet
 reported, used up, released or expired, are *holds*. So that no two sessions can
-spend the same bytes, a hold is taken out of the account's buckets exactly as
-usage would take it: through a copy of the buckets, in consumption order (DESIGN
-1.3), a member's pool draw capped by what is left of its limit (1.8), holds in
-the order they were granted. What the line could still use after that is its
-*headroom*; the grant is the smaller of what was asked, the headroom and the
-operator's maximum grant. Nothing in the book changes here: holds live beside
-the book (services.charging stores them), and used units are rated as ordinary
-usage events at their own instants, so every rule of DESIGN 1 applies to them.
+spend the same bytes, whatever order their usage is reported in, the holds are
+checked against the account's buckets as usage would drain them (consumption
+order, DESIGN 1.3; a member's pool draw capped by its limit, 1.8): see _Shares
+for the rule and why it is safe for every arrival order. What may still be
+promised to the line is its *headroom*; the grant is the smaller of what was
+asked, the headroom and the operator's maximum grant. Nothing in the book
+changes here: holds live beside the book (services.charging stores them), and
+used units are rated as ordinary usage events at their own instants, so every
+rule of DESIGN 1 applies to them.
 
 When the headroom is gone the plan's overage policy decides (DESIGN 1.7):
 `block` refuses with QUOTA_LIMIT_REACHED (and a final-unit action telling the
@@ -82,61 +83,93 @@ class Grant:
                    QosDecision(data["qos"]["state"], data["qos"]["max_downlink_kbps"]))
 
 
-class _Draw:
-    """Remaining bytes per bucket and pool bytes per member, after the holds so far."""
+INFINITE = 2**62  # larger than any sum of buckets; never written anywhere
 
-    def __init__(self, book: AccountBook, at: datetime) -> None:
+
+class _Shares:
+    """Who may draw what at `at`, so that grants hold whatever order usage arrives in.
+
+    Usage drains a line's queue greedily, so a line whose own bucket comes after
+    the pool in its queue takes pool bytes first, even bytes promised to another
+    member. Holding grants in one fixed order is therefore not enough. Per line:
+    `before` is its own bytes ahead of the first pool bucket in its queue,
+    `after` its own bytes behind it, `room` what its member limit still lets it
+    take from the pool (0 for a line outside the pool). A line holding g bytes
+    may draw at most w = min(g - before, room, pool) from the pool in any order.
+    The grants are safe for every arrival order when the w of all lines sum to at
+    most the pool, and each line's g <= before + w + after (`after` is only
+    reachable once that line's own pool draw is capped by its room or by the
+    whole pool). Proof sketch: whatever the order, each line finds at least its
+    w in the pool, since the others take at most theirs; what it needs beyond
+    before + w is in its own `after`.
+    """
+
+    def __init__(self, book: AccountBook, at: datetime, holds: Iterable[Hold]) -> None:
         self.book, self.at = book, at
-        self.left: dict[str, int] = {}
-        self.pool_held: dict[str, int] = {}
+        self.pool = 0
+        pool_seen = False
+        for bucket in book.own_buckets(POOL, Unit.DATA, at) if POOL in book.lines else ():
+            pool_seen = True
+            self.pool = INFINITE if bucket.unlimited else self.pool + (bucket.remaining or 0)
+        self.pool = min(self.pool, INFINITE) if pool_seen else 0
+        self.held: dict[str, int] = {}
+        for hold in holds:
+            self.held[hold.line] = self.held.get(hold.line, 0) + hold.amount
+        self._lines: dict[str, tuple[int, int, int]] = {}
 
-    def _pool_room(self, line: str) -> int | None:
-        limit = self.book.lines[line].limits.get(Unit.DATA)
-        if limit is None:
-            return None
-        taken = self.book.counter(self.book.cycle_start, line, Unit.DATA, "pool")
-        return max(0, limit - taken - self.pool_held.get(line, 0))
+    def line(self, line: str) -> tuple[int, int, int]:
+        """(before, after, room) of `line`; INFINITE stands for an unlimited bucket."""
+        if line not in self._lines:
+            before = after = 0
+            passed_pool = False
+            for bucket in self.book.queue(line, Unit.DATA, self.at):
+                if bucket.owner == POOL:
+                    passed_pool = True
+                    continue
+                left = INFINITE if bucket.unlimited else bucket.remaining or 0
+                if passed_pool:
+                    after = min(INFINITE, after + left)
+                else:
+                    before = min(INFINITE, before + left)
+            room = 0
+            if self.book.lines[line].member:
+                limit = self.book.lines[line].limits.get(Unit.DATA)
+                taken = self.book.counter(self.book.cycle_start, line, Unit.DATA, "pool")
+                room = INFINITE if limit is None else max(0, limit - taken)
+            self._lines[line] = (before, after, room)
+        return self._lines[line]
 
-    def take(self, line: str, amount: int) -> tuple[int, datetime | None]:
-        """Take up to `amount` in consumption order: (bytes taken, earliest end drawn from).
-
-        An unlimited bucket absorbs whatever reaches it."""
-        taken, ends = 0, None
-        room = self._pool_room(line)
-        for bucket in self.book.queue(line, Unit.DATA, self.at):
-            if taken >= amount:
-                break
-            if bucket.unlimited:
-                return amount, ends
-            left = self.left.get(bucket.id, bucket.remaining or 0)
-            if bucket.owner == POOL and room is not None:
-                left = min(left, room)
-            part = min(left, amount - taken)
-            if part <= 0:
-                continue
-            self.left[bucket.id] = self.left.get(bucket.id, bucket.remaining or 0) - part
-            if bucket.owner == POOL:
-                self.pool_held[line] = self.pool_held.get(line, 0) + part
-                if room is not None:
-                    room -= part
-            taken += part
-            if bucket.valid_until is not None and (ends is None or bucket.valid_until < ends):
-                ends = bucket.valid_until
-        return taken, ends
+    def pool_draw(self, line: str, held: int) -> int:
+        before, _, room = self.line(line)
+        return min(max(0, held - before), room, self.pool)
 
     def headroom(self, line: str) -> int | None:
-        """What `line` could still use; None when an unlimited bucket is in its queue."""
-        own = pool = 0
+        """What may still be granted to `line`; None when that is unlimited."""
+        before, after, room = self.line(line)
+        others = sum(self.pool_draw(other, amount) for other, amount in self.held.items()
+                     if other != line)
+        pool_for = max(0, self.pool - others)
+        cap = min(room, self.pool)
+        most = before + min(cap, pool_for) + (after if cap <= pool_for else 0)
+        if most >= INFINITE:
+            return None
+        return max(0, most - self.held.get(line, 0))
+
+    def grant(self, line: str, amount: int) -> datetime | None:
+        """Hold `amount` more for `line`; the earliest end among the buckets it may draw."""
+        start = self.held.get(line, 0)
+        self.held[line] = start + amount
+        ends, reach = None, 0
+        room = self.line(line)[2]
         for bucket in self.book.queue(line, Unit.DATA, self.at):
-            if bucket.unlimited:
-                return None
-            left = self.left.get(bucket.id, bucket.remaining or 0)
-            if bucket.owner == POOL:
-                pool += left
-            else:
-                own += left
-        room = self._pool_room(line)
-        return own + (pool if room is None else min(pool, room))
+            if reach >= start + amount:
+                break
+            left = INFINITE if bucket.unlimited else bucket.remaining or 0
+            reach += min(left, room) if bucket.owner == POOL else left
+            if left and bucket.valid_until is not None and (ends is None
+                                                            or bucket.valid_until < ends):
+                ends = bucket.valid_until
+        return ends
 
 
 def overage_plan(book: AccountBook, line: str) -> Plan | None:
@@ -149,20 +182,15 @@ def overage_plan(book: AccountBook, line: str) -> Plan | None:
 
 
 def headroom(book: AccountBook, line: str, at: datetime, holds: Iterable[Hold]) -> int | None:
-    """What `line` could use at `at` once `holds` are taken out of the buckets."""
-    draw = _Draw(book, at)
-    for hold in holds:
-        draw.take(hold.line, hold.amount)
-    return draw.headroom(line)
+    """What may still be granted to `line` at `at` beside `holds` (None: unlimited)."""
+    return _Shares(book, at, holds).headroom(line)
 
 
 def decide(book: AccountBook, line: str, at: datetime, requested: int | None,
            rating_group: str | None, holds: Iterable[Hold], policy: QuotaPolicy) -> Grant:
     """The grant for one rating group of a session of `line` at `at` (the book is at `at`)."""
-    draw = _Draw(book, at)
-    for hold in holds:
-        draw.take(hold.line, hold.amount)
-    left = draw.headroom(line)
+    shares = _Shares(book, at, holds)
+    left = shares.headroom(line)
     want = policy.max_grant if not requested else min(requested, policy.max_grant)
     plan = overage_plan(book, line)
     decision = qos(book, line, at, rating_group)
@@ -174,7 +202,8 @@ def decide(book: AccountBook, line: str, at: datetime, requested: int | None,
     if left is None or unlimited_plan:
         amount = want
     elif left > 0:
-        amount, ends = draw.take(line, min(want, left))
+        amount = min(want, left)
+        ends = shares.grant(line, amount)
         if ends is not None:
             validity = min(validity, ends - at)
         if amount == left and _blocks(plan):

@@ -24,18 +24,38 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook
-from carryover.domain.inputs import Usage
+from carryover.domain.inputs import Usage, effective_instant
 from carryover.domain.quota import Grant, Hold, QuotaPolicy, decide
 from carryover.domain.units import Unit
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notifications import emit_notifications
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.repository import utc
-from carryover.store.tables import usage_events
+from carryover.store.tables import accounts, usage_events
 from carryover.store.uow import UnitOfWork
+
+# Built once (SQLAlchemy memoizes a statement's cache key on the object): this is the
+# packet core's hot path.
+_cs = charging_sessions.c
+# The session and its account in one round trip; on PostgreSQL the account row is
+# locked (FOR NO KEY UPDATE, as AccountRepository.lock_account), so the session's
+# sequence number is read under the lock every writer of the account takes.
+_SESSION = select(accounts, _cs.line.label("session_line"),
+                  _cs.sequence.label("session_sequence"),
+                  _cs.last_result.label("session_result"),
+                  _cs.released_at.label("session_released_at")).join(
+    charging_sessions, _cs.account_id == accounts.c.id).where(_cs.ref == bindparam("ref"))
+_SESSION_LOCKED = _SESSION.with_for_update(key_share=True, of=accounts)
+_HOLDS = select(quota_holds.c.ref, quota_holds.c.rating_group, quota_holds.c.line,
+                quota_holds.c.amount, quota_holds.c.expires_at).where(
+    quota_holds.c.account_id == bindparam("account_id")).order_by(
+    quota_holds.c.granted_at, quota_holds.c.ref, quota_holds.c.rating_group)
+_CLOSE = update(charging_sessions).where(_cs.ref == bindparam("s_ref"))
 
 
 class UnknownSubscriber(NotFound):
@@ -131,15 +151,13 @@ def update_session(engine: Engine, policy: ChargingPolicy, ref: str,
                    request: ChargingRequest) -> ChargingAnswer:
     """Rate what the session used and grant what it asks now."""
     with UnitOfWork(engine) as uow:
-        session = _session(uow.conn, ref)
-        account = uow.accounts.lock_account(session.account_id)
-        session = _session(uow.conn, ref)  # as of the lock: another request may have moved it
-        if request.sequence == session.sequence:
-            return _stored(session, request)
-        if request.sequence < session.sequence:
+        account = _session(uow.conn, ref)
+        if request.sequence == account.session_sequence:
+            return _stored(ref, account, request)
+        if request.sequence < account.session_sequence:
             raise StaleRequest(f"invocationSequenceNumber {request.sequence} is older than "
-                               f"the last one answered ({session.sequence})")
-        answer = _charge(uow, policy, ref, account, session.line, request)
+                               f"the last one answered ({account.session_sequence})")
+        answer = _charge(uow, policy, ref, account, account.session_line, request)
         uow.commit()
         return answer
 
@@ -148,13 +166,12 @@ def release_session(engine: Engine, policy: ChargingPolicy, ref: str,
                     request: ChargingRequest) -> None:
     """Rate the final usage, give back every hold of the session and close it."""
     with UnitOfWork(engine) as uow:
-        session = _session(uow.conn, ref, released_too=True)
-        if session.released_at is not None:
+        account = _session(uow.conn, ref, released_too=True)
+        if account.session_released_at is not None:
             return  # released already: releasing again changes nothing
-        account = uow.accounts.lock_account(session.account_id)
         final = ChargingRequest(request.at, request.sequence, tuple(
             UnitRequest(u.rating_group, False, None, u.used) for u in request.units))
-        _charge(uow, policy, ref, account, session.line, final)
+        _charge(uow, policy, ref, account, account.session_line, final)
         uow.conn.execute(delete(quota_holds).where(quota_holds.c.ref == ref))
         uow.conn.execute(update(charging_sessions).where(charging_sessions.c.ref == ref)
                          .values(released_at=request.at))
@@ -162,15 +179,17 @@ def release_session(engine: Engine, policy: ChargingPolicy, ref: str,
 
 
 def _session(conn: Connection, ref: str, released_too: bool = False):
-    row = conn.execute(select(charging_sessions).where(charging_sessions.c.ref == ref)).first()
-    if row is None or (row.released_at is not None and not released_too):
+    """The session's account row (locked) with the session's own columns beside it."""
+    query = _SESSION_LOCKED if conn.dialect.name == "postgresql" else _SESSION
+    row = conn.execute(query, {"ref": ref}).first()
+    if row is None or (row.session_released_at is not None and not released_too):
         raise SessionNotFound(f"no open charging session {ref!r}")
     return row
 
 
-def _stored(session, request: ChargingRequest) -> ChargingAnswer:
-    grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
-    return ChargingAnswer(session.ref, session.line, request.at, request.sequence, grants,
+def _stored(ref: str, row, request: ChargingRequest) -> ChargingAnswer:
+    grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in row.session_result)
+    return ChargingAnswer(ref, row.session_line, request.at, request.sequence, grants,
                           replayed=True)
 
 
@@ -199,9 +218,9 @@ def _charge(uow: UnitOfWork, policy: ChargingPolicy, ref: str, account, line: st
     _replace_holds(uow.conn, ref, account_id, line, request.at, replaced, grants, policy)
     uow.accounts.save_book(account_id, book, snapshot)
     emit_notifications(uow.conn, [account_id], at)
-    uow.conn.execute(update(charging_sessions).where(charging_sessions.c.ref == ref).values(
-        updated_at=request.at, sequence=request.sequence,
-        last_result=[[rg, g.as_dict()] for rg, g in grants]))
+    uow.conn.execute(_CLOSE, {"s_ref": ref, "updated_at": request.at,
+                              "sequence": request.sequence,
+                              "last_result": [[rg, g.as_dict()] for rg, g in grants]})
     return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
 
 
@@ -213,13 +232,23 @@ def _rate_used(uow: UnitOfWork, policy: ChargingPolicy, book: AccountBook, accou
               for unit in request.units for used in unit.used]
     if not events:
         return
-    known = set(uow.conn.execute(select(usage_events.c.event_id).where(
-        usage_events.c.event_id.in_([e.id for e in events]))).scalars())
+    rows = []
     for event in events:
-        if event.id in known:
-            continue  # reported before: counted once (the packet core retransmitted)
-        known.add(event.id)
-        uow.accounts.record(account_id, event, book.calendar, book.grace)
+        effective, late = effective_instant(event, book.calendar, book.grace)
+        rows.append({"event_id": event.id, "account_id": account_id, "line": event.line,
+                     "at": event.at, "received_at": event.received_at,
+                     "effective_at": effective, "amount": event.amount,
+                     "unit": str(event.unit), "rating_group": event.rating_group,
+                     "late": late})
+    # The unique event id is the duplicate check: a container reported before is not
+    # inserted again, and only what was inserted is rated (the core retransmitted).
+    dialect_insert = pg_insert if uow.conn.dialect.name == "postgresql" else sqlite_insert
+    new = set(uow.conn.execute(dialect_insert(usage_events).on_conflict_do_nothing(
+        index_elements=["event_id"]).returning(usage_events.c.event_id), rows).scalars())
+    for event in events:
+        if event.id not in new:
+            continue
+        new.discard(event.id)  # the same container twice in one request: once
         outcome = book.submit(event)
         if outcome.status == "rejected":
             raise ServiceError(outcome.reason or "usage refused")
@@ -231,9 +260,7 @@ def _live_holds(conn: Connection, account_id: int, at: datetime,
 
     Expired holds are deleted on the way (they hold nothing any more)."""
     h = quota_holds.c
-    rows = conn.execute(select(h.ref, h.rating_group, h.line, h.amount, h.expires_at)
-                        .where(h.account_id == account_id)
-                        .order_by(h.granted_at, h.ref, h.rating_group)).all()
+    rows = conn.execute(_HOLDS, {"account_id": account_id}).all()
     ref, groups = exclude
     live, expired = [], []
     for row in rows:
