@@ -371,3 +371,16 @@ def test_bad_requests_and_unknown_names(api: Api) -> None:
                  json=request(T0, 0, [ask()], "imsi-310260000000801"))
     assert r.status_code == 403
     assert holds(api) == []
+
+
+def test_a_sessions_other_rating_groups_keep_their_holds(api: Api) -> None:
+    smf = Smf(api)
+    a, _ = smf.create(request(T0, 0, [ask(1, 200 * MB), ask(2, 200 * MB)],
+                              "imsi-310260000000801"))
+    smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000801"))
+    # Held: 200 + 200 + 300 + 300 of 1 GB. A asks again for rating group 1 only: its
+    # old 200 MB are replaced, its 200 MB of rating group 2 still hold.
+    answer = smf.update(a, request(T0, 1, [ask(1, 300 * MB)]))
+    assert granted(answer) == 1 * GB - 200 * MB - 300 * MB - 300 * MB
+    assert sorted(amount for ref, _, amount in holds(api) if ref == a) == [200 * MB, 224 * MB]

@@ -20,7 +20,6 @@ container's triggerTimestamp for its usage), as with CDR files.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -205,7 +204,7 @@ def _charge(uow: UnitOfWork, policy: ChargingPolicy, ref: str, account, line: st
     else:
         at = book.until  # the book already knows later events: answer from its latest state
     replaced = {u.rating_group for u in request.units if u.wants_quota or u.used}
-    holds = _live_holds(uow.conn, account_id, request.at, exclude=(ref, replaced))
+    holds, mine = _live_holds(uow.conn, account_id, request.at, ref, replaced)
     grants: list[tuple[int, Grant]] = []
     for unit in sorted(request.units, key=lambda u: u.rating_group):
         if not unit.wants_quota:
@@ -215,7 +214,7 @@ def _charge(uow: UnitOfWork, policy: ChargingPolicy, ref: str, account, line: st
         grants.append((unit.rating_group, grant))
         if grant.amount:
             holds.append(Hold(line, grant.amount))
-    _replace_holds(uow.conn, ref, account_id, line, request.at, replaced, grants, policy)
+    _replace_holds(uow.conn, ref, account_id, line, request.at, mine, grants, policy)
     uow.accounts.save_book(account_id, book, snapshot)
     emit_notifications(uow.conn, [account_id], at)
     uow.conn.execute(_CLOSE, {"s_ref": ref, "updated_at": request.at,
@@ -254,36 +253,45 @@ def _rate_used(uow: UnitOfWork, policy: ChargingPolicy, book: AccountBook, accou
             raise ServiceError(outcome.reason or "usage refused")
 
 
-def _live_holds(conn: Connection, account_id: int, at: datetime,
-                exclude: tuple[str, set[int]]) -> list[Hold]:
-    """The account's holds still live at `at`, in grant order, without the ones replaced.
+def _live_holds(conn: Connection, account_id: int, at: datetime, ref: str,
+                replaced: set[int]) -> tuple[list[Hold], set[int]]:
+    """The account's holds live at `at`, in grant order, but for the rating groups of
+    session `ref` that this request replaces; and which of those `ref` holds now.
 
     Expired holds are deleted on the way (they hold nothing any more)."""
     h = quota_holds.c
     rows = conn.execute(_HOLDS, {"account_id": account_id}).all()
-    ref, groups = exclude
-    live, expired = [], []
+    live, mine, expired = [], set(), []
     for row in rows:
-        if utc(row.expires_at) <= at:
+        if row.ref == ref and row.rating_group in replaced:
+            mine.add(int(row.rating_group))
+        elif utc(row.expires_at) <= at:
             expired.append((row.ref, row.rating_group))
-        elif not (row.ref == ref and row.rating_group in groups):
+        else:
             live.append(Hold(row.line, int(row.amount)))
     if expired:
-        conn.execute(delete(quota_holds).where(
-            tuple_(h.ref, h.rating_group).in_(expired)))
-    return live
+        conn.execute(delete(quota_holds).where(tuple_(h.ref, h.rating_group).in_(expired)))
+    return live, mine
 
 
 def _replace_holds(conn: Connection, ref: str, account_id: int, line: str, at: datetime,
-                   replaced: Iterable[int], grants: list[tuple[int, Grant]],
+                   held: set[int], grants: list[tuple[int, Grant]],
                    policy: ChargingPolicy) -> None:
-    groups = sorted(replaced)
-    if groups:
-        conn.execute(delete(quota_holds).where(and_(
-            quota_holds.c.ref == ref, quota_holds.c.rating_group.in_(groups))))
+    """The session's new grants replace its holds of the rating groups it reported or
+    asked for (`held`: those it has a hold of)."""
     rows = [{"ref": ref, "rating_group": rg, "account_id": account_id, "line": line,
              "amount": g.amount, "granted_at": at,
              "expires_at": at + timedelta(seconds=g.validity_seconds) + policy.hold_margin}
             for rg, g in grants if g.amount]
+    gone = sorted(held - {row["rating_group"] for row in rows})
+    if gone:
+        conn.execute(delete(quota_holds).where(and_(
+            quota_holds.c.ref == ref, quota_holds.c.rating_group.in_(gone))))
     if rows:
-        conn.execute(insert(quota_holds), rows)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        statement = dialect_insert(quota_holds)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=["ref", "rating_group"],
+            set_={"amount": statement.excluded.amount,
+                  "granted_at": statement.excluded.granted_at,
+                  "expires_at": statement.excluded.expires_at}), rows)
