@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from carryover.services.errors import NotFound, ServiceError
 from carryover.store.api_repository import ApiRepository
+from carryover.store.engine import read_only
 from carryover.store.uow import UnitOfWork
 
 ROLES = ("operator", "subscriber")
@@ -105,7 +106,8 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = token_hash(token)
-    with UnitOfWork(engine) as uow:
+    # A read: on SQLite it must not queue for the write lock behind every writer.
+    with UnitOfWork(read_only(engine)) as uow:
         row = ApiRepository(uow.conn).key_by_hash(digest)
     # The lookup is by hash, so timing says nothing about the token; the constant-time
     # comparison guards against a backend that matched loosely.

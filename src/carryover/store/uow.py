@@ -3,13 +3,35 @@
 Services open one per use case: `with UnitOfWork(engine) as uow: ...; uow.commit()`.
 Leaving the block without `commit()` (an error, a refusal) rolls everything back,
 so a use case either happens whole or not at all.
+
+On SQLite the threads of one process that write (the API's request threads)
+queue on an in-process lock before BEGIN IMMEDIATE. SQLite itself would make
+them wait too, but its busy handler polls with sleeps of up to 100 ms, so under
+concurrent requests most of a request's time went to sleeping on a lock that
+had long been free; a Python lock hands over at once. Other processes still
+meet at SQLite's lock. Read-only units of work (store.engine.read_only) do not
+take it.
 """
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import Connection, Engine
 
+from carryover.store.engine import READ_ONLY_OPTION
 from carryover.store.repository import AccountRepository, PlanRepository
+
+_writers: dict[str, threading.RLock] = {}
+_writers_guard = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock | None:
+    if engine.dialect.name != "sqlite" or engine.get_execution_options().get(READ_ONLY_OPTION):
+        return None
+    key = engine.url.render_as_string(hide_password=False)
+    with _writers_guard:
+        return _writers.setdefault(key, threading.RLock())
 
 
 class UnitOfWork:
@@ -22,8 +44,16 @@ class UnitOfWork:
         self._committed = False
 
     def __enter__(self) -> UnitOfWork:
-        self.conn = self.engine.connect()
-        self._tx = self.conn.begin()
+        self._lock = _writer_lock(self.engine)
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            self.conn = self.engine.connect()
+            self._tx = self.conn.begin()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self.plans = PlanRepository(self.conn)
         self.accounts = AccountRepository(self.conn)
         self._committed = False
@@ -38,4 +68,8 @@ class UnitOfWork:
             if not self._committed and self._tx.is_active:
                 self._tx.rollback()
         finally:
-            self.conn.close()
+            try:
+                self.conn.close()
+            finally:
+                if self._lock is not None:
+                    self._lock.release()
