@@ -11,7 +11,7 @@ print `settings.redacted_url()` instead.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -89,11 +89,18 @@ class Settings(BaseSettings):
     # HTTP API (docs/api.md) -----------------------------------------------------------
     api_rate_per_second: float = Field(
         default=50.0, ge=0,
-        description="Requests per second each API key may make, per worker; 0 turns the "
-                    "limit off. Over it: 429 with Retry-After.")
+        description="Requests per second each API key may make (per worker process with "
+                    "the memory store, see api_rate_limit_store); 0 turns the limit off. "
+                    "Over it: 429 with Retry-After.")
     api_rate_burst: int = Field(
         default=200, ge=1, description="Requests an API key may make at once before "
                                        "api_rate_per_second applies.")
+    api_rate_limit_store: Literal["auto", "memory", "database"] = Field(
+        default="auto",
+        description="Where the rate limit of each API key lives: memory (per worker "
+                    "process), database (shared by every worker and host), or auto: "
+                    "database when `carryover serve --workers N` runs more than one worker, "
+                    "else memory.")
     api_max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024,
         description="Largest request body the API accepts (413 above it); a usage batch "

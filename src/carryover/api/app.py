@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.api import es2plus, nchf, ops, problems, worker
-from carryover.api.deps import RateLimiter
+from carryover.api.deps import make_limiter
 from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
 from carryover.runtime import Carryover
 
@@ -27,7 +27,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
                   version="1", lifespan=worker.lifespan)
     app.state.carry = carry
     settings = carry.settings
-    app.state.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+    app.state.limiter = make_limiter(settings, carry.open)
     app.state.metrics = ops.Metrics(carry.open)
     app.state.smdp_factory = smdp_factory or (lambda: Es2PlusClient.from_settings(settings))
     problems.install(app)

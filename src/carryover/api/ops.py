@@ -5,7 +5,8 @@
 - `/metrics`: Prometheus text format: requests by method, route template and
   status, and their latencies; usage events rated and top-ups added through
   this process; and, read from the database at scrape time
-  (services.business_metrics), rollover deposited, lines without data, pending
+  (services.business_metrics), rollover deposited, lines throttled and lines
+  blocked now (exact), lines without data (an older approximation), pending
   webhook deliveries and the outbox lag.
   Unauthenticated, like the probes: keep the port on a private network
   (docs/api.md).
@@ -70,6 +71,14 @@ class BusinessCollector(Collector):
             "carryover_lines_without_data", "Lines with open data buckets and none with "
             "anything left, as of their last rated event (an approximation of throttled or "
             "blocked lines; docs/api.md).", value=found.lines_without_data)
+        yield GaugeMetricFamily(
+            "carryover_lines_throttled", "Lines throttled now: their latest throttled or "
+            "blocked notification of the current cycle is throttled and they have no usable "
+            "data (docs/api.md).", value=found.lines_throttled)
+        yield GaugeMetricFamily(
+            "carryover_lines_blocked", "Lines blocked now: their latest throttled or blocked "
+            "notification of the current cycle is blocked and they have no usable data "
+            "(docs/api.md).", value=found.lines_blocked)
         yield GaugeMetricFamily(
             "carryover_webhook_deliveries_pending", "Webhook deliveries not yet delivered "
             "and not dead (to enabled endpoints).", value=found.webhook_deliveries_pending)

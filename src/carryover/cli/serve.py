@@ -4,16 +4,21 @@ The database is migrated before the server starts, so a database carryover
 cannot use is refused with one line instead of a traceback per worker. Each
 worker builds its own app from the settings (carryover.api.app), and runs the
 webhook delivery worker unless `webhook_worker` is off (carryover.api.worker).
+With more than one worker, `api_rate_limit_store=auto` means the database, so
+the workers share each key's rate limit.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from carryover.cli import app
 from carryover.cli.common import app_object, console, engine
+
+_STORE_VARIABLE = "CARRYOVER_API_RATE_LIMIT_STORE"
 
 
 @app.command()
@@ -29,5 +34,16 @@ def serve(
     engine()
     console.print(f"carryover API on http://{host}:{port} "
                   f"({app_object().settings.redacted_url()})", highlight=False)
-    uvicorn.run("carryover.api.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers)
+    previous = os.environ.get(_STORE_VARIABLE)
+    if workers > 1 and app_object().settings.api_rate_limit_store == "auto":
+        # Each worker reads its settings from the environment it inherits: one budget
+        # per key for all of them, not one per worker (carryover.api.deps).
+        os.environ[_STORE_VARIABLE] = "database"
+    try:
+        uvicorn.run("carryover.api.app:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers)
+    finally:  # leave the environment as it was (tests run serve in-process)
+        if previous is None:
+            os.environ.pop(_STORE_VARIABLE, None)
+        else:
+            os.environ[_STORE_VARIABLE] = previous

@@ -32,7 +32,7 @@ from carryover.domain.inputs import Usage, effective_instant
 from carryover.domain.quota import Grant, Hold, QuotaPolicy, decide
 from carryover.domain.units import Unit
 from carryover.services.errors import NotFound, ServiceError
-from carryover.services.notifications import emit_notifications
+from carryover.services.notifications import emit_from_book
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.repository import utc
 from carryover.store.tables import accounts, usage_events
@@ -216,7 +216,7 @@ def _charge(uow: UnitOfWork, policy: ChargingPolicy, ref: str, account, line: st
             holds.append(Hold(line, grant.amount))
     _replace_holds(uow.conn, ref, account_id, line, request.at, mine, grants, policy)
     uow.accounts.save_book(account_id, book, snapshot)
-    emit_notifications(uow.conn, [account_id], at)
+    emit_from_book(uow.conn, account, book, at)
     uow.conn.execute(_CLOSE, {"s_ref": ref, "updated_at": request.at,
                               "sequence": request.sequence,
                               "last_result": [[rg, g.as_dict()] for rg, g in grants]})

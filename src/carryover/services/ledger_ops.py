@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from carryover.domain.book import AccountBook, Outcome
+from carryover.domain.book import Outcome
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Usage
@@ -25,7 +25,7 @@ from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
 from carryover.services.errors import Duplicate, NotFound, ServiceError
-from carryover.services.notifications import emit_notifications
+from carryover.services.notifications import emit_from_book
 from carryover.store.repository import utc
 from carryover.store.uow import UnitOfWork
 
@@ -41,11 +41,6 @@ def _line(uow: UnitOfWork, ident: str):
     if row is None:
         raise NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
     return row
-
-
-def _open_book(uow: UnitOfWork, account_id: int) -> tuple[AccountBook, dict]:
-    account = uow.accounts.lock_account(account_id)
-    return uow.accounts.load_book(account, uow.plans.all())
 
 
 def localizer(timezone: str) -> Callable[[datetime | None], datetime | None]:
@@ -92,7 +87,9 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
         uow.accounts.save_book(row.account_id, book, snapshot)
         if not isinstance(item, Usage):
             uow.accounts.record(row.account_id, item, book.calendar, book.grace)
-        emit_notifications(uow.conn, [row.account_id], item.at)
+        # The book in memory is the state just saved: decide the notifications from it
+        # rather than reading that state back (services.notifications).
+        emit_from_book(uow.conn, account, book, item.at, row)
         uow.commit()
         return Recorded(row.id, outcome)
 
@@ -137,12 +134,13 @@ def _read(engine: Engine, line_ident: str, at: datetime, view):
         at = localizer(row.timezone)(at)
         if at < utc(row.opened_at):
             raise ServiceError(f"{at.isoformat()} is before line {row.id!r} started")
-        book, snapshot = _open_book(uow, row.account_id)
+        account = uow.accounts.lock_account(row.account_id)
+        book, snapshot = uow.accounts.load_book(account, uow.plans.all())
         moving = book.until is None or at >= book.until
         result = view(uow, book, row, at)
         if moving:
             uow.accounts.save_book(row.account_id, book, snapshot)
-            emit_notifications(uow.conn, [row.account_id], at)
+            emit_from_book(uow.conn, account, book, at, row)
             uow.commit()
         return result
 

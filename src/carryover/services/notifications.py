@@ -24,43 +24,59 @@ Kinds (data only):
 - member_limit_reached: the member's `pool` counter reached its data limit.
 - esim_installed: written by `emit_esim_installed` from the eSIM notification
   service when a profile reaches `installed`.
+
+The decision itself is pure (carryover.domain.notices). The single-event path
+(services.ledger_ops) already holds the account's book in memory, so
+`emit_from_book` decides from the book instead of re-reading the state: it only
+asks the store for the closed buckets the book does not hold and, when a notice
+concerns another line, the lines' MSISDNs. Both ways offer the same rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from carryover.domain.buckets import POOL
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.plans import OverageAction, PlanKind
+from carryover.domain.notices import EXPIRING_WITHIN, THRESHOLDS, line_conditions, notices
+from carryover.domain.plans import BucketKind
+from carryover.domain.units import Unit
 from carryover.store.repository import PlanRepository, utc
-from carryover.store.tables import accounts, buckets, counters, lines
+from carryover.store.tables import Instant, accounts, buckets, counters, lines
 from carryover.store.webhook_tables import outbox
 
 KINDS = ("usage_50", "usage_80", "usage_100", "throttled", "blocked", "rollover_credited",
          "rollover_expiring", "member_limit_reached", "esim_installed")
-THRESHOLDS = ((50, "usage_50"), (80, "usage_80"), (100, "usage_100"))
-EXPIRING_WITHIN = timedelta(days=7)
+__all__ = ["EXPIRING_WITHIN", "KINDS", "THRESHOLDS", "emit_esim_installed", "emit_from_book",
+           "emit_notifications", "notification_rows"]
 
 
 def emit_notifications(conn: Connection, account_ids: Iterable[int], at: datetime) -> int:
     """Insert the notifications that hold now for the lines of `account_ids`.
 
     Returns how many candidate rows were offered (the outbox keeps only new ones)."""
+    rows = notification_rows(conn, account_ids, at)
+    _insert(conn, rows)
+    return len(rows)
+
+
+def notification_rows(conn: Connection, account_ids: Iterable[int], at: datetime) -> list[dict]:
+    """The outbox rows `emit_notifications` offers, read from the stored state."""
     ids = sorted({int(a) for a in account_ids})
     if not ids:
-        return 0
+        return []
     acct = {r.id: r for r in conn.execute(select(
         accounts.c.id, accounts.c.name, accounts.c.cycle_start, accounts.c.cycle_end,
         accounts.c.pool_plan_id).where(accounts.c.id.in_(ids), accounts.c.cycle_start.isnot(None)))}
     if not acct:
-        return 0
+        return []
     cycle = {a: utc(r.cycle_start).isoformat() for a, r in acct.items()}
     used = _counters(conn, list(acct), sorted(set(cycle.values())), cycle)
     facts = _bucket_facts(conn, list(acct), at)
@@ -77,8 +93,68 @@ def emit_notifications(conn: Connection, account_ids: Iterable[int], at: datetim
             rows.append({"account_id": line.account_id, "line": line.id,
                          "cycle_start": cycle[line.account_id], "kind": kind, "at": at,
                          "payload": {"kind": kind, **base, **numbers}})
+    return rows
+
+
+def emit_from_book(conn: Connection, account: Any, book: AccountBook, at: datetime,
+                   known: Any = None) -> int:
+    """Insert the notifications that hold at `at` for the lines of `book`, just saved.
+
+    `account` is the account's row (id, name); `known` a line row (id, msisdn) the
+    caller already read, which spares the MSISDN query when only it has notices.
+    Offers the same rows as `emit_notifications` on the stored state."""
+    rows = book_rows(conn, account, book, at, known)
     _insert(conn, rows)
     return len(rows)
+
+
+def book_rows(conn: Connection, account: Any, book: AccountBook, at: datetime,
+              known: Any = None) -> list[dict]:
+    """The outbox rows of `emit_from_book`, without writing them."""
+    if book.cycle_start is None or book.cycle_end is None:
+        return []
+    found = notices(book, at, _closed_buckets(conn, account.id, book.cycle_start,
+                                              book.cycle_end))
+    if not found:
+        return []
+    msisdn = {known.id: known.msisdn} if known is not None else {}
+    if any(line not in msisdn for line, _, _ in found):
+        msisdn = dict(conn.execute(_ACCOUNT_MSISDNS, {"account_id": account.id}).all())
+    start = book.cycle_start.astimezone(UTC).isoformat()
+    rows = []
+    for line, kind, numbers in found:
+        base = {"line": line, "msisdn": msisdn[line], "account": account.name,
+                "cycle_start": start, "at": at.isoformat()}
+        rows.append({"account_id": account.id, "line": line, "cycle_start": start,
+                     "kind": kind, "at": at, "payload": {"kind": kind, **base, **numbers}})
+    return rows
+
+
+# Built once: SQLAlchemy memoizes a statement's cache key on the object, and this one
+# runs on every single event (as the repository's hot-path statements do).
+_b = buckets.c
+_CLOSED_IN_CYCLE = select(
+    _b.id, _b.owner, _b.kind, _b.granted, _b.remaining, _b.valid_from, _b.valid_until,
+    _b.priority, _b.rollable).where(
+    _b.account_id == bindparam("account_id"), _b.closed.is_(True), _b.unit == "data",
+    ((_b.kind == "allowance") & (_b.valid_from < bindparam("cycle_end", type_=Instant))
+     & (_b.valid_until.is_(None) | (_b.valid_until > bindparam("cycle_start", type_=Instant))))
+    | ((_b.kind == "rollover") & (_b.valid_from >= bindparam("cycle_start", type_=Instant))
+       & (_b.valid_from < bindparam("cycle_end", type_=Instant))))
+_ACCOUNT_MSISDNS = select(lines.c.id, lines.c.msisdn).where(
+    lines.c.account_id == bindparam("account_id"))
+
+
+def _closed_buckets(conn: Connection, account_id: int, cycle_start: datetime,
+                    cycle_end: datetime) -> list[Bucket]:
+    """Closed data buckets that still count for the cycle: allowances overlapping it and
+    rollovers that start in it (a book loads only open buckets)."""
+    rows = conn.execute(_CLOSED_IN_CYCLE, {"account_id": account_id, "cycle_start": cycle_start,
+                                           "cycle_end": cycle_end})
+    return [Bucket(id=r.id, owner=r.owner, unit=Unit.DATA, kind=BucketKind(r.kind),
+                   granted=r.granted, valid_from=utc(r.valid_from),
+                   valid_until=utc(r.valid_until), priority=r.priority, rollable=r.rollable,
+                   remaining=r.remaining, closed=True) for r in rows]
 
 
 def emit_esim_installed(conn: Connection, line_id: str, iccid: str, eid: str | None,
@@ -102,40 +178,21 @@ def emit_esim_installed(conn: Connection, line_id: str, iccid: str, eid: str | N
 
 def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plans: dict,
                 cycle: dict) -> Iterable[tuple[str, dict]]:
+    """(kind, numbers) for one stored line: the row-shaped front of `line_conditions`.
+
+    `used` maps (account, line, counter) to the cycle's data counters; `own` and
+    `pool` are `_bucket_facts` entries (instants may be naive UTC from SQLite)."""
     key = (line.account_id, line.id)
-    spent = used.get((*key, "used"), 0)
-    from_pool = used.get((*key, "pool"), 0)
-    plan_less_member = line.member and line.plan_id is None
-    grant = pool if plan_less_member else own
-    if grant.get("allowance_unlimited", 0) == 0 and grant.get("allowance", 0) > 0:
-        allowance = grant["allowance"]
-        for percent, kind in THRESHOLDS:
-            if spent * 100 >= allowance * percent:
-                yield kind, {"used": spent, "allowance": allowance, "threshold": percent}
-    limit = (line.limits or {}).get("data") if line.member else None
-    limit_reached = limit is not None and from_pool >= limit
-    if limit_reached:
-        yield "member_limit_reached", {"limit": limit, "used_from_pool": from_pool}
-    usable = own.get("usable", 0) or (pool.get("usable", 0) and not limit_reached)
-    plan_id = line.plan_id or (account.pool_plan_id if line.member else None)
-    plan = plans.get(plan_id) if plan_id else None
-    if spent > 0 and not usable and plan is not None and plan.kind is not PlanKind.UNLIMITED:
-        action = plan.overage.action
-        if action in (OverageAction.THROTTLE, OverageAction.BLOCK):
-            kind = "throttled" if action is OverageAction.THROTTLE else "blocked"
-            numbers = {"used": spent, "plan": plan.id}
-            if plan.overage.throttle_kbps is not None and kind == "throttled":
-                numbers["kbps"] = plan.overage.throttle_kbps
-            yield kind, numbers
-    credited = own.get("rollover_credited", 0) + pool.get("rollover_credited", 0)
-    if credited > 0:
-        yield "rollover_credited", {"amount": credited,
-                                    "from_pool": pool.get("rollover_credited", 0)}
-    expiring = own.get("rollover_expiring", 0) + pool.get("rollover_expiring", 0)
-    if expiring > 0:
-        ends = [f["expiring_until"] for f in (own, pool) if f.get("expiring_until")]
-        yield "rollover_expiring", {"remaining": expiring,
-                                    "valid_until": utc(min(ends)).isoformat()}
+    return line_conditions(
+        member=bool(line.member), plan_id=line.plan_id, pool_plan_id=account.pool_plan_id,
+        data_limit=(line.limits or {}).get("data"),
+        spent=used.get((*key, "used"), 0), from_pool=used.get((*key, "pool"), 0),
+        own=_aware(own), pool=_aware(pool), plans=plans)
+
+
+def _aware(facts: dict) -> dict:
+    until = facts.get("expiring_until")
+    return {**facts, "expiring_until": utc(until)} if until is not None else facts
 
 
 def _counters(conn: Connection, account_ids: list[int], starts: list[str],

@@ -1,0 +1,63 @@
+"""The notification decision on a book in memory (domain.notices): no store, no clock.
+
+Hand derivations: tmobile-data-stash-10gb grants 10 GB a cycle, throttles to
+128 kbps past it and rolls unused allowance into the stash; January 2026, UTC.
+"""
+
+from __future__ import annotations
+
+from carryover.domain.buckets import Bucket
+from carryover.domain.inputs import OpenLine, TopUp, Usage
+from carryover.domain.notices import notices, owner_facts
+from carryover.domain.plans import BucketKind
+from tests.unit.rules_support import DATA, GB, at, new_book, submit
+
+STASH = "tmobile-data-stash-10gb"
+
+
+def kinds(found) -> list[tuple[str, str]]:
+    return [(line, kind) for line, kind, _ in found]
+
+
+def test_thresholds_then_throttled_then_a_top_up():
+    book = new_book()
+    submit(book, OpenLine("o", "ann", at(1, 1), STASH), OpenLine("o2", "bob", at(1, 1), STASH))
+    assert notices(book, at(1, 2)) == []
+    submit(book, Usage("e1", "ann", at(1, 2), 8 * GB, DATA))
+    assert kinds(notices(book, at(1, 2))) == [("ann", "usage_50"), ("ann", "usage_80")]
+    submit(book, Usage("e2", "ann", at(1, 3), 3 * GB, DATA))  # 11 GB of 10: 1 GB overage
+    found = notices(book, at(1, 3))
+    assert kinds(found) == [("ann", "usage_50"), ("ann", "usage_80"), ("ann", "usage_100"),
+                            ("ann", "throttled")]
+    assert found[-1][2] == {"used": 11 * GB, "plan": STASH, "kbps": 128}
+    submit(book, TopUp("t1", "ann", at(1, 4), GB, DATA, 30))
+    assert ("ann", "throttled") not in kinds(notices(book, at(1, 4)))
+    # `at` is a parameter: before the top-up was valid the line had nothing left.
+    assert ("ann", "throttled") in kinds(notices(book, at(1, 3, 12)))
+
+
+def test_rollover_credited_in_the_new_cycle_and_expiring_near_its_end():
+    book = new_book(day=1)
+    submit(book, OpenLine("o", "ann", at(1, 1), STASH),
+           Usage("e1", "ann", at(1, 10), 3 * GB, DATA), Usage("e2", "ann", at(2, 2), 1, DATA))
+    found = dict(((line, kind), numbers) for line, kind, numbers in notices(book, at(2, 2)))
+    assert found[("ann", "rollover_credited")] == {"amount": 7 * GB, "from_pool": 0}
+    assert ("ann", "rollover_expiring") not in found  # the deposit lasts 12 months
+
+
+def test_closed_buckets_from_the_store_still_count_for_the_cycle():
+    """A book loads open buckets only: a pack that expired mid-cycle is passed in."""
+    book = new_book()
+    submit(book, OpenLine("o", "ann", at(1, 1), STASH))
+    expired = Bucket("ann/data/pack/x", "ann", DATA, BucketKind.ALLOWANCE, 4 * GB, at(1, 1),
+                     at(1, 5), 20, False, remaining=0, closed=True)
+    facts = owner_facts([*book.buckets.values(), expired], book.cycle_start, book.cycle_end,
+                        at(1, 6))
+    assert facts["ann"]["allowance"] == 14 * GB
+    submit(book, Usage("e1", "ann", at(1, 6), 6 * GB, DATA))
+    assert kinds(notices(book, at(1, 6))) == [("ann", "usage_50")]  # 6 of 10 GB
+    assert kinds(notices(book, at(1, 6), [expired])) == []  # 6 of 14 GB: under 50 %
+    # The book's own copy of a bucket wins over a stored one with the same id.
+    stale = Bucket(next(iter(book.buckets)), "ann", DATA, BucketKind.ALLOWANCE, 100 * GB,
+                   at(1, 1), at(2, 1), 20, True, remaining=0, closed=True)
+    assert kinds(notices(book, at(1, 6), [stale])) == [("ann", "usage_50")]
