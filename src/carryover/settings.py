@@ -101,6 +101,11 @@ class Settings(BaseSettings):
                     "process), database (shared by every worker and host), or auto: "
                     "database when `carryover serve --workers N` runs more than one worker, "
                     "else memory.")
+    api_key_cache_seconds: float = Field(
+        default=0, ge=0,
+        description="Seconds a worker process may reuse an API key it has checked, instead "
+                    "of looking it up again; a key revoked meanwhile keeps working that long "
+                    "in that process. 0 (default): every request looks the key up.")
     api_max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024,
         description="Largest request body the API accepts (413 above it); a usage batch "

@@ -19,6 +19,7 @@ from carryover.api import es2plus, nchf, ops, problems, worker
 from carryover.api.deps import make_limiter
 from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
 from carryover.runtime import Carryover
+from carryover.services.api_keys import KeyCache
 
 
 def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) -> FastAPI:
@@ -28,6 +29,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.state.carry = carry
     settings = carry.settings
     app.state.limiter = make_limiter(settings, carry.open)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
     app.state.metrics = ops.Metrics(carry.open)
     app.state.smdp_factory = smdp_factory or (lambda: Es2PlusClient.from_settings(settings))
     problems.install(app)

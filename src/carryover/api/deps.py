@@ -101,7 +101,7 @@ def caller(request: Request, eng: EngineDep,
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiProblem(401, "send an API key as `Authorization: Bearer <token>`", challenge)
-    found = api_keys.authenticate(eng, credentials.credentials)
+    found = api_keys.authenticate(eng, credentials.credentials, request.app.state.key_cache)
     if found is None:
         raise ApiProblem(401, "the API key is unknown or revoked", challenge)
     wait = request.app.state.limiter.wait_for(found.key_id)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -101,11 +103,53 @@ def revoke_key(engine: Engine, key_id: str, at: datetime) -> dict:
     return info
 
 
-def authenticate(engine: Engine, token: str) -> Principal | None:
-    """The caller of a presented token, or None (unknown, malformed or revoked)."""
+class KeyCache:
+    """Keys a process checked recently: token hash -> (caller, monotonic expiry).
+
+    Only successful checks are kept (an unknown key is looked up every time), for
+    `seconds` each, so a revocation reaches this process within `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._known: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str, now: float) -> Principal | None:
+        with self._lock:
+            hit = self._known.get(digest)
+            if hit is None or hit[1] <= now:
+                self._known.pop(digest, None)
+                return None
+            return hit[0]
+
+    def put(self, digest: str, who: Principal, now: float) -> None:
+        with self._lock:
+            if len(self._known) > 10_000:  # bounded: forget everything, start again
+                self._known.clear()
+            self._known[digest] = (who, now + self.seconds)
+
+
+def authenticate(engine: Engine, token: str, cache: KeyCache | None = None) -> Principal | None:
+    """The caller of a presented token, or None (unknown, malformed or revoked).
+
+    With a `cache` (setting api_key_cache_seconds) a key checked within its
+    lifetime is not looked up again."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = token_hash(token)
+    now = time.monotonic()
+    if cache is not None and cache.seconds > 0:
+        who = cache.get(digest, now)
+        if who is not None:
+            return who
+        who = _lookup(engine, digest)
+        if who is not None:
+            cache.put(digest, who, now)
+        return who
+    return _lookup(engine, digest)
+
+
+def _lookup(engine: Engine, digest: str) -> Principal | None:
     # A read: on SQLite it must not queue for the write lock behind every writer.
     with UnitOfWork(read_only(engine)) as uow:
         row = ApiRepository(uow.conn).key_by_hash(digest)
