@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/rating.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/nchf_load.py
 
 docs: $(STAMP)
 	$(BIN)/python -m carryover.docs_cli > docs/cli.md
