@@ -233,9 +233,9 @@ class AccountRepository:
         changed = [b for b in book.buckets.values()
                    if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
         self._upsert_buckets(account_id, changed, known, book.replayed)
-        for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0])):
-            if book.replayed or snapshot["counters"].get(key) != value:
-                self._upsert_counter(account_id, key, value)
+        self._upsert_counters(account_id, [
+            (key, value) for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0]))
+            if book.replayed or snapshot["counters"].get(key) != value])
         for name, state in sorted(book.lines.items()):
             if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
                                                dict(state.limits)):
@@ -282,15 +282,18 @@ class AccountRepository:
                     buckets.c.account_id == account_id, buckets.c.id == bucket_id))
                     .values(remaining=0, closed=True))
 
-    def _upsert_counter(self, account_id: int, key: tuple, value: int) -> None:
-        cycle, line, unit, name = key
+    def _upsert_counters(self, account_id: int, changed: list[tuple[tuple, int]]) -> None:
+        """Write the counters that moved, in one statement (one round trip)."""
+        if not changed:
+            return
+        rows = [{"account_id": account_id, "cycle_start": cycle, "line": line,
+                 "unit": str(unit), "name": name, "value": value}
+                for (cycle, line, unit, name), value in changed]
         dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(counters).values(
-            account_id=account_id, cycle_start=cycle, line=line, unit=str(unit), name=name,
-            value=value)
+        statement = dialect_insert(counters)
         self.conn.execute(statement.on_conflict_do_update(
             index_elements=["account_id", "cycle_start", "line", "unit", "name"],
-            set_={"value": value}))
+            set_={"value": statement.excluded.value}), rows)
 
     def _save_line(self, account_id: int, state: LineState) -> None:
         if state.line == POOL:
