@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Text, and_, bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -51,6 +51,7 @@ _FIND_LINE = select(
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
     | (lines.c.imsi == bindparam("imsi"))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
+_PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_by(plans.c.id)
 # FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
 # whose foreign keys merely reference it.
 _ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
@@ -98,8 +99,10 @@ class PlanRepository:
                                                    loaded_at=at))
 
     def all(self) -> dict[str, Plan]:
-        rows = self.conn.execute(select(plans.c.id, plans.c.body).order_by(plans.c.id))
-        return {row.id: _parsed(json.dumps(row.body, sort_keys=True)) for row in rows}
+        # The body as the stored JSON text: the parse cache is keyed on it, so a plan
+        # that did not change costs neither a JSON decode by the driver nor a re-dump.
+        rows = self.conn.execute(_PLAN_TEXTS)
+        return {row.id: _parsed(row.body) for row in rows}
 
     def sources(self) -> dict[str, str]:
         return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
