@@ -1088,7 +1088,8 @@ def code_version() -> dict:
                                 capture_output=True, text=True, timeout=10).stdout.strip()
     digest = hashlib.sha256()
     for rel in ("src/carryover/services/ingest.py", "src/carryover/store/bulk_io.py",
-                "src/carryover/domain/bulk/fold.py"):
+                "src/carryover/domain/bulk/fold.py", "src/carryover/services/ingest_cache.py",
+                "src/carryover/services/bulk_notifications.py"):
         with contextlib.suppress(OSError):
             digest.update((root / rel).read_bytes())
     return {"commit": commit or None, "ingest_sha256": digest.hexdigest()[:12]}

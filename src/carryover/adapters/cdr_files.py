@@ -6,8 +6,8 @@ Parquet, maybe gzipped. `read_usage` streams one file in chunks of at most
 each chunk into a `Chunk` of numpy arrays (the shape the vectorized rating core
 takes) plus the `Reject`s of its bad rows. Parsing (`cdr_formats`) and checking
 (`cdr_checks`) run one chunk ahead on a thread of their own, overlapping with
-what the caller does with the last chunk; about three chunks are in memory at
-once.
+what the caller does with the last chunk; two chunks are in memory at once (the
+one the caller holds and the one being read).
 
 Every cell is read as it stands (text, or a typed value where the file is
 typed) and converted column by column with pyarrow compute, so a bad value
@@ -122,8 +122,12 @@ T = TypeVar("T")
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:
-    """The items of `items`, the next one produced on a thread while the caller works."""
+    """The items of `items`, the next one produced on a thread while the caller works.
+
+    At most one item is produced ahead: the thread starts on the next one only once
+    the caller has taken the last (`room`), so two chunks are in memory, not three."""
     out: queue.Queue = queue.Queue(maxsize=1)
+    room = threading.Semaphore(1)
     stop = threading.Event()
 
     def put(entry: tuple) -> bool:
@@ -135,13 +139,23 @@ def _ahead(items: Iterator[T]) -> Iterator[T]:
                 pass
         return False
 
+    def wait_for_room() -> bool:
+        while not stop.is_set():
+            if room.acquire(timeout=0.05):
+                return True
+        return False
+
     def run() -> None:
         try:
-            for item in items:
+            iterator = iter(items)
+            while wait_for_room():
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    put(("end", None))
+                    break
                 if not put(("item", item)):
                     break
-            else:
-                put(("end", None))
         except BaseException as exc:
             put(("error", exc))
         finally:
@@ -154,6 +168,7 @@ def _ahead(items: Iterator[T]) -> Iterator[T]:
     try:
         while True:
             kind, value = out.get()
+            room.release()
             if kind == "end":
                 return
             if kind == "error":

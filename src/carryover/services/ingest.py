@@ -10,8 +10,12 @@ For each chunk of good rows:
    together by the columnar fold (domain.bulk); the others go through their
    object book exactly as single events would;
 4. buckets, ledger entries (debits aggregated per bucket per stretch), counters
-   and cursors are written and the chunk commits.
-A SIGKILL loses at most the chunk in flight, which a rerun then ingests.
+   and cursors are written (only what changed), the chunk's notifications are
+   offered (services.bulk_notifications) and the chunk commits.
+The columnar state of the accounts rated so far stays in memory between chunks
+(services.ingest_cache), checked against each account's version, so a chunk reads
+only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
+which a rerun then ingests.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ from sqlalchemy import Engine
 from carryover.domain.bulk.fold import COUNTERS, BulkBook, Events
 from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us, to_us
 from carryover.domain.inputs import Usage
-from carryover.services.notifications import emit_notifications
+from carryover.services.bulk_notifications import BulkNotifier
+from carryover.services.ingest_cache import AccountCache
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
+
+UNIT_NAMES = np.array([str(u) for u in UNITS], dtype=object)
+WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
 
 
 @dataclass
@@ -104,6 +112,8 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
                   progress: Callable[[int], None] | None = None) -> IngestSummary:
     summary = IngestSummary()
     directory = None
+    notifier = BulkNotifier()
+    cache = AccountCache()
     for n, (file, chunk, rejects) in enumerate(chunks):
         summary.rows += len(chunk.amount) + len(rejects)
         bad = list(rejects)
@@ -111,7 +121,8 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
             raw = bulk_io.Raw(uow.conn)
             if directory is None:
                 directory = LineDirectory.load(raw)
-            more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}", summary)
+            more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}", summary,
+                                     notifier, cache)
             uow.commit()
         bad.extend(more_bad)
         summary.rejected += len(bad)
@@ -123,7 +134,8 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
 
 
 def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, file: str,
-                  chunk, ref: str, summary: IngestSummary):
+                  chunk, ref: str, summary: IngestSummary, notifier: BulkNotifier,
+                  cache: AccountCache):
     from carryover.adapters.cdr_files import Reject
 
     bad: list = []
@@ -146,14 +158,14 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
         return bad
     line = line[idx]
     account = directory.account[line]
-    raw.name_accounts(np.unique(account).tolist())
-    accounts = bulk_io.load_accounts(raw)
+    accounts, lines = cache.prepare(raw, np.unique(account).tolist())
     pos = {a: i for i, a in enumerate(accounts["id"])}
     at, received = chunk.at[idx], chunk.received_at[idx]
     acct = np.searchsorted(np.array(accounts["id"], dtype=I64), account)
     keys = [(c.cycle_day, c.timezone) for c in accounts["calendar"]]
     distinct = sorted(set(keys))
-    calendar_of = np.array([distinct.index(k) for k in keys], dtype=I64)[acct]
+    number = {k: n for n, k in enumerate(distinct)}
+    calendar_of = np.array([number[k] for k in keys], dtype=I64)[acct]
     from carryover.domain.cycles import CycleCalendar
     late = lateness(at, received, calendar_of, [CycleCalendar(*k) for k in distinct],
                     np.array(accounts["grace_us"], dtype=I64)[acct])
@@ -168,30 +180,44 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     summary.accepted += len(idx)
     summary.late += int(late.sum())
     summary.lines.update(directory.ids[line].tolist())
-    _rate(uow, raw, accounts, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
-          summary)
+    _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
+          ref, summary, cache)
     if len(idx):
-        emit_notifications(uow.conn, np.unique(account).tolist(), from_us(int(eff.max())))
+        notifier.emit(uow.conn, raw, np.unique(account).tolist(), from_us(int(eff.max())),
+                      uow.plans.all())
     return bad
 
 
 def _insert_events(raw, event_ids, account, line_ids, at, received, eff, amount, unit,
                    rating_group, late) -> np.ndarray:
     """Insert the events; True where a row went in (False: an id that was already stored)."""
-    rows = list(zip(event_ids.tolist(), account.tolist(), line_ids.tolist(), raw.instants(at),
-                    raw.instants(received), raw.instants(eff), amount.tolist(),
-                    [str(UNITS[u]) for u in unit.tolist()], rating_group.tolist(),
-                    late.tolist(), strict=True))
-    conflict = ("INSERT OR IGNORE INTO" if raw.dialect == "sqlite" else "INSERT INTO")
-    suffix = "" if raw.dialect == "sqlite" else " ON CONFLICT (event_id) DO NOTHING"
-    sql = (f"{conflict} usage_events (event_id, account_id, line, at, received_at, "
-           f"effective_at, amount, unit, rating_group, late) "
-           f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?){suffix}")
+    columns = ("event_id", "account_id", "line", "at", "received_at", "effective_at", "amount",
+               "unit", "rating_group", "late")
+
+    def insert(sel: np.ndarray) -> int:
+        # Row tuples are built and sent a slice at a time: the whole chunk as tuples
+        # would hold about 500 bytes per event at once.
+        count = 0
+        for lo in range(0, len(sel), WRITE_SLICE):
+            part = sel[lo:lo + WRITE_SLICE]
+            # The effective instant is `at` except for late events: format only those.
+            at_text = raw.instants(at[part])
+            eff_text = list(at_text)
+            moved = np.flatnonzero(eff[part] != at[part])
+            for i, text in zip(moved.tolist(), raw.instants(eff[part][moved]), strict=True):
+                eff_text[i] = text
+            rows = list(zip(event_ids[part].tolist(), account[part].tolist(),
+                            line_ids[part].tolist(), at_text, raw.instants(received[part]),
+                            eff_text, amount[part].tolist(), UNIT_NAMES[unit[part]].tolist(),
+                            rating_group[part].tolist(), late[part].tolist(), strict=True))
+            count += raw.append_new("usage_events", columns, rows, "event_id")
+        return count
+
+    everything = np.arange(len(event_ids))
     raw.run("SAVEPOINT ingest_events")
-    count = raw.many(sql, rows)
-    if count == len(rows):
+    if insert(everything) == len(everything):
         raw.run("RELEASE SAVEPOINT ingest_events")
-        return np.ones(len(rows), dtype=bool)
+        return np.ones(len(everything), dtype=bool)
     # Some ids were stored before: undo, find them exactly, insert the rest.
     raw.run("ROLLBACK TO SAVEPOINT ingest_events")
     stored: set[str] = set()
@@ -202,14 +228,13 @@ def _insert_events(raw, event_ids, account, line_ids, at, received, eff, amount,
         stored.update(r[0] for r in raw.run(
             f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part))
     fresh = np.array([i not in stored for i in ids], dtype=bool)
-    raw.many(sql, [r for r, f in zip(rows, fresh.tolist(), strict=True) if f])
+    insert(np.flatnonzero(fresh))
     raw.run("RELEASE SAVEPOINT ingest_events")
     return fresh
 
 
-def _rate(uow, raw, accounts, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
-          summary) -> None:
-    lines = bulk_io.load_lines(raw)
+def _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
+          ref, summary, cache: AccountCache) -> None:
     simple = np.array([not p for p in accounts["pool"]], dtype=bool)
     for _line_id, account_id, _, pending, member in lines:
         if pending or member:
@@ -222,11 +247,13 @@ def _rate(uow, raw, accounts, pos, directory, line, account, eff, event_ids, chu
     np.logical_and.at(simple, acct, ~out_of_order)
     fast = simple[acct]
     _rate_columnar(uow, raw, accounts, lines, pos, simple, line[fast], acct[fast], eff[fast],
-                   event_ids[fast], chunk, idx[fast], directory, ref)
+                   event_ids[fast], chunk, idx[fast], directory, ref, cache)
     summary.bulk_accounts += int(simple[np.unique(acct)].sum())
     slow_accounts = sorted({accounts["id"][a] for a in acct[~fast].tolist()})
     summary.book_accounts += len(slow_accounts)
     if slow_accounts:
+        # Their books write the database directly: the cache would be stale.
+        cache.evict(slow_accounts)
         _rate_books(uow, slow_accounts, directory, line[~fast], account[~fast], eff[~fast],
                     event_ids[~fast], chunk, idx[~fast], set(event_ids.tolist()))
 
@@ -259,14 +286,15 @@ def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chun
 
 
 def _rate_columnar(uow, raw, accounts, lines, pos, simple, line, acct, eff, event_ids, chunk, idx,
-                   directory, ref) -> None:
+                   directory, ref, cache: AccountCache) -> None:
     chosen = [a for a in range(len(accounts["id"])) if simple[a]]
     if not chosen or len(line) == 0:
         return
     local = {a: k for k, a in enumerate(chosen)}
     my_lines = [r for r in lines if simple[pos[r[1]]]]
     line_index = {r[0]: k for k, r in enumerate(my_lines)}
-    buckets = bulk_io.load_buckets(raw, line_index)
+    chosen_ids = [accounts["id"][a] for a in chosen]
+    buckets = cache.buckets_of(chosen_ids, line_index)
     bulk = BulkBook(
         uow.plans.all(), [accounts["calendar"][a] for a in chosen],
         *(np.array([accounts[c][a] for a in chosen], dtype=I64)
@@ -279,12 +307,15 @@ def _rate_columnar(uow, raw, accounts, lines, pos, simple, line, acct, eff, even
     ev_line = np.array([line_index[x] for x in directory.ids[line].tolist()], dtype=I64)
     bulk.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
                      np.array([g == "hotspot" for g in chunk.rating_group[idx].tolist()])))
-    _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
-                    event_ids)
+    written, last_keys = _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before,
+                                         acct, local, eff, event_ids)
+    cache.store(bulk, chosen_ids, bulk.line_ids, written, last_keys)
 
 
 def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
-                    event_ids) -> None:
+                    event_ids) -> tuple[set[int], dict[int, list | None]]:
+    """Write what the fold changed; returns the accounts whose cursor row was written
+    and their stored last key."""
     # Rows are built column by column (numpy indexing once per column, then zip), not
     # by indexing arrays once per row: at a million rows that is most of the cost.
     b = bulk.b
@@ -302,16 +333,15 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
 
     n_old = len(known)
     changed = np.flatnonzero((b.remaining[:n_old] != before[0]) | (b.closed[:n_old] != before[1]))
-    raw.many("UPDATE buckets SET remaining = ?, closed = ? WHERE account_id = ? AND id = ?",
-             list(zip(amounts(b.remaining[changed], b.unlimited[changed]),
+    raw.update("buckets", ("account_id", "id"), ("remaining", "closed"),
+               list(zip(amounts(b.remaining[changed], b.unlimited[changed]),
                       b.closed[changed].tolist(), line_account[b.line[changed]].tolist(),
                       b.ids[changed].tolist(), strict=True)))
     new = np.arange(n_old, len(b))
     if len(new):
-        raw.many(
-            "INSERT INTO buckets (account_id, id, owner, unit, kind, granted, remaining, "
-            "valid_from, valid_until, priority, rollable, origin, closed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        raw.append(
+            "buckets", ("account_id", "id", "owner", "unit", "kind", "granted", "remaining",
+                        "valid_from", "valid_until", "priority", "rollable", "origin", "closed"),
             list(zip(line_account[b.line[new]].tolist(), b.ids[new].tolist(),
                      line_name[b.line[new]].tolist(), unit_name[b.unit[new]].tolist(),
                      kind_name[b.kind[new]].tolist(),
@@ -329,42 +359,53 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
         line = cols["line"]
         line_names = np.where(line < 0, None, line_name[np.where(line < 0, 0, line)])
         owner = cols["owner_line"]
-        raw.many(
-            "INSERT INTO ledger_entries (account_id, at, kind, unit, amount, bucket_id, owner, "
-            "line, ref, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            list(zip(line_account[owner].tolist(), raw.instants(cols["at"]),
-                     entry_name[cols["kind"]].tolist(), unit_name[cols["unit"]].tolist(),
-                     cols["amount"].tolist(), bucket_ids.tolist(), line_name[owner].tolist(),
-                     line_names.tolist(), cols["ref"].tolist(), cols["note"].tolist(),
-                     strict=True)))
+        for lo in range(0, len(owner), WRITE_SLICE):
+            s = slice(lo, lo + WRITE_SLICE)
+            raw.append(
+                "ledger_entries", ("account_id", "at", "kind", "unit", "amount", "bucket_id",
+                                   "owner", "line", "ref", "note"),
+                list(zip(line_account[owner[s]].tolist(), raw.instants(cols["at"][s]),
+                         entry_name[cols["kind"][s]].tolist(),
+                         unit_name[cols["unit"][s]].tolist(), cols["amount"][s].tolist(),
+                         bucket_ids[s].tolist(), line_name[owner[s]].tolist(),
+                         line_names[s].tolist(), cols["ref"][s].tolist(),
+                         cols["note"][s].tolist(), strict=True)))
     counters = sorted(bulk.counters().items())
     cycles = {c: from_us(c).isoformat() for c in {key[0] for key, _ in counters}}
-    raw.many(
-        "INSERT INTO counters (account_id, cycle_start, line, unit, name, value) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, cycle_start, line, unit, name) "
-        "DO UPDATE SET value = counters.value + excluded.value",
+    raw.add_to(
+        "counters", ("account_id", "cycle_start", "line", "unit", "name"), "value",
         [(int(line_account[line]), cycles[cycle], line_name[line], unit_name[unit],
           COUNTERS[code], value)
          for (cycle, line, unit, code), value in counters])
-    # The cursor: last key = the largest (effective instant, usage rank, event id).
+    # The cursor: last key = the largest (effective instant, usage rank, event id), found
+    # with one sort rather than a comparison per event. Only accounts with events in this
+    # chunk can have moved, so only their rows are written.
     last: dict[int, tuple] = {}
-    for a, e, i in zip(acct.tolist(), eff.tolist(), event_ids.tolist(), strict=True):
-        key = (e, 5, i)
-        if a not in last or key > last[a]:
-            last[a] = key
-    cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
+    if len(acct):
+        order = np.lexsort((event_ids, eff, acct))
+        tail = order[np.append(acct[order][1:] != acct[order][:-1], True)]
+        last = {a: (e, 5, i) for a, e, i in zip(acct[tail].tolist(), eff[tail].tolist(),
+                                                   event_ids[tail].tolist(), strict=True)}
     cursor = [raw.instants(np.asarray(getattr(bulk, name), dtype=I64))
               for name in ("cycle_start", "cycle_end", "until", "segment_start")]
     rows = []
+    written: set[int] = set()
+    stored: dict[int, list | None] = {}
     for a in chosen:
+        if a not in last:
+            continue
         k = local[a]
         old = accounts["last_key"][a]
         old_key = None if old is None else (to_us(datetime.fromisoformat(old[0])), old[1], old[2])
-        key = max((x for x in (last.get(a), old_key) if x is not None), default=None)
+        key = max((x for x in (last[a], old_key) if x is not None), default=None)
+        account_id = accounts["id"][a]
+        stored[account_id] = bulk_io.iso_key(key)
+        written.add(account_id)
         rows.append((cursor[0][k], cursor[1][k], cursor[2][k], cursor[3][k],
-                     json.dumps(bulk_io.iso_key(key)), accounts["id"][a]))
-    raw.many(f"UPDATE accounts SET cycle_start = ?, cycle_end = ?, until = ?, "
-             f"segment_start = ?, last_key = {cast}, version = version + 1 WHERE id = ?", rows)
+                     json.dumps(stored[account_id]), account_id))
+    raw.update("accounts", ("id",), ("cycle_start", "cycle_end", "until", "segment_start",
+                                     "last_key"), rows, also="version = version + 1")
+    return written, stored
 
 
 __all__ = ["IngestSummary", "ingest_chunks"]

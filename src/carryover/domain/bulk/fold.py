@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,8 +48,17 @@ ROLLOVER = KINDS.index(BucketKind.ROLLOVER)
 COUNTERS = ("used", "overage", "hotspot")
 
 
+@lru_cache(maxsize=1 << 16)
 def stamp(us: int) -> str:
+    # Boundaries and expiries repeat across accounts: a few hundred distinct instants
+    # stand for hundreds of thousands of bucket ids and refs.
     return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@lru_cache(maxsize=1 << 16)
+def _next_boundary(calendar: CycleCalendar, boundary_us: int) -> int:
+    # Keyed by calendar, not account: a hundred calendars serve 100,000 accounts.
+    return to_us(calendar.next_boundary(from_us(boundary_us)))
 
 
 @dataclass
@@ -77,16 +87,11 @@ class BulkBook:
         self.entries = Entries()
         # counter deltas as columns: cycle start (µs), line, unit, counter code, amount
         self.counter_parts: list[tuple[np.ndarray, ...]] = []
-        self._next_cache: dict[tuple[int, int], int] = {}
         self._ids = set(buckets.ids.tolist())
 
     # ---- calendars ----------------------------------------------------------------
     def next_boundary(self, account: int, boundary_us: int) -> int:
-        key = (account, boundary_us)
-        if key not in self._next_cache:
-            calendar = self.calendars[account]
-            self._next_cache[key] = to_us(calendar.next_boundary(from_us(boundary_us)))
-        return self._next_cache[key]
+        return _next_boundary(self.calendars[account], int(boundary_us))
 
     # ---- the pass -----------------------------------------------------------------
     def rate(self, ev: Events) -> None:

@@ -1,0 +1,83 @@
+"""The ingest's notifier offers exactly the rows `emit_notifications` offers, on the same state.
+
+A world with every kind in it (thresholds, throttled and blocked lines, credited and
+expiring rollover, a family pool with a member limit, a line of another timezone)
+is built through the single-event path; then, at several instants, the rows
+`emit_notifications` hands to `_insert` are compared with `bulk_notifications.candidates`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from carryover.runtime import Carryover
+from carryover.services import bulk_notifications, ledger_ops, notifications, provisioning
+from carryover.settings import get_settings
+from carryover.store.bulk_io import Raw
+from carryover.store.uow import UnitOfWork
+
+GB = 1024**3
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+MAR = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def world(url: str):
+    engine = Carryover(get_settings(database_url=url)).open()
+    provisioning.create_account(engine, "solo", 1, "UTC", JAN)
+    provisioning.create_line(engine, "solo", "+4915100000001", JAN, "verizon-carryover-8gb",
+                             line_id="v")
+    provisioning.create_line(engine, "solo", "+4915100000002", JAN, "tmobile-data-stash-10gb",
+                             line_id="s")
+    provisioning.create_account(engine, "berlin", 15, "Europe/Berlin", JAN)
+    provisioning.create_line(engine, "berlin", "+4915100000003", JAN, "travel-5gb-30d",
+                             line_id="p")
+    provisioning.create_line(engine, "berlin", "+4915100000004", JAN, "tmobile-go5g",
+                             line_id="u")
+    provisioning.create_account(engine, "fam", 1, "UTC", JAN, "att-mobile-share-15gb")
+    provisioning.create_line(engine, "fam", "+4915100000005", JAN, line_id="m1", member=True)
+    provisioning.create_line(engine, "fam", "+4915100000006", JAN, "verizon-carryover-8gb",
+                             line_id="m2", member=True)
+    ledger_ops.set_limit(engine, "m1", 2 * GB, JAN, "limit-m1")
+    usage = [("v", 3 * GB, 19), ("s", 9 * GB, 3), ("s", 2 * GB, 4), ("p", 6 * GB, 5),
+             ("u", 40 * GB, 6), ("m1", 3 * GB, 7), ("m2", 5 * GB, 8), ("v", GB, 41),
+             ("v", GB, 54), ("s", 4 * GB, 50), ("m2", GB, 52), ("m1", 3 * GB, 55)]
+    for k, (line, amount, day) in enumerate(usage):
+        at = JAN + timedelta(days=day, hours=k)
+        ledger_ops.record_usage(engine, line, amount, at, at, f"e{k}")
+    return engine
+
+
+def offered_by_emit(conn, ids, at, monkeypatch) -> list[dict]:
+    seen: list[dict] = []
+    monkeypatch.setattr(notifications, "_insert", lambda _conn, rows: seen.extend(rows))
+    notifications.emit_notifications(conn, ids, at)
+    monkeypatch.undo()
+    return seen
+
+
+def test_candidates_equal_emit_notifications(db_url, monkeypatch):
+    engine = world(db_url)
+    kinds: set[str] = set()
+    for day in (5, 9, 20, 45, 53, 56, 61):
+        at = JAN + timedelta(days=day)
+        with UnitOfWork(engine) as uow:
+            ids = [1, 2, 3]
+            expected = offered_by_emit(uow.conn, ids, at, monkeypatch)
+            got = bulk_notifications.candidates(Raw(uow.conn), ids, at, uow.plans.all())
+        assert got == expected, day
+        kinds.update(row["kind"] for row in expected)
+    # Every kind the state can raise is among them: the comparison is not vacuous.
+    assert {"usage_50", "usage_80", "usage_100", "throttled", "blocked",
+            "member_limit_reached", "rollover_credited", "rollover_expiring"} <= kinds
+
+
+def test_a_run_offers_each_key_once(db_url):
+    engine = world(db_url)
+    notifier = bulk_notifications.BulkNotifier()
+    at = MAR - timedelta(days=3)
+    with UnitOfWork(engine) as uow:
+        first = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        again = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        uow.commit()
+    assert first > 0
+    assert again == 0
