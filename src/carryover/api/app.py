@@ -33,7 +33,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.state.metrics = ops.Metrics(carry.open)
     app.state.smdp_factory = smdp_factory or (lambda: Es2PlusClient.from_settings(settings))
     problems.install(app)
-    app.middleware("http")(ops.observe)
+    app.add_middleware(ops.Observe, metrics=app.state.metrics)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
     for module in (plans, accounts, lines, usage, ledger, esim, webhooks):
         app.include_router(module.router)

@@ -112,15 +112,34 @@ class Metrics:
             self.registry.register(BusinessCollector(engine))
 
 
-async def observe(request: Request, call_next: Any) -> Response:
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    template = getattr(route, "path", "unmatched")
-    metrics: Metrics = request.app.state.metrics
-    metrics.requests.labels(request.method, template, str(response.status_code)).inc()
-    metrics.latency.labels(request.method, template).observe(time.perf_counter() - started)
-    return response
+class Observe:
+    """ASGI middleware: count each request by method, route template and status, and
+    time it. Plain ASGI rather than an `@app.middleware("http")` function: Starlette's
+    BaseHTTPMiddleware runs every request through an extra task and stream, which
+    cost a fifth of an Nchf request's CPU."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]  # unless a response starts: an exception is a 500 to the client
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status[0])).inc()
+            self.metrics.latency.labels(method, template).observe(
+                time.perf_counter() - started)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

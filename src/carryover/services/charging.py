@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -55,6 +56,20 @@ _HOLDS = select(quota_holds.c.ref, quota_holds.c.rating_group, quota_holds.c.lin
     quota_holds.c.account_id == bindparam("account_id")).order_by(
     quota_holds.c.granted_at, quota_holds.c.ref, quota_holds.c.rating_group)
 _CLOSE = update(charging_sessions).where(_cs.ref == bindparam("s_ref"))
+
+
+@cache
+def _statements(dialect: str) -> tuple:
+    """The dialect's upserts, built once (`excluded` copies every column of the table)."""
+    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
+    new_usage = insert_for(usage_events).on_conflict_do_nothing(
+        index_elements=["event_id"]).returning(usage_events.c.event_id)
+    hold = insert_for(quota_holds)
+    hold = hold.on_conflict_do_update(
+        index_elements=["ref", "rating_group"],
+        set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
+              "expires_at": hold.excluded.expires_at})
+    return new_usage, hold
 
 
 class UnknownSubscriber(NotFound):
@@ -241,9 +256,7 @@ def _rate_used(uow: UnitOfWork, policy: ChargingPolicy, book: AccountBook, accou
                      "late": late})
     # The unique event id is the duplicate check: a container reported before is not
     # inserted again, and only what was inserted is rated (the core retransmitted).
-    dialect_insert = pg_insert if uow.conn.dialect.name == "postgresql" else sqlite_insert
-    new = set(uow.conn.execute(dialect_insert(usage_events).on_conflict_do_nothing(
-        index_elements=["event_id"]).returning(usage_events.c.event_id), rows).scalars())
+    new = set(uow.conn.execute(_statements(uow.conn.dialect.name)[0], rows).scalars())
     for event in events:
         if event.id not in new:
             continue
@@ -288,10 +301,4 @@ def _replace_holds(conn: Connection, ref: str, account_id: int, line: str, at: d
         conn.execute(delete(quota_holds).where(and_(
             quota_holds.c.ref == ref, quota_holds.c.rating_group.in_(gone))))
     if rows:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(quota_holds)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=["ref", "rating_group"],
-            set_={"amount": statement.excluded.amount,
-                  "granted_at": statement.excluded.granted_at,
-                  "expires_at": statement.excluded.expires_at}), rows)
+        conn.execute(_statements(conn.dialect.name)[1], rows)

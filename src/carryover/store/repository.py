@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Text, and_, bindparam, cast, func, insert, select, update
@@ -83,6 +83,16 @@ def _parsed(body: str) -> Plan:
 
 def _bucket_state(b: Bucket) -> tuple:
     return (b.granted, b.remaining, b.valid_until, b.closed)
+
+
+@cache
+def _counter_upsert(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE of counters, built once per dialect (building
+    `excluded` copies every column: it was a tenth of an Nchf request's CPU)."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(counters)
+    return statement.on_conflict_do_update(
+        index_elements=["account_id", "cycle_start", "line", "unit", "name"],
+        set_={"value": statement.excluded.value})
 
 
 class PlanRepository:
@@ -292,11 +302,7 @@ class AccountRepository:
         rows = [{"account_id": account_id, "cycle_start": cycle, "line": line,
                  "unit": str(unit), "name": name, "value": value}
                 for (cycle, line, unit, name), value in changed]
-        dialect_insert = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
-        statement = dialect_insert(counters)
-        self.conn.execute(statement.on_conflict_do_update(
-            index_elements=["account_id", "cycle_start", "line", "unit", "name"],
-            set_={"value": statement.excluded.value}), rows)
+        self.conn.execute(_counter_upsert(self.conn.dialect.name), rows)
 
     def _save_line(self, account_id: int, state: LineState) -> None:
         if state.line == POOL:
