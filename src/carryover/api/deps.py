@@ -83,11 +83,14 @@ def make_limiter(settings: Settings,
     return RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
 
 
-def carry(request: Request) -> Carryover:
+# The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency
+# in the thread pool, a hop (and a GIL hand-over) per dependency per request.
+async def carry(request: Request) -> Carryover:
     return request.app.state.carry
 
 
-def engine(request: Request) -> Engine:
+async def engine(request: Request) -> Engine:
+    # Opened (schema checked) once per process, by `serve` before it listens.
     return request.app.state.carry.open()
 
 
@@ -115,7 +118,7 @@ def caller(request: Request, eng: EngineDep,
 Caller = Annotated[Principal, Depends(caller)]
 
 
-def operator(who: Caller) -> Principal:
+async def operator(who: Caller) -> Principal:
     if not who.operator:
         raise ApiProblem(403, "this operation needs an operator key")
     return who
