@@ -45,7 +45,7 @@ from carryover.services.charging import (
     UnknownSubscriber,
     UsedUnits,
 )
-from carryover.services.errors import NotFound, ServiceError
+from carryover.services.errors import ServiceError
 
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -275,8 +275,6 @@ def _answer(call, status: int = 200):
     except UnknownSubscriber as exc:
         return nchf_problem(404, "USER_UNKNOWN", str(exc))
     except SessionNotFound as exc:
-        return nchf_problem(404, "CONTEXT_NOT_FOUND", str(exc))
-    except NotFound as exc:  # pragma: no cover - every NotFound here is one of the above
         return nchf_problem(404, "CONTEXT_NOT_FOUND", str(exc))
     except ServiceError as exc:
         return nchf_problem(400, "CHARGING_FAILED", str(exc))

@@ -106,12 +106,8 @@ class _Shares:
 
     def __init__(self, book: AccountBook, at: datetime, holds: Iterable[Hold]) -> None:
         self.book, self.at = book, at
-        self.pool = 0
-        pool_seen = False
-        for bucket in book.own_buckets(POOL, Unit.DATA, at) if POOL in book.lines else ():
-            pool_seen = True
-            self.pool = INFINITE if bucket.unlimited else self.pool + (bucket.remaining or 0)
-        self.pool = min(self.pool, INFINITE) if pool_seen else 0
+        self.pool = min(INFINITE, sum(INFINITE if b.unlimited else b.remaining or 0
+                                      for b in book.own_buckets(POOL, Unit.DATA, at)))
         self.held: dict[str, int] = {}
         for hold in holds:
             self.held[hold.line] = self.held.get(hold.line, 0) + hold.amount
@@ -172,15 +168,6 @@ class _Shares:
         return ends
 
 
-def overage_plan(book: AccountBook, line: str) -> Plan | None:
-    """The plan whose overage policy applies when the line has nothing left (as views.qos)."""
-    plan = book.governing_plan(line)
-    state = book.lines[line]
-    if state.member and plan is None:
-        return book.plan_of(POOL)
-    return plan
-
-
 def headroom(book: AccountBook, line: str, at: datetime, holds: Iterable[Hold]) -> int | None:
     """What may still be granted to `line` at `at` beside `holds` (None: unlimited)."""
     return _Shares(book, at, holds).headroom(line)
@@ -192,7 +179,8 @@ def decide(book: AccountBook, line: str, at: datetime, requested: int | None,
     shares = _Shares(book, at, holds)
     left = shares.headroom(line)
     want = policy.max_grant if not requested else min(requested, policy.max_grant)
-    plan = overage_plan(book, line)
+    # Whose overage policy applies: governing_plan gives a plan-less member the pool's.
+    plan = book.governing_plan(line)
     decision = qos(book, line, at, rating_group)
     validity = policy.validity
     if book.cycle_end is not None:

@@ -29,14 +29,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook
-from carryover.domain.inputs import Usage, effective_instant
+from carryover.domain.inputs import Usage
 from carryover.domain.quota import Grant, Hold, QuotaPolicy, decide
 from carryover.domain.units import Unit
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notifications import emit_from_book
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.repository import utc
-from carryover.store.tables import accounts, usage_events
+from carryover.store.tables import accounts
 from carryover.store.uow import UnitOfWork
 
 # Built once (SQLAlchemy memoizes a statement's cache key on the object): this is the
@@ -59,17 +59,13 @@ _CLOSE = update(charging_sessions).where(_cs.ref == bindparam("s_ref"))
 
 
 @cache
-def _statements(dialect: str) -> tuple:
-    """The dialect's upserts, built once (`excluded` copies every column of the table)."""
-    insert_for = pg_insert if dialect == "postgresql" else sqlite_insert
-    new_usage = insert_for(usage_events).on_conflict_do_nothing(
-        index_elements=["event_id"]).returning(usage_events.c.event_id)
-    hold = insert_for(quota_holds)
-    hold = hold.on_conflict_do_update(
+def _hold_upsert(dialect: str):
+    """The dialect's upsert of a hold, built once (`excluded` copies every column)."""
+    hold = (pg_insert if dialect == "postgresql" else sqlite_insert)(quota_holds)
+    return hold.on_conflict_do_update(
         index_elements=["ref", "rating_group"],
         set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
               "expires_at": hold.excluded.expires_at})
-    return new_usage, hold
 
 
 class UnknownSubscriber(NotFound):
@@ -246,17 +242,9 @@ def _rate_used(uow: UnitOfWork, policy: ChargingPolicy, book: AccountBook, accou
               for unit in request.units for used in unit.used]
     if not events:
         return
-    rows = []
-    for event in events:
-        effective, late = effective_instant(event, book.calendar, book.grace)
-        rows.append({"event_id": event.id, "account_id": account_id, "line": event.line,
-                     "at": event.at, "received_at": event.received_at,
-                     "effective_at": effective, "amount": event.amount,
-                     "unit": str(event.unit), "rating_group": event.rating_group,
-                     "late": late})
     # The unique event id is the duplicate check: a container reported before is not
     # inserted again, and only what was inserted is rated (the core retransmitted).
-    new = set(uow.conn.execute(_statements(uow.conn.dialect.name)[0], rows).scalars())
+    new = uow.accounts.record_new_usage(account_id, events, book.calendar, book.grace)
     for event in events:
         if event.id not in new:
             continue
@@ -301,4 +289,4 @@ def _replace_holds(conn: Connection, ref: str, account_id: int, line: str, at: d
         conn.execute(delete(quota_holds).where(and_(
             quota_holds.c.ref == ref, quota_holds.c.rating_group.in_(gone))))
     if rows:
-        conn.execute(_statements(conn.dialect.name)[1], rows)
+        conn.execute(_hold_upsert(conn.dialect.name), rows)

@@ -85,6 +85,22 @@ def _bucket_state(b: Bucket) -> tuple:
     return (b.granted, b.remaining, b.valid_until, b.closed)
 
 
+def _usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
+               grace: timedelta) -> dict:
+    effective, late = effective_instant(item, calendar, grace)
+    return {"event_id": item.id, "account_id": account_id, "line": item.line, "at": item.at,
+            "received_at": item.received_at, "effective_at": effective,
+            "amount": item.amount, "unit": str(item.unit),
+            "rating_group": item.rating_group, "late": late}
+
+
+@cache
+def _new_usage(dialect: str):
+    """INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id, built once."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(usage_events) \
+        .on_conflict_do_nothing(index_elements=["event_id"]).returning(usage_events.c.event_id)
+
+
 @cache
 def _counter_upsert(dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE of counters, built once per dialect (building
@@ -158,16 +174,21 @@ class AccountRepository:
     def record(self, account_id: int, item: Input, calendar: CycleCalendar,
                grace: timedelta) -> None:
         if isinstance(item, Usage):
-            effective, late = effective_instant(item, calendar, grace)
             self.conn.execute(insert(usage_events).values(
-                event_id=item.id, account_id=account_id, line=item.line, at=item.at,
-                received_at=item.received_at, effective_at=effective, amount=item.amount,
-                unit=str(item.unit), rating_group=item.rating_group, late=late))
+                **_usage_row(account_id, item, calendar, grace)))
             return
         kind, body = codec.encode(item)
         self.conn.execute(insert(inputs).values(
             account_id=account_id, input_id=item.id, kind=kind,
             line=getattr(item, "line", None), at=item.at, body=body))
+
+    def record_new_usage(self, account_id: int, events: list[Usage], calendar: CycleCalendar,
+                         grace: timedelta) -> set[str]:
+        """Store the events whose id is not stored yet; the ids of those it stored.
+
+        The unique event id is the duplicate check, in the same statement."""
+        rows = [_usage_row(account_id, e, calendar, grace) for e in events]
+        return set(self.conn.execute(_new_usage(self.conn.dialect.name), rows).scalars())
 
     def history(self, account_id: int) -> list[Input]:
         out: list[Input] = []
