@@ -147,6 +147,11 @@ class Settings(BaseSettings):
         default=60, ge=0,
         description="Seconds after validityTime during which a grant that was neither "
                     "reported nor released still holds its bytes.")
+    nchf_max_batch: int = Field(
+        default=64, ge=1, le=10_000,
+        description="Most Nchf requests answered in one transaction (group commit): "
+                    "requests that arrive while one batch commits share the next. "
+                    "1 answers each request in a transaction of its own.")
     nchf_rating_groups: dict[int, str] = Field(
         default={},
         description="3GPP rating group number -> carryover rating group, as JSON, e.g. "

@@ -24,20 +24,21 @@ as ProblemDetails (TS 29.571) with a `cause` and `invalidParams`.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from carryover.api.deps import EngineDep, Operator
+from carryover.api.deps import Operator
 from carryover.api.problems import PROBLEM_JSON, responses
 from carryover.domain.quota import Grant
-from carryover.services import charging
 from carryover.services.charging import (
     ChargingAnswer,
+    ChargingOp,
     ChargingPolicy,
     ChargingRequest,
     SessionNotFound,
@@ -45,7 +46,9 @@ from carryover.services.charging import (
     UnknownSubscriber,
     UsedUnits,
 )
+from carryover.services.charging_queue import ChargingQueue
 from carryover.services.errors import ServiceError
+from carryover.store.uow import UnitOfWork
 
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -262,13 +265,22 @@ def response_body(answer: ChargingAnswer, body: ChargingDataRequest) -> dict:
     return out
 
 
-def _policy(request: Request) -> ChargingPolicy:
-    return ChargingPolicy.from_settings(request.app.state.carry.settings)
+def charging_queue(app) -> ChargingQueue:
+    """The app's charging queue (group commit), made on first use."""
+    queue = getattr(app.state, "charging", None)
+    if queue is None:
+        carry = app.state.carry
+        queue = app.state.charging = ChargingQueue(
+            lambda: UnitOfWork(carry.open()), ChargingPolicy.from_settings(carry.settings),
+            carry.settings.nchf_max_batch)
+    return queue
 
 
-def _answer(call, status: int = 200):
+async def _answer(request: Request, op: Callable[[], ChargingOp],
+                  respond: Callable[[Any], Response]) -> Response:
     try:
-        return call()
+        future = charging_queue(request.app).submit(op())
+        return respond(await asyncio.wrap_future(future))
     except _BadRequest as exc:
         return nchf_problem(400, "INVALID_MSG_FORMAT", exc.reason,
                             [{"param": exc.param, "reason": exc.reason}])
@@ -280,32 +292,28 @@ def _answer(call, status: int = 200):
         return nchf_problem(400, "CHARGING_FAILED", str(exc))
 
 
+# The handlers are coroutines: they wait for the queue's answer without a thread of
+# their own (the queue's thread does the database work for all of them).
 @router.post("/chargingdata", status_code=201, response_model=ChargingDataResponse,
              summary="Open a charging session and grant quota")
-def create(body: ChargingDataRequest, request: Request, eng: EngineDep, who: Operator):
-    def call():
-        answer = charging.open_session(eng, _policy(request), _request(body, subscriber=True))
+async def create(body: ChargingDataRequest, request: Request, who: Operator):
+    def respond(answer: ChargingAnswer) -> Response:
         location = str(request.url_for("update", ref=answer.ref)).removesuffix("/update")
-        return JSONResponse(jsonable_encoder(response_body(answer, body)), status_code=201,
+        return JSONResponse(response_body(answer, body), status_code=201,
                             headers={"Location": location})
-    return _answer(call)
+    return await _answer(
+        request, lambda: ChargingOp("create", _request(body, subscriber=True)), respond)
 
 
 @router.post("/chargingdata/{ref}/update", response_model=ChargingDataResponse,
              summary="Report usage and ask for more quota")
-def update(ref: str, body: ChargingDataRequest, request: Request, eng: EngineDep,
-           who: Operator):
-    def call():
-        answer = charging.update_session(eng, _policy(request), ref, _request(body))
-        return JSONResponse(jsonable_encoder(response_body(answer, body)))
-    return _answer(call)
+async def update(ref: str, body: ChargingDataRequest, request: Request, who: Operator):
+    return await _answer(request, lambda: ChargingOp("update", _request(body), ref),
+                         lambda answer: JSONResponse(response_body(answer, body)))
 
 
 @router.post("/chargingdata/{ref}/release", status_code=204, response_class=Response,
              summary="Report the last usage and end the session")
-def release(ref: str, body: ChargingDataRequest, request: Request, eng: EngineDep,
-            who: Operator):
-    def call():
-        charging.release_session(eng, _policy(request), ref, _request(body))
-        return Response(status_code=204)
-    return _answer(call)
+async def release(ref: str, body: ChargingDataRequest, request: Request, who: Operator):
+    return await _answer(request, lambda: ChargingOp("release", _request(body), ref),
+                         lambda _: Response(status_code=204))

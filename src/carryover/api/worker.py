@@ -39,6 +39,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        charging = getattr(app.state, "charging", None)
+        if charging is not None:  # answer what is queued, then stop its thread
+            await asyncio.to_thread(charging.close)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -113,13 +113,36 @@ def book_rows(conn: Connection, account: Any, book: AccountBook, at: datetime,
     """The outbox rows of `emit_from_book`, without writing them."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
-    found = notices(book, at, _closed_buckets(conn, account.id, book.cycle_start,
-                                              book.cycle_end))
+    closed = _closed_buckets(conn, account.id, book.cycle_start, book.cycle_end)
+    msisdn = _Lazy(lambda: dict(conn.execute(_ACCOUNT_MSISDNS, {"account_id": account.id}).all()),
+                   {known.id: known.msisdn} if known is not None else {})
+    return book_rows_with(account, book, at, closed, msisdn)
+
+
+class _Lazy(dict):
+    """MSISDNs read only when a notice names a line the caller did not know."""
+
+    def __init__(self, read, known: dict) -> None:
+        super().__init__(known)
+        self._read = read
+
+    def __missing__(self, line: str) -> str:
+        self.update(self._read())
+        if line not in self:
+            raise KeyError(line)
+        return dict.__getitem__(self, line)
+
+
+def book_rows_with(account: Any, book: AccountBook, at: datetime, closed: Iterable[Bucket],
+                   msisdn: dict[str, str]) -> list[dict]:
+    """The outbox rows for the conditions that hold in `book` at `at`, given the closed
+    data buckets the store holds for the account (`stored_closed`; any superset of
+    those counting for the cycle gives the same rows) and the lines' MSISDNs."""
+    if book.cycle_start is None or book.cycle_end is None:
+        return []
+    found = notices(book, at, closed)
     if not found:
         return []
-    msisdn = {known.id: known.msisdn} if known is not None else {}
-    if any(line not in msisdn for line, _, _ in found):
-        msisdn = dict(conn.execute(_ACCOUNT_MSISDNS, {"account_id": account.id}).all())
     start = book.cycle_start.astimezone(UTC).isoformat()
     rows = []
     for line, kind, numbers in found:
@@ -130,12 +153,36 @@ def book_rows(conn: Connection, account: Any, book: AccountBook, at: datetime,
     return rows
 
 
+def stored_closed(conn: Connection, account_ids: list[int],
+                  since: datetime | None) -> dict[int, list[Bucket]]:
+    """The closed data buckets of several accounts that may count for a cycle starting
+    at or after `since` (None: all), in one query: account id -> buckets.
+
+    A superset of `_closed_buckets` for every such cycle: a bucket counts only when
+    it overlaps the cycle or starts in it, so it ends after the cycle starts."""
+    if not account_ids:
+        return {}
+    query = select(_b.account_id, *_CLOSED_COLUMNS).where(
+        _b.account_id.in_(account_ids), _b.closed.is_(True), _b.unit == "data")
+    if since is not None:
+        query = query.where(_b.valid_until.is_(None) | (_b.valid_until > since))
+    out: dict[int, list[Bucket]] = {}
+    for r in conn.execute(query.order_by(_b.account_id, _b.id)):
+        out.setdefault(r.account_id, []).append(_closed_bucket(r))
+    return out
+
+
+def insert_rows(conn: Connection, rows: list[dict]) -> None:
+    """Offer outbox rows; each (line, cycle, kind) is kept once."""
+    _insert(conn, rows)
+
+
 # Built once: SQLAlchemy memoizes a statement's cache key on the object, and this one
 # runs on every single event (as the repository's hot-path statements do).
 _b = buckets.c
-_CLOSED_IN_CYCLE = select(
-    _b.id, _b.owner, _b.kind, _b.granted, _b.remaining, _b.valid_from, _b.valid_until,
-    _b.priority, _b.rollable).where(
+_CLOSED_COLUMNS = (_b.id, _b.owner, _b.kind, _b.granted, _b.remaining, _b.valid_from,
+                   _b.valid_until, _b.priority, _b.rollable)
+_CLOSED_IN_CYCLE = select(*_CLOSED_COLUMNS).where(
     _b.account_id == bindparam("account_id"), _b.closed.is_(True), _b.unit == "data",
     ((_b.kind == "allowance") & (_b.valid_from < bindparam("cycle_end", type_=Instant))
      & (_b.valid_until.is_(None) | (_b.valid_until > bindparam("cycle_start", type_=Instant))))
@@ -151,10 +198,14 @@ def _closed_buckets(conn: Connection, account_id: int, cycle_start: datetime,
     rollovers that start in it (a book loads only open buckets)."""
     rows = conn.execute(_CLOSED_IN_CYCLE, {"account_id": account_id, "cycle_start": cycle_start,
                                            "cycle_end": cycle_end})
-    return [Bucket(id=r.id, owner=r.owner, unit=Unit.DATA, kind=BucketKind(r.kind),
-                   granted=r.granted, valid_from=utc(r.valid_from),
-                   valid_until=utc(r.valid_until), priority=r.priority, rollable=r.rollable,
-                   remaining=r.remaining, closed=True) for r in rows]
+    return [_closed_bucket(r) for r in rows]
+
+
+def _closed_bucket(r: Any) -> Bucket:
+    return Bucket(id=r.id, owner=r.owner, unit=Unit.DATA, kind=BucketKind(r.kind),
+                  granted=r.granted, valid_from=utc(r.valid_from),
+                  valid_until=utc(r.valid_until), priority=r.priority, rollable=r.rollable,
+                  remaining=r.remaining, closed=True)
 
 
 def emit_esim_installed(conn: Connection, line_id: str, iccid: str, eid: str | None,

@@ -19,7 +19,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, bindparam, cast, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -44,12 +55,12 @@ from carryover.store.tables import (
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.
-_FIND_LINE = select(
+_FIND_LINES = select(
     lines, accounts.c.timezone, accounts.c.cycle_day, accounts.c.grace_seconds,
 ).join(accounts, accounts.c.id == lines.c.account_id).where(
     lines.c.id.in_(bindparam("ids", expanding=True))
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
-    | (lines.c.imsi == bindparam("imsi"))).order_by(lines.c.id)
+    | lines.c.imsi.in_(bindparam("imsis", expanding=True))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
 _PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_by(plans.c.id)
 # FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
@@ -57,11 +68,11 @@ _PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_b
 _ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
 _ACCOUNT_LINES = select(lines).where(lines.c.account_id == bindparam("account_id")).order_by(
     lines.c.id)
-_LIVE_BUCKETS = select(buckets).where(and_(
-    buckets.c.account_id == bindparam("account_id"), buckets.c.closed.is_(False)))
-_CYCLE_COUNTERS = select(counters).where(and_(
-    counters.c.account_id == bindparam("account_id"),
-    counters.c.cycle_start == bindparam("cycle_start")))
+_LINES_OF = select(lines).where(lines.c.account_id.in_(bindparam("ids", expanding=True))
+                                 ).order_by(lines.c.account_id, lines.c.id)
+_LIVE_BUCKETS_OF = select(buckets).where(and_(
+    buckets.c.account_id.in_(bindparam("ids", expanding=True)), buckets.c.closed.is_(False))
+    ).order_by(buckets.c.account_id, buckets.c.id)
 _UPDATE_BUCKET = update(buckets).where(and_(
     buckets.c.account_id == bindparam("b_account"), buckets.c.id == bindparam("b_id")))
 _UPDATE_CURSOR = update(accounts).where(accounts.c.id == bindparam("account_id")).values(
@@ -85,7 +96,35 @@ def _bucket_state(b: Bucket) -> tuple:
     return (b.granted, b.remaining, b.valid_until, b.closed)
 
 
-def _usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
+def snapshot_of(book: AccountBook) -> dict:
+    """What `save_books` compares a book against to find the rows that moved."""
+    return {
+        "buckets": {b.id: _bucket_state(b) for b in book.buckets.values()},
+        "counters": dict(book.counters),
+        "lines": {k: (s.plan_id, s.pending_plan, dict(s.limits)) for k, s in book.lines.items()},
+    }
+
+
+def _bucket_values(b: Bucket) -> dict:
+    return {"owner": b.owner, "unit": str(b.unit), "kind": str(b.kind),
+            "granted": b.granted, "remaining": b.remaining, "valid_from": b.valid_from,
+            "valid_until": b.valid_until, "priority": b.priority,
+            "rollable": b.rollable, "origin": b.origin, "closed": b.closed}
+
+
+def _entry_row(account_id: int, e: Entry) -> dict:
+    return {"account_id": account_id, "at": e.at, "kind": str(e.kind), "unit": str(e.unit),
+            "amount": e.amount, "bucket_id": e.bucket_id, "owner": e.owner,
+            "line": e.line, "ref": e.ref, "note": e.note}
+
+
+def _counter_row(account_id: int, key: tuple, value: int) -> dict:
+    cycle, line, unit, name = key
+    return {"account_id": account_id, "cycle_start": cycle, "line": line, "unit": str(unit),
+            "name": name, "value": value}
+
+
+def usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
                grace: timedelta) -> dict:
     effective, late = effective_instant(item, calendar, grace)
     return {"event_id": item.id, "account_id": account_id, "line": item.line, "at": item.at,
@@ -159,10 +198,27 @@ class AccountRepository:
 
     def find_line(self, ident: str) -> Any:
         """A line by id, MSISDN (with or without +) or IMSI, with its account's calendar."""
-        candidates = sorted({ident, ident.lstrip("+"), "+" + ident.lstrip("+")})
-        rows = self.conn.execute(_FIND_LINE, {"ids": candidates, "msisdns": candidates,
-                                              "imsi": ident}).all()
-        return rows[0] if rows else None
+        return self.find_lines([ident]).get(ident)
+
+    def find_lines(self, idents: Iterable[str]) -> dict[str, Any]:
+        """`find_line` for many identifiers in one query: ident -> row (absent: unknown).
+
+        An identifier matching several lines (one's id, another's MSISDN) gets the
+        lowest line id, as `find_line` always did."""
+        wanted = {ident: {ident, ident.lstrip("+"), "+" + ident.lstrip("+")}
+                  for ident in sorted(set(idents))}
+        if not wanted:
+            return {}
+        candidates = sorted(set().union(*wanted.values()))
+        rows = self.conn.execute(_FIND_LINES, {"ids": candidates, "msisdns": candidates,
+                                               "imsis": sorted(wanted)}).all()
+        found: dict[str, Any] = {}
+        for ident, names in wanted.items():
+            for row in rows:  # ordered by line id
+                if row.id in names or row.msisdn in names or row.imsi == ident:
+                    found[ident] = row
+                    break
+        return found
 
     def insert_line(self, **values: Any) -> None:
         self.conn.execute(insert(lines).values(**values))
@@ -175,7 +231,7 @@ class AccountRepository:
                grace: timedelta) -> None:
         if isinstance(item, Usage):
             self.conn.execute(insert(usage_events).values(
-                **_usage_row(account_id, item, calendar, grace)))
+                **usage_row(account_id, item, calendar, grace)))
             return
         kind, body = codec.encode(item)
         self.conn.execute(insert(inputs).values(
@@ -187,7 +243,7 @@ class AccountRepository:
         """Store the events whose id is not stored yet; the ids of those it stored.
 
         The unique event id is the duplicate check, in the same statement."""
-        rows = [_usage_row(account_id, e, calendar, grace) for e in events]
+        rows = [usage_row(account_id, e, calendar, grace) for e in events]
         return set(self.conn.execute(_new_usage(self.conn.dialect.name), rows).scalars())
 
     def history(self, account_id: int) -> list[Input]:
@@ -225,6 +281,51 @@ class AccountRepository:
 
     # ---- the book ---------------------------------------------------------------------
     def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:
+        return self.load_books([account], all_plans)[account.id]
+
+    def load_books(self, account_rows: Iterable[Any],
+                   all_plans: dict[str, Plan]) -> dict[int, tuple[AccountBook, dict]]:
+        """The books of several accounts (their rows, locked by the caller), in three
+        queries whatever their number: lines, live buckets, current counters.
+
+        Each book comes with its snapshot, what `save_books` diffs against; the
+        snapshot also carries the lines' MSISDNs (`msisdns`) for notifications."""
+        rows = {row.id: row for row in account_rows}
+        if not rows:
+            return {}
+        ids = sorted(rows)
+        out: dict[int, tuple[AccountBook, dict]] = {}
+        msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
+        books = {i: self._empty_book(rows[i], all_plans) for i in ids}
+        for row in self.conn.execute(_LINES_OF, {"ids": ids}):
+            books[row.account_id].lines[row.id] = LineState(
+                row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
+                {Unit(k): v for k, v in (row.limits or {}).items()})
+            msisdns[row.account_id][row.id] = row.msisdn
+        for row in self.conn.execute(_LIVE_BUCKETS_OF, {"ids": ids}):
+            books[row.account_id].buckets[row.id] = Bucket(
+                id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
+                granted=row.granted, valid_from=utc(row.valid_from),
+                valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
+                origin=row.origin, remaining=row.remaining, closed=row.closed)
+        current = [(i, books[i].cycle_start.isoformat()) for i in ids
+                   if books[i].cycle_start is not None]
+        if current:
+            c = counters.c
+            for row in self.conn.execute(select(counters).where(
+                    tuple_(c.account_id, c.cycle_start).in_(current))):
+                books[row.account_id].counters[
+                    (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
+        for i in ids:
+            book = books[i]
+            book.history = lambda i=i: self.history(i)
+            book.booked_totals = lambda i=i: self.booked_totals(i)
+            out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i]})
+        return out
+
+    @staticmethod
+    def _empty_book(account: Any, all_plans: dict[str, Plan]) -> AccountBook:
+        """The account's book with its cursor and pool, before lines and buckets."""
         calendar = CycleCalendar(account.cycle_day, account.timezone)
         book = AccountBook(calendar, all_plans, timedelta(seconds=account.grace_seconds))
         book.cycle_start = utc(account.cycle_start)
@@ -237,56 +338,54 @@ class AccountRepository:
         if account.pool_plan_id is not None:
             book.lines[POOL] = LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
                                          pending_plan=account.pool_pending_plan)
-        for row in self.account_lines(account.id):
-            book.lines[row.id] = LineState(
-                row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
-                {Unit(k): v for k, v in (row.limits or {}).items()})
-        for row in self.conn.execute(_LIVE_BUCKETS, {"account_id": account.id}):
-            book.buckets[row.id] = Bucket(
-                id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
-                granted=row.granted, valid_from=utc(row.valid_from),
-                valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
-                origin=row.origin, remaining=row.remaining, closed=row.closed)
-        if book.cycle_start is not None:
-            for row in self.conn.execute(_CYCLE_COUNTERS, {
-                    "account_id": account.id, "cycle_start": book.cycle_start.isoformat()}):
-                book.counters[(row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
-        book.history = lambda: self.history(account.id)
-        book.booked_totals = lambda: self.booked_totals(account.id)
-        snapshot = {
-            "buckets": {b.id: _bucket_state(b) for b in book.buckets.values()},
-            "counters": dict(book.counters),
-            "lines": {k: (s.plan_id, s.pending_plan, dict(s.limits))
-                      for k, s in book.lines.items()},
-        }
-        return book, snapshot
+        return book
 
     def save_book(self, account_id: int, book: AccountBook, snapshot: dict) -> None:
-        self._append_entries(account_id, book.entries)
-        known = snapshot["buckets"]
-        changed = [b for b in book.buckets.values()
-                   if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
-        self._upsert_buckets(account_id, changed, known, book.replayed)
-        self._upsert_counters(account_id, [
-            (key, value) for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0]))
-            if book.replayed or snapshot["counters"].get(key) != value])
-        for name, state in sorted(book.lines.items()):
-            if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
-                                               dict(state.limits)):
-                self._save_line(account_id, state)
-        key = book.last_key
-        self.conn.execute(_UPDATE_CURSOR, {
-            "account_id": account_id, "cycle_start": book.cycle_start,
-            "cycle_end": book.cycle_end, "until": book.until,
-            "segment_start": book.segment_start,
-            "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
+        self.save_books([(account_id, book, snapshot)])
 
-    def _append_entries(self, account_id: int, entries: Iterable[Entry]) -> None:
-        rows = [{"account_id": account_id, "at": e.at, "kind": str(e.kind), "unit": str(e.unit),
-                 "amount": e.amount, "bucket_id": e.bucket_id, "owner": e.owner,
-                 "line": e.line, "ref": e.ref, "note": e.note} for e in entries]
-        if rows:
-            self.conn.execute(insert(ledger_entries), rows)
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+        """Write back what the folds changed, for several accounts in a few statements
+        (one per kind of row, whatever the number of accounts)."""
+        changed = sorted(changed, key=lambda item: item[0])
+        entries, updates, new_buckets, counter_rows, cursors = [], [], [], [], []
+        for account_id, book, snapshot in changed:
+            entries.extend(_entry_row(account_id, e) for e in book.entries)
+            known = snapshot["buckets"]
+            moved = [b for b in book.buckets.values()
+                     if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
+            if book.replayed:
+                self._upsert_buckets(account_id, moved, known, replayed=True)
+            else:
+                for b in moved:
+                    values = _bucket_values(b)
+                    if b.id in known:
+                        updates.append({"b_account": account_id, "b_id": b.id, **values})
+                    else:
+                        new_buckets.append({"account_id": account_id, "id": b.id, **values})
+            counter_rows.extend(
+                _counter_row(account_id, key, value)
+                for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0]))
+                if book.replayed or snapshot["counters"].get(key) != value)
+            for name, state in sorted(book.lines.items()):
+                if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
+                                                   dict(state.limits)):
+                    self._save_line(account_id, state)
+            key = book.last_key
+            cursors.append({
+                "account_id": account_id, "cycle_start": book.cycle_start,
+                "cycle_end": book.cycle_end, "until": book.until,
+                "segment_start": book.segment_start,
+                "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
+        if entries:
+            self.conn.execute(insert(ledger_entries), entries)
+        if updates:
+            self.conn.execute(_UPDATE_BUCKET, updates)
+        if new_buckets:
+            self.conn.execute(insert(buckets), new_buckets)
+        if counter_rows:
+            self.conn.execute(_counter_upsert(self.conn.dialect.name), counter_rows)
+        if cursors:
+            self.conn.execute(_UPDATE_CURSOR, cursors)
 
     def _upsert_buckets(self, account_id: int, changed: list[Bucket], known: dict,
                         replayed: bool) -> None:
@@ -296,10 +395,7 @@ class AccountRepository:
                 select(buckets.c.id).where(buckets.c.account_id == account_id))}
         new_rows = []
         for b in changed:
-            values = {"owner": b.owner, "unit": str(b.unit), "kind": str(b.kind),
-                      "granted": b.granted, "remaining": b.remaining, "valid_from": b.valid_from,
-                      "valid_until": b.valid_until, "priority": b.priority,
-                      "rollable": b.rollable, "origin": b.origin, "closed": b.closed}
+            values = _bucket_values(b)
             if b.id in existing:
                 self.conn.execute(_UPDATE_BUCKET, {"b_account": account_id, "b_id": b.id,
                                                    **values})
@@ -315,15 +411,6 @@ class AccountRepository:
                 self.conn.execute(update(buckets).where(and_(
                     buckets.c.account_id == account_id, buckets.c.id == bucket_id))
                     .values(remaining=0, closed=True))
-
-    def _upsert_counters(self, account_id: int, changed: list[tuple[tuple, int]]) -> None:
-        """Write the counters that moved, in one statement (one round trip)."""
-        if not changed:
-            return
-        rows = [{"account_id": account_id, "cycle_start": cycle, "line": line,
-                 "unit": str(unit), "name": name, "value": value}
-                for (cycle, line, unit, name), value in changed]
-        self.conn.execute(_counter_upsert(self.conn.dialect.name), rows)
 
     def _save_line(self, account_id: int, state: LineState) -> None:
         if state.line == POOL:

@@ -1,0 +1,365 @@
+"""Group commit for real-time charging: many Nchf requests, one transaction.
+
+A packet core sends its requests one by one, and each answered in a transaction
+of its own costs about fourteen statements and a commit. Here a batch of
+requests, of any accounts and sessions, is answered in one transaction with a
+fixed number of statements, whatever its size:
+
+1. find the subscribers of the creates, and the accounts of the sessions;
+2. lock every account of the batch in one statement, in id order, so that two
+   workers' batches wait for each other instead of deadlocking;
+3. read the sessions after the lock (so a retransmission answered by another
+   worker a moment ago is seen), then the books, the holds and which of the
+   reported containers are stored already, one query each;
+4. answer each request in memory, in arrival order, exactly as it is answered
+   alone: request k sees what requests 1..k-1 left, as if each had been a
+   transaction of its own (the locks serialize an account's writers anyway);
+5. write it all with one statement per kind of row, and commit once.
+
+A request refused before it changes anything (unknown subscriber or reference,
+an old invocationSequenceNumber) gets its error and the batch goes on. One
+refused midway (usage the book refuses) or a database error rolls the batch
+back; then every request is answered again in a batch of its own, so one bad
+request never costs another its answer.
+
+Used units are usage events keyed `nchf:<ref>:<rating group>:<localSequenceNumber>`.
+The key is checked against `usage_events` before rating and the new rows are
+inserted with the rest: no other transaction can store the same key meanwhile,
+because a session's events are only written under its account's lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from carryover.domain.book import AccountBook
+from carryover.domain.inputs import Usage
+from carryover.domain.quota import Grant, Hold, decide
+from carryover.domain.units import Unit
+from carryover.services import notifications
+from carryover.services.charging_model import (
+    ChargingAnswer,
+    ChargingOp,
+    ChargingPolicy,
+    ChargingRequest,
+    SessionNotFound,
+    StaleRequest,
+    UnitRequest,
+    UnknownSubscriber,
+)
+from carryover.services.errors import ServiceError
+from carryover.store.charging_tables import charging_sessions, quota_holds
+from carryover.store.repository import usage_row, utc
+from carryover.store.tables import accounts, usage_events
+from carryover.store.uow import UnitOfWork
+
+Result = ChargingAnswer | ServiceError | None  # None: a release
+
+# Built once: SQLAlchemy memoizes a statement's cache key on the object.
+_cs, _h = charging_sessions.c, quota_holds.c
+_REFS = bindparam("refs", expanding=True)
+_IDS = bindparam("ids", expanding=True)
+_SESSION_ACCOUNTS = select(_cs.ref, _cs.account_id).where(_cs.ref.in_(_REFS))
+_SESSIONS = select(charging_sessions).where(_cs.ref.in_(_REFS))
+_ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.id)
+# FOR NO KEY UPDATE, as AccountRepository.lock_account; in id order (no deadlocks).
+_ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
+_HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
+_STORED = select(usage_events.c.event_id).where(
+    usage_events.c.event_id.in_(bindparam("events", expanding=True)))
+_SESSION_UPDATE = update(charging_sessions).where(_cs.ref == bindparam("s_ref"))
+
+
+def _hold_upsert(dialect: str):
+    hold = (pg_insert if dialect == "postgresql" else sqlite_insert)(quota_holds)
+    return hold.on_conflict_do_update(
+        index_elements=["ref", "rating_group"],
+        set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
+              "expires_at": hold.excluded.expires_at})
+
+
+_HOLD_UPSERTS = {d: _hold_upsert(d) for d in ("postgresql", "sqlite")}
+
+
+def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
+    """Answer `ops` in order in one transaction: per op its answer or its error.
+
+    `uow_factory()` opens a UnitOfWork. Errors that are not the request's own (the
+    database went away) are raised when the batch is a single request."""
+    ops = list(ops)
+    try:
+        with uow_factory() as uow:
+            results = _Batch(uow, policy).run(ops)
+            uow.commit()
+            return results
+    except _Refused as refused:
+        if len(ops) == 1:
+            return [refused.error]
+    except Exception:
+        # Not the request's doing (the database, a deadlock, a bug): alone, it is raised.
+        if len(ops) == 1:
+            raise
+    # Rolled back: each request again on its own, so only the bad one is refused.
+    return [charge(uow_factory, policy, [op])[0] for op in ops]
+
+
+def charge_on(engine, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
+    return charge(lambda: UnitOfWork(engine), policy, ops)
+
+
+class _Refused(Exception):
+    """A request was refused after it changed the batch's state: roll back."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Session:
+    ref: str
+    account_id: int
+    line: str
+    subscriber: str
+    opened_at: datetime
+    updated_at: datetime
+    sequence: int
+    last_result: list
+    released_at: datetime | None
+    new: bool = False
+    changed: bool = False
+
+
+@dataclass(slots=True)
+class _HoldRow:
+    account_id: int
+    ref: str
+    rating_group: int
+    line: str
+    amount: int
+    granted_at: datetime
+    expires_at: datetime
+
+    def order(self) -> tuple:
+        return (self.granted_at, self.ref, self.rating_group)
+
+
+@dataclass(slots=True)
+class _Account:
+    row: object
+    book: AccountBook
+    snapshot: dict
+    holds: dict[tuple[str, int], _HoldRow] = field(default_factory=dict)
+    touched: bool = False
+
+
+class _Batch:
+    def __init__(self, uow: UnitOfWork, policy: ChargingPolicy) -> None:
+        self.uow, self.conn, self.policy = uow, uow.conn, policy
+        self.accounts: dict[int, _Account] = {}
+        self.sessions: dict[str, _Session] = {}
+        self.stored: set[str] = set()
+        self.usage_rows: list[dict] = []
+        self.outbox: dict[tuple, dict] = {}
+        self.initial_holds: dict[tuple[str, int], _HoldRow] = {}
+
+    # ---- reading ---------------------------------------------------------------------
+    def run(self, ops: list[ChargingOp]) -> list[Result]:
+        creates = [op.request.subscriber for op in ops
+                   if op.kind == "create" and op.request.subscriber]
+        found = self.uow.accounts.find_lines(creates) if creates else {}
+        refs = sorted({op.ref for op in ops if op.kind != "create" and op.ref})
+        owners = dict(self.conn.execute(_SESSION_ACCOUNTS, {"refs": refs}).all()) if refs else {}
+        ids = sorted({row.account_id for row in found.values()} | set(owners.values()))
+        self._load(ids, refs, ops)
+        results: list[Result] = []
+        for op in ops:
+            try:
+                results.append(self._answer(op, found))
+            except _Refused:
+                raise
+            except ServiceError as exc:  # refused before it changed anything
+                results.append(exc)
+        self._write()
+        return results
+
+    def _load(self, ids: list[int], refs: list[str], ops: list[ChargingOp]) -> None:
+        if not ids:
+            return
+        locking = self.conn.dialect.name == "postgresql"
+        rows = self.conn.execute(_ACCOUNTS_LOCKED if locking else _ACCOUNTS, {"ids": ids}).all()
+        if refs:
+            for r in self.conn.execute(_SESSIONS, {"refs": refs}):
+                self.sessions[r.ref] = _Session(
+                    r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
+                    utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at))
+        books = self.uow.accounts.load_books(rows, self.uow.plans.all())
+        for row in rows:
+            book, snapshot = books[row.id]
+            self.accounts[row.id] = _Account(row, book, snapshot)
+        for r in self.conn.execute(_HOLDS, {"ids": ids}):
+            hold = _HoldRow(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
+                            utc(r.granted_at), utc(r.expires_at))
+            self.accounts[r.account_id].holds[(hold.ref, hold.rating_group)] = hold
+            self.initial_holds[(hold.ref, hold.rating_group)] = hold
+        events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
+                         for op in ops if op.ref for unit in op.request.units
+                         for used in unit.used})
+        if events:
+            self.stored = set(self.conn.execute(_STORED, {"events": events}).scalars())
+        since = [a.book.cycle_start for a in self.accounts.values()]
+        self.closed = notifications.stored_closed(
+            self.conn, ids, None if None in since else min(since))
+
+    # ---- answering ---------------------------------------------------------------------
+    def _answer(self, op: ChargingOp, found: dict) -> Result:
+        request = op.request
+        if op.kind == "create":
+            return self._create(request, found)
+        session = self.sessions.get(op.ref or "")
+        if session is None or (session.released_at is not None and op.kind == "update"):
+            raise SessionNotFound(f"no open charging session {op.ref!r}")
+        if op.kind == "release":
+            if session.released_at is not None:
+                return None  # released already: releasing again changes nothing
+            final = ChargingRequest(request.at, request.sequence, tuple(
+                UnitRequest(u.rating_group, False, None, u.used) for u in request.units))
+            self._charge(session, final)
+            account = self.accounts[session.account_id]
+            for key in [k for k in account.holds if k[0] == session.ref]:
+                del account.holds[key]
+            session.released_at = request.at
+            return None
+        if request.sequence == session.sequence:  # a retransmission: the same answer
+            grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
+            return ChargingAnswer(session.ref, session.line, request.at, request.sequence,
+                                  grants, replayed=True)
+        if request.sequence < session.sequence:
+            raise StaleRequest(f"invocationSequenceNumber {request.sequence} is older than "
+                               f"the last one answered ({session.sequence})")
+        return self._charge(session, request)
+
+    def _create(self, request: ChargingRequest, found: dict) -> ChargingAnswer:
+        if not request.subscriber:
+            raise UnknownSubscriber("the request names no subscriber (subscriberIdentifier)")
+        row = found.get(request.subscriber)
+        if row is None:
+            raise UnknownSubscriber(f"no line has subscriber {request.subscriber!r}")
+        if request.at < utc(row.opened_at):
+            raise ServiceError(f"line {row.id!r} starts at {utc(row.opened_at).isoformat()}, "
+                               f"after the request's {request.at.isoformat()}")
+        session = _Session(uuid.uuid4().hex, row.account_id, row.id, request.subscriber,
+                           request.at, request.at, -1, [], None, new=True)
+        self.sessions[session.ref] = session
+        return self._charge(session, request)
+
+    def _charge(self, session: _Session, request: ChargingRequest) -> ChargingAnswer:
+        """Rate the used units, grant the requested ones (what `_charge` did alone)."""
+        account = self.accounts[session.account_id]
+        account.touched = True
+        book, ref, line = account.book, session.ref, session.line
+        try:
+            self._rate_used(account, session, request)
+        except ServiceError as exc:
+            raise _Refused(exc) from exc
+        at = request.at
+        if book.until is None or at >= book.until:
+            book.advance_to(at)
+        else:
+            at = book.until  # the book already knows later events: answer from its latest state
+        replaced = {u.rating_group for u in request.units if u.wants_quota or u.used}
+        live, mine = [], set()
+        for key, hold in sorted(account.holds.items(), key=lambda kv: kv[1].order()):
+            if hold.ref == ref and hold.rating_group in replaced:
+                mine.add(hold.rating_group)
+            elif hold.expires_at <= request.at:
+                del account.holds[key]  # expired: it holds nothing any more
+            else:
+                live.append(Hold(hold.line, hold.amount))
+        grants: list[tuple[int, Grant]] = []
+        for unit in sorted(request.units, key=lambda u: u.rating_group):
+            if not unit.wants_quota:
+                continue
+            grant = decide(book, line, at, unit.requested,
+                           self.policy.rating_group(unit.rating_group), live, self.policy.quota)
+            grants.append((unit.rating_group, grant))
+            if grant.amount:
+                live.append(Hold(line, grant.amount))
+        # The new grants replace the session's holds of the groups it reported or asked for.
+        for rating_group in mine:
+            del account.holds[(ref, rating_group)]
+        for rating_group, grant in grants:
+            if grant.amount:
+                account.holds[(ref, rating_group)] = _HoldRow(
+                    session.account_id, ref, rating_group, line, grant.amount, request.at,
+                    request.at + timedelta(seconds=grant.validity_seconds)
+                    + self.policy.hold_margin)
+        for row in notifications.book_rows_with(
+                account.row, book, at, self.closed.get(session.account_id, []),
+                account.snapshot["msisdns"]):
+            self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
+        session.updated_at, session.sequence = request.at, request.sequence
+        session.last_result = [[rg, g.as_dict()] for rg, g in grants]
+        session.changed = True
+        return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
+
+    def _rate_used(self, account: _Account, session: _Session,
+                   request: ChargingRequest) -> None:
+        book = account.book
+        for unit in request.units:
+            for used in unit.used:
+                event = Usage(_event_id(session.ref, unit.rating_group, used.sequence),
+                              session.line, used.at or request.at, used.amount, Unit.DATA,
+                              self.policy.rating_group(unit.rating_group), request.at)
+                if event.id in self.stored:
+                    continue  # reported before (the core retransmitted): counted once
+                self.stored.add(event.id)
+                self.usage_rows.append(usage_row(session.account_id, event, book.calendar,
+                                                 book.grace))
+                outcome = book.submit(event)
+                if outcome.status == "rejected":
+                    raise ServiceError(outcome.reason or "usage refused")
+
+    # ---- writing -----------------------------------------------------------------------
+    def _write(self) -> None:
+        conn = self.conn
+        new = [s for s in self.sessions.values() if s.new]
+        if new:
+            conn.execute(insert(charging_sessions), [
+                {"ref": s.ref, "account_id": s.account_id, "line": s.line,
+                 "subscriber": s.subscriber, "opened_at": s.opened_at,
+                 "updated_at": s.updated_at, "sequence": s.sequence,
+                 "last_result": s.last_result, "released_at": s.released_at} for s in new])
+        if self.usage_rows:
+            conn.execute(insert(usage_events), self.usage_rows)
+        touched = sorted(i for i, a in self.accounts.items() if a.touched)
+        self.uow.accounts.save_books(
+            [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])
+        final = {key: hold for a in self.accounts.values() for key, hold in a.holds.items()}
+        gone = sorted(set(self.initial_holds) - set(final))
+        if gone:
+            conn.execute(delete(quota_holds).where(tuple_(_h.ref, _h.rating_group).in_(gone)))
+        fresh = [{"ref": h.ref, "rating_group": h.rating_group, "account_id": h.account_id,
+                  "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
+                  "expires_at": h.expires_at}
+                 for key, h in sorted(final.items()) if self.initial_holds.get(key) != h]
+        if fresh:
+            conn.execute(_HOLD_UPSERTS[conn.dialect.name], fresh)
+        changed = [s for s in self.sessions.values() if s.changed and not s.new]
+        if changed:
+            conn.execute(_SESSION_UPDATE, [
+                {"s_ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
+                 "last_result": s.last_result, "released_at": s.released_at}
+                for s in changed])
+        notifications.insert_rows(conn, list(self.outbox.values()))
+
+
+def _event_id(ref: str, rating_group: int, sequence: int) -> str:
+    return f"nchf:{ref}:{rating_group}:{sequence}"
