@@ -412,9 +412,11 @@ def serving(url: str, workers: int, folder: Path):
 
     port = _free_port()
     # A packet core's dedicated key: no rate limit, and checked once a minute per worker
-    # rather than on every request (api_key_cache_seconds, docs/configuration.md).
+    # rather than on every request (api_key_cache_seconds, docs/configuration.md); no
+    # access log line per request (api_access_log), /metrics counts them.
     env = {**os.environ, "CARRYOVER_DATABASE_URL": url, "CARRYOVER_API_RATE_PER_SECOND": "0",
-           "CARRYOVER_API_KEY_CACHE_SECONDS": "60", "CARRYOVER_WEBHOOK_WORKER": "false"}
+           "CARRYOVER_API_KEY_CACHE_SECONDS": "60", "CARRYOVER_WEBHOOK_WORKER": "false",
+           "CARRYOVER_API_ACCESS_LOG": "false"}
     log_path = folder / "server.log"
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:

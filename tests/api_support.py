@@ -34,6 +34,7 @@ class Api:
     engine: Any
     tokens: dict[str, str]
     client: httpx.Client
+    app: Any = None
 
     def call(self, method: str, path: str, who: str | None = "operator",
              **kwargs: Any) -> httpx.Response:
@@ -64,6 +65,7 @@ def served_api(db_url: str, **settings: Any) -> Iterator[Api]:
     carry = Carryover(get_settings(database_url=db_url, **settings))
     engine = carry.open()
     tokens = populate(engine)
-    with serving(create_app(carry)) as url, httpx.Client(timeout=30) as client:
-        yield Api(url, engine, tokens, client)
+    app = create_app(carry)
+    with serving(app) as url, httpx.Client(timeout=30) as client:
+        yield Api(url, engine, tokens, client, app)
     engine.dispose()

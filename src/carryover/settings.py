@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="Seconds a worker process may reuse an API key it has checked, instead "
                     "of looking it up again; a key revoked meanwhile keeps working that long "
                     "in that process. 0 (default): every request looks the key up.")
+    api_access_log: bool = Field(
+        default=True,
+        description="Whether `carryover serve` logs a line per request (uvicorn's access "
+                    "log). Off saves about a tenth of a worker's CPU per request under a "
+                    "packet core's load; the /metrics counters count requests either way.")
     api_max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024,
         description="Largest request body the API accepts (413 above it); a usage batch "

@@ -114,9 +114,11 @@ def granted(answer: dict, rg: int = 1) -> int:
     return unit_info(answer, rg).get("grantedUnit", {}).get("totalVolume", 0)
 
 
-@pytest.fixture
-def api(db_url: str) -> Iterator[Api]:
-    with served_api(db_url, nchf_max_grant=MAX_GRANT, nchf_validity_seconds=3600,
+# `routed`: every request through FastAPI's route; `fast`: the operator key is
+# remembered after its first use, so the rest take api.nchf_fast (checked at the end).
+@pytest.fixture(params=[0, 60], ids=["routed", "fast"])
+def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
+    with served_api(db_url, api_key_cache_seconds=request.param, nchf_max_grant=MAX_GRANT, nchf_validity_seconds=3600,
                     nchf_threshold_percent=20, nchf_hold_margin_seconds=60,
                     nchf_rating_groups={20: "hotspot"}) as served:
         with UnitOfWork(served.engine) as uow:

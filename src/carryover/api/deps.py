@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
@@ -98,16 +99,26 @@ CarryDep = Annotated[Carryover, Depends(carry)]
 EngineDep = Annotated[Engine, Depends(engine)]
 
 
-def caller(request: Request, eng: EngineDep,
-           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-           ) -> Principal:
+async def caller(request: Request, eng: EngineDep,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                 ) -> Principal:
+    # A coroutine, so that a key the cache knows and an in-process limit cost no thread
+    # hop; the database is only asked from the thread pool.
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiProblem(401, "send an API key as `Authorization: Bearer <token>`", challenge)
-    found = api_keys.authenticate(eng, credentials.credentials, request.app.state.key_cache)
+    cache = request.app.state.key_cache
+    found = api_keys.remembered(credentials.credentials, cache)
+    if found is None:
+        found = await run_in_threadpool(api_keys.authenticate, eng, credentials.credentials,
+                                        cache)
     if found is None:
         raise ApiProblem(401, "the API key is unknown or revoked", challenge)
-    wait = request.app.state.limiter.wait_for(found.key_id)
+    limiter = request.app.state.limiter
+    if isinstance(limiter, RateLimiter) or limiter.rate <= 0:
+        wait = limiter.wait_for(found.key_id)  # in memory
+    else:
+        wait = await run_in_threadpool(limiter.wait_for, found.key_id)
     if wait > 0:
         raise ApiProblem(429, "rate limit of this API key exceeded",
                          {"Retry-After": str(max(1, math.ceil(wait)))})

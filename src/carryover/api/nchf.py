@@ -174,10 +174,10 @@ router = APIRouter(prefix=PREFIX, tags=["nchf"],
                    responses={**NCHF_ERRORS, **responses(401, 403, 429)})
 
 
-def _request(body: ChargingDataRequest, subscriber: bool = False) -> ChargingRequest:
+def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> ChargingRequest:
     groups = [u.ratingGroup for u in body.multipleUnitUsage]
     if len(groups) != len(set(groups)):
-        raise _BadRequest("/multipleUnitUsage", "a rating group appears more than once")
+        raise BadRequest("/multipleUnitUsage", "a rating group appears more than once")
     units = tuple(UnitRequest(
         u.ratingGroup, u.requestedUnit is not None, _requested(u.requestedUnit),
         tuple(UsedUnits(c.localSequenceNumber, _volume(c), c.triggerTimestamp)
@@ -218,7 +218,9 @@ def _subscriber(body: ChargingDataRequest) -> str | None:
     return None
 
 
-class _BadRequest(Exception):
+class BadRequest(Exception):
+    """A request the schema allows but carryover cannot answer (400)."""
+
     def __init__(self, param: str, reason: str) -> None:
         super().__init__(reason)
         self.param, self.reason = param, reason
@@ -276,12 +278,14 @@ def charging_queue(app) -> ChargingQueue:
     return queue
 
 
-async def _answer(request: Request, op: Callable[[], ChargingOp],
-                  respond: Callable[[Any], Response]) -> Response:
+async def answer(app, op: Callable[[], ChargingOp],
+                 respond: Callable[[Any], Response]) -> Response:
+    """Hand the request to the queue, wait for its answer and respond, or map its
+    refusal to a ProblemDetails (shared by the routes and api.nchf_fast)."""
     try:
-        future = charging_queue(request.app).submit(op())
+        future = charging_queue(app).submit(op())
         return respond(await asyncio.wrap_future(future))
-    except _BadRequest as exc:
+    except BadRequest as exc:
         return nchf_problem(400, "INVALID_MSG_FORMAT", exc.reason,
                             [{"param": exc.param, "reason": exc.reason}])
     except UnknownSubscriber as exc:
@@ -292,28 +296,38 @@ async def _answer(request: Request, op: Callable[[], ChargingOp],
         return nchf_problem(400, "CHARGING_FAILED", str(exc))
 
 
+def created(answer: ChargingAnswer, body: ChargingDataRequest, url: str) -> Response:
+    """201 with the new session's address (`url`: the create request's own)."""
+    return JSONResponse(response_body(answer, body), status_code=201,
+                        headers={"Location": f"{url.split('?', 1)[0].rstrip('/')}/{answer.ref}"})
+
+
+def updated(answer: ChargingAnswer, body: ChargingDataRequest) -> Response:
+    return JSONResponse(response_body(answer, body))
+
+
+def released(_: None) -> Response:
+    return Response(status_code=204)
+
+
 # The handlers are coroutines: they wait for the queue's answer without a thread of
 # their own (the queue's thread does the database work for all of them).
 @router.post("/chargingdata", status_code=201, response_model=ChargingDataResponse,
              summary="Open a charging session and grant quota")
 async def create(body: ChargingDataRequest, request: Request, who: Operator):
-    def respond(answer: ChargingAnswer) -> Response:
-        location = str(request.url_for("update", ref=answer.ref)).removesuffix("/update")
-        return JSONResponse(response_body(answer, body), status_code=201,
-                            headers={"Location": location})
-    return await _answer(
-        request, lambda: ChargingOp("create", _request(body, subscriber=True)), respond)
+    return await answer(request.app, lambda: ChargingOp("create", charging_request(body, True)),
+                        lambda result: created(result, body, str(request.url)))
 
 
 @router.post("/chargingdata/{ref}/update", response_model=ChargingDataResponse,
              summary="Report usage and ask for more quota")
 async def update(ref: str, body: ChargingDataRequest, request: Request, who: Operator):
-    return await _answer(request, lambda: ChargingOp("update", _request(body), ref),
-                         lambda answer: JSONResponse(response_body(answer, body)))
+    return await answer(request.app, lambda: ChargingOp("update", charging_request(body), ref),
+                        lambda result: updated(result, body))
 
 
 @router.post("/chargingdata/{ref}/release", status_code=204, response_class=Response,
              summary="Report the last usage and end the session")
 async def release(ref: str, body: ChargingDataRequest, request: Request, who: Operator):
-    return await _answer(request, lambda: ChargingOp("release", _request(body), ref),
-                         lambda _: Response(status_code=204))
+    return await answer(request.app, lambda: ChargingOp("release", charging_request(body), ref),
+                        released)

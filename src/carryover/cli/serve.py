@@ -41,7 +41,8 @@ def serve(
         os.environ[_STORE_VARIABLE] = "database"
     try:
         uvicorn.run("carryover.api.app:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers)
+                    port=port, workers=workers,
+                    access_log=app_object().settings.api_access_log)
     finally:  # leave the environment as it was (tests run serve in-process)
         if previous is None:
             os.environ.pop(_STORE_VARIABLE, None)

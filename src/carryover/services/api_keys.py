@@ -129,6 +129,14 @@ class KeyCache:
             self._known[digest] = (who, now + self.seconds)
 
 
+def remembered(token: str, cache: KeyCache | None) -> Principal | None:
+    """The caller of `token` if `cache` checked it within its lifetime (no I/O)."""
+    if cache is None or cache.seconds <= 0 or not token.startswith(TOKEN_PREFIX) \
+            or len(token) > 200:
+        return None
+    return cache.get(token_hash(token), time.monotonic())
+
+
 def authenticate(engine: Engine, token: str, cache: KeyCache | None = None) -> Principal | None:
     """The caller of a presented token, or None (unknown, malformed or revoked).
 
