@@ -157,6 +157,18 @@ class Settings(BaseSettings):
         description="Most Nchf requests answered in one transaction (group commit): "
                     "requests that arrive while one batch commits share the next. "
                     "1 answers each request in a transaction of its own.")
+    nchf_cached_accounts: int = Field(
+        default=20_000, ge=0,
+        description="Accounts whose books (buckets, counters, holds) a worker process "
+                    "keeps between Nchf batches, checked against the account's version "
+                    "under its lock so another writer's change is always seen. 0: read "
+                    "every book from the database for each batch.")
+    nchf_lanes: int = Field(
+        default=2, ge=1, le=64,
+        description="Threads per worker process answering Nchf batches on PostgreSQL, "
+                    "each with its own connection, so that one's CPU work overlaps "
+                    "another's waits for the database. A session's requests always go "
+                    "to the same lane. SQLite uses one (it has one writer at a time).")
     nchf_rating_groups: dict[int, str] = Field(
         default={},
         description="3GPP rating group number -> carryover rating group, as JSON, e.g. "

@@ -272,10 +272,21 @@ def charging_queue(app) -> ChargingQueue:
     queue = getattr(app.state, "charging", None)
     if queue is None:
         carry = app.state.carry
+        engine = carry.open()
+        # SQLite has one writer at a time: a second lane would only wait for the first.
+        lanes = 1 if engine.dialect.name == "sqlite" else carry.settings.nchf_lanes
         queue = app.state.charging = ChargingQueue(
-            lambda: UnitOfWork(carry.open()), ChargingPolicy.from_settings(carry.settings),
-            carry.settings.nchf_max_batch)
+            lambda: UnitOfWork(engine), ChargingPolicy.from_settings(carry.settings),
+            carry.settings.nchf_max_batch, lanes, _observer(app.state.metrics),
+            carry.settings.nchf_cached_accounts)
     return queue
+
+
+def _observer(metrics) -> Callable[[int, float], None]:
+    def observe(requests: int, seconds: float) -> None:
+        metrics.nchf_batch.observe(requests)
+        metrics.nchf_batch_seconds.observe(seconds)
+    return observe
 
 
 async def answer(app, op: Callable[[], ChargingOp],

@@ -106,6 +106,13 @@ class Metrics:
             ["route"], registry=self.registry)
         self.top_ups = Counter("carryover_top_ups_total", "Top-ups added through the API.",
                                ["unit"], registry=self.registry)
+        self.nchf_batch = Histogram(
+            "carryover_nchf_batch_requests",
+            "Nchf requests answered per transaction (group commit, nchf_max_batch).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry)
+        self.nchf_batch_seconds = Histogram(
+            "carryover_nchf_batch_seconds", "Time to answer and commit one Nchf batch.",
+            registry=self.registry)
         for route in ("one", "batch"):
             self.usage_rated.labels(route)
         if engine is not None:

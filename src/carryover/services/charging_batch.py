@@ -30,16 +30,20 @@ because a session's events are only written under its account's lock.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook
+from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import Usage
 from carryover.domain.quota import Grant, Hold, decide
 from carryover.domain.units import Unit
@@ -56,7 +60,7 @@ from carryover.services.charging_model import (
 )
 from carryover.services.errors import ServiceError
 from carryover.store.charging_tables import charging_sessions, quota_holds
-from carryover.store.repository import usage_row, utc
+from carryover.store.repository import snapshot_of, usage_row, utc
 from carryover.store.tables import accounts, usage_events
 from carryover.store.uow import UnitOfWork
 
@@ -88,17 +92,21 @@ def _hold_upsert(dialect: str):
 _HOLD_UPSERTS = {d: _hold_upsert(d) for d in ("postgresql", "sqlite")}
 
 
-def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
+def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp],
+           cache: BookCache | None = None) -> list[Result]:
     """Answer `ops` in order in one transaction: per op its answer or its error.
 
-    `uow_factory()` opens a UnitOfWork. Errors that are not the request's own (the
-    database went away) are raised when the batch is a single request."""
+    `uow_factory()` opens a UnitOfWork; `cache` keeps the books between batches.
+    Errors that are not the request's own (the database went away) are raised
+    when the batch is a single request."""
     ops = list(ops)
     try:
         with uow_factory() as uow:
-            results = _Batch(uow, policy).run(ops)
+            batch = _Batch(uow, policy, cache)
+            results = batch.run(ops)
             uow.commit()
-            return results
+        batch.remember()  # only what was committed is worth keeping
+        return results
     except _Refused as refused:
         if len(ops) == 1:
             return [refused.error]
@@ -107,11 +115,57 @@ def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> li
         if len(ops) == 1:
             raise
     # Rolled back: each request again on its own, so only the bad one is refused.
-    return [charge(uow_factory, policy, [op])[0] for op in ops]
+    return [charge(uow_factory, policy, [op], cache)[0] for op in ops]
 
 
 def charge_on(engine, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
     return charge(lambda: UnitOfWork(engine), policy, ops)
+
+
+@dataclass(slots=True)
+class _Kept:
+    version: int  # the account row's version the book is at
+    book: AccountBook
+    snapshot: dict
+    holds: dict
+    closed: list[Bucket]
+
+
+class BookCache:
+    """The books (with holds and closed buckets) of accounts this process answered
+    lately, each with the account version it is at: up to `limit` accounts, the
+    least recently used forgotten first.
+
+    Every writer of an account's state bumps `accounts.version` (save_book, the
+    bulk ingest, line import), and a batch reads the version under the account's
+    lock, so a book whose version differs is stale and is read again. A batch
+    takes the books it uses out of the cache and puts them back only after its
+    commit: a rolled-back batch leaves nothing behind, and two lanes never share
+    a book."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._kept: OrderedDict[int, _Kept] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def take(self, account_id: int, version: int) -> _Kept | None:
+        with self._lock:
+            kept = self._kept.pop(account_id, None)
+            if kept is not None and kept.version == version:
+                self.hits += 1
+                return kept
+            self.misses += 1
+            return None
+
+    def put(self, account_id: int, kept: _Kept) -> None:
+        if self.limit <= 0:
+            return
+        with self._lock:
+            self._kept[account_id] = kept
+            self._kept.move_to_end(account_id)
+            while len(self._kept) > self.limit:
+                self._kept.popitem(last=False)
 
 
 class _Refused(Exception):
@@ -153,16 +207,18 @@ class _HoldRow:
 
 @dataclass(slots=True)
 class _Account:
-    row: object
+    row: Any
     book: AccountBook
     snapshot: dict
     holds: dict[tuple[str, int], _HoldRow] = field(default_factory=dict)
+    closed: list[Bucket] = field(default_factory=list)
     touched: bool = False
 
 
 class _Batch:
-    def __init__(self, uow: UnitOfWork, policy: ChargingPolicy) -> None:
-        self.uow, self.conn, self.policy = uow, uow.conn, policy
+    def __init__(self, uow: UnitOfWork, policy: ChargingPolicy,
+                 cache: BookCache | None = None) -> None:
+        self.uow, self.conn, self.policy, self.cache = uow, uow.conn, policy, cache
         self.accounts: dict[int, _Account] = {}
         self.sessions: dict[str, _Session] = {}
         self.stored: set[str] = set()
@@ -200,23 +256,40 @@ class _Batch:
                 self.sessions[r.ref] = _Session(
                     r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
                     utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at))
-        books = self.uow.accounts.load_books(rows, self.uow.plans.all())
+        plans = self.uow.plans.all()
+        missing = []
         for row in rows:
+            kept = self.cache.take(row.id, row.version) if self.cache is not None else None
+            if kept is None:
+                missing.append(row)
+                continue
+            book = kept.book
+            book.plans = plans  # a plan's new body is a new Plan: the book sees it
+            book.history, book.booked_totals = self.uow.accounts.readers(row.id)
+            self.accounts[row.id] = _Account(row, book, kept.snapshot, dict(kept.holds),
+                                             kept.closed)
+        books = self.uow.accounts.load_books(missing, plans)
+        for row in missing:
             book, snapshot = books[row.id]
             self.accounts[row.id] = _Account(row, book, snapshot)
-        for r in self.conn.execute(_HOLDS, {"ids": ids}):
-            hold = _HoldRow(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
-                            utc(r.granted_at), utc(r.expires_at))
-            self.accounts[r.account_id].holds[(hold.ref, hold.rating_group)] = hold
-            self.initial_holds[(hold.ref, hold.rating_group)] = hold
+        loaded = sorted(row.id for row in missing)
+        if loaded:
+            for r in self.conn.execute(_HOLDS, {"ids": loaded}):
+                self.accounts[r.account_id].holds[(r.ref, int(r.rating_group))] = _HoldRow(
+                    r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
+                    utc(r.granted_at), utc(r.expires_at))
+            since = [self.accounts[i].book.cycle_start for i in loaded]
+            closed = notifications.stored_closed(
+                self.conn, loaded, None if None in since else min(since))
+            for i in loaded:
+                self.accounts[i].closed = closed.get(i, [])
+        for account in self.accounts.values():
+            self.initial_holds.update(account.holds)
         events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
                          for op in ops if op.ref for unit in op.request.units
                          for used in unit.used})
         if events:
             self.stored = set(self.conn.execute(_STORED, {"events": events}).scalars())
-        since = [a.book.cycle_start for a in self.accounts.values()]
-        self.closed = notifications.stored_closed(
-            self.conn, ids, None if None in since else min(since))
 
     # ---- answering ---------------------------------------------------------------------
     def _answer(self, op: ChargingOp, found: dict) -> Result:
@@ -302,7 +375,7 @@ class _Batch:
                     request.at + timedelta(seconds=grant.validity_seconds)
                     + self.policy.hold_margin)
         for row in notifications.book_rows_with(
-                account.row, book, at, self.closed.get(session.account_id, []),
+                account.row, book, at, account.closed,
                 account.snapshot["msisdns"]):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence
@@ -326,6 +399,21 @@ class _Batch:
                 outcome = book.submit(event)
                 if outcome.status == "rejected":
                     raise ServiceError(outcome.reason or "usage refused")
+
+    def remember(self) -> None:
+        """After the commit: keep the books, at the versions the batch left them."""
+        if self.cache is None:
+            return
+        for account_id, account in self.accounts.items():
+            book, version, snapshot = account.book, account.row.version, account.snapshot
+            if account.touched:  # save_books wrote it and bumped the version once
+                book.entries, book.applied, book.seen_usage = [], [], set()
+                book.replayed = False
+                snapshot = {**snapshot_of(book), "msisdns": snapshot["msisdns"]}
+                version += 1
+            book.history = book.booked_totals = None  # they read through this batch's conn
+            self.cache.put(account_id, _Kept(version, book, snapshot, account.holds,
+                                             account.closed))
 
     # ---- writing -----------------------------------------------------------------------
     def _write(self) -> None:

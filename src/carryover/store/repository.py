@@ -318,10 +318,13 @@ class AccountRepository:
                     (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
             book = books[i]
-            book.history = lambda i=i: self.history(i)
-            book.booked_totals = lambda i=i: self.booked_totals(i)
+            book.history, book.booked_totals = self.readers(i)
             out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i]})
         return out
+
+    def readers(self, account_id: int) -> tuple:
+        """Where a replay of the account's book reads its history and booked totals."""
+        return (lambda: self.history(account_id), lambda: self.booked_totals(account_id))
 
     @staticmethod
     def _empty_book(account: Any, all_plans: dict[str, Plan]) -> AccountBook:
