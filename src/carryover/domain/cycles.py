@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -59,6 +60,13 @@ def anchor_day(year: int, month: int, cycle_day: int) -> date:
     return date(year, month, min(cycle_day, calendar.monthrange(year, month)[1]))
 
 
+@lru_cache(maxsize=65_536)
+def _start_in_month(cycle_day: int, timezone: str, year: int, month: int) -> datetime:
+    # Pure and asked for the same few months over and over (every usage event's
+    # instant is placed in its cycle): worth remembering.
+    return local_midnight(anchor_day(year, month, cycle_day), ZoneInfo(timezone))
+
+
 @dataclass(frozen=True, slots=True)
 class CycleCalendar:
     """The cycles of one account: a bill-cycle day and a timezone."""
@@ -78,7 +86,7 @@ class CycleCalendar:
 
     def start_in_month(self, year: int, month: int) -> datetime:
         """The cycle boundary that falls in the given local month (UTC)."""
-        return local_midnight(anchor_day(year, month, self.cycle_day), self.tz)
+        return _start_in_month(self.cycle_day, self.timezone, year, month)
 
     def cycle_at(self, at: datetime) -> tuple[datetime, datetime]:
         """(start, end) in UTC of the cycle containing `at`; end is exclusive."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,6 +59,7 @@ from carryover.services.charging_model import (
     UnknownSubscriber,
 )
 from carryover.services.errors import ServiceError
+from carryover.store.bulk_update import update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.repository import snapshot_of, usage_row, utc
 from carryover.store.tables import accounts, usage_events
@@ -78,7 +79,6 @@ _ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
 _HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
 _STORED = select(usage_events.c.event_id).where(
     usage_events.c.event_id.in_(bindparam("events", expanding=True)))
-_SESSION_UPDATE = update(charging_sessions).where(_cs.ref == bindparam("s_ref"))
 
 
 def _hold_upsert(dialect: str):
@@ -441,11 +441,11 @@ class _Batch:
         if fresh:
             conn.execute(_HOLD_UPSERTS[conn.dialect.name], fresh)
         changed = [s for s in self.sessions.values() if s.changed and not s.new]
-        if changed:
-            conn.execute(_SESSION_UPDATE, [
-                {"s_ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
-                 "last_result": s.last_result, "released_at": s.released_at}
-                for s in changed])
+        update_many(conn, charging_sessions, ("ref",),
+                    ("updated_at", "sequence", "last_result", "released_at"), [
+                        {"ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
+                         "last_result": s.last_result, "released_at": s.released_at}
+                        for s in changed])
         notifications.insert_rows(conn, list(self.outbox.values()))
 
 

@@ -42,6 +42,7 @@ from carryover.domain.ledger import Entry, EntryKind
 from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
 from carryover.store import codec
+from carryover.store.bulk_update import update_many
 from carryover.store.tables import (
     accounts,
     buckets,
@@ -75,8 +76,9 @@ _LIVE_BUCKETS_OF = select(buckets).where(and_(
     ).order_by(buckets.c.account_id, buckets.c.id)
 _UPDATE_BUCKET = update(buckets).where(and_(
     buckets.c.account_id == bindparam("b_account"), buckets.c.id == bindparam("b_id")))
-_UPDATE_CURSOR = update(accounts).where(accounts.c.id == bindparam("account_id")).values(
-    version=accounts.c.version + 1)
+_CURSOR_SETS = ("cycle_start", "cycle_end", "until", "segment_start", "last_key")
+_BUCKET_SETS = ("owner", "unit", "kind", "granted", "remaining", "valid_from", "valid_until",
+                "priority", "rollable", "origin", "closed")
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -362,7 +364,7 @@ class AccountRepository:
                 for b in moved:
                     values = _bucket_values(b)
                     if b.id in known:
-                        updates.append({"b_account": account_id, "b_id": b.id, **values})
+                        updates.append({"account_id": account_id, "id": b.id, **values})
                     else:
                         new_buckets.append({"account_id": account_id, "id": b.id, **values})
             counter_rows.extend(
@@ -375,20 +377,19 @@ class AccountRepository:
                     self._save_line(account_id, state)
             key = book.last_key
             cursors.append({
-                "account_id": account_id, "cycle_start": book.cycle_start,
+                "id": account_id, "cycle_start": book.cycle_start,
                 "cycle_end": book.cycle_end, "until": book.until,
                 "segment_start": book.segment_start,
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
         if entries:
             self.conn.execute(insert(ledger_entries), entries)
-        if updates:
-            self.conn.execute(_UPDATE_BUCKET, updates)
+        update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)
         if new_buckets:
             self.conn.execute(insert(buckets), new_buckets)
         if counter_rows:
             self.conn.execute(_counter_upsert(self.conn.dialect.name), counter_rows)
-        if cursors:
-            self.conn.execute(_UPDATE_CURSOR, cursors)
+        update_many(self.conn, accounts, ("id",), _CURSOR_SETS, cursors,
+                    also="version = version + 1")
 
     def _upsert_buckets(self, account_id: int, changed: list[Bucket], known: dict,
                         replayed: bool) -> None:

@@ -1,0 +1,79 @@
+"""Many rows updated by one statement.
+
+`update_many(conn, table, keys, sets, rows)` sets the `sets` columns of the
+rows found by their `keys` columns, each row its own values. On PostgreSQL it
+is one `UPDATE ... FROM unnest(arrays) AS v(...)` whatever the number of rows:
+one statement for the server to plan and run, and no per-row work in the
+driver (an executemany sends, and the server runs, one UPDATE per row). On
+SQLite, where a statement costs no round trip, it is an executemany of the
+same UPDATE. The statements are built once per (table, keys, sets).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    TextClause,
+    TypeDecorator,
+    and_,
+    bindparam,
+    literal_column,
+    text,
+    update,
+)
+
+
+def update_many(conn: Connection, table: Table, keys: Sequence[str], sets: Sequence[str],
+                rows: list[dict], also: str = "") -> None:
+    """`rows` map every key and set column to its value; `also` is extra SQL for the
+    SET clause of every row (e.g. `version = version + 1`)."""
+    if not rows:
+        return
+    keys, sets = tuple(keys), tuple(sets)
+    if conn.dialect.name != "postgresql":
+        conn.execute(_each(table, keys, sets, also),
+                     [{f"p_{c}": row[c] for c in keys + sets} for row in rows])
+        return
+    arrays = {}
+    for c in keys + sets:
+        values = [row[c] for row in rows]
+        kind = table.c[c].type
+        if isinstance(kind, JSON):
+            values = [None if v is None else json.dumps(v) for v in values]
+        elif isinstance(kind, TypeDecorator):  # e.g. Instant: refuses naive datetimes
+            values = [kind.process_bind_param(v, conn.dialect) for v in values]
+        arrays[f"p_{c}"] = values
+    conn.execute(_unnest(conn.dialect, table, keys, sets, also), arrays)
+
+
+@cache
+def _each(table: Table, keys: tuple, sets: tuple, also: str):
+    values = {c: bindparam(f"p_{c}") for c in sets}
+    statement = update(table).where(and_(*(table.c[k] == bindparam(f"p_{k}") for k in keys)))
+    if also:
+        name, _, expression = also.partition("=")
+        values[name.strip()] = literal_column(expression.strip())
+    return statement.values(values)
+
+
+@cache
+def _unnest(dialect, table: Table, keys: tuple, sets: tuple, also: str) -> TextClause:
+    columns = keys + sets
+
+    def array_type(c: str) -> str:
+        kind = table.c[c].type
+        if isinstance(kind, JSON):
+            return "json[]"
+        return kind.compile(dialect=dialect) + "[]"
+    assignments = [f'"{c}" = v."{c}"' for c in sets] + ([also] if also else [])
+    arrays = ", ".join(f"CAST(:p_{c} AS {array_type(c)})" for c in columns)
+    names = ", ".join(f'"{c}"' for c in columns)
+    match = " AND ".join(f't."{k}" = v."{k}"' for k in keys)
+    return text(f'UPDATE "{table.name}" AS t SET {", ".join(assignments)} '
+                f"FROM unnest({arrays}) AS v({names}) WHERE {match}")
