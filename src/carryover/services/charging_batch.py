@@ -77,6 +77,9 @@ _ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.
 # FOR NO KEY UPDATE, as AccountRepository.lock_account; in id order (no deadlocks).
 _ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
 _HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
+# `inline()`: no RETURNING of generated keys, which would be a result to wait for.
+_NEW_SESSIONS = insert(charging_sessions).inline()
+_NEW_USAGE = insert(usage_events).inline()
 _STORED = select(usage_events.c.event_id).where(
     usage_events.c.event_id.in_(bindparam("events", expanding=True)))
 
@@ -417,16 +420,29 @@ class _Batch:
 
     # ---- writing -----------------------------------------------------------------------
     def _write(self) -> None:
+        replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
+        if self.conn.dialect.name != "postgresql" or replayed:
+            # (Saving a replayed book reads which buckets exist: it cannot be pipelined.)
+            self._write_rows()
+            return
+        # Pipeline mode (psycopg): the writes need no answer but success, so they go
+        # out one after the other without waiting for each, and their results come
+        # back together: one round trip for all of them instead of one each. An error
+        # surfaces when the pipeline ends, and rolls the batch back like any other.
+        with self.conn.connection.driver_connection.pipeline():
+            self._write_rows()
+
+    def _write_rows(self) -> None:
         conn = self.conn
         new = [s for s in self.sessions.values() if s.new]
         if new:
-            conn.execute(insert(charging_sessions), [
+            conn.execute(_NEW_SESSIONS, [
                 {"ref": s.ref, "account_id": s.account_id, "line": s.line,
                  "subscriber": s.subscriber, "opened_at": s.opened_at,
                  "updated_at": s.updated_at, "sequence": s.sequence,
                  "last_result": s.last_result, "released_at": s.released_at} for s in new])
         if self.usage_rows:
-            conn.execute(insert(usage_events), self.usage_rows)
+            conn.execute(_NEW_USAGE, self.usage_rows)
         touched = sorted(i for i, a in self.accounts.items() if a.touched)
         self.uow.accounts.save_books(
             [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])

@@ -305,5 +305,5 @@ def _insert(conn: Connection, rows: list[dict]) -> None:
     written = datetime.now(UTC)
     rows = [{**row, "written_at": written} for row in rows]
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(outbox).on_conflict_do_nothing(
+    conn.execute(dialect_insert(outbox).inline().on_conflict_do_nothing(
         index_elements=["line", "cycle_start", "kind"]), rows)

@@ -76,6 +76,10 @@ _LIVE_BUCKETS_OF = select(buckets).where(and_(
     ).order_by(buckets.c.account_id, buckets.c.id)
 _UPDATE_BUCKET = update(buckets).where(and_(
     buckets.c.account_id == bindparam("b_account"), buckets.c.id == bindparam("b_id")))
+# `inline()`: no RETURNING of generated keys (nothing reads them), so the statements
+# need no answer and can go out in a pipeline (services.charging_batch).
+_NEW_ENTRIES = insert(ledger_entries).inline()
+_NEW_BUCKETS = insert(buckets).inline()
 _CURSOR_SETS = ("cycle_start", "cycle_end", "until", "segment_start", "last_key")
 _BUCKET_SETS = ("owner", "unit", "kind", "granted", "remaining", "valid_from", "valid_until",
                 "priority", "rollable", "origin", "closed")
@@ -382,10 +386,10 @@ class AccountRepository:
                 "segment_start": book.segment_start,
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
         if entries:
-            self.conn.execute(insert(ledger_entries), entries)
+            self.conn.execute(_NEW_ENTRIES, entries)
         update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)
         if new_buckets:
-            self.conn.execute(insert(buckets), new_buckets)
+            self.conn.execute(_NEW_BUCKETS, new_buckets)
         if counter_rows:
             self.conn.execute(_counter_upsert(self.conn.dialect.name), counter_rows)
         update_many(self.conn, accounts, ("id",), _CURSOR_SETS, cursors,
