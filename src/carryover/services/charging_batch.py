@@ -61,7 +61,15 @@ from carryover.services.charging_model import (
 from carryover.services.errors import ServiceError
 from carryover.store.bulk_update import update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
-from carryover.store.repository import snapshot_of, usage_row, utc
+from carryover.store.pipelined import read_all
+from carryover.store.repository import (
+    PLAN_TEXTS,
+    book_queries,
+    plans_from_rows,
+    snapshot_of,
+    usage_row,
+    utc,
+)
 from carryover.store.tables import accounts, usage_events
 from carryover.store.uow import UnitOfWork
 
@@ -254,45 +262,64 @@ class _Batch:
             return
         locking = self.conn.dialect.name == "postgresql"
         rows = self.conn.execute(_ACCOUNTS_LOCKED if locking else _ACCOUNTS, {"ids": ids}).all()
+        plans_at = 0
+        queries: list[tuple] = [(PLAN_TEXTS, {})]
         if refs:
-            for r in self.conn.execute(_SESSIONS, {"refs": refs}):
-                self.sessions[r.ref] = _Session(
-                    r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
-                    utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at))
-        plans = self.uow.plans.all()
-        missing = []
-        for row in rows:
-            kept = self.cache.take(row.id, row.version) if self.cache is not None else None
-            if kept is None:
-                missing.append(row)
-                continue
-            book = kept.book
-            book.plans = plans  # a plan's new body is a new Plan: the book sees it
-            book.history, book.booked_totals = self.uow.accounts.readers(row.id)
-            self.accounts[row.id] = _Account(row, book, kept.snapshot, dict(kept.holds),
-                                             kept.closed)
-        books = self.uow.accounts.load_books(missing, plans)
-        for row in missing:
-            book, snapshot = books[row.id]
-            self.accounts[row.id] = _Account(row, book, snapshot)
-        loaded = sorted(row.id for row in missing)
-        if loaded:
-            for r in self.conn.execute(_HOLDS, {"ids": loaded}):
-                self.accounts[r.account_id].holds[(r.ref, int(r.rating_group))] = _HoldRow(
-                    r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
-                    utc(r.granted_at), utc(r.expires_at))
-            since = [self.accounts[i].book.cycle_start for i in loaded]
-            closed = notifications.stored_closed(
-                self.conn, loaded, None if None in since else min(since))
-            for i in loaded:
-                self.accounts[i].closed = closed.get(i, [])
-        for account in self.accounts.values():
-            self.initial_holds.update(account.holds)
+            queries.append((_SESSIONS, {"refs": refs}))
         events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
                          for op in ops if op.ref for unit in op.request.units
                          for used in unit.used})
         if events:
-            self.stored = set(self.conn.execute(_STORED, {"events": events}).scalars())
+            queries.append((_STORED, {"events": events}))
+        kept: dict[int, _Kept] = {}
+        missing = []
+        for row in rows:
+            hit = self.cache.take(row.id, row.version) if self.cache is not None else None
+            if hit is None:
+                missing.append(row)
+            else:
+                kept[row.id] = hit
+        loaded = sorted(row.id for row in missing)
+        first_book = len(queries)
+        if loaded:
+            since = [row.cycle_start for row in missing]
+            queries += [*book_queries(missing), (_HOLDS, {"ids": loaded}),
+                        notifications.stored_closed_query(
+                            loaded, None if None in since else utc(min(since)))]
+        # Every read of the batch in one round trip (PostgreSQL's pipeline).
+        fetched = read_all(self.conn, queries)
+        plans = plans_from_rows(fetched[plans_at])
+        if refs:
+            for r in fetched[1]:
+                self.sessions[r.ref] = _Session(
+                    r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
+                    utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at))
+        if events:
+            self.stored = {r.event_id for r in fetched[2 if refs else 1]}
+        for row in rows:
+            hit = kept.get(row.id)
+            if hit is None:
+                continue
+            book = hit.book
+            book.plans = plans  # a plan's new body is a new Plan: the book sees it
+            book.history, book.booked_totals = self.uow.accounts.readers(row.id)
+            self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
+                                             hit.closed)
+        if loaded:
+            *book_rows, hold_rows, closed_rows = fetched[first_book:]
+            books = self.uow.accounts.load_books(missing, plans, book_rows)
+            for row in missing:
+                book, snapshot = books[row.id]
+                self.accounts[row.id] = _Account(row, book, snapshot)
+            for r in hold_rows:
+                self.accounts[r.account_id].holds[(r.ref, int(r.rating_group))] = _HoldRow(
+                    r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
+                    utc(r.granted_at), utc(r.expires_at))
+            closed = notifications.closed_from_rows(closed_rows)
+            for i in loaded:
+                self.accounts[i].closed = closed.get(i, [])
+        for account in self.accounts.values():
+            self.initial_holds.update(account.holds)
 
     # ---- answering ---------------------------------------------------------------------
     def _answer(self, op: ChargingOp, found: dict) -> Result:

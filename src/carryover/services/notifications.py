@@ -162,12 +162,19 @@ def stored_closed(conn: Connection, account_ids: list[int],
     it overlaps the cycle or starts in it, so it ends after the cycle starts."""
     if not account_ids:
         return {}
-    query = select(_b.account_id, *_CLOSED_COLUMNS).where(
-        _b.account_id.in_(account_ids), _b.closed.is_(True), _b.unit == "data")
-    if since is not None:
-        query = query.where(_b.valid_until.is_(None) | (_b.valid_until > since))
+    return closed_from_rows(conn.execute(*stored_closed_query(account_ids, since)))
+
+
+def stored_closed_query(account_ids: list[int], since: datetime | None) -> tuple[Any, dict]:
+    """The query of `stored_closed` and its parameters (for store.pipelined.read_all)."""
+    if since is None:
+        return _CLOSED_OF, {"ids": account_ids}
+    return _CLOSED_OF_SINCE, {"ids": account_ids, "since": since}
+
+
+def closed_from_rows(rows: Iterable[Any]) -> dict[int, list[Bucket]]:
     out: dict[int, list[Bucket]] = {}
-    for r in conn.execute(query.order_by(_b.account_id, _b.id)):
+    for r in rows:
         out.setdefault(r.account_id, []).append(_closed_bucket(r))
     return out
 
@@ -182,6 +189,11 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
 _b = buckets.c
 _CLOSED_COLUMNS = (_b.id, _b.owner, _b.kind, _b.granted, _b.remaining, _b.valid_from,
                    _b.valid_until, _b.priority, _b.rollable)
+_CLOSED_OF = select(_b.account_id, *_CLOSED_COLUMNS).where(
+    _b.account_id.in_(bindparam("ids", expanding=True)), _b.closed.is_(True),
+    _b.unit == "data").order_by(_b.account_id, _b.id)
+_CLOSED_OF_SINCE = _CLOSED_OF.where(
+    _b.valid_until.is_(None) | (_b.valid_until > bindparam("since", type_=Instant)))
 _CLOSED_IN_CYCLE = select(*_CLOSED_COLUMNS).where(
     _b.account_id == bindparam("account_id"), _b.closed.is_(True), _b.unit == "data",
     ((_b.kind == "allowance") & (_b.valid_from < bindparam("cycle_end", type_=Instant))

@@ -14,7 +14,7 @@ IMMEDIATE. Either way two writers to one account serialize.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
@@ -43,6 +43,7 @@ from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
 from carryover.store import codec
 from carryover.store.bulk_update import update_many
+from carryover.store.pipelined import read_all
 from carryover.store.tables import (
     accounts,
     buckets,
@@ -63,7 +64,7 @@ _FIND_LINES = select(
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
     | lines.c.imsi.in_(bindparam("imsis", expanding=True))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-_PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_by(plans.c.id)
+PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_by(plans.c.id)
 # FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
 # whose foreign keys merely reference it.
 _ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
@@ -71,6 +72,8 @@ _ACCOUNT_LINES = select(lines).where(lines.c.account_id == bindparam("account_id
     lines.c.id)
 _LINES_OF = select(lines).where(lines.c.account_id.in_(bindparam("ids", expanding=True))
                                  ).order_by(lines.c.account_id, lines.c.id)
+_CYCLE_COUNTERS_OF = select(counters).where(
+    tuple_(counters.c.account_id, counters.c.cycle_start).in_(bindparam("keys", expanding=True)))
 _LIVE_BUCKETS_OF = select(buckets).where(and_(
     buckets.c.account_id.in_(bindparam("ids", expanding=True)), buckets.c.closed.is_(False))
     ).order_by(buckets.c.account_id, buckets.c.id)
@@ -100,6 +103,24 @@ def _parsed(body: str) -> Plan:
 
 def _bucket_state(b: Bucket) -> tuple:
     return (b.granted, b.remaining, b.valid_until, b.closed)
+
+
+def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
+    """The reads `load_books` needs for these account rows: lines, live buckets and,
+    for accounts in a cycle, that cycle's counters (independent of each other)."""
+    rows = sorted(account_rows, key=lambda row: row.id)
+    ids = [row.id for row in rows]
+    queries: list[tuple[Any, dict]] = [(_LINES_OF, {"ids": ids}), (_LIVE_BUCKETS_OF, {"ids": ids})]
+    current = [(row.id, utc(row.cycle_start).isoformat()) for row in rows
+               if row.cycle_start is not None]
+    if current:
+        queries.append((_CYCLE_COUNTERS_OF, {"keys": current}))
+    return queries
+
+
+def plans_from_rows(rows: Iterable[Any]) -> dict[str, Plan]:
+    """The catalog from the rows of PLAN_TEXTS."""
+    return {row.id: _parsed(row.body) for row in rows}
 
 
 def snapshot_of(book: AccountBook) -> dict:
@@ -172,8 +193,7 @@ class PlanRepository:
     def all(self) -> dict[str, Plan]:
         # The body as the stored JSON text: the parse cache is keyed on it, so a plan
         # that did not change costs neither a JSON decode by the driver nor a re-dump.
-        rows = self.conn.execute(_PLAN_TEXTS)
-        return {row.id: _parsed(row.body) for row in rows}
+        return plans_from_rows(self.conn.execute(PLAN_TEXTS))
 
     def sources(self) -> dict[str, str]:
         return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
@@ -289,10 +309,12 @@ class AccountRepository:
     def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:
         return self.load_books([account], all_plans)[account.id]
 
-    def load_books(self, account_rows: Iterable[Any],
-                   all_plans: dict[str, Plan]) -> dict[int, tuple[AccountBook, dict]]:
+    def load_books(self, account_rows: Iterable[Any], all_plans: dict[str, Plan],
+                   fetched: Sequence[list[Any]] | None = None,
+                   ) -> dict[int, tuple[AccountBook, dict]]:
         """The books of several accounts (their rows, locked by the caller), in three
-        queries whatever their number: lines, live buckets, current counters.
+        queries whatever their number: lines, live buckets, current counters
+        (`book_queries`; `fetched`: their rows, when the caller ran them).
 
         Each book comes with its snapshot, what `save_books` diffs against; the
         snapshot also carries the lines' MSISDNs (`msisdns`) for notifications."""
@@ -300,28 +322,26 @@ class AccountRepository:
         if not rows:
             return {}
         ids = sorted(rows)
+        if fetched is None:
+            fetched = read_all(self.conn, book_queries(rows.values()))
+        line_rows, bucket_rows, counter_rows = [*fetched, []][:3]
         out: dict[int, tuple[AccountBook, dict]] = {}
         msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
         books = {i: self._empty_book(rows[i], all_plans) for i in ids}
-        for row in self.conn.execute(_LINES_OF, {"ids": ids}):
+        for row in line_rows:
             books[row.account_id].lines[row.id] = LineState(
                 row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
                 {Unit(k): v for k, v in (row.limits or {}).items()})
             msisdns[row.account_id][row.id] = row.msisdn
-        for row in self.conn.execute(_LIVE_BUCKETS_OF, {"ids": ids}):
+        for row in bucket_rows:
             books[row.account_id].buckets[row.id] = Bucket(
                 id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
                 granted=row.granted, valid_from=utc(row.valid_from),
                 valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
                 origin=row.origin, remaining=row.remaining, closed=row.closed)
-        current = [(i, books[i].cycle_start.isoformat()) for i in ids
-                   if books[i].cycle_start is not None]
-        if current:
-            c = counters.c
-            for row in self.conn.execute(select(counters).where(
-                    tuple_(c.account_id, c.cycle_start).in_(current))):
-                books[row.account_id].counters[
-                    (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
+        for row in counter_rows:
+            books[row.account_id].counters[
+                (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
             book = books[i]
             book.history, book.booked_totals = self.readers(i)
