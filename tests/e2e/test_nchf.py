@@ -118,8 +118,9 @@ def granted(answer: dict, rg: int = 1) -> int:
 # remembered after its first use, so the rest take api.nchf_fast (checked at the end).
 @pytest.fixture(params=[0, 60], ids=["routed", "fast"])
 def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
-    with served_api(db_url, api_key_cache_seconds=request.param, nchf_max_grant=MAX_GRANT, nchf_validity_seconds=3600,
-                    nchf_threshold_percent=20, nchf_hold_margin_seconds=60,
+    with served_api(db_url, api_key_cache_seconds=request.param, nchf_max_grant=MAX_GRANT,
+                    nchf_validity_seconds=3600, nchf_threshold_percent=20,
+                    nchf_hold_margin_seconds=60,
                     nchf_rating_groups={20: "hotspot"}) as served:
         with UnitOfWork(served.engine) as uow:
             for plan_id, body in PLANS.items():
