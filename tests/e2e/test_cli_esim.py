@@ -207,7 +207,11 @@ def test_serve_runs_the_api_under_uvicorn(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
     cli("serve", "--port", "8123", "--workers", "2")
     assert calls == [(("carryover.api.app:app_from_environment",),
-                      {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 2})]
+                      {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 2,
+                       "access_log": True})]
+    monkeypatch.setenv("CARRYOVER_API_ACCESS_LOG", "false")  # setting api_access_log
+    cli("serve", "--port", "8123")
+    assert calls[-1][1]["access_log"] is False
 
 
 def test_smdp_serve_loads_the_profiles(monkeypatch, tmp_path):
