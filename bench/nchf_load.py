@@ -552,6 +552,8 @@ def run_backend(url: str, folder: Path, args: argparse.Namespace) -> dict:
     with serving(url, args.workers, folder) as base:
         driver = Driver(base, lines["token"], lines["imsis"], args.max_in_flight, args.timeout)
         t0, cpu0 = time.perf_counter(), time.process_time()
+        # The standard loop, not uvloop: uvloop's loop.time() counts in whole
+        # milliseconds, cached per loop iteration, too coarse for a 20 ms p99.
         asyncio.run(driver.run(ops, ops[-1].at + args.grace))
         # The client's own CPU (not the server's: another process): on a small machine
         # the two share the cores, so this is what the bench takes from the server.

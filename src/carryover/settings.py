@@ -164,11 +164,13 @@ class Settings(BaseSettings):
                     "under its lock so another writer's change is always seen. 0: read "
                     "every book from the database for each batch.")
     nchf_lanes: int = Field(
-        default=2, ge=1, le=64,
+        default=1, ge=1, le=64,
         description="Threads per worker process answering Nchf batches on PostgreSQL, "
                     "each with its own connection, so that one's CPU work overlaps "
                     "another's waits for the database. A session's requests always go "
-                    "to the same lane. SQLite uses one (it has one writer at a time).")
+                    "to the same lane. SQLite uses one (it has one writer at a time). "
+                    "The threads of one process share the GIL: on 2 cores one lane "
+                    "answered faster than two (docs/performance.md).")
     nchf_rating_groups: dict[int, str] = Field(
         default={},
         description="3GPP rating group number -> carryover rating group, as JSON, e.g. "
