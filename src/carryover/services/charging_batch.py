@@ -59,7 +59,7 @@ from carryover.services.charging_model import (
     UnknownSubscriber,
 )
 from carryover.services.errors import ServiceError
-from carryover.store.bulk_update import update_many
+from carryover.store.bulk_update import insert_many, update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.pipelined import read_all
 from carryover.store.repository import (
@@ -463,13 +463,12 @@ class _Batch:
         conn = self.conn
         new = [s for s in self.sessions.values() if s.new]
         if new:
-            conn.execute(_NEW_SESSIONS, [
+            insert_many(conn, _NEW_SESSIONS, charging_sessions, [
                 {"ref": s.ref, "account_id": s.account_id, "line": s.line,
                  "subscriber": s.subscriber, "opened_at": s.opened_at,
                  "updated_at": s.updated_at, "sequence": s.sequence,
                  "last_result": s.last_result, "released_at": s.released_at} for s in new])
-        if self.usage_rows:
-            conn.execute(_NEW_USAGE, self.usage_rows)
+        insert_many(conn, _NEW_USAGE, usage_events, self.usage_rows)
         touched = sorted(i for i, a in self.accounts.items() if a.touched)
         self.uow.accounts.save_books(
             [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])
@@ -481,8 +480,9 @@ class _Batch:
                   "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
                   "expires_at": h.expires_at}
                  for key, h in sorted(final.items()) if self.initial_holds.get(key) != h]
-        if fresh:
-            conn.execute(_HOLD_UPSERTS[conn.dialect.name], fresh)
+        insert_many(conn, _HOLD_UPSERTS[conn.dialect.name], quota_holds, fresh,
+                    "ON CONFLICT (ref, rating_group) DO UPDATE SET amount = EXCLUDED.amount, "
+                    "granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at")
         changed = [s for s in self.sessions.values() if s.changed and not s.new]
         update_many(conn, charging_sessions, ("ref",),
                     ("updated_at", "sequence", "last_result", "released_at"), [

@@ -48,6 +48,7 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.notices import EXPIRING_WITHIN, THRESHOLDS, line_conditions, notices
 from carryover.domain.plans import BucketKind
 from carryover.domain.units import Unit
+from carryover.store.bulk_update import insert_many
 from carryover.store.repository import PlanRepository, utc
 from carryover.store.tables import Instant, accounts, buckets, counters, lines
 from carryover.store.webhook_tables import outbox
@@ -317,5 +318,6 @@ def _insert(conn: Connection, rows: list[dict]) -> None:
     written = datetime.now(UTC)
     rows = [{**row, "written_at": written} for row in rows]
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(outbox).inline().on_conflict_do_nothing(
-        index_elements=["line", "cycle_start", "kind"]), rows)
+    insert_many(conn, dialect_insert(outbox).inline().on_conflict_do_nothing(
+        index_elements=["line", "cycle_start", "kind"]), outbox, rows,
+        "ON CONFLICT (line, cycle_start, kind) DO NOTHING")

@@ -42,7 +42,7 @@ from carryover.domain.ledger import Entry, EntryKind
 from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
 from carryover.store import codec
-from carryover.store.bulk_update import update_many
+from carryover.store.bulk_update import insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.tables import (
     accounts,
@@ -405,13 +405,12 @@ class AccountRepository:
                 "cycle_end": book.cycle_end, "until": book.until,
                 "segment_start": book.segment_start,
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
-        if entries:
-            self.conn.execute(_NEW_ENTRIES, entries)
+        insert_many(self.conn, _NEW_ENTRIES, ledger_entries, entries)
         update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)
-        if new_buckets:
-            self.conn.execute(_NEW_BUCKETS, new_buckets)
-        if counter_rows:
-            self.conn.execute(_counter_upsert(self.conn.dialect.name), counter_rows)
+        insert_many(self.conn, _NEW_BUCKETS, buckets, new_buckets)
+        insert_many(self.conn, _counter_upsert(self.conn.dialect.name), counters, counter_rows,
+                    "ON CONFLICT (account_id, cycle_start, line, unit, name) "
+                    "DO UPDATE SET value = EXCLUDED.value")
         update_many(self.conn, accounts, ("id",), _CURSOR_SETS, cursors,
                     also="version = version + 1")
 
