@@ -7,6 +7,7 @@ hand from the plans below and the settings the app runs with.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -374,6 +375,38 @@ def test_bad_requests_and_unknown_names(api: Api) -> None:
                  json=request(T0, 0, [ask()], "imsi-310260000000801"))
     assert r.status_code == 403
     assert holds(api) == []
+
+
+def test_what_the_fast_path_leaves_to_the_route(api: Api) -> None:
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask()], "imsi-310260000000801"))
+    # A volume the spec allows (Uint64) but a signed 64-bit ledger cannot hold: 400,
+    # nothing stored, the session goes on.
+    r = api.call("POST", f"{BASE}/chargingdata/{ref}/update",
+                 json=request(T0 + timedelta(minutes=1), 1, [ask(used=[(0, 2**63)])]))
+    assert r.status_code == 400 and r.json()["cause"] == "INVALID_MSG_FORMAT"
+    validate_problem(r.json())
+    assert stored_usage(api, "r1") == 0
+    good = request(T0 + timedelta(minutes=2), 2, [ask(used=[(0, MB)])])
+    # Not JSON by its content type: the route decides (400), as without the fast path.
+    r = api.client.post(f"{api.url}{BASE}/chargingdata/{ref}/update", content=json.dumps(good),
+                        headers={"Authorization": f"Bearer {api.tokens['operator']}",
+                                 "Content-Type": "text/plain"})
+    assert r.status_code == 400
+    assert stored_usage(api, "r1") == 0
+    assert granted(smf.update(ref, good)) > 0
+    assert stored_usage(api, "r1") == MB
+
+
+def test_a_request_is_charged_to_the_rate_limit_once(db_url: str) -> None:
+    with served_api(db_url, api_rate_per_second=0.001, api_rate_burst=2,
+                    api_key_cache_seconds=60) as api:
+        bad = {"nfConsumerIdentification": SMF, "invocationTimeStamp": iso(T0),
+               "invocationSequenceNumber": "zero"}
+        first = api.call("POST", f"{BASE}/chargingdata", json=bad)  # checks the key
+        second = api.call("POST", f"{BASE}/chargingdata", json=bad)  # the key is known
+        third = api.call("POST", f"{BASE}/chargingdata", json=bad)
+    assert [first.status_code, second.status_code, third.status_code] == [400, 400, 429]
 
 
 def test_a_sessions_other_rating_groups_keep_their_holds(api: Api) -> None:

@@ -111,3 +111,23 @@ def test_a_rolled_back_batch_leaves_no_book_behind(lines) -> None:
     assert granted(again) == GB - 200 * 1024**2
     (b,) = run(lines, cache, [ChargingOp("update", ask(t + timedelta(minutes=2), 2), ref_b)])
     assert granted(b) == GB  # nothing of the refused report was kept
+
+
+def test_an_error_that_is_no_refusal_is_only_its_own_requests_answer(lines) -> None:
+    # A volume the database cannot store (the API refuses it first: this is the service
+    # called directly) fails the batch; run again one by one, only that request fails.
+    cache = BookCache(100)
+    t = JAN + timedelta(days=2)
+    opened = run(lines, cache, [ChargingOp("create", ask(t, 0, subscriber="line-a")),
+                                ChargingOp("create", ask(t, 0, subscriber="line-b"))])
+    ref_a, ref_b = (o.ref for o in opened)
+    later = t + timedelta(minutes=1)
+    results = run(lines, cache, [
+        ChargingOp("update", ask(later, 1, (UsedUnits(1, 100 * 1024**2, None),)), ref_a),
+        ChargingOp("update", ask(later, 1, (UsedUnits(1, 2**63, None),)), ref_b),
+        ChargingOp("update", ask(later + timedelta(seconds=1), 2,
+                                 (UsedUnits(2, 100 * 1024**2, None),)), ref_a),
+    ])
+    assert granted(results[0]) == GB - 100 * 1024**2
+    assert isinstance(results[1], Exception)
+    assert granted(results[2]) == GB - 200 * 1024**2

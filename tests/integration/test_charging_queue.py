@@ -293,3 +293,23 @@ def test_an_error_reaches_only_its_own_future(world: Engine, make_queue) -> None
                                                    if a.ref in holds)
     assert max(pool) == MB
     assert (queue.batches, queue.answered) == (2, len(ops))
+
+
+def test_a_waiter_that_gave_up_does_not_stop_the_lane(world: Engine, make_queue) -> None:
+    # An HTTP request cancelled while queued (asyncio.wrap_future cancels the future):
+    # its answer has nowhere to go, and every other request is still answered.
+    answers = [open_session(world, POLICY, ask(T0, 0, subscriber=LINES[i])) for i in range(3)]
+    gate = Gate(world)
+    queue = make_queue(gate)
+    t1 = T0 + timedelta(minutes=1)
+    ops = [ChargingOp("update", ask(t1, 1, MB // 2), a.ref) for a in answers]
+    first = queue.submit(ops[0])
+    assert gate.entered.wait(WAIT)
+    gave_up, waiting = queue.submit(ops[1]), queue.submit(ops[2])
+    assert gave_up.cancel()
+    gate.opened.set()
+    assert grant_of(first.result(WAIT)) == MB // 2
+    assert grant_of(waiting.result(WAIT)) == MB // 2
+    later = queue.submit(ChargingOp("update", ask(t1 + timedelta(minutes=1), 2, MB // 4),
+                                    answers[0].ref))
+    assert grant_of(later.result(WAIT)) == MB // 4  # the lane is still alive

@@ -53,6 +53,7 @@ from carryover.store.uow import UnitOfWork
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+MAX_STORED = 2**63 - 1  # BIGINT: the largest amount a ledger row holds
 
 
 class _Open(BaseModel):
@@ -199,8 +200,15 @@ def _requested(unit: RequestedUnit | None) -> int | None:
 
 def _volume(container: UsedUnitContainer) -> int:
     if container.totalVolume is not None:
-        return container.totalVolume
-    return (container.uplinkVolume or 0) + (container.downlinkVolume or 0)
+        volume = container.totalVolume
+    else:
+        volume = (container.uplinkVolume or 0) + (container.downlinkVolume or 0)
+    if volume > MAX_STORED:
+        # Uint64 in the spec; carryover stores amounts as signed 64-bit integers.
+        raise BadRequest(f"/multipleUnitUsage/usedUnitContainer/{container.localSequenceNumber}",
+                         f"a used volume of {volume} bytes is more than carryover stores "
+                         f"({MAX_STORED})")
+    return volume
 
 
 def _subscriber(body: ChargingDataRequest) -> str | None:

@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -32,6 +33,8 @@ from carryover.api.deps import RateLimiter
 from carryover.services import api_keys
 from carryover.services.charging import ChargingOp
 
+# The media types FastAPI reads as a JSON body (fastapi.routing).
+_JSON = re.compile(r"application/(?:[\w.+-]+\+)?json")
 _PATH = re.compile(re.escape(nchf.PREFIX) + r"/chargingdata(?:/([^/]+)/(update|release))?")
 
 
@@ -48,33 +51,25 @@ class NchfFastPath:
             return
         body = await _body(receive)
         app = scope["app"]
-        response = None
-        if await _operator(app, scope) is not None:
-            response = await self._answer(app, scope, match, body)
-        if response is None:  # not the ordinary case: the route answers it
+        # Observe counts it under its template, also if answering fails (a 500).
+        scope["route"] = self._route(app, match)
+        op = _ordinary(app, scope, match, body)
+        who = op and await _operator(app, scope)
+        if op is None or who is None:  # not the ordinary case: the route answers it
             await self.app(scope, _replay(body), send)
             return
-        scope["route"] = self._route(app, match)  # Observe counts it under its template
+        model, op = op
+        if op.kind == "create":
+            url = str(Request(scope).url)
+            response = await nchf.answer(app, lambda: op,
+                                         lambda result: nchf.created(result, model, url))
+        elif op.kind == "update":
+            response = await nchf.answer(app, lambda: op,
+                                         lambda result: nchf.updated(result, model))
+        else:
+            response = await nchf.answer(app, lambda: op, nchf.released)
         app.state.nchf_fast_answered = getattr(app.state, "nchf_fast_answered", 0) + 1
         await response(scope, _replay(b""), send)
-
-    async def _answer(self, app: Any, scope: dict, match: re.Match, body: bytes):
-        try:
-            model = nchf.ChargingDataRequest.model_validate_json(body)
-        except ValidationError:
-            return None
-        ref, kind = match[1], match[2] or "create"
-        try:
-            op = ChargingOp(kind, nchf.charging_request(model, kind == "create"), ref)
-        except nchf.BadRequest:
-            return None
-        if kind == "create":
-            url = str(Request(scope).url)
-            return await nchf.answer(app, lambda: op,
-                                     lambda result: nchf.created(result, model, url))
-        if kind == "update":
-            return await nchf.answer(app, lambda: op, lambda result: nchf.updated(result, model))
-        return await nchf.answer(app, lambda: op, nchf.released)
 
     def _route(self, app: Any, match: re.Match) -> Any:
         if self._routes is None:
@@ -83,17 +78,36 @@ class NchfFastPath:
         return self._routes.get(match[2] or "create")
 
 
+def _ordinary(app: Any, scope: dict, match: re.Match, body: bytes):
+    """(the parsed body, the op) when the request is one the route would answer from
+    the body alone, with JSON as FastAPI reads it; None otherwise."""
+    kind = _header(scope, b"content-type")
+    if kind is None or not _JSON.fullmatch(kind.split(";", 1)[0].strip().lower()):
+        return None  # whether FastAPI reads it as JSON is the route's to decide
+    try:
+        model = nchf.ChargingDataRequest.model_validate_json(body)
+    except ValidationError:
+        return None
+    ref, kind = match[1], match[2] or "create"
+    try:
+        return model, ChargingOp(kind, nchf.charging_request(model, kind == "create"), ref)
+    except nchf.BadRequest:
+        return None
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def _operator(app: Any, scope: dict) -> api_keys.Principal | None:
     """The caller when it is an operator the key cache knows and its limit allows the
-    request; None otherwise (the route's dependencies then decide)."""
-    token = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer":
-                token = credentials.strip()
-            break
-    if not token:
+    request; None otherwise (the route's dependencies then decide). Asked only for a
+    request the route would take too, so the limit is charged once either way."""
+    scheme, token = get_authorization_scheme_param(_header(scope, b"authorization"))
+    if scheme.lower() != "bearer" or not token:
         return None
     who = api_keys.remembered(token, app.state.key_cache)
     if who is None or not who.operator:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,8 +125,16 @@ def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp],
         # Not the request's doing (the database, a deadlock, a bug): alone, it is raised.
         if len(ops) == 1:
             raise
-    # Rolled back: each request again on its own, so only the bad one is refused.
-    return [charge(uow_factory, policy, [op], cache)[0] for op in ops]
+    # Rolled back: each request again on its own, so only the bad one is refused. An
+    # error that is not a refusal (a value the database cannot store, the database
+    # gone) is that request's answer alone: the others' are already committed.
+    results: list[Result | Exception] = []
+    for op in ops:
+        try:
+            results.append(charge(uow_factory, policy, [op], cache)[0])
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 def charge_on(engine, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
@@ -436,14 +444,15 @@ class _Batch:
             return
         for account_id, account in self.accounts.items():
             book, version, snapshot = account.book, account.row.version, account.snapshot
+            closed = account.closed
             if account.touched:  # save_books wrote it and bumped the version once
-                book.entries, book.applied, book.seen_usage = [], [], set()
-                book.replayed = False
+                if book.replayed:
+                    continue  # its save also closed buckets it no longer holds: read again
+                closed = _as_loaded(book, closed)
                 snapshot = {**snapshot_of(book), "msisdns": snapshot["msisdns"]}
                 version += 1
             book.history = book.booked_totals = None  # they read through this batch's conn
-            self.cache.put(account_id, _Kept(version, book, snapshot, account.holds,
-                                             account.closed))
+            self.cache.put(account_id, _Kept(version, book, snapshot, account.holds, closed))
 
     # ---- writing -----------------------------------------------------------------------
     def _write(self) -> None:
@@ -490,6 +499,27 @@ class _Batch:
                          "last_result": s.last_result, "released_at": s.released_at}
                         for s in changed])
         notifications.insert_rows(conn, list(self.outbox.values()))
+
+
+def _as_loaded(book: AccountBook, closed: list[Bucket]) -> list[Bucket]:
+    """Make a saved book what `load_books` would read back, and return the closed
+    buckets `stored_closed` would give with it: the live buckets stay in the book,
+    the closed data buckets that may count for the current cycle move to the list,
+    counters of other cycles go, and what was folded this time is forgotten. So a
+    kept book does not grow cycle after cycle, and answers as a fresh one would."""
+    start = book.cycle_start
+    gone = [b for b in book.buckets.values() if b.closed]
+    book.buckets = {b.id: b for b in book.buckets.values() if not b.closed}
+    if start is not None:
+        current = start.isoformat()
+        book.counters = defaultdict(int, {k: v for k, v in book.counters.items()
+                                          if k[0] == current})
+    book.entries, book.applied, book.seen_usage = [], [], set()
+    book.replayed = False
+    kept = {b.id: b for b in [*closed, *gone]
+            if b.unit is Unit.DATA and b.closed and (
+                start is None or b.valid_until is None or b.valid_until > start)}
+    return [kept[i] for i in sorted(kept)]
 
 
 def _event_id(ref: str, rating_group: int, sequence: int) -> str:

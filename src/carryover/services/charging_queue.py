@@ -19,17 +19,19 @@ account id order, services.charging_batch), as two workers' batches do.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from carryover.services.charging_batch import BookCache, charge
 from carryover.services.charging_model import ChargingOp, ChargingPolicy
 from carryover.store.uow import UnitOfWork
 
 _STOP = object()
+log = logging.getLogger("carryover.charging")
 
 
 class ChargingQueue:
@@ -67,7 +69,7 @@ class ChargingQueue:
                              self.cache)
         except BaseException as exc:  # every waiter must hear of it
             for _, future in batch:
-                future.set_exception(exc)
+                _settle(future, exc)
             return
         with self._count:
             self.batches += 1
@@ -75,10 +77,19 @@ class ChargingQueue:
         if self.observe is not None:
             self.observe(len(batch), time.perf_counter() - started)
         for (_, future), result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            _settle(future, result)
+
+
+def _settle(future: Future, result: object) -> None:
+    """Hand `result` to its waiter; one that gave up (its future was cancelled, e.g. the
+    HTTP request was cancelled at shutdown) is skipped, not an error for the lane."""
+    try:
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 class _Lane:
@@ -113,12 +124,16 @@ class _Lane:
                 self._thread.start()
 
     def _run(self) -> None:
+        stop = False
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(block=not stop)
+            except queue.Empty:
+                return  # stopping, and nothing is left to answer
             if item is _STOP:
-                return
+                stop = True
+                continue
             batch = [item]
-            stop = False
             while len(batch) < self.owner.max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -126,8 +141,9 @@ class _Lane:
                     break
                 if item is _STOP:
                     stop = True
-                    break
+                    continue
                 batch.append(item)
-            self.owner._answer(batch)
-            if stop:
-                return
+            try:
+                self.owner._answer(batch)
+            except Exception:  # the lane must outlive anything; its waiters were told
+                log.exception("charging lane %s: a batch failed", self.number)

@@ -70,8 +70,9 @@ def _arrays(conn: Connection, table: Table, columns: tuple, rows: list[dict]) ->
     for c in columns:
         values = [row[c] for row in rows]
         kind = table.c[c].type
-        if isinstance(kind, JSON):
-            values = [None if v is None else json.dumps(v) for v in values]
+        if isinstance(kind, JSON):  # None as SQLAlchemy stores it: JSON null, or SQL NULL
+            values = [None if v is None and kind.none_as_null else json.dumps(v)
+                      for v in values]
         elif isinstance(kind, TypeDecorator):  # e.g. Instant: refuses naive datetimes
             values = [kind.process_bind_param(v, conn.dialect) for v in values]
         arrays[f"p_{c}"] = values
