@@ -9,12 +9,15 @@ fixed number of statements, whatever its size:
 2. lock every account of the batch in one statement, in id order, so that two
    workers' batches wait for each other instead of deadlocking;
 3. read the sessions after the lock (so a retransmission answered by another
-   worker a moment ago is seen), then the books, the holds and which of the
-   reported containers are stored already, one query each;
+   worker a moment ago is seen), the plans, which of the reported containers
+   are stored already and, for accounts whose book is not kept (BookCache),
+   the book, its holds and its closed buckets: one query each, sent together
+   on PostgreSQL (store.pipelined);
 4. answer each request in memory, in arrival order, exactly as it is answered
    alone: request k sees what requests 1..k-1 left, as if each had been a
    transaction of its own (the locks serialize an account's writers anyway);
-5. write it all with one statement per kind of row, and commit once.
+5. write it all with one statement per kind of row (on PostgreSQL one
+   `unnest` statement each, all in one pipeline), and commit once.
 
 A request refused before it changes anything (unknown subscriber or reference,
 an old invocationSequenceNumber) gets its error and the batch goes on. One
