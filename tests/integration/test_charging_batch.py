@@ -35,7 +35,8 @@ from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.engine import make_url
 
 from carryover.services import charging_batch, ledger_ops, provisioning
-from carryover.services.charging_batch import BookCache, charge
+from carryover.services.book_cache import BookCache
+from carryover.services.charging_batch import charge
 from carryover.services.charging_model import (
     ChargingAnswer,
     ChargingOp,

@@ -15,7 +15,8 @@ import pytest
 
 from carryover.domain.quota import QuotaPolicy
 from carryover.services import ledger_ops, provisioning
-from carryover.services.charging_batch import BookCache, charge
+from carryover.services.book_cache import BookCache
+from carryover.services.charging_batch import charge
 from carryover.services.charging_model import (
     ChargingOp,
     ChargingPolicy,

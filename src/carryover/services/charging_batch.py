@@ -33,9 +33,7 @@ because a session's events are only written under its account's lock.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +49,7 @@ from carryover.domain.inputs import Usage
 from carryover.domain.quota import Grant, Hold, decide
 from carryover.domain.units import Unit
 from carryover.services import notifications
+from carryover.services.book_cache import BookCache, Kept, as_loaded
 from carryover.services.charging_model import (
     ChargingAnswer,
     ChargingOp,
@@ -142,52 +141,6 @@ def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp],
 
 def charge_on(engine, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
     return charge(lambda: UnitOfWork(engine), policy, ops)
-
-
-@dataclass(slots=True)
-class _Kept:
-    version: int  # the account row's version the book is at
-    book: AccountBook
-    snapshot: dict
-    holds: dict
-    closed: list[Bucket]
-
-
-class BookCache:
-    """The books (with holds and closed buckets) of accounts this process answered
-    lately, each with the account version it is at: up to `limit` accounts, the
-    least recently used forgotten first.
-
-    Every writer of an account's state bumps `accounts.version` (save_book, the
-    bulk ingest, line import), and a batch reads the version under the account's
-    lock, so a book whose version differs is stale and is read again. A batch
-    takes the books it uses out of the cache and puts them back only after its
-    commit: a rolled-back batch leaves nothing behind, and two lanes never share
-    a book."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._kept: OrderedDict[int, _Kept] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def take(self, account_id: int, version: int) -> _Kept | None:
-        with self._lock:
-            kept = self._kept.pop(account_id, None)
-            if kept is not None and kept.version == version:
-                self.hits += 1
-                return kept
-            self.misses += 1
-            return None
-
-    def put(self, account_id: int, kept: _Kept) -> None:
-        if self.limit <= 0:
-            return
-        with self._lock:
-            self._kept[account_id] = kept
-            self._kept.move_to_end(account_id)
-            while len(self._kept) > self.limit:
-                self._kept.popitem(last=False)
 
 
 class _Refused(Exception):
@@ -282,7 +235,7 @@ class _Batch:
                          for used in unit.used})
         if events:
             queries.append((_STORED, {"events": events}))
-        kept: dict[int, _Kept] = {}
+        kept: dict[int, Kept] = {}
         missing = []
         for row in rows:
             hit = self.cache.take(row.id, row.version) if self.cache is not None else None
@@ -451,11 +404,11 @@ class _Batch:
             if account.touched:  # save_books wrote it and bumped the version once
                 if book.replayed:
                     continue  # its save also closed buckets it no longer holds: read again
-                closed = _as_loaded(book, closed)
+                closed = as_loaded(book, closed)
                 snapshot = {**snapshot_of(book), "msisdns": snapshot["msisdns"]}
                 version += 1
             book.history = book.booked_totals = None  # they read through this batch's conn
-            self.cache.put(account_id, _Kept(version, book, snapshot, account.holds, closed))
+            self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))
 
     # ---- writing -----------------------------------------------------------------------
     def _write(self) -> None:
@@ -502,27 +455,6 @@ class _Batch:
                          "last_result": s.last_result, "released_at": s.released_at}
                         for s in changed])
         notifications.insert_rows(conn, list(self.outbox.values()))
-
-
-def _as_loaded(book: AccountBook, closed: list[Bucket]) -> list[Bucket]:
-    """Make a saved book what `load_books` would read back, and return the closed
-    buckets `stored_closed` would give with it: the live buckets stay in the book,
-    the closed data buckets that may count for the current cycle move to the list,
-    counters of other cycles go, and what was folded this time is forgotten. So a
-    kept book does not grow cycle after cycle, and answers as a fresh one would."""
-    start = book.cycle_start
-    gone = [b for b in book.buckets.values() if b.closed]
-    book.buckets = {b.id: b for b in book.buckets.values() if not b.closed}
-    if start is not None:
-        current = start.isoformat()
-        book.counters = defaultdict(int, {k: v for k, v in book.counters.items()
-                                          if k[0] == current})
-    book.entries, book.applied, book.seen_usage = [], [], set()
-    book.replayed = False
-    kept = {b.id: b for b in [*closed, *gone]
-            if b.unit is Unit.DATA and b.closed and (
-                start is None or b.valid_until is None or b.valid_until > start)}
-    return [kept[i] for i in sorted(kept)]
 
 
 def _event_id(ref: str, rating_group: int, sequence: int) -> str:

@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 
-from carryover.services.charging_batch import BookCache, charge
+from carryover.services.book_cache import BookCache
+from carryover.services.charging_batch import charge
 from carryover.services.charging_model import ChargingOp, ChargingPolicy
 from carryover.store.uow import UnitOfWork
 

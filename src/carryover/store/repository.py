@@ -161,13 +161,6 @@ def usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
 
 
 @cache
-def _new_usage(dialect: str):
-    """INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id, built once."""
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(usage_events) \
-        .on_conflict_do_nothing(index_elements=["event_id"]).returning(usage_events.c.event_id)
-
-
-@cache
 def _counter_upsert(dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE of counters, built once per dialect (building
     `excluded` copies every column: it was a tenth of an Nchf request's CPU)."""
@@ -263,14 +256,6 @@ class AccountRepository:
         self.conn.execute(insert(inputs).values(
             account_id=account_id, input_id=item.id, kind=kind,
             line=getattr(item, "line", None), at=item.at, body=body))
-
-    def record_new_usage(self, account_id: int, events: list[Usage], calendar: CycleCalendar,
-                         grace: timedelta) -> set[str]:
-        """Store the events whose id is not stored yet; the ids of those it stored.
-
-        The unique event id is the duplicate check, in the same statement."""
-        rows = [usage_row(account_id, e, calendar, grace) for e in events]
-        return set(self.conn.execute(_new_usage(self.conn.dialect.name), rows).scalars())
 
     def history(self, account_id: int) -> list[Input]:
         out: list[Input] = []
