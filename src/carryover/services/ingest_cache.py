@@ -9,9 +9,9 @@ the live buckets of every account without a family pool as one `Buckets` table
 whose `line` column indexes the run's line table.
 
 Nothing is trusted blindly. Every write to an account's book bumps
-`accounts.version` (the ingest's own cursor update too), so each chunk reads the
-versions of its accounts (one small query) and reloads any account that another
-writer changed since. Accounts rated through their object book in a chunk are
+`accounts.version` (the ingest's own cursor update too), so each chunk locks its
+accounts and reads their versions (one small query) and reloads any account that
+another writer changed since. Accounts rated through their object book in a chunk are
 dropped, as are all but the chunk's accounts when the table grows past a bound
 (memory stays bounded whatever the file's length). Losing the cache only costs a
 reload; a crash loses nothing, since the database is written every chunk.
@@ -44,8 +44,14 @@ class AccountCache:
         """The accounts (columns, by id) and their lines (by account, id), as
         bulk_io.load_accounts and load_lines would read them now."""
         raw.name_accounts(account_ids)
+        # The chunk's accounts are locked before anything of them is read, as every other
+        # writer does (AccountRepository.lock_account, the Nchf batches): in id order, so
+        # writers wait for each other instead of deadlocking, and no writer's update is
+        # lost to a chunk that read the state before it. (SQLite: the write transaction
+        # already excludes every other writer.)
+        lock = " ORDER BY a.id FOR NO KEY UPDATE OF a" if raw.dialect == "postgresql" else ""
         versions = dict(raw.run("SELECT a.id, a.version FROM ingest_accounts t "
-                                "CROSS JOIN accounts a WHERE a.id = t.id"))
+                                "CROSS JOIN accounts a WHERE a.id = t.id" + lock))
         stale = [a for a in account_ids
                  if a not in self.accounts or self.accounts[a]["version"] != versions.get(a)]
         self.evict([a for a in stale if a in self.accounts])
