@@ -114,16 +114,19 @@ async def caller(request: Request, eng: EngineDep,
                                         cache)
     if found is None:
         raise ApiProblem(401, "the API key is unknown or revoked", challenge)
-    limiter = request.app.state.limiter
-    if isinstance(limiter, RateLimiter) or limiter.rate <= 0:
-        wait = limiter.wait_for(found.key_id)  # in memory
-    else:
-        wait = await run_in_threadpool(limiter.wait_for, found.key_id)
+    wait = await take_token(request.app.state.limiter, found.key_id)
     if wait > 0:
         raise ApiProblem(429, "rate limit of this API key exceeded",
                          {"Retry-After": str(max(1, math.ceil(wait)))})
     request.state.principal = found
     return found
+
+
+async def take_token(limiter: RateLimiter | DatabaseRateLimiter, key_id: str) -> float:
+    """`limiter.wait_for(key_id)`, from the thread pool only when it asks the database."""
+    if isinstance(limiter, RateLimiter) or limiter.rate <= 0:
+        return limiter.wait_for(key_id)  # in memory
+    return await run_in_threadpool(limiter.wait_for, key_id)
 
 
 Caller = Annotated[Principal, Depends(caller)]

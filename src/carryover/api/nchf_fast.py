@@ -23,13 +23,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.requests import Request
 
 from carryover.api import nchf
-from carryover.api.deps import RateLimiter
+from carryover.api.deps import take_token
 from carryover.services import api_keys
 from carryover.services.charging import ChargingOp
 
@@ -113,12 +112,7 @@ async def _operator(app: Any, scope: dict) -> api_keys.Principal | None:
     who = api_keys.remembered(token, app.state.key_cache)
     if who is None or not who.operator:
         return None
-    limiter = app.state.limiter
-    if isinstance(limiter, RateLimiter) or limiter.rate <= 0:
-        wait = limiter.wait_for(who.key_id)
-    else:
-        wait = await run_in_threadpool(limiter.wait_for, who.key_id)
-    return who if wait <= 0 else None
+    return who if await take_token(app.state.limiter, who.key_id) <= 0 else None
 
 
 async def _body(receive: Any) -> bytes:

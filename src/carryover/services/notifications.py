@@ -114,7 +114,7 @@ def book_rows(conn: Connection, account: Any, book: AccountBook, at: datetime,
     """The outbox rows of `emit_from_book`, without writing them."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
-    closed = _closed_buckets(conn, account.id, book.cycle_start, book.cycle_end)
+    closed = stored_closed(conn, [account.id], book.cycle_start).get(account.id, [])
     msisdn = _Lazy(lambda: dict(conn.execute(_ACCOUNT_MSISDNS, {"account_id": account.id}).all()),
                    {known.id: known.msisdn} if known is not None else {})
     return book_rows_with(account, book, at, closed, msisdn)
@@ -159,8 +159,9 @@ def stored_closed(conn: Connection, account_ids: list[int],
     """The closed data buckets of several accounts that may count for a cycle starting
     at or after `since` (None: all), in one query: account id -> buckets.
 
-    A superset of `_closed_buckets` for every such cycle: a bucket counts only when
-    it overlaps the cycle or starts in it, so it ends after the cycle starts."""
+    A superset of those that count for such a cycle (`domain.notices.owner_facts`
+    counts an allowance that overlaps the cycle and a rollover that starts in it:
+    either ends after the cycle starts), which gives the same notices."""
     if not account_ids:
         return {}
     return closed_from_rows(conn.execute(*stored_closed_query(account_ids, since)))
@@ -195,23 +196,8 @@ _CLOSED_OF = select(_b.account_id, *_CLOSED_COLUMNS).where(
     _b.unit == "data").order_by(_b.account_id, _b.id)
 _CLOSED_OF_SINCE = _CLOSED_OF.where(
     _b.valid_until.is_(None) | (_b.valid_until > bindparam("since", type_=Instant)))
-_CLOSED_IN_CYCLE = select(*_CLOSED_COLUMNS).where(
-    _b.account_id == bindparam("account_id"), _b.closed.is_(True), _b.unit == "data",
-    ((_b.kind == "allowance") & (_b.valid_from < bindparam("cycle_end", type_=Instant))
-     & (_b.valid_until.is_(None) | (_b.valid_until > bindparam("cycle_start", type_=Instant))))
-    | ((_b.kind == "rollover") & (_b.valid_from >= bindparam("cycle_start", type_=Instant))
-       & (_b.valid_from < bindparam("cycle_end", type_=Instant))))
 _ACCOUNT_MSISDNS = select(lines.c.id, lines.c.msisdn).where(
     lines.c.account_id == bindparam("account_id"))
-
-
-def _closed_buckets(conn: Connection, account_id: int, cycle_start: datetime,
-                    cycle_end: datetime) -> list[Bucket]:
-    """Closed data buckets that still count for the cycle: allowances overlapping it and
-    rollovers that start in it (a book loads only open buckets)."""
-    rows = conn.execute(_CLOSED_IN_CYCLE, {"account_id": account_id, "cycle_start": cycle_start,
-                                           "cycle_end": cycle_end})
-    return [_closed_bucket(r) for r in rows]
 
 
 def _closed_bucket(r: Any) -> Bucket:

@@ -77,8 +77,6 @@ _CYCLE_COUNTERS_OF = select(counters).where(
 _LIVE_BUCKETS_OF = select(buckets).where(and_(
     buckets.c.account_id.in_(bindparam("ids", expanding=True)), buckets.c.closed.is_(False))
     ).order_by(buckets.c.account_id, buckets.c.id)
-_UPDATE_BUCKET = update(buckets).where(and_(
-    buckets.c.account_id == bindparam("b_account"), buckets.c.id == bindparam("b_id")))
 # `inline()`: no RETURNING of generated keys (nothing reads them), so the statements
 # need no answer and can go out in a pipeline (services.charging_batch).
 _NEW_ENTRIES = insert(ledger_entries).inline()
@@ -361,21 +359,26 @@ class AccountRepository:
         """Write back what the folds changed, for several accounts in a few statements
         (one per kind of row, whatever the number of accounts)."""
         changed = sorted(changed, key=lambda item: item[0])
-        entries, updates, new_buckets, counter_rows, cursors = [], [], [], [], []
+        entries, updates, new_buckets, counter_rows, cursors, closes = [], [], [], [], [], []
         for account_id, book, snapshot in changed:
             entries.extend(_entry_row(account_id, e) for e in book.entries)
             known = snapshot["buckets"]
+            # A replay adopted its state wholesale: compare with what is stored instead.
+            existing = self._bucket_ids(account_id) if book.replayed else set(known)
             moved = [b for b in book.buckets.values()
                      if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
+            for b in moved:
+                values = _bucket_values(b)
+                if b.id in existing:
+                    updates.append({"account_id": account_id, "id": b.id, **values})
+                else:
+                    new_buckets.append({"account_id": account_id, "id": b.id, **values})
             if book.replayed:
-                self._upsert_buckets(account_id, moved, known, replayed=True)
-            else:
-                for b in moved:
-                    values = _bucket_values(b)
-                    if b.id in known:
-                        updates.append({"account_id": account_id, "id": b.id, **values})
-                    else:
-                        new_buckets.append({"account_id": account_id, "id": b.id, **values})
+                # Buckets the replay no longer has (a deposit that shrank to nothing) were
+                # adjusted to zero by the corrections; close them so they are never drawn.
+                closes.extend({"account_id": account_id, "id": i, "remaining": 0,
+                               "closed": True}
+                              for i in sorted(existing - {b.id for b in moved}))
             counter_rows.extend(
                 _counter_row(account_id, key, value)
                 for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0]))
@@ -392,6 +395,7 @@ class AccountRepository:
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
         insert_many(self.conn, _NEW_ENTRIES, ledger_entries, entries)
         update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)
+        update_many(self.conn, buckets, ("account_id", "id"), ("remaining", "closed"), closes)
         insert_many(self.conn, _NEW_BUCKETS, buckets, new_buckets)
         insert_many(self.conn, _counter_upsert(self.conn.dialect.name), counters, counter_rows,
                     "ON CONFLICT (account_id, cycle_start, line, unit, name) "
@@ -399,30 +403,9 @@ class AccountRepository:
         update_many(self.conn, accounts, ("id",), _CURSOR_SETS, cursors,
                     also="version = version + 1")
 
-    def _upsert_buckets(self, account_id: int, changed: list[Bucket], known: dict,
-                        replayed: bool) -> None:
-        existing: set[str] = set(known)
-        if replayed:
-            existing = {r.id for r in self.conn.execute(
-                select(buckets.c.id).where(buckets.c.account_id == account_id))}
-        new_rows = []
-        for b in changed:
-            values = _bucket_values(b)
-            if b.id in existing:
-                self.conn.execute(_UPDATE_BUCKET, {"b_account": account_id, "b_id": b.id,
-                                                   **values})
-            else:
-                new_rows.append({"account_id": account_id, "id": b.id, **values})
-        if new_rows:
-            self.conn.execute(insert(buckets), new_rows)
-        if replayed:
-            # Buckets the replay no longer has (a deposit that shrank to nothing) were
-            # adjusted to zero by the corrections; close them so they are never drawn.
-            gone = existing - {b.id for b in changed}
-            for bucket_id in sorted(gone):
-                self.conn.execute(update(buckets).where(and_(
-                    buckets.c.account_id == account_id, buckets.c.id == bucket_id))
-                    .values(remaining=0, closed=True))
+    def _bucket_ids(self, account_id: int) -> set[str]:
+        return {r.id for r in self.conn.execute(
+            select(buckets.c.id).where(buckets.c.account_id == account_id))}
 
     def _save_line(self, account_id: int, state: LineState) -> None:
         if state.line == POOL:
