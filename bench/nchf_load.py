@@ -74,6 +74,7 @@ PLAN = "tmobile-data-stash-10gb"  # 10 GB a month: a session's few grants never 
 REQUESTED = 10_000_000  # bytes asked for in every request (requestedUnit.totalVolume)
 RATING_GROUP = 1
 KINDS = ("create", "update", "release")
+BACKENDS = ("sqlite", "postgresql", "null")
 TARGET_RATE = 1000.0
 TARGET_DURATION = 60.0
 TARGET_P99_MS = 20.0
@@ -550,7 +551,41 @@ def run_backend(url: str, folder: Path, args: argparse.Namespace) -> dict:
     lines = provision(url, args.sessions, folder)
     ops = schedule(args.sessions, args.rate, args.duration, args.gap)
     with serving(url, args.workers, folder) as base:
-        driver = Driver(base, lines["token"], lines["imsis"], args.max_in_flight, args.timeout)
+        out, driver = drive(base, lines["token"], lines["imsis"], ops, args)
+    ingest_bench.forget_engines()
+    out["provision"] = {k: lines[k] for k in ("lines", "seconds", "cycle_day", "start")}
+    out["schema"] = check_schemas(driver.samples)
+    out["conservation"] = conservation(url, lines, driver.ledger, args.check_lines)
+    return out
+
+
+def drive(base: str, token: str, imsis: list[str], ops: list[Op],
+          args: argparse.Namespace) -> tuple[dict, Driver]:
+    """Play the schedule against `base`; the client's own numbers and the driver.
+
+    The client is an instrument, so it is kept from adding its own delays to what it
+    measures (both measured on the 2-core VM of docs/performance.md, against
+    `--null-server`, which answers at once):
+
+    - its garbage collector is off for the run (after one collection, with the heap
+      frozen). Its heap grows with every request it records, and a full collection
+      of it paused the client for 50-117 ms at a time: the p99 of a server that
+      does nothing read 245 ms;
+    - it runs on one CPU (`--client-cpu`, default the first) while the server keeps
+      them all. When the client migrated between the cores the server also uses,
+      its requests and answers waited 50-200 ms in bursts: with the collector off,
+      the do-nothing server's p99 read 62-94 ms unpinned and 4.5 ms pinned.
+    """
+    import gc
+
+    driver = Driver(base, token, imsis, args.max_in_flight, args.timeout)
+    saved = os.sched_getaffinity(0)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        if args.client_cpu is not None:
+            os.sched_setaffinity(0, {args.client_cpu})
         t0, cpu0 = time.perf_counter(), time.process_time()
         # The standard loop, not uvloop: uvloop's loop.time() counts in whole
         # milliseconds, cached per loop iteration, too coarse for a 20 ms p99.
@@ -558,14 +593,63 @@ def run_backend(url: str, folder: Path, args: argparse.Namespace) -> dict:
         # The client's own CPU (not the server's: another process): on a small machine
         # the two share the cores, so this is what the bench takes from the server.
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    ingest_bench.forget_engines()
-    out = {"workers": args.workers, "wall_seconds": wall, "client_cpu_seconds": cpu,
-           "schedule_seconds": ops[-1].at,
-           "provision": {k: lines[k] for k in ("lines", "seconds", "cycle_day", "start")},
-           "ops": {k: driver.stats[k].summary() for k in KINDS},
-           "used_bytes": driver.ledger.used_bytes, "containers": driver.ledger.containers}
+    finally:
+        os.sched_setaffinity(0, saved)
+        gc.enable()
+        gc.unfreeze()
+    return {"workers": args.workers, "wall_seconds": wall, "client_cpu_seconds": cpu,
+            "client_cpu": args.client_cpu, "schedule_seconds": ops[-1].at,
+            "ops": {k: driver.stats[k].summary() for k in KINDS},
+            "used_bytes": driver.ledger.used_bytes,
+            "containers": driver.ledger.containers}, driver
+
+
+@contextlib.contextmanager
+def serving_null(workers: int, folder: Path):
+    """bench/nchf_null_server.py under uvicorn with `workers` workers; yields its base URL."""
+    import httpx
+
+    port = _free_port()
+    log_path = folder / "null-server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"),
+             "nchf_null_server:app", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise ingest_bench.BenchError(
+                        f"the null server exited {proc.returncode}: {_tail(log_path)}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise ingest_bench.BenchError(f"the null server not ready in 30 s: "
+                                                  f"{_tail(log_path)}")
+                time.sleep(0.1)
+            time.sleep(1.0)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+def run_null(folder: Path, args: argparse.Namespace) -> dict:
+    """The floor: the same client and schedule against a server that does nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ops = schedule(args.sessions, args.rate, args.duration, args.gap)
+    imsis = [f"0010{i:011d}" for i in range(args.sessions)]
+    with serving_null(args.workers, folder) as base:
+        out, driver = drive(base, "null", imsis, ops, args)
     out["schema"] = check_schemas(driver.samples)
-    out["conservation"] = conservation(url, lines, driver.ledger, args.check_lines)
     return out
 
 
@@ -636,7 +720,7 @@ def print_report(r: dict) -> None:
     for name in ("backend", "op", "count", "ok", "errors", "req/s", "p50 ms", "p99 ms",
                  "max ms", "service p99 ms", "client lag p99 ms", "slowest 1 s"):
         table.add_column(name, justify="left" if name in ("backend", "op") else "right")
-    for backend in ("sqlite", "postgresql"):
+    for backend in BACKENDS:
         b = r.get(backend) or {}
         for kind, op in (b.get("ops") or {}).items():
             table.add_row(backend, kind, f"{op['count']:,}", f"{op['ok']:,}",
@@ -645,7 +729,7 @@ def print_report(r: dict) -> None:
                           _ms(op["dispatch_lag"]["p99"]),
                           "-" if op["slowest_second"] is None else f"{op['slowest_second']:,}")
     console.print(table)
-    for backend in ("sqlite", "postgresql"):
+    for backend in BACKENDS:
         b = r.get(backend) or {}
         if "skipped" in b or "error" in b:
             console.print(f"[yellow]{backend}[/yellow]: {b.get('skipped') or b.get('error')}")
@@ -655,6 +739,13 @@ def print_report(r: dict) -> None:
         for kind, op in b["ops"].items():
             for reason, n in op["error_kinds"].items():
                 console.print(f"  {backend} {kind}: {n:,} x {reason}", markup=False)
+        if "conservation" not in b:  # the null server: nothing stored, nothing to check
+            console.print(
+                f"{backend}: the floor (bench/nchf_null_server.py answers at once, stores "
+                f"nothing). Schemas: {b['schema']['checked']} bodies checked, "
+                f"{b['schema']['problem_count']} problems. Run {b['wall_seconds']:.1f} s "
+                f"wall, of which the client used {b['client_cpu_seconds']:.1f} s of CPU.")
+            continue
         cons, schema = b["conservation"], b["schema"]
         verdict = "[green]conserved[/green]" if cons["ok"] else "[bold red]NOT conserved[/]"
         console.print(
@@ -681,9 +772,11 @@ def print_report(r: dict) -> None:
         tt.add_row(t["backend"], t["target"], measured, t["goal"], verdict, t["note"])
     console.print(tt)
     m = r["machine"]
+    pinned = "client pinned to CPU " + str(c["client_cpu"]) if c["client_cpu"] is not None \
+        else "client not pinned"
     console.print(f"python {m['python']}, aiohttp {m['aiohttp']}, SQLite {m['sqlite']}, "
                   f"PostgreSQL {m.get('postgresql') or '-'}, nproc {m['nproc']} (client and "
-                  f"server share them), load average {m['loadavg_before'][0]} before and "
+                  f"server share them; {pinned}), load average {m['loadavg_before'][0]} before and "
                   f"{m['loadavg_after'][0]} after; Nchf code digest {r['code_sha256']}")
     if not r["consistent"]:
         console.print("[bold red]exit 1: a run failed or usage was not conserved[/bold red]")
@@ -711,8 +804,7 @@ def run(args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()
     result: dict = {"code_sha256": code_digest(), "config": {k: getattr(args, k) for k in (
         "backend", "sessions", "rate", "duration", "gap", "workers", "max_in_flight",
-        "timeout",
-        "grace", "check_lines")}}
+        "timeout", "grace", "check_lines", "client_cpu", "null_server")}}
     errors: list[str] = []
     with contextlib.ExitStack() as stack:
         if args.workdir:
@@ -720,8 +812,10 @@ def run(args: argparse.Namespace) -> dict:
             work.mkdir(parents=True, exist_ok=True)
         else:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-nchf-")))
-        for backend, runner in (("sqlite", run_sqlite), ("postgresql", run_postgres)):
-            if args.backend not in (backend, "both"):
+        for backend, runner in (("sqlite", run_sqlite), ("postgresql", run_postgres),
+                                ("null", run_null)):
+            if (backend == "null") != args.null_server or \
+                    (backend != "null" and args.backend not in (backend, "both")):
                 continue
             if backend == "postgresql" and not args.pg:
                 result[backend] = {"skipped": "--pg none"}
@@ -733,10 +827,11 @@ def run(args: argparse.Namespace) -> dict:
             except ingest_bench.BenchError as exc:
                 errors.append(f"{backend}: {exc}")
                 result[backend] = {"error": str(exc)}
-    ran = [b for b in (result.get("sqlite"), result.get("postgresql")) if b and "ops" in b]
+    ran = [b for b in (result.get("sqlite"), result.get("postgresql"), result.get("null"))
+           if b and "ops" in b]
     result["errors"] = errors
     result["consistent"] = bool(ran) and not errors and all(
-        b["conservation"]["ok"] for b in ran)
+        b["conservation"]["ok"] for b in ran if "conservation" in b)
     result["targets"] = targets(result, args)
     applying = [t for t in result["targets"] if t["applies"]]
     result["pass"] = bool(applying) and all(t["pass"] for t in applying)
@@ -769,6 +864,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="lines the ledger check folds (default: all)")
     p.add_argument("--pg", default=ingest_bench.DEFAULT_PG, metavar="URL",
                    help="PostgreSQL server for a throwaway database; 'none' to skip")
+    p.add_argument("--client-cpu", default="first", metavar="N|none",
+                   help="the CPU the client runs on while it drives the schedule (the "
+                        "first it may use); 'none' lets it move (the server has them all)")
+    p.add_argument("--null-server", action="store_true",
+                   help="the floor: drive bench/nchf_null_server.py, which answers at once "
+                        "and stores nothing, instead of carryover (no database, no check)")
     p.add_argument("--workdir", default=None,
                    help="keep databases, CSV and server logs here; default: a temp dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -782,6 +883,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.workers, args.max_in_flight) < 1 or min(args.timeout, args.gap) <= 0 \
             or args.grace < 0:
         p.error("--workers, --max-in-flight, --timeout and --gap must be positive")
+    if args.client_cpu.strip().lower() in ("", "none"):
+        args.client_cpu = None
+    else:
+        cpus = sorted(os.sched_getaffinity(0))
+        if args.client_cpu == "first":
+            args.client_cpu = str(cpus[0])
+        if not args.client_cpu.isdigit() or int(args.client_cpu) not in cpus:
+            p.error(f"--client-cpu must be one of {cpus} or 'none'")
+        args.client_cpu = int(args.client_cpu)
     if args.pg.strip().lower() in ("", "none"):
         args.pg = None
     return args

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -194,3 +195,30 @@ def test_smoke_run_on_sqlite(tmp_path: Path) -> None:
     assert "postgresql" not in result  # --backend sqlite: not run, not reported
     assert {t["target"] for t in result["targets"]} == {
         "updates/s sustained", "update p99 (ms)", "errors (requests + schema)", "conservation"}
+
+
+def test_smoke_run_against_the_null_server(tmp_path: Path) -> None:
+    """The floor: the same client and schedule against a server that answers at once."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--null-server", "--sessions", "20", "--duration", "2",
+         "--rate", "20", "--workers", "1", "--workdir", str(tmp_path / "work"), "--json",
+         "--timeout", "60", "--grace", "120"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["errors"] == [] and result["consistent"] is True
+    assert "sqlite" not in result and "postgresql" not in result  # no carryover at all
+    null = result["null"]
+    ops = null["ops"]
+    assert {k: (ops[k]["ok"], ops[k]["errors"]) for k in ops} == {
+        "create": (20, 0), "update": (40, 0), "release": (20, 0)}
+    assert "conservation" not in null
+    assert null["client_cpu"] == min(os.sched_getaffinity(0))  # pinned by default
+    assert null["schema"]["problem_count"] == 0, null["schema"]["problems"]
+    assert result["targets"] == []  # the targets are carryover's, on PostgreSQL
+
+
+def test_client_cpu_must_be_one_the_process_may_use(bench) -> None:
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--client-cpu", "4096"])
+    assert bench.parse_args(["--client-cpu", "none"]).client_cpu is None
