@@ -5,10 +5,10 @@ reads return."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -129,3 +129,39 @@ def test_read_all_returns_what_each_read_returns(engine, account) -> None:
         [[tuple(r) for r in rows] for rows in alone]
     assert together[0][0].id == "l1" and together[2] == []
     assert together[1]  # the line's plan granted a bucket
+
+
+def test_awkward_values_and_json_null_are_written_as_the_dialect_statement_writes(
+        engine, account) -> None:
+    """Quotes, backslashes, unicode, the largest amount, microseconds, offsets other than
+    UTC, nested JSON and a JSON null: each written once by insert_many/update_many and
+    once by SQLAlchemy's own statement, then read back (and asked `IS NULL`) alike."""
+    berlin = timezone(timedelta(hours=2))
+    odd = 'a"b\\c\'d\nÿ€𝄞'
+
+    def row(n: int, **changes) -> dict:
+        return {**bucket(account, n), "owner": odd, "granted": 2**63 - 1,
+                "remaining": -(2**63) + 1,
+                "valid_from": datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=berlin),
+                "valid_until": datetime(2026, 3, 9, 7, tzinfo=timezone(-timedelta(hours=5))),
+                **changes}
+    other = provisioning.create_account(engine, "b2", 1, "UTC", JAN)
+    with UnitOfWork(engine) as uow:
+        insert_many(uow.conn, insert(buckets), buckets, [row(1), row(3)])
+        uow.conn.execute(insert(buckets), [row(2), row(4)])
+        # accounts.last_key stores None as JSON null (SQLAlchemy's default for JSON).
+        update_many(uow.conn, accounts, ("id",), ("last_key",),
+                    [{"id": account, "last_key": None}])
+        uow.conn.execute(update(accounts).where(accounts.c.id == other).values(last_key=None))
+        uow.commit()
+    got = {r.id: r for r in stored(engine, buckets, [buckets.c.id])}
+    columns = ("owner", "granted", "remaining", "valid_from", "valid_until")
+    assert [tuple(getattr(got[b], c) for c in columns) for b in ("b1", "b3")] == \
+        [tuple(getattr(got[b], c) for c in columns) for b in ("b2", "b4")]
+    assert got["b1"].owner == odd and got["b1"].valid_from == row(1)["valid_from"]
+    assert got["b1"].granted == 2**63 - 1 and got["b1"].remaining == -(2**63) + 1
+    with engine.connect() as conn:
+        is_null = [conn.execute(select(accounts.c.last_key.is_(None))
+                                .where(accounts.c.id == a)).scalar_one()
+                   for a in (account, other)]
+    assert is_null == [False, False]  # JSON null on both paths, not SQL NULL on one
