@@ -17,7 +17,7 @@ fixed number of statements, whatever its size:
    alone: request k sees what requests 1..k-1 left, as if each had been a
    transaction of its own (the locks serialize an account's writers anyway);
 5. write it all with one statement per kind of row (on PostgreSQL one
-   `unnest` statement each, all in one pipeline), and commit once.
+   `json_to_recordset` statement each, all in one pipeline), and commit once.
 
 A request refused before it changes anything (unknown subscriber or reference,
 an old invocationSequenceNumber) gets its error and the batch goes on. One
