@@ -407,8 +407,43 @@ def _tail(path: Path, lines: int = 8) -> str:
 
 
 @contextlib.contextmanager
+def _serve(what: str, argv: list[str], env: dict | None, folder: Path, log_name: str,
+           port: int):
+    """Run `argv` (a server on 127.0.0.1:`port`) until /healthz answers; yield its base
+    URL; stop it by pid (its own session, so a worker left behind goes with its group)."""
+    import httpx
+
+    log_path = folder / log_name
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=folder, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise ingest_bench.BenchError(
+                        f"{what} exited {proc.returncode}: {_tail(log_path)}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise ingest_bench.BenchError(f"{what} not ready in 60 s: "
+                                                  f"{_tail(log_path)}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def serving(url: str, workers: int, folder: Path):
-    """`carryover serve` on 127.0.0.1 as a subprocess; yields its base URL, stops it by pid."""
+    """`carryover serve` on 127.0.0.1 as a subprocess; yields its base URL."""
     import httpx
 
     port = _free_port()
@@ -418,39 +453,14 @@ def serving(url: str, workers: int, folder: Path):
     env = {**os.environ, "CARRYOVER_DATABASE_URL": url, "CARRYOVER_API_RATE_PER_SECOND": "0",
            "CARRYOVER_API_KEY_CACHE_SECONDS": "60", "CARRYOVER_WEBHOOK_WORKER": "false",
            "CARRYOVER_API_ACCESS_LOG": "false"}
-    log_path = folder / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        # Its own session, so that a worker left behind can be stopped with its group.
-        proc = subprocess.Popen(
-            [*ingest_bench._cli(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise ingest_bench.BenchError(
-                        f"carryover serve exited {proc.returncode}: {_tail(log_path)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise ingest_bench.BenchError(f"carryover serve not ready in 60 s: "
-                                                  f"{_tail(log_path)}")
-                time.sleep(0.1)
-            paths = httpx.get(f"{base}/openapi.json", timeout=10).json().get("paths", {})
-            if f"{API}/chargingdata" not in paths:
-                raise ingest_bench.BenchError(f"the server has no {API}/chargingdata route")
-            time.sleep(1.0)  # healthz answered from one worker: give the others a moment
-            yield base
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+    argv = [*ingest_bench._cli(), "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers)]
+    with _serve("carryover serve", argv, env, folder, "server.log", port) as base:
+        paths = httpx.get(f"{base}/openapi.json", timeout=10).json().get("paths", {})
+        if f"{API}/chargingdata" not in paths:
+            raise ingest_bench.BenchError(f"the server has no {API}/chargingdata route")
+        time.sleep(1.0)  # healthz answered from one worker: give the others a moment
+        yield base
 
 
 def provision(url: str, n: int, folder: Path) -> dict:
@@ -607,39 +617,13 @@ def drive(base: str, token: str, imsis: list[str], ops: list[Op],
 @contextlib.contextmanager
 def serving_null(workers: int, folder: Path):
     """bench/nchf_null_server.py under uvicorn with `workers` workers; yields its base URL."""
-    import httpx
-
     port = _free_port()
-    log_path = folder / "null-server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"),
-             "nchf_null_server:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    raise ingest_bench.BenchError(
-                        f"the null server exited {proc.returncode}: {_tail(log_path)}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise ingest_bench.BenchError(f"the null server not ready in 30 s: "
-                                                  f"{_tail(log_path)}")
-                time.sleep(0.1)
-            time.sleep(1.0)
-            yield base
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"),
+            "nchf_null_server:app", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    with _serve("the null server", argv, None, folder, "null-server.log", port) as base:
+        time.sleep(1.0)  # as for carryover serve: the other workers a moment
+        yield base
 
 
 def run_null(folder: Path, args: argparse.Namespace) -> dict:

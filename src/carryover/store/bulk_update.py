@@ -18,8 +18,8 @@ text, made by the json module's C encoder straight from the row mappings, and
 the server's JSON parser types them by the column list of the statement. With
 arrays, the driver converted every value of every column in Python (psycopg's
 list dumper), which was a tenth of a charging worker's CPU under load.
-Instants are written as ISO 8601 with their offset (naive ones are refused, as
-`UTCInstant` refuses them); JSON columns are embedded as JSON.
+Instants are written as ISO 8601 in UTC by `UTCInstant` itself (so naive ones are
+refused, as on every other path); JSON columns are embedded as JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ from sqlalchemy import (
     literal_column,
     update,
 )
+from sqlalchemy.dialects import postgresql
+
+from carryover.store.tables import Instant
+
+_POSTGRESQL = postgresql.dialect()  # only its name is read by Instant
 
 
 def update_many(conn: Connection, table: Table, keys: Sequence[str], sets: Sequence[str],
@@ -83,10 +88,8 @@ def _json_rows(rows: list[dict]) -> str:
 
 
 def _json_value(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
-        return value.isoformat()
+    if isinstance(value, datetime):  # the rule every Instant column applies (refuses naive)
+        return Instant.process_bind_param(value, _POSTGRESQL).isoformat()
     raise TypeError(f"{type(value).__name__} cannot be written as a recordset value")
 
 
