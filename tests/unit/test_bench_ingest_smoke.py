@@ -46,3 +46,31 @@ def test_smoke_run_is_consistent(tmp_path: Path) -> None:
     assert {t["target"] for t in result["targets"]} >= {
         "sqlite: (a) events/s", "sqlite: time (a)/(b)", "sqlite: (a) vs (c)",
         "sqlite: peak RSS of (a)", "sqlite: rollover of 1,000,000 lines"}
+
+
+def test_peak_rss_is_the_childs_own(tmp_path: Path) -> None:
+    """Linux carries a forking process's resident size into the child's `ru_maxrss`:
+    the bench starts the CLI from a small launcher so a big bench process does not
+    show up as the CLI's peak. A child that allocates 200 MB must still show it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ingest_rss", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    bench.Launcher.start()
+    try:
+        ballast = bytearray(400 * 1024 * 1024)
+        ballast[::4096] = b"\x01" * len(ballast[::4096])  # touched: resident
+        out, err = tmp_path / "o", tmp_path / "e"
+        small = bench.Launcher.run([sys.executable, "-c", "pass"], {}, tmp_path, out, err)
+        big = bench.Launcher.run(
+            [sys.executable, "-c",
+             "b = bytearray(200 * 2**20); b[::4096] = b'1' * len(b[::4096])"],
+            {}, tmp_path, out, err)
+        del ballast
+    finally:
+        bench.Launcher.stop()
+    assert small["code"] == 0 and big["code"] == 0
+    assert small["maxrss_kib"] < 100 * 1024  # not the 400 MB of this process
+    assert big["maxrss_kib"] >= 200 * 1024
