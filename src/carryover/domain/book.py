@@ -9,6 +9,11 @@ debits where usage moved down the consumption order). So the balances are
 always those of a full replay, whatever the arrival order, and the ledger stays
 append-only.
 
+A replay streams the history (a store yields it in fold order) and keeps only
+the per-bucket totals of the entries it books, not the entries themselves, so
+its memory is the account's state, not its history. `submit_usage` takes many
+usage events at once and replays at most once for all of them.
+
 Time only moves forward inside a fold: `advance_to(t)` materializes every
 expiry and cycle boundary up to t (rollover included) before anything at t is
 applied, which is how rolled-over data is usable at the boundary instant with
@@ -17,8 +22,9 @@ no job in between.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -72,6 +78,19 @@ class Outcome:
     entries: tuple[Entry, ...] = ()
 
 
+class EntryTotals:
+    """Where a replay books its entries: only their totals are kept (`ledger.totals`
+    shape), which is all the corrections are computed from."""
+
+    __slots__ = ("totals",)
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple, int] = defaultdict(int)
+
+    def append(self, e: Entry) -> None:
+        self.totals[(e.bucket_id, e.owner, e.line, e.unit, e.kind)] += e.amount
+
+
 class AccountBook:
     """All buckets, entries and counters of one account (its lines and its pool)."""
 
@@ -96,9 +115,11 @@ class AccountBook:
         self.seen_usage: set[str] = set()
         # Where a replay gets the whole history and the booked totals from. In memory
         # they are `applied` and `entries`; a store-backed book reads them from SQL.
-        self.history: Callable[[], list[Input]] | None = None
+        # `history` yields the stored inputs in fold order (`order_key`).
+        self.history: Callable[[], Iterable[Input]] | None = None
         self.booked_totals: Callable[[], dict[tuple, int]] | None = None
         self.replayed = False  # set when a replay replaced the state wholesale
+        self.keeps_inputs = True  # a replay's scratch book does not keep `applied`
 
     def all_inputs(self) -> list[Input]:
         """Every input this book has folded: what a store holds, then this session's."""
@@ -106,6 +127,21 @@ class AccountBook:
             return list(self.applied)
         mine = {(type(i), i.id) for i in self.applied}
         return [i for i in self.history() if (type(i), i.id) not in mine] + self.applied
+
+    def key(self, item: Input) -> tuple:
+        return order_key(item, self.calendar, self.grace)
+
+    def ordered_inputs(self, leave_out: set[tuple]) -> Iterator[Input]:
+        """Every input folded so far, in fold order, streamed, without `leave_out`
+        ((type, id) pairs): the store's history merged with this session's inputs."""
+        mine = {(type(i), i.id) for i in self.applied}
+        session = sorted((i for i in self.applied if (type(i), i.id) not in leave_out),
+                         key=self.key)
+        if self.history is None:
+            return iter(session)
+        skip = mine | leave_out
+        stored = (i for i in self.history() if (type(i), i.id) not in skip)
+        return heapq.merge(_in_order(stored, self.key), session, key=self.key)
 
     # ---- plans -------------------------------------------------------------------
     def plan(self, plan_id: str | None) -> Plan | None:
@@ -132,19 +168,67 @@ class AccountBook:
         if isinstance(item, Usage) and item.id in self.seen_usage:
             return Outcome("duplicate", reason=f"event {item.id} was already counted")
         at, late = effective_instant(item, self.calendar, self.grace)
-        key = order_key(item, self.calendar, self.grace)
-        in_order = self.last_key is None or (
-            key > self.last_key and (self.until is None or at >= self.until))
+        in_order = self._in_order(item, at)
         before = len(self.entries)
         try:
             if in_order or self._commutes(item, at):
                 self._apply(item, strict=True)
             else:
-                self._replay_with(item)
+                self._replay_with([item])
         except Refused as exc:
             return Outcome("rejected", reason=str(exc))
         return Outcome("accepted", late=late, replayed=not in_order,
                        entries=tuple(self.entries[before:]))
+
+    def submit_usage(self, items: Sequence[Usage]) -> list[Outcome]:
+        """`submit` for many usage events, folding the account's history at most once.
+
+        Events are applied one by one while they are in order or commute; from the
+        first that is not, the rest go into one replay together. The balances are
+        those of submitting them one by one (both equal the full replay); the
+        corrections are booked once, at the latest arrival among the replayed
+        events, and reported on the last replayed event's outcome."""
+        outcomes: list[Outcome | None] = [None] * len(items)
+        deferred: list[int] = []
+        ids: set[str] = set()
+        for n, item in enumerate(items):
+            if deferred:
+                try:
+                    self._check(item)
+                except Refused as exc:
+                    outcomes[n] = Outcome("rejected", reason=str(exc))
+                    continue
+                if item.id in self.seen_usage or item.id in ids:
+                    outcomes[n] = Outcome("duplicate",
+                                          reason=f"event {item.id} was already counted")
+                    continue
+                ids.add(item.id)
+                deferred.append(n)
+                continue
+            at, _ = effective_instant(item, self.calendar, self.grace)
+            if (item.id not in self.seen_usage and not self._in_order(item, at)
+                    and not self._commutes(item, at)):
+                try:
+                    self._check(item)
+                except Refused as exc:
+                    outcomes[n] = Outcome("rejected", reason=str(exc))
+                    continue
+                ids.add(item.id)
+                deferred.append(n)
+                continue
+            outcomes[n] = self.submit(item)
+        if deferred:
+            before = len(self.entries)
+            self._replay_with([items[n] for n in deferred])
+            for n in deferred:
+                late = effective_instant(items[n], self.calendar, self.grace)[1]
+                outcomes[n] = Outcome("accepted", late=late, replayed=True, entries=tuple(
+                    self.entries[before:]) if n == deferred[-1] else ())
+        return outcomes  # type: ignore[return-value]
+
+    def _in_order(self, item: Input, at: datetime) -> bool:
+        return self.last_key is None or (
+            self.key(item) > self.last_key and (self.until is None or at >= self.until))
 
     def _commutes(self, item: Input, at: datetime) -> bool:
         """Whether an out-of-order input may be applied in place, with no replay.
@@ -190,30 +274,40 @@ class AccountBook:
             raise Refused("gifts are between member lines; the family pool cannot gift "
                           "or be gifted")
 
-    def _replay_with(self, item: Input) -> None:
-        # A store may already hold the new input (usage is inserted first, so its unique
-        # id is the duplicate check); it must be folded once.
-        history = [i for i in self.all_inputs()
-                   if not (type(i) is type(item) and i.id == item.id)]
+    def _replay_with(self, items: list[Input]) -> None:
+        """Fold the whole history with `items` from scratch and adopt the result.
+
+        The history streams in fold order into a scratch book that keeps no inputs
+        and only the totals of its entries: memory is the account's state (buckets,
+        counters, the ids of its usage), whatever the length of its history."""
+        new = {(type(i), i.id) for i in items}
+        # A store may already hold the new inputs (usage is inserted first, so its
+        # unique id is the duplicate check); each must be folded once.
+        history = self.ordered_inputs(leave_out=new)
         fresh = AccountBook(self.calendar, self.plans, self.grace)
-        for earlier in sorted([*history, item],
-                              key=lambda i: order_key(i, self.calendar, self.grace)):
-            fresh._apply(earlier, strict=earlier is item)
-        fresh.advance_to(max(self.until, effective_instant(item, self.calendar, self.grace)[0]))
+        fresh.keeps_inputs = False
+        truth = EntryTotals()
+        fresh.entries = truth  # type: ignore[assignment]
+        for earlier in heapq.merge(history, sorted(items, key=self.key), key=self.key):
+            fresh._apply(earlier, strict=(type(earlier), earlier.id) in new)
+        latest = max(effective_instant(i, self.calendar, self.grace)[0] for i in items)
+        fresh.advance_to(max(self.until, latest))
         booked = totals(self.entries)  # this session's entries, not yet stored
         if self.booked_totals is not None:
             for key, value in self.booked_totals().items():
                 booked[key] += value
+        first = min(items, key=self.key)
+        note = f"replayed after {first.id} arrived out of order"
+        if len(items) > 1:
+            note = f"replayed after {first.id} and {len(items) - 1} more arrived out of order"
         corrections = correction_entries(
-            booked, totals(fresh.entries), arrival_instant(item), item.id,
-            note=f"replayed after {item.id} arrived out of order",
-        )
+            booked, truth.totals, max(arrival_instant(i) for i in items), first.id, note=note)
         fresh.entries = self.entries + corrections
         # Adopt the replay's state wholesale: the balances are the replay's by definition.
         for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
                      "until", "last_key", "seen_usage", "segment_start"):
             setattr(self, name, getattr(fresh, name))
-        self.applied.append(item)
+        self.applied.extend(items)
         self.replayed = True
 
     def _apply(self, item: Input, strict: bool) -> None:
@@ -241,7 +335,8 @@ class AccountBook:
         self.until = at if self.until is None else max(self.until, at)
         if not isinstance(item, Usage):
             self.mark_segment(at)
-        self.applied.append(item)
+        if self.keeps_inputs:
+            self.applied.append(item)
 
     def mark_segment(self, at: datetime) -> None:
         self.segment_start = at if self.segment_start is None else max(self.segment_start, at)
@@ -392,3 +487,15 @@ class AccountBook:
 
     def counter(self, cycle_start: datetime, line: str, unit: Unit, name: str) -> int:
         return self.counters.get((cycle_start.isoformat(), line, unit, name), 0)
+
+
+def _in_order(inputs: Iterable[Input], key: Callable[[Input], tuple]) -> Iterator[Input]:
+    """`inputs`, checked to come in fold order: a replay merges them as they stream,
+    so an input out of place would silently fold in the wrong order."""
+    last = None
+    for item in inputs:
+        k = key(item)
+        if last is not None and k < last:
+            raise RuntimeError(f"history out of fold order at {item.id!r}: {k} after {last}")
+        last = k
+        yield item

@@ -266,7 +266,7 @@ class _Batch:
                 continue
             book = hit.book
             book.plans = plans  # a plan's new body is a new Plan: the book sees it
-            book.history, book.booked_totals = self.uow.accounts.readers(row.id)
+            book.history, book.booked_totals = self.uow.accounts.readers(row.id, book)
             self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
                                              hit.closed)
         if loaded:

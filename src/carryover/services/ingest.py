@@ -267,19 +267,21 @@ def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chun
         book, snapshot = uow.accounts.load_book(row, plans)
         # This chunk's events are already in usage_events: a replay must only see the
         # ones folded so far (the book adds those from its own session).
-        book.history = lambda a=account_id: [
-            i for i in uow.accounts.history(a)
-            if not (isinstance(i, Usage) and i.id in chunk_ids)]
+        book.history = lambda a=account_id, b=book: (
+            i for i in uow.accounts.history(a, b.calendar, b.grace)
+            if not (isinstance(i, Usage) and i.id in chunk_ids))
         mine = np.flatnonzero(account == account_id)
-        # Folded in (effective instant, id) order: the balances are those of any order
-        # (replay equivalence), and at most the first event needs a replay.
+        # Submitted together in (effective instant, id) order: the balances are those
+        # of any order (replay equivalence), and the events that sort before what is
+        # already folded share one replay of the account's history.
         order = sorted(mine.tolist(), key=lambda k: (int(eff[k]), event_ids[k]))
+        items = []
         for k in order:
             i = idx[k]
-            item = Usage(event_ids[k], directory.ids[line[k]], from_us(int(chunk.at[i])),
-                         int(chunk.amount[i]), UNITS[int(chunk.unit[i])], chunk.rating_group[i],
-                         from_us(int(chunk.received_at[i])))
-            outcome = book.submit(item)
+            items.append(Usage(event_ids[k], directory.ids[line[k]], from_us(int(chunk.at[i])),
+                               int(chunk.amount[i]), UNITS[int(chunk.unit[i])],
+                               chunk.rating_group[i], from_us(int(chunk.received_at[i]))))
+        for item, outcome in zip(items, book.submit_usage(items), strict=True):
             if outcome.status != "accepted":  # pragma: no cover - validated before
                 raise RuntimeError(f"event {item.id} refused after validation: {outcome.reason}")
         uow.accounts.save_book(account_id, book, snapshot)

@@ -13,8 +13,9 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
@@ -37,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from carryover.domain.book import AccountBook, LineState
 from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.inputs import Input, Usage, effective_instant
+from carryover.domain.inputs import Input, Usage, effective_instant, order_key
 from carryover.domain.ledger import Entry, EntryKind
 from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
@@ -255,16 +256,44 @@ class AccountRepository:
             account_id=account_id, input_id=item.id, kind=kind,
             line=getattr(item, "line", None), at=item.at, body=body))
 
-    def history(self, account_id: int) -> list[Input]:
-        out: list[Input] = []
-        for row in self.conn.execute(select(inputs.c.kind, inputs.c.body).where(
-                inputs.c.account_id == account_id).order_by(inputs.c.seq)):
-            out.append(codec.decode(row.kind, row.body))
-        for row in self.conn.execute(select(usage_events).where(
-                usage_events.c.account_id == account_id).order_by(usage_events.c.seq)):
-            out.append(Usage(row.event_id, row.line, utc(row.at), row.amount, Unit(row.unit),
-                             row.rating_group, utc(row.received_at)))
-        return out
+    def history(self, account_id: int, calendar: CycleCalendar,
+                grace: timedelta) -> Iterator[Input]:
+        """The account's stored inputs in fold order (`order_key`), streamed.
+
+        Usage comes from the database ordered by its stored effective instant (the
+        same rule, with the account's own calendar and grace, which never change),
+        a server-side cursor on PostgreSQL; only the events sharing one instant are
+        sorted here, by id, so the order does not depend on the database's
+        collation. The other inputs are few: they are read whole and merged in."""
+        others = [codec.decode(row.kind, row.body) for row in self.conn.execute(
+            select(inputs.c.kind, inputs.c.body).where(inputs.c.account_id == account_id))]
+
+        def key(item: Input) -> tuple:
+            return order_key(item, calendar, grace)
+
+        c = usage_events.c
+        # Statement options: Connection.execution_options would change the connection.
+        rows = self.conn.execute(
+            select(c.event_id, c.line, c.at, c.amount, c.unit, c.rating_group, c.received_at,
+                   c.effective_at)
+            .where(c.account_id == account_id).order_by(c.effective_at)
+            .execution_options(stream_results=True, yield_per=5000))
+
+        def usage() -> Iterator[Usage]:
+            group: list[Usage] = []
+            instant = None
+            for row in rows:
+                item = Usage(row.event_id, row.line, utc(row.at), row.amount, Unit(row.unit),
+                             row.rating_group, utc(row.received_at))
+                if row.effective_at != instant:
+                    group.sort(key=key)
+                    yield from group
+                    group, instant = [], row.effective_at
+                group.append(item)
+            group.sort(key=key)
+            yield from group
+
+        return heapq.merge(sorted(others, key=key), usage(), key=key)
 
     def booked_totals(self, account_id: int) -> dict[tuple, int]:
         c = ledger_entries.c
@@ -327,13 +356,14 @@ class AccountRepository:
                 (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
             book = books[i]
-            book.history, book.booked_totals = self.readers(i)
+            book.history, book.booked_totals = self.readers(i, book)
             out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i]})
         return out
 
-    def readers(self, account_id: int) -> tuple:
+    def readers(self, account_id: int, book: AccountBook) -> tuple:
         """Where a replay of the account's book reads its history and booked totals."""
-        return (lambda: self.history(account_id), lambda: self.booked_totals(account_id))
+        return (lambda: self.history(account_id, book.calendar, book.grace),
+                lambda: self.booked_totals(account_id))
 
     @staticmethod
     def _empty_book(account: Any, all_plans: dict[str, Plan]) -> AccountBook:
