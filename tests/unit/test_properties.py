@@ -452,6 +452,62 @@ def test_reordered_arrival_gives_the_same_state(case) -> None:
     assert_conserved(book_b, usage)
 
 
+class CountingReplays(AccountBook):
+    replays = 0
+
+    def _replay_with(self, items: list[Input]) -> None:
+        self.replays += 1
+        super()._replay_with(items)
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(reordered(), st.data())
+def test_usage_submitted_together_gives_the_same_state(case, data) -> None:
+    """`submit_usage` (how ingest hands a chunk's events of one account to its book):
+    runs of usage submitted together, in arrival order or sorted, give the balances,
+    counters and statuses of the in-order fold, with at most one replay per run."""
+    scenario, arrival = case
+    ordered = in_order(scenario)
+    book_a = AccountBook(scenario.calendar, scenario.plans)
+    status_a = submit_all(book_a, ordered)
+    book_b = CountingReplays(scenario.calendar, scenario.plans)
+    status_b: dict[str, str] = {}
+    sort_runs = data.draw(st.booleans())
+    n = 0
+    while n < len(arrival):
+        if not isinstance(arrival[n], Usage):
+            status_b.setdefault(arrival[n].id, book_b.submit(arrival[n]).status)
+            n += 1
+            continue
+        end = n
+        while end < len(arrival) and isinstance(arrival[end], Usage):
+            end += 1
+        end = n + data.draw(st.integers(1, end - n))
+        run = arrival[n:end]
+        if sort_runs:
+            run = sorted(run, key=lambda i: order_key(i, scenario.calendar))
+        replays = book_b.replays
+        outcomes = book_b.submit_usage(run)
+        assert len(outcomes) == len(run)
+        assert book_b.replays - replays <= 1
+        for item, outcome in zip(run, outcomes, strict=True):
+            if item.id in status_b:
+                assert outcome.status == "duplicate"
+            status_b.setdefault(item.id, outcome.status)
+        if book_b.replays > replays:
+            event("run replayed")
+        assert_conserved(book_b, accepted_usage(ordered, status_b))
+        n = end
+    assume(gift_statuses(status_a) == gift_statuses(status_b))
+    assert status_a == status_b
+    assert snapshot(book_a) == snapshot(book_b)
+    end = scenario.end
+    assert check_objects(book_a, scenario, end) == check_objects(book_b, scenario, end)
+    folded_a = {k: v for k, v in ledger.balances(book_a.entries).items() if v}
+    folded_b = {k: v for k, v in ledger.balances(book_b.entries).items() if v}
+    assert folded_a == folded_b
+
+
 # ------------------------------------------------------------ 5. more usage, less available
 
 
