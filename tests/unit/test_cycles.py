@@ -550,3 +550,22 @@ def test_cycle_at_property(at: datetime, day: int, zone_name: str) -> None:
     assert cal.cycle_at(end) == (end, cal.next_boundary(end))
     assert cal.cycle_at(start - US)[1] == start
     assert cal.boundaries(start - US, end) == [start, end]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 31), st.sampled_from(["UTC", "America/New_York", "Europe/Berlin",
+                                             "America/Santiago", "Australia/Lord_Howe"]),
+       st.lists(st.integers(0, 3 * 365 * 86_400 * 10**6), min_size=1, max_size=40))
+def test_cycle_at_remembers_nothing_that_changes_its_answer(day, tz, offsets) -> None:
+    """`cycle_at` keeps the last cycle it found: any sequence of instants (in runs, across
+    boundaries, backwards, exactly on a boundary) gets the answers a fresh calendar
+    gives, and the memo is not part of the calendar's value."""
+    used = CycleCalendar(day, tz)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    instants = [start + timedelta(microseconds=o) for o in offsets]
+    instants += [used.cycle_at(instants[0])[1], used.cycle_at(instants[0])[1] - US]
+    for at in instants:
+        assert used.cycle_at(at) == CycleCalendar(day, tz).cycle_at(at)
+        assert used.cycle_at(at.astimezone(NY)) == CycleCalendar(day, tz).cycle_at(at)
+    assert used == CycleCalendar(day, tz) and hash(used) == hash(CycleCalendar(day, tz))
+    assert repr(used) == repr(CycleCalendar(day, tz))

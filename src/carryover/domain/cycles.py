@@ -14,7 +14,7 @@ reads the clock.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,6 +73,11 @@ class CycleCalendar:
 
     cycle_day: int
     timezone: str
+    # The cycle `cycle_at` found last: events come in runs within one cycle, and a
+    # hit costs two comparisons instead of two zone conversions and three lookups.
+    # Not part of the value (no compare, no hash, no init).
+    _last: tuple[datetime, datetime] | None = field(default=None, init=False, compare=False,
+                                                    repr=False)
 
     def __post_init__(self) -> None:
         if (isinstance(self.cycle_day, bool) or not isinstance(self.cycle_day, int)
@@ -91,12 +96,17 @@ class CycleCalendar:
     def cycle_at(self, at: datetime) -> tuple[datetime, datetime]:
         """(start, end) in UTC of the cycle containing `at`; end is exclusive."""
         require_aware(at)
+        last = self._last
+        if last is not None and last[0] <= at < last[1]:
+            return last
         local = at.astimezone(self.tz)
         start = self.start_in_month(local.year, local.month)
         if start > at.astimezone(UTC):
             year, month = add_months(local.year, local.month, -1)
             start = self.start_in_month(year, month)
-        return start, self.next_boundary(start)
+        found = (start, self.next_boundary(start))
+        object.__setattr__(self, "_last", found)  # frozen for its value, not this memo
+        return found
 
     def next_boundary(self, boundary: datetime) -> datetime:
         """The boundary after `boundary`, which must itself be a boundary."""
