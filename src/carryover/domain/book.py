@@ -141,7 +141,7 @@ class AccountBook:
             return iter(session)
         skip = mine | leave_out
         stored = (i for i in self.history() if (type(i), i.id) not in skip)
-        return heapq.merge(_in_order(stored, self.key), session, key=self.key)
+        return heapq.merge(_checked_order(stored, self.key), session, key=self.key)
 
     # ---- plans -------------------------------------------------------------------
     def plan(self, plan_id: str | None) -> Plan | None:
@@ -192,31 +192,23 @@ class AccountBook:
         deferred: list[int] = []
         ids: set[str] = set()
         for n, item in enumerate(items):
-            if deferred:
-                try:
-                    self._check(item)
-                except Refused as exc:
-                    outcomes[n] = Outcome("rejected", reason=str(exc))
+            if not deferred:
+                at, _ = effective_instant(item, self.calendar, self.grace)
+                if (item.id in self.seen_usage or self._in_order(item, at)
+                        or self._commutes(item, at)):
+                    outcomes[n] = self.submit(item)
                     continue
-                if item.id in self.seen_usage or item.id in ids:
-                    outcomes[n] = Outcome("duplicate",
-                                          reason=f"event {item.id} was already counted")
-                    continue
-                ids.add(item.id)
-                deferred.append(n)
+            # From the first event that needs a replay on, every event joins it.
+            try:
+                self._check(item)
+            except Refused as exc:
+                outcomes[n] = Outcome("rejected", reason=str(exc))
                 continue
-            at, _ = effective_instant(item, self.calendar, self.grace)
-            if (item.id not in self.seen_usage and not self._in_order(item, at)
-                    and not self._commutes(item, at)):
-                try:
-                    self._check(item)
-                except Refused as exc:
-                    outcomes[n] = Outcome("rejected", reason=str(exc))
-                    continue
-                ids.add(item.id)
-                deferred.append(n)
+            if item.id in self.seen_usage or item.id in ids:
+                outcomes[n] = Outcome("duplicate", reason=f"event {item.id} was already counted")
                 continue
-            outcomes[n] = self.submit(item)
+            ids.add(item.id)
+            deferred.append(n)
         if deferred:
             before = len(self.entries)
             self._replay_with([items[n] for n in deferred])
@@ -489,7 +481,7 @@ class AccountBook:
         return self.counters.get((cycle_start.isoformat(), line, unit, name), 0)
 
 
-def _in_order(inputs: Iterable[Input], key: Callable[[Input], tuple]) -> Iterator[Input]:
+def _checked_order(inputs: Iterable[Input], key: Callable[[Input], tuple]) -> Iterator[Input]:
     """`inputs`, checked to come in fold order: a replay merges them as they stream,
     so an input out of place would silently fold in the wrong order."""
     last = None
