@@ -416,9 +416,7 @@ def check_objects(book: AccountBook, scenario: Scenario, at: datetime) -> list[d
 @given(reordered())
 def test_reordered_arrival_gives_the_same_state(case) -> None:
     scenario, arrival = case
-    ordered = in_order(scenario)
-    book_a = AccountBook(scenario.calendar, scenario.plans)
-    status_a = submit_all(book_a, ordered)
+    book_a, status_a = in_order_book(scenario)
     book_b = AccountBook(scenario.calendar, scenario.plans)
     status_b: dict[str, str] = {}
     for item in arrival:
@@ -431,13 +429,26 @@ def test_reordered_arrival_gives_the_same_state(case) -> None:
         if outcome.replayed:  # a replay adopts a new state; a commuted event does not
             event("replayed" if book_b.buckets is not state else "applied in place")
         assert not outcome.late  # every arrival is inside the grace window
-        assert_conserved(book_b, accepted_usage(ordered, status_b))
+        assert_conserved(book_b, accepted_usage(in_order(scenario), status_b))
+    note_features(book_b, status_b)
+    assert_same_as_in_order(scenario, book_a, status_a, book_b, status_b)
+
+
+def in_order_book(scenario: Scenario) -> tuple[AccountBook, dict[str, str]]:
+    """The scenario folded in timestamp order: what every arrival order must give."""
+    book = AccountBook(scenario.calendar, scenario.plans)
+    return book, submit_all(book, in_order(scenario))
+
+
+def assert_same_as_in_order(scenario: Scenario, book_a: AccountBook, status_a: dict,
+                            book_b: AccountBook, status_b: dict) -> None:
+    """`book_b` (another arrival order) ends where `book_a` (the in-order fold) does:
+    statuses, check objects now and at past boundaries, balances, counters, the
+    ledger's fold, conservation."""
     # A gift is refused or accepted on what is known when it arrives, so a usage that
     # arrives after it may flip that decision; that is not a replay difference.
     assume(gift_statuses(status_a) == gift_statuses(status_b))
     assert status_a == status_b
-    note_features(book_b, status_b)
-
     end = scenario.end
     assert check_objects(book_a, scenario, end) == check_objects(book_b, scenario, end)
     # And at instants inside the scenario (replayed views of the past).
@@ -447,7 +458,7 @@ def test_reordered_arrival_gives_the_same_state(case) -> None:
     folded_a = {k: v for k, v in ledger.balances(book_a.entries).items() if v}
     folded_b = {k: v for k, v in ledger.balances(book_b.entries).items() if v}
     assert folded_a == folded_b
-    usage = accepted_usage(ordered, status_a)
+    usage = accepted_usage(in_order(scenario), status_a)
     assert_conserved(book_a, usage)
     assert_conserved(book_b, usage)
 
@@ -468,8 +479,7 @@ def test_usage_submitted_together_gives_the_same_state(case, data) -> None:
     counters and statuses of the in-order fold, with at most one replay per run."""
     scenario, arrival = case
     ordered = in_order(scenario)
-    book_a = AccountBook(scenario.calendar, scenario.plans)
-    status_a = submit_all(book_a, ordered)
+    book_a, status_a = in_order_book(scenario)
     book_b = CountingReplays(scenario.calendar, scenario.plans)
     status_b: dict[str, str] = {}
     sort_runs = data.draw(st.booleans())
@@ -498,14 +508,7 @@ def test_usage_submitted_together_gives_the_same_state(case, data) -> None:
             event("run replayed")
         assert_conserved(book_b, accepted_usage(ordered, status_b))
         n = end
-    assume(gift_statuses(status_a) == gift_statuses(status_b))
-    assert status_a == status_b
-    assert snapshot(book_a) == snapshot(book_b)
-    end = scenario.end
-    assert check_objects(book_a, scenario, end) == check_objects(book_b, scenario, end)
-    folded_a = {k: v for k, v in ledger.balances(book_a.entries).items() if v}
-    folded_b = {k: v for k, v in ledger.balances(book_b.entries).items() if v}
-    assert folded_a == folded_b
+    assert_same_as_in_order(scenario, book_a, status_a, book_b, status_b)
 
 
 # ------------------------------------------------------------ 5. more usage, less available

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,7 +47,7 @@ from carryover.domain.inputs import (
     effective_instant,
     order_key,
 )
-from carryover.domain.ledger import Entry, EntryKind, correction_entries, totals
+from carryover.domain.ledger import Entry, EntryKind, correction_entries, total_key, totals
 from carryover.domain.plans import BucketKind, Plan, TopupMode
 from carryover.domain.rating import drain
 from carryover.domain.units import Unit
@@ -88,7 +88,7 @@ class EntryTotals:
         self.totals: dict[tuple, int] = defaultdict(int)
 
     def append(self, e: Entry) -> None:
-        self.totals[(e.bucket_id, e.owner, e.line, e.unit, e.kind)] += e.amount
+        self.totals[total_key(e)] += e.amount
 
 
 class AccountBook:
@@ -121,17 +121,10 @@ class AccountBook:
         self.replayed = False  # set when a replay replaced the state wholesale
         self.keeps_inputs = True  # a replay's scratch book does not keep `applied`
 
-    def all_inputs(self) -> list[Input]:
-        """Every input this book has folded: what a store holds, then this session's."""
-        if self.history is None:
-            return list(self.applied)
-        mine = {(type(i), i.id) for i in self.applied}
-        return [i for i in self.history() if (type(i), i.id) not in mine] + self.applied
-
     def key(self, item: Input) -> tuple:
         return order_key(item, self.calendar, self.grace)
 
-    def ordered_inputs(self, leave_out: set[tuple]) -> Iterator[Input]:
+    def ordered_inputs(self, leave_out: Set[tuple] = frozenset()) -> Iterator[Input]:
         """Every input folded so far, in fold order, streamed, without `leave_out`
         ((type, id) pairs): the store's history merged with this session's inputs."""
         mine = {(type(i), i.id) for i in self.applied}

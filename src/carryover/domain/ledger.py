@@ -83,11 +83,16 @@ def balances(entries: Iterable[Entry]) -> dict[str, int]:
     return dict(out)
 
 
+def total_key(e: Entry) -> tuple:
+    """What `totals` sums an entry under: (bucket, owner, line, unit, kind)."""
+    return (e.bucket_id, e.owner, e.line, e.unit, e.kind)
+
+
 def totals(entries: Iterable[Entry]) -> dict[tuple, int]:
     """Sum of amounts per (bucket, line, unit, kind): the shape corrections are diffed in."""
     out: dict[tuple, int] = defaultdict(int)
     for e in entries:
-        out[(e.bucket_id, e.owner, e.line, e.unit, e.kind)] += e.amount
+        out[total_key(e)] += e.amount
     return out
 
 

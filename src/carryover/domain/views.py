@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL, Bucket
-from carryover.domain.inputs import HOTSPOT, order_key
+from carryover.domain.inputs import HOTSPOT
 from carryover.domain.plans import OverageAction, PlanKind
 from carryover.domain.units import Unit
 
@@ -37,11 +37,10 @@ def position(book: AccountBook, at: datetime) -> AccountBook:
         book.advance_to(at)
         return book
     past = AccountBook(book.calendar, book.plans, book.grace)
-    inputs = book.all_inputs()
-    keys = sorted((order_key(i, book.calendar, book.grace), n) for n, i in enumerate(inputs))
-    for key, n in keys:
-        if key[0] <= at:  # the fold's own order; key[0] is the effective instant
-            past.submit(inputs[n])
+    for item in book.ordered_inputs():  # the fold's own order
+        if book.key(item)[0] > at:  # key[0] is the effective instant
+            break
+        past.submit(item)
     past.advance_to(at)
     return past
 
