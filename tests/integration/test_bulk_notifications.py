@@ -3,18 +3,22 @@
 A world with every kind in it (thresholds, throttled and blocked lines, credited and
 expiring rollover, a family pool with a member limit, a line of another timezone)
 is built through the single-event path; then, at several instants, the rows
-`emit_notifications` hands to `_insert` are compared with `bulk_notifications.candidates`.
+`emit_notifications` hands to `_insert` are compared with `bulk_notifications.candidates`,
+and the rows each writes to the outbox are compared as readers see them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete, func, select
+
 from carryover.runtime import Carryover
 from carryover.services import bulk_notifications, ledger_ops, notifications, provisioning
 from carryover.settings import get_settings
 from carryover.store.bulk_io import Raw
 from carryover.store.uow import UnitOfWork
+from carryover.store.webhook_tables import outbox
 
 GB = 1024**3
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -76,8 +80,58 @@ def test_a_run_offers_each_key_once(db_url):
     notifier = bulk_notifications.BulkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
-        first = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
-        again = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        first = notifier.emit(Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        again = notifier.emit(Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
         uow.commit()
     assert first > 0
     assert again == 0
+
+
+def stored_outbox(conn) -> list[tuple]:
+    """The outbox as readers see it (typed by SQLAlchemy), without id and write time."""
+    rows = conn.execute(select(outbox).order_by(outbox.c.line, outbox.c.cycle_start,
+                                                outbox.c.kind)).all()
+    for row in rows:
+        assert row.written_at is not None and row.written_at.tzinfo is not None
+    return [(r.account_id, r.line, r.cycle_start, r.kind, r.at, r.payload) for r in rows]
+
+
+def test_stored_rows_equal_emit_notifications(db_url):
+    """What the notifier writes through the raw cursor reads back as `_insert`'s rows do."""
+    engine = world(db_url)
+    compared = 0
+    for day in (5, 20, 53, 56):
+        at = JAN + timedelta(days=day, hours=7, microseconds=123456)
+        stored = []
+        for bulk in (False, True):
+            with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
+                uow.conn.execute(delete(outbox))
+                if bulk:
+                    bulk_notifications.BulkNotifier().emit(Raw(uow.conn), [1, 2, 3], at,
+                                                           uow.plans.all())
+                else:
+                    notifications.emit_notifications(uow.conn, [1, 2, 3], at)
+                stored.append(stored_outbox(uow.conn))
+        assert stored[0] == stored[1], day
+        compared += len(stored[0])
+    assert compared > 10
+
+
+def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
+    engine = world(db_url)
+    at = MAR - timedelta(days=3)
+    with UnitOfWork(engine) as uow:
+        uow.conn.execute(delete(outbox))
+        notifications.emit_notifications(uow.conn, [1], at)
+        before = stored_outbox(uow.conn)
+        ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
+        # A later instant: same keys, other payloads; and account 2's keys are new.
+        offered = bulk_notifications.BulkNotifier().emit(
+            Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
+        after = stored_outbox(uow.conn)
+        kept = [r for r in after if r[0] == 1]
+        added = uow.conn.execute(select(func.count()).select_from(outbox)
+                                 .where(outbox.c.id.not_in(ids))).scalar_one()
+    assert before and kept == before
+    assert added == len(after) - len(before) > 0
+    assert offered > added  # account 1's rows were offered again, and dropped

@@ -7,9 +7,15 @@ rows into objects cost more than rating the chunk. `BulkNotifier.emit` runs the
 same three set-based reads (accounts, the current cycle's counters, bucket
 aggregates per owner) on the raw DBAPI cursor, joined to the temporary table of
 the chunk's accounts instead of long IN lists, and hands each line to the same
-`_conditions` and `_insert`. So the conditions, payloads and the once per
-(line, cycle, kind) rule are those of `emit_notifications` by construction
-(`tests/integration/test_bulk_notifications.py` compares the rows).
+`_conditions`. So the conditions and payloads are those of `emit_notifications`
+by construction (`tests/integration/test_bulk_notifications.py` compares the
+rows offered, and the rows stored).
+
+The rows are written through the same raw cursor (`Raw.append_new`: an
+executemany on SQLite, COPY on PostgreSQL) with the outbox's own conflict target,
+ON CONFLICT (line, cycle_start, kind) DO NOTHING, which is the once per (line,
+cycle, kind) rule of `notifications._insert`. Through SQLAlchemy's typed insert,
+binding each row's instants and JSON payload cost a third of the notifications.
 
 One thing it adds: a candidate already offered by an earlier chunk of the same
 run is not offered again. That chunk committed before this one began, so the
@@ -23,10 +29,10 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from carryover.domain.buckets import POOL
-from carryover.services.notifications import EXPIRING_WITHIN, _conditions, _insert
+from carryover.services.notifications import EXPIRING_WITHIN, _conditions
 from carryover.store import bulk_io
 from carryover.store.repository import utc
 
@@ -63,7 +69,7 @@ class BulkNotifier:
     def __init__(self) -> None:
         self.offered: set[tuple[str, str, str]] = set()
 
-    def emit(self, conn, raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
+    def emit(self, raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
              plans: dict) -> int:
         """Insert the notifications that hold at `at` for the lines of `account_ids`
         (names them in the temporary table `ingest_accounts`). Returns the rows offered."""
@@ -80,10 +86,27 @@ class BulkNotifier:
             self.offered.add(key)
             rows.append(row)
             if len(rows) == INSERT_SLICE:  # bounded memory: a payload dict is ~1 KB
-                _insert(conn, rows)
+                _append(raw, rows)
                 offered, rows = offered + len(rows), []
-        _insert(conn, rows)
+        _append(raw, rows)
         return offered + len(rows)
+
+
+OUTBOX_COLUMNS = ("account_id", "line", "cycle_start", "kind", "at", "payload", "written_at")
+
+
+def _append(raw: bulk_io.Raw, rows: list[dict]) -> None:
+    """Write offered rows to the outbox as `notifications._insert` does: stamped with
+    the time of writing, a (line, cycle_start, kind) already there left as it is."""
+    if not rows:
+        return
+    written = raw.instant(datetime.now(UTC))
+    instants = {at: raw.instant(at) for at in {r["at"] for r in rows}}  # one per emit
+    # JSON text as SQLAlchemy's JSON type writes it (json.dumps, default separators).
+    raw.append_new("outbox", OUTBOX_COLUMNS,
+                   [(r["account_id"], r["line"], r["cycle_start"], r["kind"],
+                     instants[r["at"]], json.dumps(r["payload"]), written) for r in rows],
+                   "line, cycle_start, kind")
 
 
 def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,

@@ -11,7 +11,9 @@ For each chunk of good rows:
    object book exactly as single events would;
 4. buckets, ledger entries (debits aggregated per bucket per stretch), counters
    and cursors are written (only what changed), the chunk's notifications are
-   offered (services.bulk_notifications) and the chunk commits.
+   offered (services.bulk_notifications) and the chunk commits. On SQLite the
+   commit leaves the copy of its pages into the database file to a checkpoint
+   thread (store.wal_checkpoints), which runs while the next chunk is rated.
 The columnar state of the accounts rated so far stays in memory between chunks
 (services.ingest_cache), checked against each account's version, so a chunk reads
 only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
@@ -35,6 +37,7 @@ from carryover.services.bulk_notifications import BulkNotifier
 from carryover.services.ingest_cache import AccountCache
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
+from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
 UNIT_NAMES = np.array([str(u) for u in UNITS], dtype=object)
 WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
@@ -109,27 +112,37 @@ def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
 
 def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], ref: str,
                   on_rejects: Callable[[list], None] | None = None,
-                  progress: Callable[[int], None] | None = None) -> IngestSummary:
+                  progress: Callable[[int], None] | None = None,
+                  checkpoint_thread: bool = False) -> IngestSummary:
+    """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk.
+
+    `checkpoint_thread`: on a SQLite file, copy each commit's pages into the database
+    file on a thread while the next chunk is rated (store.wal_checkpoints); for long
+    runs of big chunks, such as a file. A small batch is better served by SQLite's
+    own checkpoint at its commit (no thread to start and wait for)."""
     summary = IngestSummary()
     directory = None
     notifier = BulkNotifier()
     cache = AccountCache()
-    for n, (file, chunk, rejects) in enumerate(chunks):
-        summary.rows += len(chunk.amount) + len(rejects)
-        bad = list(rejects)
-        with UnitOfWork(engine) as uow:
-            raw = bulk_io.Raw(uow.conn)
-            if directory is None:
-                directory = LineDirectory.load(raw)
-            more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}", summary,
-                                     notifier, cache)
-            uow.commit()
-        bad.extend(more_bad)
-        summary.rejected += len(bad)
-        if on_rejects and bad:
-            on_rejects(bad)
-        if progress:
-            progress(len(chunk.amount) + len(rejects))
+    with BackgroundCheckpoints(engine, enabled=checkpoint_thread) as checkpoints:
+        for n, (file, chunk, rejects) in enumerate(chunks):
+            summary.rows += len(chunk.amount) + len(rejects)
+            bad = list(rejects)
+            checkpoints.before_chunk()
+            with UnitOfWork(engine) as uow:
+                raw = bulk_io.Raw(uow.conn)
+                with checkpoints.deferred(raw):
+                    if directory is None:
+                        directory = LineDirectory.load(raw)
+                    more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}",
+                                             summary, notifier, cache)
+                    uow.commit()
+            bad.extend(more_bad)
+            summary.rejected += len(bad)
+            if on_rejects and bad:
+                on_rejects(bad)
+            if progress:
+                progress(len(chunk.amount) + len(rejects))
     return summary
 
 
@@ -183,7 +196,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
           ref, summary, cache)
     if len(idx):
-        notifier.emit(uow.conn, raw, np.unique(account).tolist(), from_us(int(eff.max())),
+        notifier.emit(raw, np.unique(account).tolist(), from_us(int(eff.max())),
                       uow.plans.all())
     return bad
 

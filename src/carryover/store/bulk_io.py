@@ -55,7 +55,8 @@ class Raw:
 
     def append_new(self, table: str, columns: Sequence[str], rows: Sequence[Sequence],
                    key: str) -> int:
-        """Insert the rows whose unique `key` is not stored yet; returns how many went in."""
+        """Insert the rows whose unique `key` (columns, comma-separated) is not stored yet;
+        returns how many went in."""
         if not rows:
             return 0
         cols = ", ".join(columns)
@@ -74,8 +75,8 @@ class Raw:
             self.cursor.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
                                 f"ON CONFLICT ({key}) DO NOTHING")
             return self.cursor.rowcount
-        return self.many(f"INSERT OR IGNORE INTO {table} ({cols}) "
-                         f"VALUES ({', '.join('?' * len(columns))})", rows)
+        return self.many(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))}) "
+                         f"ON CONFLICT ({key}) DO NOTHING", rows)
 
     def update(self, table: str, keys: Sequence[str], columns: Sequence[str],
                rows: Sequence[Sequence], also: str = "") -> int:
