@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_the_wal_file_stays_within_its_limit(tmp_path, monkeypatch):
     chunks_written = EVENTS // CHUNK
     assert len(unbounded) == len(bounded) == chunks_written
     # With the checkpoint always behind, a writer that never waits appends every chunk.
-    assert all(b > a for a, b in zip(unbounded, unbounded[1:], strict=False))
+    assert all(b > a for a, b in pairwise(unbounded))
     # Limit 0: every chunk waits for the checkpoint, and the file starts again each
     # time; it holds about one chunk's pages (the first chunk's are the most).
     assert max(bounded) <= 1.5 * bounded[0]
