@@ -1,4 +1,5 @@
-"""The ingest's checkpoint thread (store.wal_checkpoints), on real SQLite files.
+"""A long ingest run: its checkpoint thread (store.wal_checkpoints), on real SQLite
+files, and its collector thresholds.
 
 What it promises: an ingest returns with every chunk's pages in the database file;
 the writer's connection gets its automatic checkpoint back, also when a chunk
@@ -10,6 +11,7 @@ purpose (a sleep before it: a slow disk), so that the writer is always ahead of 
 from __future__ import annotations
 
 import csv
+import gc
 import shutil
 import sqlite3
 import threading
@@ -76,7 +78,7 @@ def _dispose():
 
 def test_the_database_file_alone_holds_every_chunk(tmp_path):
     engine, db, path = world(tmp_path)
-    summary = ingest.ingest_chunks(engine, chunks(path), "test", checkpoint_thread=True)
+    summary = ingest.ingest_chunks(engine, chunks(path), "test", long_run=True)
     assert summary.accepted == EVENTS
     # The engine is still open (no checkpoint at close yet): copy the main file only.
     shutil.copyfile(db, tmp_path / "main-only.db")
@@ -87,21 +89,29 @@ def test_the_database_file_alone_holds_every_chunk(tmp_path):
     assert no_checkpoint_thread()
 
 
-def test_a_failed_chunk_gives_the_setting_back(tmp_path, monkeypatch):
+def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
     engine, _, path = world(tmp_path)
-    real, calls = ingest._ingest_chunk, []
+    real, during = ingest._ingest_chunk, []
+    before = gc.get_threshold()
 
     def third_fails(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
+        during.append(gc.get_threshold())
+        if len(during) == 3:
             raise RuntimeError("chunk 3 fails")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest, "_ingest_chunk", third_fails)
     with pytest.raises(RuntimeError, match="chunk 3 fails"):
-        ingest.ingest_chunks(engine, chunks(path), "test", checkpoint_thread=True)
+        ingest.ingest_chunks(engine, chunks(path), "test", long_run=True)
     assert set(autocheckpoint_settings(engine)) == {1000}
     assert no_checkpoint_thread()
+    # The collector ran with the ingest's thresholds, and has its own back.
+    assert during == [ingest.INGEST_GC_THRESHOLDS] * 3 != [before] * 3
+    assert gc.get_threshold() == before
+    during.clear()
+    with pytest.raises(RuntimeError, match="chunk 3 fails"):
+        ingest.ingest_chunks(engine, chunks(path), "again")  # not a long run: untouched
+    assert during == [before] * 3
     with engine.connect() as conn:  # the two chunks before it are committed
         assert conn.exec_driver_sql("SELECT count(*) FROM usage_events").scalar() == 2 * CHUNK
 
@@ -119,7 +129,7 @@ def wal_sizes(tmp_path: Path, limit: int, monkeypatch) -> list[int]:
     monkeypatch.setattr(wal_checkpoints.BackgroundCheckpoints, "_checkpoint", slow_disk)
     monkeypatch.setattr(wal_checkpoints, "WAL_LIMIT", limit)
     sizes: list[int] = []
-    ingest.ingest_chunks(engine, chunks(path), "test", checkpoint_thread=True,
+    ingest.ingest_chunks(engine, chunks(path), "test", long_run=True,
                          progress=lambda _n: sizes.append(Path(f"{db}-wal").stat().st_size))
     monkeypatch.undo()
     return sizes

@@ -83,7 +83,7 @@ def ingest(
             done = progress.tasks[0].completed
             progress.update(task, rate=f"{done / max(time.perf_counter() - started, 1e-9):,.0f}")
         summary = ingest_chunks(eng, chunks(), f"ingest-{uuid.uuid4().hex[:8]}", on_rejects,
-                                advance, checkpoint_thread=True)
+                                advance, long_run=True)
     if sink is not None:
         sink.__exit__(None, None, None)
     summary.files = len(files)

@@ -11,9 +11,10 @@ For each chunk of good rows:
    object book exactly as single events would;
 4. buckets, ledger entries (debits aggregated per bucket per stretch), counters
    and cursors are written (only what changed), the chunk's notifications are
-   offered (services.bulk_notifications) and the chunk commits. On SQLite the
-   commit leaves the copy of its pages into the database file to a checkpoint
-   thread (store.wal_checkpoints), which runs while the next chunk is rated.
+   offered (services.bulk_notifications) and the chunk commits. For a file (a
+   `long_run`) on SQLite, the commit leaves the copy of its pages into the
+   database file to a checkpoint thread (store.wal_checkpoints), which runs while
+   the next chunk is rated.
 The columnar state of the accounts rated so far stays in memory between chunks
 (services.ingest_cache), checked against each account's version, so a chunk reads
 only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
@@ -22,8 +23,10 @@ which a rerun then ingests.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -110,21 +113,43 @@ def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
     return late
 
 
+# Python's cyclic collector runs its full pass (every live object) whenever the objects
+# that survived grow by a quarter; a run holds millions (the line directory, the
+# cache, a chunk's rows), and the default thresholds made those passes about 5 % of
+# an ingest. A chunk's garbage is almost all acyclic and freed by reference counting,
+# so the run collects the youngest objects less often and the oldest almost never.
+INGEST_GC_THRESHOLDS = (100_000, 50, 1000)
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Within: the collector's thresholds are INGEST_GC_THRESHOLDS; then as before."""
+    before = gc.get_threshold()
+    gc.set_threshold(*INGEST_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], ref: str,
                   on_rejects: Callable[[list], None] | None = None,
                   progress: Callable[[int], None] | None = None,
-                  checkpoint_thread: bool = False) -> IngestSummary:
+                  long_run: bool = False) -> IngestSummary:
     """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk.
 
-    `checkpoint_thread`: on a SQLite file, copy each commit's pages into the database
-    file on a thread while the next chunk is rated (store.wal_checkpoints); for long
-    runs of big chunks, such as a file. A small batch is better served by SQLite's
-    own checkpoint at its commit (no thread to start and wait for)."""
+    `long_run`, for many big chunks (a file, from the CLI): on a SQLite file, each
+    commit's pages are copied into the database file on a thread while the next chunk
+    is rated (store.wal_checkpoints), and Python's collector runs less often
+    (`fewer_collections`; its thresholds are the process's, so only a caller that owns
+    the process should ask). A small batch (the API) is better served by SQLite's own
+    checkpoint at its commit, with no thread to start and wait for."""
     summary = IngestSummary()
     directory = None
     notifier = BulkNotifier()
     cache = AccountCache()
-    with BackgroundCheckpoints(engine, enabled=checkpoint_thread) as checkpoints:
+    with fewer_collections() if long_run else contextlib.nullcontext(), \
+            BackgroundCheckpoints(engine, enabled=long_run) as checkpoints:
         for n, (file, chunk, rejects) in enumerate(chunks):
             summary.rows += len(chunk.amount) + len(rejects)
             bad = list(rejects)
