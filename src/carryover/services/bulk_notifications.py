@@ -75,15 +75,12 @@ class BulkNotifier:
         (names them in the temporary table `ingest_accounts`). Returns the rows offered."""
         offered = 0
         rows: list[dict] = []
-        for row in _candidates(raw, account_ids, at, plans):
+        for row in _candidates(raw, account_ids, at, plans, self.offered):
             # Interned: a run remembers a key per notification (200,000 for a
             # 10,000,000-event file), and each row brings its own copies of the same
             # few strings; shared, a key costs about a third.
-            key = (sys.intern(row["line"]), sys.intern(row["cycle_start"]),
-                   sys.intern(row["kind"]))
-            if key in self.offered:
-                continue
-            self.offered.add(key)
+            self.offered.add((sys.intern(row["line"]), sys.intern(row["cycle_start"]),
+                              sys.intern(row["kind"])))
             rows.append(row)
             if len(rows) == INSERT_SLICE:  # bounded memory: a payload dict is ~1 KB
                 _append(raw, rows)
@@ -116,7 +113,8 @@ def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
 
 
 def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
-                plans: dict) -> Iterator[dict]:
+                plans: dict, offered: set[tuple[str, str, str]] = frozenset()) -> Iterator[dict]:
+    """The candidate rows, but none whose (line, cycle_start, kind) is in `offered`."""
     ids = sorted({int(a) for a in account_ids})
     if not ids:
         return
@@ -153,6 +151,8 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
         base = {"line": line_id, "msisdn": msisdn, "account": account.name,
                 "cycle_start": cycle[account_id], "at": stamp}
         for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle):
+            if (line_id, cycle[account_id], kind) in offered:
+                continue  # before its row is built: most of a chunk's were offered before
             yield {"account_id": account_id, "line": line_id, "cycle_start": cycle[account_id],
                    "kind": kind, "at": at, "payload": {"kind": kind, **base, **numbers}}
 
