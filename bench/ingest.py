@@ -590,6 +590,8 @@ def floor_sqlite(db: Path, usage: Path, source_db: Path, keys: bool) -> dict:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("PRAGMA temp_store = MEMORY")
         for ddl in _floor_ddl("sqlite", table, keys):
             conn.execute(ddl)
         verb = "INSERT OR IGNORE" if keys else "INSERT"
