@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -113,7 +113,8 @@ def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
 
 
 def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
-                plans: dict, offered: set[tuple[str, str, str]] = frozenset()) -> Iterator[dict]:
+                plans: dict, offered: Container[tuple[str, str, str]] = frozenset(),
+                ) -> Iterator[dict]:
     """The candidate rows, but none whose (line, cycle_start, kind) is in `offered`."""
     ids = sorted({int(a) for a in account_ids})
     if not ids:
