@@ -80,8 +80,8 @@ def test_a_run_offers_each_key_once(db_url):
     notifier = bulk_notifications.BulkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
-        first = notifier.emit(Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
-        again = notifier.emit(Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        first = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        again = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
         uow.commit()
     assert first > 0
     assert again == 0
@@ -107,7 +107,7 @@ def test_stored_rows_equal_emit_notifications(db_url):
             with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
                 uow.conn.execute(delete(outbox))
                 if bulk:
-                    bulk_notifications.BulkNotifier().emit(Raw(uow.conn), [1, 2, 3], at,
+                    bulk_notifications.BulkNotifier().emit(uow.conn, Raw(uow.conn), [1, 2, 3], at,
                                                            uow.plans.all())
                 else:
                     notifications.emit_notifications(uow.conn, [1, 2, 3], at)
@@ -127,7 +127,7 @@ def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
         ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
         # A later instant: same keys, other payloads; and account 2's keys are new.
         offered = bulk_notifications.BulkNotifier().emit(
-            Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
+            uow.conn, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
         after = stored_outbox(uow.conn)
         kept = [r for r in after if r[0] == 1]
         added = uow.conn.execute(select(func.count()).select_from(outbox)

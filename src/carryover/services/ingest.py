@@ -221,7 +221,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
           ref, summary, cache)
     if len(idx):
-        notifier.emit(raw, np.unique(account).tolist(), from_us(int(eff.max())),
+        notifier.emit(uow.conn, raw, np.unique(account).tolist(), from_us(int(eff.max())),
                       uow.plans.all())
     return bad
 
