@@ -44,15 +44,14 @@ WAL_LIMIT = 512 * 1024 * 1024  # bytes of -wal file before a chunk waits for the
 class BackgroundCheckpoints:
     """PASSIVE checkpoints after each commit of a bulk writer, on a thread."""
 
-    def __init__(self, engine: Engine, enabled: bool = True, wal_limit: int | None = None) -> None:
+    def __init__(self, engine: Engine, enabled: bool = True) -> None:
         database = engine.url.database or ""
         self.active = (enabled and engine.dialect.name == "sqlite"
                        and database not in ("", ":memory:")
                        and "mode=memory" not in str(engine.url))
         self.engine = engine
         self.wal_path = f"{database}-wal"
-        self.wal_limit = WAL_LIMIT if wal_limit is None else wal_limit
-        self.checkpoints = 0  # completed, for tests and the curious
+        self.wal_limit = WAL_LIMIT
         self._wanted = threading.Condition()
         self._pending = False
         self._running = False
@@ -142,7 +141,6 @@ class BackgroundCheckpoints:
                     cursor.close()
                 with self._wanted:
                     self._running = False
-                    self.checkpoints += 1
                     self._wanted.notify_all()
         except BaseException as error:  # reported to the writer at its next chunk
             with self._wanted:
