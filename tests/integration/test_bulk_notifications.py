@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from carryover.runtime import Carryover
 from carryover.services import bulk_notifications, ledger_ops, notifications, provisioning
@@ -97,7 +97,7 @@ def stored_outbox(conn) -> list[tuple]:
 
 
 def test_stored_rows_equal_emit_notifications(db_url):
-    """What the notifier writes through the raw cursor reads back as `_insert`'s rows do."""
+    """What the notifier stores reads back as what `emit_notifications` stores."""
     engine = world(db_url)
     compared = 0
     for day in (5, 20, 53, 56):
@@ -115,6 +115,25 @@ def test_stored_rows_equal_emit_notifications(db_url):
         assert stored[0] == stored[1], day
         compared += len(stored[0])
     assert compared > 10
+
+
+def test_insert_stores_what_sqlalchemys_typed_insert_would(db_url):
+    """`_insert` makes the stored text itself on SQLite (instants, JSON): it must read back
+    as rows written through SQLAlchemy's own Instant and JSON types."""
+    engine = world(db_url)
+    at = JAN + timedelta(days=53, hours=7, microseconds=123456)
+    stored = []
+    for typed in (False, True):
+        with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
+            uow.conn.execute(delete(outbox))
+            rows = notifications.notification_rows(uow.conn, [1, 2, 3], at)
+            if typed:
+                uow.conn.execute(insert(outbox), [{**r, "written_at": at} for r in rows])
+            else:
+                notifications._insert(uow.conn, rows)
+            stored.append(stored_outbox(uow.conn))
+    assert len(stored[0]) > 5
+    assert stored[0] == stored[1]
 
 
 def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):

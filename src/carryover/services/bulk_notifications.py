@@ -11,14 +11,8 @@ the chunk's accounts instead of long IN lists, and hands each line to the same
 by construction (`tests/integration/test_bulk_notifications.py` compares the
 rows offered, and the rows stored).
 
-On SQLite the rows are written through the same raw cursor (`Raw.append_new`, an
-executemany) with the outbox's own conflict target, ON CONFLICT (line,
-cycle_start, kind) DO NOTHING, which is the once per (line, cycle, kind) rule of
-`notifications._insert`: through SQLAlchemy's typed executemany, binding each
-row's instants and JSON payload cost a third of the notifications. On
-PostgreSQL `_insert` itself is already one statement for all rows (the rows as
-one JSON text, bulk_update.insert_many); COPY through the raw cursor measured
-slower there, so it stays.
+The rows go to the outbox through `_insert` too, so they are stored as the
+single-event path stores them.
 
 One thing it adds: a candidate already offered by an earlier chunk of the same
 run is not offered again. That chunk committed before this one began, so the
@@ -32,7 +26,7 @@ import json
 import sys
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from carryover.domain.buckets import POOL
 from carryover.services.notifications import EXPIRING_WITHIN, _conditions, _insert
@@ -86,30 +80,10 @@ class BulkNotifier:
                               sys.intern(row["kind"])))
             rows.append(row)
             if len(rows) == INSERT_SLICE:  # bounded memory: a payload dict is ~1 KB
-                _write(conn, raw, rows)
+                _insert(conn, rows)
                 offered, rows = offered + len(rows), []
-        _write(conn, raw, rows)
-        return offered + len(rows)
-
-
-OUTBOX_COLUMNS = ("account_id", "line", "cycle_start", "kind", "at", "payload", "written_at")
-
-
-def _write(conn, raw: bulk_io.Raw, rows: list[dict]) -> None:
-    """Write offered rows to the outbox as `notifications._insert` does: stamped with
-    the time of writing, a (line, cycle_start, kind) already there left as it is."""
-    if not rows:
-        return
-    if raw.dialect == "postgresql":
         _insert(conn, rows)
-        return
-    written = raw.instant(datetime.now(UTC))
-    instants = {at: raw.instant(at) for at in {r["at"] for r in rows}}  # one per emit
-    # JSON text as SQLAlchemy's JSON type writes it (json.dumps, default separators).
-    raw.append_new("outbox", OUTBOX_COLUMNS,
-                   [(r["account_id"], r["line"], r["cycle_start"], r["kind"],
-                     instants[r["at"]], json.dumps(r["payload"]), written) for r in rows],
-                   "line, cycle_start, kind")
+        return offered + len(rows)
 
 
 def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
