@@ -107,10 +107,10 @@ def random_plan(draw, plan_id: str, stash_cap: bool = True) -> Plan:
         cap = draw(st.sampled_from(["none", "allowance", "bytes"]))
         if cap == "allowance":
             rollover["per_cycle_cap"] = "allowance"
-        elif cap == "bytes":
-            rollover["per_cycle_cap"] = draw(sizes)
+        elif cap == "bytes":  # a cap in bytes caps data only (docs/plan-files.md)
+            rollover["per_cycle_cap"] = f"{draw(sizes)}B"
         if stash_cap and draw(st.booleans()):
-            rollover["stash_cap"] = draw(sizes)
+            rollover["stash_cap"] = f"{draw(sizes)}B"
         if draw(st.booleans()):
             rollover["lifetime"] = {"cycles": draw(st.integers(1, 3))}
         else:

@@ -12,6 +12,7 @@ import pytest
 from carryover.domain import views
 from carryover.domain.inputs import Gift, OpenLine, TopUp, Usage
 from carryover.domain.ledger import EntryKind
+from carryover.domain.units import Unit
 
 from .rules_support import (
     GB,
@@ -283,3 +284,63 @@ def test_gift_ending_at_the_boundary_rolls_if_gift_is_listed():
     assert gift.valid_until == at(2, 1)
     assert available(book, "b", at(2, 1)) == 3 * GB  # 1 (February) + 1 + 1 carried
     assert amounts(book, EntryKind.ROLLOVER_OUT, gift.id) == [GB]
+
+
+MIXED = {"data": "1GB", "voice": "300min", "sms": 100}
+
+
+def _deposits(book, t):
+    """{unit: carried} of the rollover buckets made at boundary t."""
+    state(book, t)
+    return {str(b.unit): b.granted for b in buckets_of(book, "a", "rollover") if b.valid_from == t}
+
+
+def test_issue15_defect4_a_cap_in_bytes_caps_data_only():
+    # Issue 15, defect 4: allowance {data 1 GB, voice 300 min, sms 100}, per-cycle cap
+    # 100 B, nothing used in January. At Feb 1 data carries min(1 GB, 100 B) = 100 B;
+    # voice and SMS have no cap of their own, so all of it carries: 300 min = 18,000 s
+    # and 100 messages (the defect capped them at 100 s and 100 messages).
+    p = plan("mixed-cap", allowance=MIXED, rollover={"per_cycle_cap": "100B"})
+    book = opened(p, plan_id="mixed-cap")
+    assert _deposits(book, at(2, 1)) == {"data": 100, "voice": 18_000, "sms": 100}
+    # The stash cap likewise: 100 B caps data's stash, not voice or SMS.
+    p = plan("mixed-stash", allowance=MIXED, rollover={"stash_cap": "100B"})
+    book = opened(p, plan_id="mixed-stash")
+    assert _deposits(book, at(2, 1)) == {"data": 100, "voice": 18_000, "sms": 100}
+    assert_conserved(book)
+
+
+def test_a_cap_names_its_unit_by_its_suffix_or_a_mapping():
+    # A cap in seconds caps voice only, a bare count SMS only; a mapping caps each unit
+    # it names. January unused: 1 GB, 18,000 s and 100 SMS are left at Feb 1.
+    cases = [
+        ({"per_cycle_cap": "60min"}, {"data": GB, "voice": 3600, "sms": 100}),
+        ({"per_cycle_cap": 7}, {"data": GB, "voice": 18_000, "sms": 7}),
+        ({"per_cycle_cap": {"data": "2MB", "voice": "60s"}},
+         {"data": 2 * 1024**2, "voice": 60, "sms": 100}),
+        ({"per_cycle_cap": {"sms": 3}, "stash_cap": {"voice": "2min", "data": "allowance"}},
+         {"data": GB, "voice": 120, "sms": 3}),
+    ]
+    for n, (rollover, expected) in enumerate(cases):
+        p = plan(f"mixed-{n}", allowance=MIXED, rollover=rollover)
+        book = opened(p, plan_id=p.id)
+        assert _deposits(book, at(2, 1)) == expected, rollover
+        assert_conserved(book)
+
+
+def test_allowance_as_a_cap_means_each_units_own_allowance():
+    # per_cycle_cap: allowance, with top-ups rolling too: each unit carries at most its
+    # own allowance. Data: 1 GB allowance + a 1 GB top-up ending with the cycle -> 1 GB
+    # carried; voice: 300 min + a 100 min top-up -> 300 min (18,000 s); SMS 100 + 50 -> 100.
+    p = plan("mixed-allow", allowance=MIXED,
+             rollover={"kinds": ["allowance", "topup"], "per_cycle_cap": "allowance"})
+    book = opened(p, plan_id="mixed-allow")
+    submit(book, TopUp("t-data", "a", at(1, 10), GB),
+           TopUp("t-voice", "a", at(1, 10), 6000, unit=Unit.VOICE),
+           TopUp("t-sms", "a", at(1, 10), 50, unit=Unit.SMS))
+    state(book, at(2, 1))
+    carried = {}
+    for b in buckets_of(book, "a", "rollover"):
+        carried[str(b.unit)] = carried.get(str(b.unit), 0) + b.granted
+    assert carried == {"data": GB, "voice": 18_000, "sms": 100}
+    assert_conserved(book)

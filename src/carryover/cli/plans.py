@@ -34,6 +34,11 @@ class Effective(StrEnum):
     NEXT_CYCLE = "next-cycle"
 
 
+def _caps(caps) -> dict | None:
+    """A rollover cap per unit (an amount of that unit, or `allowance`)."""
+    return None if caps is None else {str(u): c for u, c in sorted(caps.items())}
+
+
 def plan_dict(plan: Plan) -> dict:
     rollover = plan.rollover
     return {
@@ -45,8 +50,8 @@ def plan_dict(plan: Plan) -> dict:
                                                      key=lambda kv: (kv[1], kv[0]))},
         "rollover": None if rollover is None else {
             "kinds": sorted(str(k) for k in rollover.kinds),
-            "per_cycle_cap": "allowance" if rollover.cap_is_allowance else rollover.per_cycle_cap,
-            "stash_cap": rollover.stash_cap,
+            "per_cycle_cap": _caps(rollover.per_cycle_cap),
+            "stash_cap": _caps(rollover.stash_cap),
             "lifetime": ({"months": rollover.lifetime_months} if rollover.lifetime_months
                          else {"cycles": rollover.lifetime_cycles}),
             "rolls_again": rollover.rolls_again,

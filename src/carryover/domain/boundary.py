@@ -2,10 +2,10 @@
 
 - `expire_due`: buckets whose validity ends lose what is left (`expire`).
 - `close_cycle`: at boundary T, for each owner and unit: expire what ends at T
-  and does not roll; compute the stash still held at T; carry
-  min(left, per-cycle cap, stash cap minus stash held) of each rollable bucket
-  into a new rollover bucket valid from T exactly; expire the rest; apply plan
-  changes scheduled for the next cycle; grant the new cycle's allowances.
+  and does not roll; carry each rollable bucket by the rule of domain/rollover.py
+  (per-unit caps, stash, deposits) into a rollover bucket valid from T exactly;
+  expire the rest; apply plan changes scheduled for the next cycle; grant the
+  new cycle's allowances.
 - `grant_plan` / `leave_plan`: a plan's grants when a line starts on it or
   changes to it, and what a line loses when it leaves a plan.
 
@@ -15,11 +15,14 @@ own module about ordering and replay.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from carryover.domain import rollover
 from carryover.domain.buckets import Bucket, in_consumption_order
-from carryover.domain.cycles import add_calendar_months, add_days
+from carryover.domain.cycles import add_days
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import BucketKind, Plan, PlanKind
 
@@ -27,10 +30,8 @@ if TYPE_CHECKING:
     from carryover.domain.book import AccountBook
 
 _US = timedelta(microseconds=1)
-
-
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+_END = datetime.max.replace(tzinfo=UTC)
+_stamp = rollover.stamp
 
 
 def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
@@ -53,11 +54,11 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
     ref = f"boundary@{_stamp(boundary)}"
     book.mark_segment(boundary)
     live = [b for b in book.buckets.values() if not b.closed]
-    sources = [b for b in live if b.rollable and b.valid_until == boundary]
+    sources = [b for b in live if rollover.is_source(b.rollable, b.valid_until, boundary)]
     source_ids = {b.id for b in sources}
     for bucket in in_consumption_order(live):
-        if (bucket.id not in source_ids and bucket.valid_until is not None
-                and bucket.valid_until <= boundary):
+        if bucket.valid_until is not None and rollover.expires_at(
+                bucket.valid_until, boundary, bucket.id in source_ids):
             _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, ref)
     for owner in sorted({b.owner for b in sources}):
         for unit in sorted({b.unit for b in sources if b.owner == owner}):
@@ -79,44 +80,39 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
 
 def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary: datetime,
            ref: str) -> None:
+    """One owner's and unit's sources at `boundary`, through domain/rollover.py."""
     # A plan-less family member rolls under the pool plan, the plan that made its
     # buckets rollable in the first place (DESIGN 1.8).
     plan = book.governing_plan(owner)
-    policy = plan.rollover if plan is not None else None
-    cycle_left: int | None = None
-    stash_left: int | None = None
-    if policy is not None:
-        if policy.cap_is_allowance:
-            cycle_left = plan.allowances.get(unit) if plan else None
-        elif policy.per_cycle_cap is not None:
-            cycle_left = policy.per_cycle_cap
-        if policy.stash_cap is not None:
+    left = np.array([s.remaining or 0 for s in sources], dtype=np.int64)
+    if plan is None or plan.rollover is None:
+        carried = np.zeros(len(sources), dtype=np.int64)
+    else:
+        per_cycle, stash = rollover.unit_caps(plan, unit)
+        held = 0
+        if stash is not None:
+            source_ids = {s.id for s in sources}
             held = sum(b.remaining or 0 for b in book.own_buckets(owner, unit, boundary)
-                       if b.kind is BucketKind.ROLLOVER and b.id not in {s.id for s in sources})
-            stash_left = max(0, policy.stash_cap - held)
-    for n, source in enumerate(sources):
-        left = source.remaining or 0
-        carried = 0 if policy is None else min(
-            x for x in (left, cycle_left, stash_left) if x is not None)
-        if carried > 0:
-            if policy.lifetime_months is not None:
-                until = add_calendar_months(boundary, policy.lifetime_months, book.calendar.tz)
-            else:
-                until = book.calendar.shift_cycles(boundary, policy.lifetime_cycles or 1)
+                       if rollover.in_stash(b.kind is BucketKind.ROLLOVER, b.valid_from,
+                                            b.valid_until or _END, boundary,
+                                            b.id in source_ids))
+        room = rollover.room(per_cycle, stash, np.array([held]))
+        carried = rollover.carry(left, np.zeros(len(sources), dtype=np.int64),
+                                 np.repeat(room, len(sources)))
+    for n, (source, amount) in enumerate(zip(sources, carried.tolist(), strict=True)):
+        if amount > 0:
             deposit = Bucket(
-                id=f"{owner}/{unit}/rollover/{_stamp(boundary)}#{n}", owner=owner, unit=unit,
-                kind=BucketKind.ROLLOVER, granted=carried, valid_from=boundary, valid_until=until,
-                priority=plan.priority(BucketKind.ROLLOVER), rollable=policy.rolls_again,
-                origin=source.id,
+                id=rollover.deposit_id(owner, unit, _stamp(boundary), n), owner=owner,
+                unit=unit, kind=BucketKind.ROLLOVER, granted=amount, valid_from=boundary,
+                valid_until=rollover.deposit_until(plan.rollover, boundary, book.calendar),
+                origin=source.id, **rollover.deposit_fields(plan),
             )
-            book.book(boundary, EntryKind.ROLLOVER_OUT, source, carried, None, ref,
-                      f"carried into {deposit.id}")
-            source.remaining = left - carried
+            book.book(boundary, EntryKind.ROLLOVER_OUT, source, amount, None, ref,
+                      rollover.out_note(deposit.id))
+            source.remaining = (source.remaining or 0) - amount
             book.add_bucket(deposit, EntryKind.ROLLOVER_IN, boundary, None, ref,
-                            f"carried from {source.id}")
-            cycle_left = None if cycle_left is None else cycle_left - carried
-            stash_left = None if stash_left is None else stash_left - carried
-        _close(book, source, boundary, EntryKind.EXPIRE, ref, "not carried")
+                            rollover.in_note(source.id))
+        _close(book, source, boundary, EntryKind.EXPIRE, ref, rollover.EXPIRE_NOTE)
 
 
 def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: bool,

@@ -22,9 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from carryover.domain.units import AmountError, Unit, parse_amount, parse_speed_kbps
+
+# A rollover cap of one unit: an amount of that unit, or that unit's own allowance.
+ALLOWANCE = "allowance"
+Cap = int | Literal["allowance"]
 
 
 class PlanKind(StrEnum):
@@ -66,9 +70,11 @@ class RolloverPolicy:
     """How unused bytes cross a cycle boundary (DESIGN 1.4)."""
 
     kinds: frozenset[BucketKind] = frozenset({BucketKind.ALLOWANCE})
-    per_cycle_cap: int | None = None  # bytes per boundary; None = no cap
-    cap_is_allowance: bool = False  # "at most the allowance" (AT&T)
-    stash_cap: int | None = None  # what the rollover stash may hold at once
+    # Caps are per unit (a unit absent from the mapping has no cap; None: no cap in
+    # any unit). ALLOWANCE means that unit's own allowance ("at most the allowance",
+    # AT&T). rollover.unit_caps reads them; a cap never applies across units.
+    per_cycle_cap: Mapping[Unit, Cap] | None = None  # carried per boundary
+    stash_cap: Mapping[Unit, Cap] | None = None  # what the rollover stash may hold at once
     lifetime_cycles: int | None = 1  # expires at the end of the next N cycles ...
     lifetime_months: int | None = None  # ... or N calendar months after the deposit
     rolls_again: bool = False
@@ -208,7 +214,43 @@ class _Reader:
         return value
 
 
-def _read_rollover(r: _Reader, raw: Any, allowance: int | None) -> RolloverPolicy | None:
+def _read_caps(r: _Reader, raw: Any, where: str,
+               allowances: Mapping[Unit, int | None]) -> dict[Unit, Cap] | None:
+    """A rollover cap: `allowance` (each unit its own), one amount (its suffix names
+    the one unit it caps: bytes data, seconds voice, a bare count SMS), or a mapping
+    of unit to amount or `allowance`."""
+    if raw is None:
+        return None
+    if raw == ALLOWANCE:
+        return {unit: ALLOWANCE for unit in Unit}
+    if isinstance(raw, Mapping):
+        caps: dict[Unit, Cap] = {}
+        for key, value in raw.items():
+            unit = r.choice(key, Unit, f"{where}.{key}", None)
+            if unit is None:
+                continue
+            if value == ALLOWANCE:
+                caps[unit] = ALLOWANCE
+            elif (amount := r.amount(value, f"{where}.{key}", unit)) is not None:
+                caps[unit] = amount
+        return caps
+    try:
+        amount, unit = parse_amount(raw)
+    except AmountError as exc:
+        r.fail(where, str(exc))
+        return None
+    if unit is Unit.SMS and Unit.SMS not in allowances:
+        # A bare number is a count of messages; on a plan without SMS it is almost
+        # certainly bytes written without a unit, and guessing would change a bill.
+        r.fail(where, f"{raw!r} has no unit, so it is an SMS count, but the plan grants no "
+               f"sms; write 100MB for data, 60min for voice, or a mapping such as "
+               f"{{data: 2GB, voice: 60min}}")
+        return None
+    return {unit: amount}
+
+
+def _read_rollover(r: _Reader, raw: Any,
+                   allowances: Mapping[Unit, int | None]) -> RolloverPolicy | None:
     if raw is None or raw is False:
         return None
     data = r.mapping(raw, "rollover")
@@ -220,14 +262,9 @@ def _read_rollover(r: _Reader, raw: Any, allowance: int | None) -> RolloverPolic
     else:
         for i, k in enumerate(kinds_raw):
             kinds.add(r.choice(k, BucketKind, f"rollover.kinds[{i}]", BucketKind.ALLOWANCE))
-    cap_raw = data.get("per_cycle_cap")
-    cap_is_allowance = cap_raw == "allowance"
-    per_cycle_cap = None
-    if cap_raw is not None and not cap_is_allowance:
-        per_cycle_cap = r.amount(cap_raw, "rollover.per_cycle_cap")
-    stash_cap = None
-    if data.get("stash_cap") is not None:
-        stash_cap = r.amount(data["stash_cap"], "rollover.stash_cap")
+    per_cycle_cap = _read_caps(r, data.get("per_cycle_cap"), "rollover.per_cycle_cap",
+                               allowances)
+    stash_cap = _read_caps(r, data.get("stash_cap"), "rollover.stash_cap", allowances)
     lifetime = r.mapping(data.get("lifetime", {"cycles": 1}), "rollover.lifetime")
     r.unknown(lifetime, {"cycles", "months"}, "rollover.lifetime")
     cycles = r.positive_int(lifetime.get("cycles"), "rollover.lifetime.cycles")
@@ -237,7 +274,6 @@ def _read_rollover(r: _Reader, raw: Any, allowance: int | None) -> RolloverPolic
     return RolloverPolicy(
         kinds=frozenset(kinds),
         per_cycle_cap=per_cycle_cap,
-        cap_is_allowance=cap_is_allowance,
         stash_cap=stash_cap,
         lifetime_cycles=cycles,
         lifetime_months=months,
@@ -355,7 +391,6 @@ def plan_from_mapping(data: Any) -> Plan:
     if kind is PlanKind.PACK and pack_days is None:
         r.fail("pack.validity_days", "a pack needs its validity in days")
 
-    data_allowance = allowances.get(Unit.DATA)
     plan = Plan(
         id=plan_id,
         name=str(data.get("name", plan_id)),
@@ -363,7 +398,7 @@ def plan_from_mapping(data: Any) -> Plan:
         allowances=allowances,
         priorities=priorities,
         prorate_first_cycle=first_cycle == "prorate",
-        rollover=_read_rollover(r, data.get("rollover"), data_allowance),
+        rollover=_read_rollover(r, data.get("rollover"), allowances),
         overage=_read_overage(r, data.get("overage")),
         topup_mode=r.choice(topup.get("mode"), TopupMode, "topup.mode", TopupMode.STACK),
         unlimited=_read_unlimited(r, data["unlimited"]) if kind is PlanKind.UNLIMITED else None,

@@ -8,10 +8,10 @@ account in one pass of array operations:
   their total per (line, unit) is drained through the queue with rating.drain,
   giving each bucket exactly the total an event-by-event fold would;
 - then every account with events beyond its next breakpoint crosses it: expiries
-  close buckets; a boundary expires what does not roll, carries
-  min(left, per-cycle cap, stash cap - stash held) of each rollable bucket into a
-  rollover bucket valid from T (a prefix sum over the sources, like rating), and
-  grants the new cycle's allowances — for all those accounts at once.
+  close buckets; a boundary expires what does not roll, carries each rollable
+  bucket by the functions of domain/rollover.py (the same calls the object book
+  makes, given every (line, unit) at once) into a rollover bucket valid from T,
+  and grants the new cycle's allowances — for all those accounts at once.
 
 It covers accounts without a family pool, no plan change pending and events that
 sort after the account's last breakpoint (in order, or commuting: see
@@ -28,6 +28,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from carryover.domain import rollover
 from carryover.domain.buckets import UNLIMITED
 from carryover.domain.bulk.state import (
     I64,
@@ -39,9 +40,9 @@ from carryover.domain.bulk.state import (
     from_us,
     to_us,
 )
-from carryover.domain.cycles import CycleCalendar, add_calendar_months
+from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import EntryKind
-from carryover.domain.plans import BucketKind, Plan, PlanKind
+from carryover.domain.plans import BucketKind, Plan, PlanKind, RolloverPolicy
 from carryover.domain.rating import drain
 
 ROLLOVER = KINDS.index(BucketKind.ROLLOVER)
@@ -59,6 +60,18 @@ def stamp(us: int) -> str:
 def _next_boundary(calendar: CycleCalendar, boundary_us: int) -> int:
     # Keyed by calendar, not account: a hundred calendars serve 100,000 accounts.
     return to_us(calendar.next_boundary(from_us(boundary_us)))
+
+
+def _deposit_until(policy: RolloverPolicy, calendar: CycleCalendar, boundary_us: int) -> int:
+    return _lifetime_end(policy.lifetime_months, policy.lifetime_cycles, calendar, boundary_us)
+
+
+@lru_cache(maxsize=1 << 16)
+def _lifetime_end(months: int | None, cycles: int | None, calendar: CycleCalendar,
+                  boundary_us: int) -> int:
+    # Keyed by the lifetime alone (a policy holds mappings, which do not hash).
+    policy = RolloverPolicy(lifetime_months=months, lifetime_cycles=cycles)
+    return to_us(rollover.deposit_until(policy, from_us(boundary_us), calendar))
 
 
 @dataclass
@@ -190,8 +203,8 @@ class BulkBook:
         refs_of = {int(a): f"boundary@{stamp(int(T[a]))}" for a in accounts}
         row_T = T[self.line_account[b.line]]
         live = ~b.closed & (row_T >= 0)
-        source = live & b.rollable & (b.valid_until == row_T)
-        first = np.flatnonzero(live & ~source & (b.valid_until <= row_T))
+        source = live & rollover.is_source(b.rollable, b.valid_until, row_T)
+        first = np.flatnonzero(live & rollover.expires_at(b.valid_until, row_T, source))
         self._close(first, EntryKind.EXPIRE, b.valid_until[first],
                     [refs_of[int(a)] for a in self.line_account[b.line[first]]])
         self._carry(np.flatnonzero(source), row_T, refs_of)
@@ -201,6 +214,7 @@ class BulkBook:
         self._grant(accounts, T, refs_of)
 
     def _carry(self, sources: np.ndarray, row_T: np.ndarray, refs_of: dict[int, str]) -> None:
+        """The boundary rule of domain/rollover.py for every (line, unit) at once."""
         b = self.b
         if len(sources) == 0:
             return
@@ -211,70 +225,61 @@ class BulkBook:
         n_in_group = np.arange(len(sources)) - np.repeat(starts, np.diff(np.append(starts,
                                                                                len(sources))))
         left = b.remaining[sources].copy()
-        cap = np.full(len(sources), UNLIMITED, dtype=I64)
-        new_rows: list[dict] = []
-        for plan_id in sorted({self.line_plans[i] or "" for i in b.line[sources].tolist()}):
+        room = np.zeros(len(sources), dtype=I64)  # no rollover policy: nothing carries
+        src_plans = [self.line_plans[i] or "" for i in b.line[sources].tolist()]
+        src_plan = np.array(src_plans, dtype=object)
+        held = None
+        for plan_id in sorted(set(src_plans)):
             plan = self.plans.get(plan_id)
-            mine = np.array([(self.line_plans[i] or "") == plan_id
-                             for i in b.line[sources].tolist()], dtype=bool)
-            policy = plan.rollover if plan is not None else None
-            if policy is None:
-                cap[mine] = 0
+            if plan is None or plan.rollover is None:
                 continue
-            limit = UNLIMITED
-            if policy.per_cycle_cap is not None:
-                limit = policy.per_cycle_cap
-            cycle_cap = np.full(int(mine.sum()), limit, dtype=I64)
-            if policy.cap_is_allowance:
-                allowance = [plan.allowances.get(UNITS[u]) for u in b.unit[sources[mine]]]
-                cycle_cap = np.array([UNLIMITED if a is None else a for a in allowance], I64)
-            if policy.stash_cap is not None:
-                held = self._stash_held(sources[mine], row_T, set(sources.tolist()))
-                cycle_cap = np.minimum(cycle_cap, np.maximum(0, policy.stash_cap - held))
-            cap[mine] = cycle_cap
-        before = np.cumsum(left) - left
-        before -= np.repeat(before[starts], np.diff(np.append(starts, len(sources))))
-        carried = np.clip(cap - before, 0, left)
+            for u in sorted(set(b.unit[sources[src_plan == plan_id]].tolist())):
+                mine = (src_plan == plan_id) & (b.unit[sources] == u)
+                per_cycle, stash = rollover.unit_caps(plan, UNITS[u])
+                if stash is not None and held is None:
+                    held = self._stash_held(sources, row_T)
+                room[mine] = rollover.room(per_cycle, stash,
+                                           0 if stash is None else held[mine])
+        carried = rollover.carry(left, group, room)
+        new_rows: list[dict] = []
+        out_notes: list[str] = []
+        in_notes: list[str] = []
         for k in np.flatnonzero(carried > 0).tolist():
             row = int(sources[k])
             line = int(b.line[row])
             plan = self.plans[self.line_plans[line]]
-            policy = plan.rollover
             t = int(row_T[row])
             account = int(self.line_account[line])
-            if policy.lifetime_months is not None:
-                until = to_us(add_calendar_months(from_us(t), policy.lifetime_months,
-                                                  self.calendars[account].tz))
-            else:
-                until = t
-                for _ in range(policy.lifetime_cycles or 1):
-                    until = self.next_boundary(account, until)
+            deposit = rollover.deposit_id(self.line_ids[line], UNITS[int(b.unit[row])], stamp(t),
+                                          int(n_in_group[k]))
             new_rows.append(dict(
                 line=line, unit=int(b.unit[row]), kind=ROLLOVER, granted=int(carried[k]),
-                valid_from=t, valid_until=until, priority=plan.priority(BucketKind.ROLLOVER),
-                rollable=policy.rolls_again, origin=b.ids[row],
-                id=f"{self.line_ids[line]}/{UNITS[int(b.unit[row])]}/rollover/{stamp(t)}"
-                   f"#{int(n_in_group[k])}"))
+                valid_from=t, valid_until=_deposit_until(plan.rollover,
+                                                         self.calendars[account], t),
+                origin=b.ids[row], id=deposit, **rollover.deposit_fields(plan)))
+            out_notes.append(rollover.out_note(deposit))
+            in_notes.append(rollover.in_note(b.ids[row]))
         refs = [refs_of[int(self.line_account[b.line[r]])] for r in sources.tolist()]
         took = carried > 0
         self.entries.add(row_T[sources[took]], EntryKind.ROLLOVER_OUT, b.unit[sources[took]],
                          carried[took], sources[took], -1, b.line[sources[took]],
-                         np.array(refs, dtype=object)[took], "carried")
+                         np.array(refs, dtype=object)[took], np.array(out_notes, dtype=object))
         b.remaining[sources] -= carried
         start = len(b)
         self._append(new_rows)
         created = np.arange(start, len(self.b))
         self.entries.add(self.b.valid_from[created], EntryKind.ROLLOVER_IN, self.b.unit[created],
                          self.b.granted[created], created, -1, self.b.line[created],
-                         np.array(refs, dtype=object)[took], "carried")
-        self._close(sources, EntryKind.EXPIRE, row_T[sources], refs, "not carried")
+                         np.array(refs, dtype=object)[took], np.array(in_notes, dtype=object))
+        self._close(sources, EntryKind.EXPIRE, row_T[sources], refs, rollover.EXPIRE_NOTE)
 
-    def _stash_held(self, rows: np.ndarray, row_T: np.ndarray, sources: set[int]) -> np.ndarray:
-        """What each source's owner still holds in rollover buckets at T (after expiries)."""
+    def _stash_held(self, rows: np.ndarray, row_T: np.ndarray) -> np.ndarray:
+        """What each source's owner still holds in its unit's stash at T (rollover.in_stash)."""
         b = self.b
-        stash = np.flatnonzero(~b.closed & (b.kind == ROLLOVER) & (row_T >= 0)
-                               & (b.valid_from <= row_T) & (b.valid_until > row_T))
-        stash = stash[~np.isin(stash, list(sources))]
+        is_source = np.zeros(len(b), dtype=bool)
+        is_source[rows] = True
+        stash = np.flatnonzero(~b.closed & (row_T >= 0) & rollover.in_stash(
+            b.kind == ROLLOVER, b.valid_from, b.valid_until, row_T, is_source))
         key = b.line[stash] * len(UNITS) + b.unit[stash]
         held: dict[int, int] = {}
         for k, amount in zip(key.tolist(), b.remaining[stash].tolist(), strict=True):
