@@ -74,7 +74,7 @@ def pg_database_url() -> Iterator[str]:
         admin.dispose()
 
 
-def _reset_pg(url: str) -> None:
+def reset_pg(url: str) -> None:
     """Empty the public schema: every test starts from a database with nothing in it."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
@@ -97,7 +97,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = f"sqlite:///{tmp_path / 'carryover.db'}"
     else:
         url = request.getfixturevalue("pg_database_url")
-        _reset_pg(url)
+        reset_pg(url)
     try:
         yield url
     finally:

@@ -62,7 +62,7 @@ from carryover.store.tables import (
 )
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
-from tests.conftest import _admin_engine, _reset_pg
+from tests.conftest import _admin_engine, reset_pg
 
 MB = 1024**2
 OPENED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -121,7 +121,7 @@ def fresh_pair(db_url: str, tmp_path: Path) -> Iterator[Pair]:
     def fresh_pg() -> tuple[Engine, Engine]:
         dispose_engines()  # no pooled connection (or prepared statement) survives a reset
         for url in urls:
-            _reset_pg(url)
+            reset_pg(url)
         pair = tuple(make_engine(url) for url in urls)
         for engine in pair:
             ensure_schema(engine)

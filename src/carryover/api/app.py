@@ -19,6 +19,7 @@ from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.api import es2plus, nchf, ops, problems, worker
 from carryover.api.deps import make_limiter
 from carryover.api.nchf_fast import NchfFastPath
+from carryover.api.printable import PrintableRequest
 from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
 from carryover.runtime import Carryover
 from carryover.services.api_keys import KeyCache
@@ -37,6 +38,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     problems.install(app)
     # Inside Observe (added later, so outside it): the hot path is counted and timed too.
     app.add_middleware(NchfFastPath)
+    app.add_middleware(PrintableRequest)
     app.add_middleware(ops.Observe, metrics=app.state.metrics)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
     for module in (plans, accounts, lines, usage, ledger, esim, webhooks):
@@ -44,7 +46,19 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.include_router(ops.router)
     app.include_router(es2plus.router)
     app.include_router(nchf.router)
+    _document_errors(app)
     return app
+
+
+def _document_errors(app: FastAPI) -> None:
+    """The generated OpenAPI, with the body errors every operation can answer."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_errors(generate())
+        return app.openapi_schema
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_environment() -> FastAPI:

@@ -31,9 +31,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from carryover.api.deps import Operator
+from carryover.api.printable import printable
 from carryover.api.problems import PROBLEM_JSON, responses
 from carryover.domain.quota import Grant
 from carryover.services.charging import (
@@ -60,6 +61,8 @@ class _Open(BaseModel):
     """3GPP objects may carry members this server does not use: keep them, ignore them."""
 
     model_config = ConfigDict(extra="allow")
+
+    _printable = field_validator("*")(printable)
 
 
 class NFIdentification(_Open):

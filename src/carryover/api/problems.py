@@ -8,6 +8,13 @@ in use); an SM-DP+ that could not be reached 502; any other refusal 422 (also
 an Idempotency-Key reused with another body, and an SM-DP+ refusal, whose ES2+
 subject and reason codes are in `detail`). An unexpected exception is a bare
 500 problem; its details go to the server log only.
+
+A body that cannot be read as JSON at all (not JSON, not UTF-8, or nested deeper
+than the parser allows) is one 422 with the field `body`, whatever the parser's
+reason; on Nchf it is a 400 ProblemDetails with `cause` (TS 29.571), as every
+Nchf error is. `document_errors` writes the 413 of the body limit into the
+OpenAPI of each operation that takes a body, so the schema names every status
+the API can answer with.
 """
 
 from __future__ import annotations
@@ -94,8 +101,27 @@ def field_errors(exc: RequestValidationError) -> list[dict]:
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problems a route may answer with."""
     schema = {"$ref": "#/components/schemas/Problem"}
-    return {code: {"description": TITLES[code], "content": {PROBLEM_JSON: {"schema": schema}}}
+    # `model` registers Problem under components/schemas, where the $ref points.
+    return {code: {"description": TITLES[code], "model": Problem,
+                   "content": {PROBLEM_JSON: {"schema": schema}}}
             for code in codes}
+
+
+# What FastAPI says when a body is not JSON it can decode (bad UTF-8, too deep).
+_UNREADABLE = "There was an error parsing the body"
+UNREADABLE_BODY = "the body is not readable JSON (UTF-8, not nested too deeply)"
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the body limit's 413 to every operation of `schema` that takes a body."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault("413", {
+                    "description": TITLES[413],
+                    "content": {PROBLEM_JSON: {"schema": problem_ref}}})
+    return schema
 
 
 def install(app: FastAPI) -> None:
@@ -121,6 +147,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "")
+        unreadable = exc.status_code == 400 and detail == _UNREADABLE
+        if request.url.path.startswith("/nchf-") and exc.status_code == 400:
+            # An SMF reads `cause`: every Nchf 400 is a TS 29.571 ProblemDetails.
+            from carryover.api.nchf import nchf_problem
+            return nchf_problem(400, "INVALID_MSG_FORMAT",
+                                UNREADABLE_BODY if unreadable else detail)
+        if unreadable:  # as a body that is not JSON: FastAPI's own json_invalid is a 422
+            return problem(422, "1 invalid field(s)", [
+                {"field": "body", "message": UNREADABLE_BODY, "type": "json_invalid"}])
         return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

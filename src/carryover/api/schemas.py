@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from carryover.api.printable import printable
 from carryover.domain.units import Unit, format_amount
 
 UnitName = Literal["data", "voice", "sms"]
@@ -27,6 +28,8 @@ def human(amount: int | None, unit: str = "data") -> str:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    _printable = field_validator("*")(printable)
 
 
 class AccountIn(Strict):

@@ -34,6 +34,6 @@ def decode(cursor: str | None) -> str | None:
                                 validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         last = ""
-    if not last:
+    if not last or not last.isprintable():  # ids this API returns are printable text
         raise ApiProblem(422, "cursor is not one this API returned")
     return last
