@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from carryover.domain import boundary
-from carryover.domain.buckets import POOL, UNLIMITED, Bucket, in_consumption_order
+from carryover.domain.buckets import POOL, UNLIMITED, Bucket, BucketTable, in_consumption_order
 from carryover.domain.cycles import CycleCalendar, add_days
 from carryover.domain.inputs import (
     DEFAULT_GRACE,
@@ -100,7 +100,7 @@ class AccountBook:
         self.plans = plans
         self.grace = grace
         self.lines: dict[str, LineState] = {}
-        self.buckets: dict[str, Bucket] = {}
+        self.buckets = BucketTable()
         self.entries: list[Entry] = []
         # (cycle start, line, unit, counter) -> amount; counters: used, overage, hotspot, pool
         self.counters: dict[tuple, int] = defaultdict(int)
@@ -120,6 +120,16 @@ class AccountBook:
         self.booked_totals: Callable[[], dict[tuple, int]] | None = None
         self.replayed = False  # set when a replay replaced the state wholesale
         self.keeps_inputs = True  # a replay's scratch book does not keep `applied`
+
+    @property
+    def buckets(self) -> BucketTable:
+        return self._buckets
+
+    @buckets.setter
+    def buckets(self, table: dict[str, Bucket]) -> None:
+        # Whoever hands the book a plain dict (a cache trimming it) still gets the
+        # live index that keeps boundary work linear in the live buckets.
+        self._buckets = table if isinstance(table, BucketTable) else BucketTable(table)
 
     def key(self, item: Input) -> tuple:
         return order_key(item, self.calendar, self.grace)
@@ -332,8 +342,8 @@ class AccountBook:
         if self.cycle_end is None:
             return
         while True:
-            due = [b.valid_until for b in self.buckets.values()
-                   if not b.closed and b.valid_until is not None and b.valid_until < self.cycle_end]
+            due = [b.valid_until for b in self.buckets.live()
+                   if b.valid_until is not None and b.valid_until < self.cycle_end]
             first_due = min(due, default=None)
             if first_due is not None and first_due <= t:
                 boundary.expire_due(self, first_due)
@@ -449,14 +459,14 @@ class AccountBook:
     # ---- helpers shared with boundary and views ------------------------------------
     def own_buckets(self, owner: str, unit: Unit, at: datetime) -> list[Bucket]:
         return in_consumption_order(
-            b for b in self.buckets.values() if b.owner == owner and b.unit == unit
+            b for b in self.buckets.live() if b.owner == owner and b.unit == unit
             and b.usable_at(at))
 
     def queue(self, line: str, unit: Unit, at: datetime) -> list[Bucket]:
         """The buckets `line` draws at `at`, own and pool, in consumption order."""
         member = self.lines[line].member
         return in_consumption_order(
-            b for b in self.buckets.values()
+            b for b in self.buckets.live()
             if b.unit == unit and (b.owner == line or (member and b.owner == POOL))
             and b.usable_at(at))
 

@@ -45,15 +45,15 @@ def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref
 
 def expire_due(book: AccountBook, at: datetime) -> None:
     book.mark_segment(at)
-    for bucket in in_consumption_order(book.buckets.values()):
-        if not bucket.closed and bucket.valid_until is not None and bucket.valid_until <= at:
+    for bucket in in_consumption_order(book.buckets.live()):
+        if bucket.valid_until is not None and bucket.valid_until <= at:
             _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, f"expiry@{_stamp(at)}")
 
 
 def close_cycle(book: AccountBook, boundary: datetime) -> None:
     ref = f"boundary@{_stamp(boundary)}"
     book.mark_segment(boundary)
-    live = [b for b in book.buckets.values() if not b.closed]
+    live = book.buckets.live()
     sources = [b for b in live if rollover.is_source(b.rollable, b.valid_until, boundary)]
     source_ids = {b.id for b in sources}
     for bucket in in_consumption_order(live):
@@ -161,7 +161,7 @@ def leave_plan(book: AccountBook, line: str, at: datetime, ref: str,
     plan says so, its rollover (DESIGN 1.6)."""
     plan = book.plan_of(line)
     forfeit_rollover = bool(plan and plan.rollover and plan.rollover.forfeit_on_plan_change)
-    for bucket in in_consumption_order(book.buckets.values()):
+    for bucket in in_consumption_order(book.buckets.live()):
         if bucket.closed or bucket.owner != line:
             continue
         if (bucket.kind is BucketKind.ALLOWANCE and not closing_cycle) or (

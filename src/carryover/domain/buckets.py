@@ -79,3 +79,59 @@ def consumption_key(bucket: Bucket) -> tuple:
 
 def in_consumption_order(buckets) -> list[Bucket]:
     return sorted(buckets, key=consumption_key)
+
+
+class BucketTable(dict):
+    """An account's buckets by id, with an index of the live (not closed) ones.
+
+    Closed buckets stay in the table (the store writes them, statements read them)
+    but nothing at a boundary, an expiry or a usage event needs them again. An
+    account gains buckets every cycle, so scanning the whole table once per cycle
+    would make a long fold quadratic in its cycles; `live()` costs the live buckets
+    plus those closed since the last call. `scanned` counts the buckets `live()`
+    has looked at, so tests can measure work rather than time.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+        self._live: dict[str, Bucket] = {}
+        self.scanned = 0
+        self.update(*args, **kwargs)
+
+    def __setitem__(self, key: str, bucket: Bucket) -> None:
+        super().__setitem__(key, bucket)
+        self._live[key] = bucket  # a replaced bucket replaces its index entry too
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._live.pop(key, None)
+
+    def update(self, *args, **kwargs) -> None:
+        for key, bucket in dict(*args, **kwargs).items():
+            self[key] = bucket
+
+    def setdefault(self, key: str, default: Bucket) -> Bucket:  # type: ignore[override]
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, *default):  # type: ignore[override]
+        self._live.pop(key, None)
+        return super().pop(key, *default)
+
+    def popitem(self):  # type: ignore[override]
+        key, bucket = super().popitem()
+        self._live.pop(key, None)
+        return key, bucket
+
+    def clear(self) -> None:
+        super().clear()
+        self._live.clear()
+
+    def live(self) -> list[Bucket]:
+        """The buckets not closed, in insertion order."""
+        self.scanned += len(self._live)
+        gone = [key for key, bucket in self._live.items() if bucket.closed]
+        for key in gone:
+            del self._live[key]
+        return list(self._live.values())
