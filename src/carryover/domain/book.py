@@ -372,7 +372,7 @@ class AccountBook:
         boundary.leave_plan(self, item.line, item.at, ref=item.id)
         state.plan_id = item.plan_id
         boundary.grant_plan(self, item.line, self.plans[item.plan_id], item.at, prorate=True,
-                            ref=item.id)
+                            ref=item.id, changed=True)
 
     def _top_up(self, item: TopUp) -> None:
         plan = self.governing_plan(item.line)

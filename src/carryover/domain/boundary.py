@@ -116,7 +116,7 @@ def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary:
 
 
 def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: bool,
-               ref: str) -> None:
+               ref: str, changed: bool = False) -> None:
     """Grants when a line starts on `plan` at `at` (mid-cycle: prorated if asked)."""
     if plan.kind is PlanKind.PACK:
         until = add_days(at, plan.pack_validity_days or 0, book.calendar.tz)
@@ -128,12 +128,19 @@ def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: 
             )
             book.add_bucket(bucket, EntryKind.GRANT, at, line, ref, f"{plan.id} pack")
         return
-    grant_allowances(book, line, plan, at if prorate else book.cycle_start, at, ref)
+    grant_allowances(book, line, plan, at if prorate else book.cycle_start, at, ref, changed)
 
 
 def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: datetime,
-                     at: datetime, ref: str) -> None:
-    """One cycle's allowances from `cycle_from` (the cycle start, or later when prorated)."""
+                     at: datetime, ref: str, changed: bool = False) -> None:
+    """One cycle's allowances from `cycle_from` (the cycle start, or later when prorated).
+
+    A bucket's id is a function of the input that made it, never of what else the
+    book holds: `owner/unit/allowance/<instant>` for the line's opening and for a
+    boundary (one of each per owner and instant), and with `~<ref>` appended for a
+    plan change (`changed`), of which there may be several in one second. A store
+    that keeps only live buckets in memory and a replay that holds every bucket
+    then name the same bucket alike."""
     start, end = book.cycle_start, book.cycle_end
     for unit, amount in sorted(plan.allowances.items()):
         granted = amount
@@ -142,9 +149,7 @@ def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: date
             # more than the plan allows.
             granted = amount * ((end - cycle_from) // _US) // ((end - start) // _US)
         bucket_id = f"{owner}/{unit}/allowance/{_stamp(cycle_from)}"
-        if bucket_id in book.buckets:
-            # A plan change in the very second of another grant: the input keeps it apart,
-            # and a replay makes the same choice because it folds the same inputs in order.
+        if changed:
             bucket_id += f"~{ref}"
         bucket = Bucket(
             id=bucket_id, owner=owner, unit=unit,

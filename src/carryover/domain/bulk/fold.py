@@ -100,7 +100,6 @@ class BulkBook:
         self.entries = Entries()
         # counter deltas as columns: cycle start (µs), line, unit, counter code, amount
         self.counter_parts: list[tuple[np.ndarray, ...]] = []
-        self._ids = set(buckets.ids.tolist())
 
     # ---- calendars ----------------------------------------------------------------
     def next_boundary(self, account: int, boundary_us: int) -> int:
@@ -299,9 +298,8 @@ class BulkBook:
             account = int(self.line_account[line])
             t, ref = int(T[account]), refs_of[account]
             for unit, amount in sorted(plan.allowances.items()):
+                # A boundary's grant: one per line and instant (boundary.grant_allowances).
                 bucket_id = f"{self.line_ids[line]}/{unit}/allowance/{stamp(t)}"
-                if bucket_id in self._ids:
-                    bucket_id += f"~{ref}"
                 new_rows.append(dict(
                     line=line, unit=UNITS.index(unit), kind=KINDS.index(BucketKind.ALLOWANCE),
                     granted=amount, valid_from=t, valid_until=int(self.cycle_end[account]),
@@ -338,7 +336,6 @@ class BulkBook:
             origin=np.array([r["origin"] for r in rows], dtype=object),
             new=np.ones(len(rows), dtype=bool),
         )
-        self._ids.update(r["id"] for r in rows)
         self.b = self.b.append(fresh)
 
     # ---- results ------------------------------------------------------------------

@@ -1,0 +1,259 @@
+"""A model-based test: random operations through the store match the pure fold.
+
+A hypothesis `RuleBasedStateMachine` drives one account at a time (plain or with
+a family pool, any bill-cycle day, a few timezones) through the services the CLI
+and API use, on real SQLite and PostgreSQL. Beside it, the model: one in-memory
+`AccountBook` fed the very same inputs in the same arrival order. Operations:
+lines opened now or back-dated, usage in order, late within the grace window,
+after it, and duplicated, top-ups, gifts, plan changes now and at the next
+cycle (back-dated too, as an operator may), member limits set and lifted, the
+clock moving forward, and reads at now and in the past.
+
+After every step:
+- the store accepts, refuses or counts as duplicate exactly what the model does;
+- every line's balance (the check object of DESIGN 6) at now equals the model's;
+- every statement of every cycle of every line reconciles: its balance and usage
+  checks are zero;
+- per line, the bytes of its accepted usage equal its debits plus its overage in
+  the store's ledger (conservation, DESIGN 1.9), and per bucket the stored
+  entries fold to what the model's bucket holds.
+
+Examples: `CARRYOVER_MODEL_EXAMPLES` (default 12 per backend, about 20 steps
+each, well under a minute); e.g. `CARRYOVER_MODEL_EXAMPLES=500` for a long run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import POOL
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
+from carryover.domain.ledger import balances, usage_by_line
+from carryover.domain.units import Unit
+from carryover.domain.views import check
+from carryover.plan_files import load_presets
+from carryover.runtime import Carryover
+from carryover.services import ledger_ops, provisioning
+from carryover.services.errors import Duplicate, ServiceError
+from carryover.settings import get_settings
+from carryover.store.engine import dispose_engines
+from carryover.store.uow import UnitOfWork
+
+EXAMPLES = int(os.environ.get("CARRYOVER_MODEL_EXAMPLES", "12"))
+START = datetime(2026, 1, 3, 9, 30, tzinfo=UTC)
+GB = 1024 ** 3
+MB = 1024 ** 2
+LINE_PLANS = ["tmobile-data-stash-10gb", "verizon-carryover-8gb", "china-mobile-jiezhuan-20gb",
+              "tmobile-go5g", "travel-5gb-30d"]
+POOL_PLAN = "att-mobile-share-15gb"
+ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
+amounts = st.one_of(st.integers(0, 3 * GB), st.sampled_from([0, 1, MB, GB, 10 * GB, 20 * GB]))
+
+
+def machine_for(engine):
+    class StoreMatchesModel(RuleBasedStateMachine):
+        """One account per example; every name is fresh, so examples share a database."""
+
+        @initialize(day=st.integers(1, 31), zone=st.sampled_from(ZONES),
+                    family=st.booleans(), grace_hours=st.sampled_from([0, 48]))
+        def open_account(self, day: int, zone: str, family: bool, grace_hours: int) -> None:
+            self.tag = uuid.uuid4().hex[:10]
+            self.name = f"acct-{self.tag}"
+            self.now = START
+            self.family = family
+            self.grace = timedelta(hours=grace_hours)
+            self.plans = load_presets()
+            self.model = AccountBook(CycleCalendar(day, zone), self.plans, self.grace)
+            self.lines: list[str] = []
+            self.opened: dict[str, datetime] = {}
+            self.members: set[str] = set()
+            self.usage_ids: list[str] = []
+            self.accepted_usage: dict[str, int] = defaultdict(int)
+            self.n = 0
+            provisioning.create_account(engine, self.name, day, zone, START,
+                                        POOL_PLAN if family else None, self.grace)
+            if family:
+                outcome = self.model.submit(OpenLine(f"open:{POOL}", POOL, START, POOL_PLAN))
+                assert outcome.status == "accepted"
+
+        def _id(self, kind: str) -> str:
+            self.n += 1
+            return f"{kind}-{self.tag}-{self.n}"
+
+        def _both(self, item, call) -> None:
+            """Submit `item` to the model and `call()` to the store: the same verdict."""
+            outcome = self.model.submit(item)
+            try:
+                call()
+            except Duplicate:
+                assert outcome.status == "duplicate", (item, outcome)
+                return
+            except ServiceError as exc:
+                assert outcome.status == "rejected", (item, outcome, exc)
+                return
+            assert outcome.status == "accepted", (item, outcome)
+            if isinstance(item, Usage):
+                self.accepted_usage[item.line] += item.amount
+
+        # ---- the clock ------------------------------------------------------------
+        @rule(hours=st.integers(1, 24 * 40))
+        def advance(self, hours: int) -> None:
+            self.now += timedelta(hours=hours)
+
+        # ---- lines --------------------------------------------------------------
+        @precondition(lambda self: len(self.lines) < 3)
+        @rule(plan=st.sampled_from([*LINE_PLANS, None]), back_hours=st.integers(0, 24 * 60),
+              member=st.booleans())
+        def open_line(self, plan: str | None, back_hours: int, member: bool) -> None:
+            member = member and self.family
+            if plan is None and not member:
+                plan = LINE_PLANS[0]
+            start = max(START, self.now - timedelta(hours=back_hours))
+            line = f"l{len(self.lines)}-{self.tag}"
+            msisdn = f"+1{int(self.tag[:8], 16) % 10**8:08d}{len(self.lines):02d}"
+            item = OpenLine(f"open:{line}", line, start, plan, member=member)
+            self._both(item, lambda: provisioning.create_line(
+                engine, self.name, msisdn, start, plan, line_id=line, member=member))
+            if line in self.model.lines:
+                self.lines.append(line)
+                self.opened[line] = start
+                if member:
+                    self.members.add(line)
+
+        # ---- usage --------------------------------------------------------------
+        @precondition(lambda self: self.lines)
+        @rule(data=st.data(), amount=amounts,
+              late_hours=st.sampled_from([0, 0, 0, 1, 20, 47, 49, 24 * 10, 24 * 45]),
+              hotspot=st.booleans())
+        def usage(self, data, amount: int, late_hours: int, hotspot: bool) -> None:
+            line = data.draw(st.sampled_from(self.lines))
+            at = max(self.opened[line], self.now - timedelta(hours=late_hours))
+            event = self._id("ev")
+            group = "hotspot" if hotspot else None
+            item = Usage(event, line, at, amount, Unit.DATA, group, self.now)
+            self._both(item, lambda: ledger_ops.record_usage(
+                engine, line, amount, at, self.now, event, Unit.DATA, group))
+            self.usage_ids.append(event)
+
+        @precondition(lambda self: self.usage_ids)
+        @rule(data=st.data())
+        def duplicate_usage(self, data) -> None:
+            event = data.draw(st.sampled_from(self.usage_ids))
+            line = self.lines[0]
+            item = Usage(event, line, self.now, 1, Unit.DATA, None, self.now)
+            self._both(item, lambda: ledger_ops.record_usage(
+                engine, line, 1, self.now, self.now, event))
+
+        # ---- grants and changes ----------------------------------------------------
+        @precondition(lambda self: self.lines)
+        @rule(data=st.data(), amount=st.integers(1, 5 * GB),
+              days=st.sampled_from([None, 1, 7, 30]))
+        def top_up(self, data, amount: int, days: int | None) -> None:
+            line = data.draw(st.sampled_from(self.lines))
+            ref = self._id("tu")
+            item = TopUp(ref, line, self.now, amount, Unit.DATA, days)
+            self._both(item, lambda: ledger_ops.top_up(engine, line, amount, self.now, days, ref))
+
+        @precondition(lambda self: len(self.lines) >= 2)
+        @rule(data=st.data(), amount=st.integers(1, 3 * GB))
+        def gift(self, data, amount: int) -> None:
+            giver, taker = data.draw(st.permutations(self.lines))[:2]
+            ref = self._id("gift")
+            item = Gift(ref, giver, taker, self.now, amount)
+            self._both(item, lambda: ledger_ops.gift(engine, giver, taker, amount, self.now, ref))
+
+        @precondition(lambda self: self.lines)
+        @rule(data=st.data(), plan=st.sampled_from(LINE_PLANS),
+              effective=st.sampled_from(["now", "next_cycle"]),
+              back_hours=st.sampled_from([0, 0, 5, 24 * 20]))
+        def change_plan(self, data, plan: str, effective: str, back_hours: int) -> None:
+            line = data.draw(st.sampled_from(self.lines))
+            at = max(self.opened[line], self.now - timedelta(hours=back_hours))
+            ref = self._id("cp")
+            item = ChangePlan(ref, line, at, plan, effective)
+            self._both(item, lambda: ledger_ops.change_plan(engine, line, plan, effective, at,
+                                                            ref))
+
+        @precondition(lambda self: self.members)
+        @rule(data=st.data(), amount=st.one_of(st.none(), st.integers(0, 8 * GB)))
+        def member_limit(self, data, amount: int | None) -> None:
+            line = data.draw(st.sampled_from(sorted(self.members)))
+            ref = self._id("lim")
+            item = SetLimit(ref, line, self.now, amount)
+            self._both(item, lambda: ledger_ops.set_limit(engine, line, amount, self.now, ref))
+
+        # ---- reads ----------------------------------------------------------------
+        @precondition(lambda self: self.lines)
+        @rule(data=st.data(), back_hours=st.integers(0, 24 * 90))
+        def read_the_past(self, data, back_hours: int) -> None:
+            line = data.draw(st.sampled_from(self.lines))
+            at = max(self.opened[line], self.now - timedelta(hours=back_hours))
+            assert ledger_ops.balance(engine, line, at) == check(self.model, line, at)
+
+        # ---- after every step -------------------------------------------------------
+        @invariant()
+        def balances_equal(self) -> None:
+            if not hasattr(self, "model"):
+                return
+            for line in self.lines:
+                assert ledger_ops.balance(engine, line, self.now) == check(
+                    self.model, line, self.now), line
+
+        @invariant()
+        def ledger_conserves(self) -> None:
+            if not hasattr(self, "model") or not self.lines:
+                return
+            with UnitOfWork(engine) as uow:
+                account = uow.accounts.account_by_name(self.name)
+                entries = list(uow.accounts.entries(account.id, before=datetime.max.replace(
+                    tzinfo=UTC)))
+            used = usage_by_line(entries)
+            for line in self.lines:
+                assert used.get((line, Unit.DATA), 0) == self.accepted_usage[line], line
+            stored = balances(entries)
+            for bucket in self.model.buckets.values():
+                if not bucket.unlimited:
+                    assert stored.get(bucket.id, 0) == bucket.remaining, bucket.id
+
+        @invariant()
+        def statements_reconcile(self) -> None:
+            if not hasattr(self, "model"):
+                return
+            for line in self.lines:
+                at = self.opened[line]
+                while at <= self.now:
+                    statement = ledger_ops.statement(engine, line, at)
+                    for unit, part in statement.units.items():
+                        where = (line, statement.start, unit)
+                        assert part.balance_check == 0, where
+                        assert part.usage_check == 0, where
+                    at = statement.end
+
+    return StoreMatchesModel
+
+
+def test_store_matches_the_pure_fold(db_url: str) -> None:
+    engine = Carryover(get_settings(database_url=db_url)).open()
+    try:
+        run_state_machine_as_test(machine_for(engine), settings=settings(
+            max_examples=EXAMPLES, stateful_step_count=20, deadline=None, database=None,
+            suppress_health_check=list(HealthCheck)))
+    finally:
+        engine.dispose()
+        dispose_engines()
