@@ -7,7 +7,9 @@ and API use, on real SQLite and PostgreSQL. Beside it, the model: one in-memory
 lines opened now or back-dated, usage in order, late within the grace window,
 after it, and duplicated, top-ups, gifts, plan changes now and at the next
 cycle (back-dated too, as an operator may), member limits set and lifted, the
-clock moving forward, and reads at now and in the past.
+clock moving forward, and reads at now and in the past. Usage goes one event at
+a time (`usage add`, `POST /v1/usage`) or as a chunk through the ingest path
+(`carryover ingest`, `POST /v1/usage/batch`), duplicates within a chunk included.
 
 After every step:
 - the store accepts, refuses or counts as duplicate exactly what the model does;
@@ -50,6 +52,7 @@ from carryover.domain.views import check
 from carryover.plan_files import load_presets
 from carryover.runtime import Carryover
 from carryover.services import ledger_ops, provisioning
+from carryover.services.batch import UsageRow, record_batch
 from carryover.services.errors import Duplicate, ServiceError
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
@@ -150,6 +153,31 @@ def machine_for(engine):
             self._both(item, lambda: ledger_ops.record_usage(
                 engine, line, amount, at, self.now, event, Unit.DATA, group))
             self.usage_ids.append(event)
+
+        @precondition(lambda self: self.lines)
+        @rule(data=st.data(), size=st.integers(1, 6))
+        def usage_batch(self, data, size: int) -> None:
+            """The ingest path (`carryover ingest`, `POST /v1/usage/batch`): one chunk."""
+            rows, items = [], []
+            for _ in range(size):
+                line = data.draw(st.sampled_from(self.lines))
+                late = data.draw(st.sampled_from([0, 0, 3, 47, 49, 24 * 12]))
+                at = max(self.opened[line], self.now - timedelta(hours=late))
+                amount = data.draw(amounts)
+                reuse = self.usage_ids and data.draw(st.integers(0, 9)) == 0
+                event = data.draw(st.sampled_from(self.usage_ids)) if reuse else self._id("ev")
+                rows.append(UsageRow(event, line, at, amount, self.now))
+                items.append(Usage(event, line, at, amount, Unit.DATA, None, self.now))
+            result = record_batch(engine, rows)
+            outcomes = [self.model.submit(item) for item in items]
+            assert [n for n, o in enumerate(outcomes) if o.status == "rejected"] == [
+                n for n, _ in result.rejected]
+            assert result.duplicates == sum(o.status == "duplicate" for o in outcomes)
+            assert result.accepted == sum(o.status == "accepted" for o in outcomes)
+            for item, outcome in zip(items, outcomes, strict=True):
+                if outcome.status == "accepted":
+                    self.accepted_usage[item.line] += item.amount
+                    self.usage_ids.append(item.id)
 
         @precondition(lambda self: self.usage_ids)
         @rule(data=st.data())
