@@ -17,11 +17,14 @@ A transaction that only reads may ask for a plain (deferred) BEGIN, which does
 not queue behind writers: use `read_only(engine)`.
 
 PostgreSQL uses psycopg 3; a bare `postgresql://` URL is read as
-`postgresql+psycopg://`.
+`postgresql+psycopg://`. psycopg is the `postgres` extra: a SQLite install runs
+without it, and a PostgreSQL URL without it is refused with one line saying what
+to install.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from typing import Any
 
@@ -47,7 +50,17 @@ def normalize_url(url: str | URL) -> URL:
         raise UnsupportedDatabase(f"not a database URL: {exc}") from None
     backend = parsed.get_backend_name()
     if backend == "postgresql" and "+" not in parsed.drivername:
-        return parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise UnsupportedDatabase(
+            f"carryover uses PostgreSQL through psycopg 3, not "
+            f"{parsed.get_driver_name()!r}: write postgresql://user@host/dbname")
+    if backend == "postgresql" and importlib.util.find_spec("psycopg") is None:
+        raise UnsupportedDatabase(
+            "PostgreSQL needs psycopg, which this installation lacks: "
+            "pip install 'carryover[postgres]'")
+    if backend == "postgresql":
+        return parsed
     if backend == "sqlite" and parsed.get_driver_name() != "pysqlite":
         raise UnsupportedDatabase(
             f"carryover uses SQLite through the standard sqlite3 driver, not "

@@ -9,7 +9,8 @@ every wait for the server also costs a wait for the CPU and the GIL. Elsewhere
 
 On PostgreSQL the rows are the driver's (named tuples): instants come back aware
 and JSON parsed, as the table types would give them; callers pass instants
-through `utc()` either way.
+through `utc()` either way. psycopg is imported there only: a SQLite install
+does not have it (it is the `postgres` extra).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection
 from sqlalchemy.sql import Executable
 
@@ -32,6 +32,8 @@ def _compiled(query: Executable, dialect: Any) -> Any:
 def read_all(conn: Connection, queries: Sequence[tuple[Executable, dict]]) -> list[list[Any]]:
     if conn.dialect.name != "postgresql" or len(queries) <= 1:
         return [conn.execute(query, params).all() for query, params in queries]
+    from psycopg.rows import namedtuple_row  # only on PostgreSQL, where psycopg is installed
+
     raw = conn.connection.driver_connection
     cursors = []
     with raw.pipeline():
