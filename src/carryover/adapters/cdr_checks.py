@@ -15,7 +15,8 @@ What is accepted (the contract of `read_usage`, see `cdr_files`):
   read like `datetime.replace(tzinfo=ZoneInfo(tz))` (fold 0; in a DST gap, the
   offset before it). Digits below 1 µs are cut. `end` before `start` and
   `received_at` before the event's instant are rejected.
-- amounts: whole numbers 0 <= n < 10^18 (`bytes`, or `bytes_up` + `bytes_down`).
+- amounts: whole numbers 0 <= n <= 2^50, the bound of one event (domain/bounds.py):
+  `bytes`, or `bytes_up` + `bytes_down` (each part and their sum).
 - `unit`: data, voice or sms in any case; empty means data.
 - A row whose every cell is empty (a blank line) is neither good nor rejected.
 """
@@ -32,12 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from carryover.adapters.cdr_formats import TextBatch
+from carryover.domain.bounds import MAX_EVENT
 
 UNITS = ("data", "voice", "sms")
 _INSTANT_RE = (r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d"
                r"(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?$")
 _COUNT_RE = r"^\d{1,18}$"
-_TOO_LARGE = 10 ** 18
+_TOO_LARGE = f"too large (more than 2^50 = {MAX_EVENT}, the largest event)"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -132,6 +134,8 @@ class Checker:
         amount = np.zeros(n, np.int64)
         for k in self.parts:
             amount += self._count(k, cols.get(k, nothing), given.get(k, no))
+        if len(self.parts) > 1:  # each part is at most 2^50: their sum cannot wrap
+            self._flag(amount > MAX_EVENT, " + ".join(self.parts), _TOO_LARGE)
 
         unit = np.zeros(n, np.int8)
         if "unit" in text:
@@ -196,27 +200,36 @@ class Checker:
                 for i, raw in zip(idx, raws, strict=True)]
 
     def _count(self, column: str, a: pa.Array, given: np.ndarray) -> np.ndarray:
-        """Whole numbers 0 <= n < 10^18; anything else flags its row."""
+        """Whole numbers 0 <= n <= 2^50; anything else flags its row (and counts 0)."""
         self._flag(~given, column, "empty")
         if pa.types.is_integer(a.type):
+            if pa.types.is_uint64(a.type):  # past int64: compare before any cast
+                big = _mask(pc.greater(a.fill_null(0), pa.scalar(MAX_EVENT, pa.uint64())))
+                a = pc.if_else(big, pa.scalar(0, pa.uint64()), a)
+            else:
+                big = np.zeros(len(a), bool)
             values = a.fill_null(0).cast(pa.int64()).to_numpy()
+            big |= values > MAX_EVENT
             self._flag(values < 0, column, "negative", a)
-            self._flag(values >= _TOO_LARGE, column, "too large", a)
-            return np.where((values < 0) | (values >= _TOO_LARGE), 0, values)
+            self._flag(big, column, _TOO_LARGE, a)
+            return np.where((values < 0) | big, 0, values)
         s = a
         ok = _mask(pc.match_substring_regex(s, _COUNT_RE))
         if ok.all():
-            return s.cast(pa.int64()).to_numpy()
+            values = s.cast(pa.int64()).to_numpy()
+            if int(values.max(initial=0)) <= MAX_EVENT:
+                return values
         wrong = given & ~ok
         negative = _mask(pc.match_substring_regex(s, r"^-\d+$"))
         digits = _mask(pc.match_substring_regex(s, r"^\d+$"))
         self._flag(wrong & negative, column, "negative", s)
-        self._flag(wrong & digits, column, "too large", s)
         self._flag(wrong & ~negative & ~digits, column, "not an integer", s)
         out = np.zeros(len(ok), np.int64)
         idx = np.flatnonzero(ok)
         out[idx] = s.take(idx).cast(pa.int64()).to_numpy()
-        return out
+        big = (wrong & digits) | (out > MAX_EVENT)
+        self._flag(big, column, _TOO_LARGE, s)
+        return np.where(big, 0, out)
 
     def _instants(self, column: str, a: pa.Array, given: np.ndarray,
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,13 @@ from typing import Any
 
 import yaml
 
+from carryover.domain.bounds import (
+    MAX_SCENARIO_SPAN,
+    MIN_INSTANT,
+    BoundError,
+    check_bucket,
+    check_event,
+)
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import (
@@ -96,7 +103,14 @@ def _instant(value: Any, tz, problems: _Problems, where: str) -> datetime | None
     if parsed.tzinfo is None:
         # fold=0: an ambiguous local time means its first occurrence.
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        parsed = MIN_INSTANT - timedelta(days=1)  # within a day of 0001-01-01
+    if parsed < MIN_INSTANT:
+        problems.add(where, f"{value} is before {MIN_INSTANT.date()}, the first instant accepted")
+        return None
+    return parsed
 
 
 def load_scenario(path: str | Path, presets: dict[str, Plan]) -> Scenario:
@@ -197,10 +211,12 @@ def parse_scenario(text: str, source: str, presets: dict[str, Plan]) -> Scenario
                 problems.add(f"family.limits.{name}", "not a family member")
                 continue
             try:
-                value = parse_amount(amount, Unit.DATA)[0]
+                value = check_bucket("limit", parse_amount(amount, Unit.DATA)[0])
                 scenario.opening.append(SetLimit(f"limit:{name}", str(name), start, value))
             except AmountError as exc:
                 problems.add(f"family.limits.{name}", str(exc))
+            except BoundError as exc:
+                problems.add(f"family.limits.{name}", exc.reason)
 
     events = data.get("events") or []
     if not isinstance(events, list):
@@ -245,6 +261,9 @@ def _event(index: int, raw: Any, scenario: Scenario, tz, problems: _Problems) ->
     line = None if line is None else str(line)
     if at is not None and scenario.start is not None and at < scenario.start:
         problems.add(f"{where}.at", f"{raw['at']} is before the scenario's start {scenario.start}")
+    if at is not None and scenario.start is not None and at > scenario.start + MAX_SCENARIO_SPAN:
+        problems.add(f"{where}.at", f"{raw['at']} is more than {MAX_SCENARIO_SPAN.days} days "
+                                    f"after the scenario's start {scenario.start}")
     unit = Unit.DATA
     if "unit" in raw:
         try:
@@ -254,11 +273,13 @@ def _event(index: int, raw: Any, scenario: Scenario, tz, problems: _Problems) ->
 
     def amount(key: str) -> int | None:
         try:
-            return parse_amount(raw[key], unit)[0]
+            return check_event(key, parse_amount(raw[key], unit)[0])
         except KeyError:
             problems.add(f"{where}.{key}", "missing field")
         except AmountError as exc:
             problems.add(f"{where}.{key}", str(exc))
+        except BoundError as exc:
+            problems.add(f"{where}.{key}", exc.reason)
         return None
 
     item: Input | None = None

@@ -36,6 +36,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from carryover.api.deps import Operator
 from carryover.api.printable import printable
 from carryover.api.problems import PROBLEM_JSON, responses
+from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.quota import Grant
 from carryover.services.charging import (
     ChargingAnswer,
@@ -54,7 +55,6 @@ from carryover.store.uow import UnitOfWork
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-MAX_STORED = 2**63 - 1  # BIGINT: the largest amount a ledger row holds
 
 
 class _Open(BaseModel):
@@ -183,35 +183,40 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
     if len(groups) != len(set(groups)):
         raise BadRequest("/multipleUnitUsage", "a rating group appears more than once")
     units = tuple(UnitRequest(
-        u.ratingGroup, u.requestedUnit is not None, _requested(u.requestedUnit),
-        tuple(UsedUnits(c.localSequenceNumber, _volume(c), c.triggerTimestamp)
-              for c in u.usedUnitContainer))
-        for u in body.multipleUnitUsage)
+        u.ratingGroup, u.requestedUnit is not None,
+        _requested(u.requestedUnit, f"/multipleUnitUsage/{n}/requestedUnit"),
+        tuple(UsedUnits(c.localSequenceNumber,
+                        _volume(c, f"/multipleUnitUsage/{n}/usedUnitContainer/{k}"),
+                        c.triggerTimestamp)
+              for k, c in enumerate(u.usedUnitContainer)))
+        for n, u in enumerate(body.multipleUnitUsage))
     return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
                            _subscriber(body) if subscriber else None)
 
 
-def _requested(unit: RequestedUnit | None) -> int | None:
+def _requested(unit: RequestedUnit | None, where: str) -> int | None:
     if unit is None:
         return None
     if unit.totalVolume is not None:
-        return unit.totalVolume
+        return _bounded(unit.totalVolume, f"{where}/totalVolume")
     if unit.uplinkVolume is None and unit.downlinkVolume is None:
         return None  # time or service units only: the operator's default grant of data
-    return (unit.uplinkVolume or 0) + (unit.downlinkVolume or 0)
+    return _bounded((unit.uplinkVolume or 0) + (unit.downlinkVolume or 0), where)
 
 
-def _volume(container: UsedUnitContainer) -> int:
+def _volume(container: UsedUnitContainer, where: str) -> int:
     if container.totalVolume is not None:
-        volume = container.totalVolume
-    else:
-        volume = (container.uplinkVolume or 0) + (container.downlinkVolume or 0)
-    if volume > MAX_STORED:
-        # Uint64 in the spec; carryover stores amounts as signed 64-bit integers.
-        raise BadRequest(f"/multipleUnitUsage/usedUnitContainer/{container.localSequenceNumber}",
-                         f"a used volume of {volume} bytes is more than carryover stores "
-                         f"({MAX_STORED})")
-    return volume
+        return _bounded(container.totalVolume, f"{where}/totalVolume")
+    return _bounded((container.uplinkVolume or 0) + (container.downlinkVolume or 0), where)
+
+
+def _bounded(volume: int, where: str) -> int:
+    """Uint64 in the spec; carryover takes at most MAX_EVENT (2^50) in one report or
+    request, the bound of one usage event (docs/semantics.md, Bounds)."""
+    try:
+        return check_event("volume", volume)
+    except BoundError as exc:
+        raise BadRequest(where, exc.reason) from None
 
 
 def _subscriber(body: ChargingDataRequest) -> str | None:

@@ -14,10 +14,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from carryover.api.printable import printable
+from carryover.domain.bounds import MAX_BUCKET, MAX_EVENT
 from carryover.domain.units import Unit, format_amount
 
 UnitName = Literal["data", "voice", "sms"]
-Amount = Field(ge=0, lt=10 ** 18, description="Bytes, seconds or a count, by unit.")
+Amount = Field(ge=0, le=MAX_EVENT, description="Bytes, seconds or a count, by unit; at most "
+               "2^50, the bound of one event (docs/semantics.md, Bounds).")
 At = Field(default=None, description="ISO 8601; without an offset: the account's timezone. "
                                      "Default: now.")
 
@@ -143,7 +145,7 @@ class UsageBatchOut(BaseModel):
 
 
 class TopUpIn(Strict):
-    amount: int = Field(gt=0, lt=10 ** 18)
+    amount: int = Field(gt=0, le=MAX_EVENT, description="At most 2^50 (docs/semantics.md).")
     valid_days: int = Field(ge=1, le=3660)
     unit: UnitName = "data"
     at: datetime | None = At
@@ -156,13 +158,14 @@ class PlanChangeIn(Strict):
 
 
 class LimitIn(Strict):
-    amount: int | None = Field(ge=0, lt=10 ** 18, description="Per cycle; null lifts the cap.")
+    amount: int | None = Field(ge=0, le=MAX_BUCKET,
+                               description="Per cycle, at most 2^60; null lifts the cap.")
     at: datetime | None = At
 
 
 class GiftIn(Strict):
     to_line: str = Field(min_length=1, max_length=64)
-    amount: int = Field(gt=0, lt=10 ** 18)
+    amount: int = Field(gt=0, le=MAX_EVENT, description="At most 2^50 (docs/semantics.md).")
     at: datetime | None = At
 
 

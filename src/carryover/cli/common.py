@@ -16,6 +16,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from carryover.domain.bounds import MAX_EVENT, BoundError, check_amount
 from carryover.domain.units import AmountError, Unit, parse_amount
 from carryover.runtime import Carryover
 from carryover.services.errors import ServiceError
@@ -51,9 +52,13 @@ def instant(text: str | None, what: str = "--at") -> datetime:
              "or 2026-02-05T00:00+01:00")
 
 
-def amount(text: str, unit: Unit = Unit.DATA, what: str = "AMOUNT") -> int:
+def amount(text: str, unit: Unit = Unit.DATA, what: str = "AMOUNT",
+           bound: int = MAX_EVENT) -> int:
+    """The amount `text` names, at most `bound` (domain/bounds.py); else exit 2."""
     try:
-        return parse_amount(text, unit)[0]
+        return check_amount(what, parse_amount(text, unit)[0], bound)
+    except BoundError as exc:
+        fail(str(exc))
     except AmountError as exc:
         fail(f"{what}: {exc}")
 

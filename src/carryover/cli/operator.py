@@ -23,6 +23,7 @@ from carryover.cli.common import (
     run,
 )
 from carryover.cli.render import statement_tables
+from carryover.domain.bounds import MAX_BUCKET
 from carryover.domain.units import Unit, format_amount
 from carryover.services import ledger_ops, provisioning
 from carryover.store.schema import current_revision
@@ -157,7 +158,7 @@ def family_limit(
     as_json: JsonOption = False,
 ) -> None:
     """Cap what a member may take from the family pool per cycle."""
-    size = None if value.lower() == "none" else amount(value)
+    size = None if value.lower() == "none" else amount(value, bound=MAX_BUCKET)
     recorded = run(ledger_ops.set_limit, engine(), line, size, instant(at), _ref("limit"))
     if as_json:
         print_json({"line": recorded.line, "limit": size})

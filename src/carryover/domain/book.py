@@ -31,6 +31,13 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from carryover.domain import boundary
+from carryover.domain.bounds import (
+    MAX_BUCKET,
+    MAX_EVENT,
+    BoundError,
+    check_amount,
+    total_after,
+)
 from carryover.domain.buckets import POOL, UNLIMITED, Bucket, BucketTable, in_consumption_order
 from carryover.domain.cycles import CycleCalendar, add_days
 from carryover.domain.inputs import (
@@ -259,6 +266,12 @@ class AccountBook:
         amount = getattr(item, "amount", 0)
         if amount is not None and amount < 0:
             raise Refused(f"amount {amount} is negative")
+        if amount is not None:
+            try:  # a limit caps a cycle like an allowance; the rest are single events
+                check_amount("amount", amount,
+                             MAX_BUCKET if isinstance(item, SetLimit) else MAX_EVENT)
+            except BoundError as exc:
+                raise Refused(str(exc)) from None
         if isinstance(item, Usage) and item.received_at is not None and item.received_at < item.at:
             raise Refused("received_at is before at: usage cannot be reported before it happens")
         if isinstance(item, Gift) and item.from_line == item.line:
@@ -384,6 +397,11 @@ class AccountBook:
                     if b.kind is BucketKind.TOPUP]
             if live:
                 target = live[0]
+                try:  # a merged pass is one bucket: it must stay within a bucket's bound
+                    total_after("amount", target.granted or 0, item.amount, MAX_BUCKET,
+                                what="the live pass it merges into")
+                except BoundError as exc:
+                    raise Refused(str(exc)) from None
                 target.granted = (target.granted or 0) + item.amount
                 target.remaining = (target.remaining or 0) + item.amount
                 target.valid_until = max(target.valid_until or until, until)
@@ -430,10 +448,15 @@ class AccountBook:
 
     def _rate(self, item: Usage, at: datetime) -> None:
         state = self.lines[item.line]
+        cycle = self.cycle_start.isoformat()
+        try:  # the stored usage counter must not pass MAX_TOTAL (domain/bounds.py)
+            total_after("amount", self.counters.get((cycle, item.line, item.unit, "used"), 0),
+                        item.amount, what="the line's usage in the cycle")
+        except BoundError as exc:
+            raise Refused(str(exc)) from None
         queue = self.queue(item.line, item.unit, at)
         pooled = np.array([b.owner == POOL for b in queue], dtype=bool)
         limit = state.limits.get(item.unit)
-        cycle = self.cycle_start.isoformat()
         taken = self.counters.get((cycle, item.line, item.unit, "pool"), 0)
         cap = UNLIMITED if limit is None else max(0, limit - taken)
         result = drain(np.array([item.amount]), np.array([0, len(queue)]),

@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 
+from carryover.domain.bounds import BoundError, check_bucket
 from carryover.domain.units import AmountError, Unit, parse_amount, parse_speed_kbps
 
 # A rollover cap of one unit: an amount of that unit, or that unit's own allowance.
@@ -174,11 +175,13 @@ class _Reader:
             self.fail(f"{where}.{key}" if where else str(key), "unknown field")
 
     def amount(self, value: Any, where: str, unit: Unit = Unit.DATA) -> int | None:
-        try:
-            return parse_amount(value, unit)[0]
+        try:  # every amount of a plan sizes a bucket or caps one (domain/bounds.py)
+            return check_bucket(where, parse_amount(value, unit)[0])
         except AmountError as exc:
             self.fail(where, str(exc))
-            return None
+        except BoundError as exc:
+            self.fail(where, exc.reason)
+        return None
 
     def speed(self, value: Any, where: str) -> int | None:
         try:

@@ -17,6 +17,18 @@ share a family pool in successive rounds). A family member's limit caps what the
 run may take from the pool entries of its queue (DESIGN 1.8).
 
 Everything is int64. Unlimited buckets use buckets.UNLIMITED as their size.
+
+Why int64 cannot overflow (the bounds of domain/bounds.py): a run's demand is
+what one line uses of one unit in one cycle, at most MAX_TOTAL = 2^62, since an
+event that would take that total past it is refused before it is rated (and
+`drain` refuses a demand outside 0..2^62). Each entry is clamped to its run's
+demand first, so debits, overage and pool takes are at most 2^62 < 2^63. What
+grows with the number of entries is the prefix sum over all entries laid end
+to end: `drain` adds the clamped sizes in float64 first (relative error at most
+n * 2^-53, far inside the factor 2 of margin) and only when that total is below
+2^62 uses int64, where every prefix sum, and every difference of two of them,
+then lies within +-2^62. Otherwise it does the same arithmetic on Python
+integers: exact, slower, and only for inputs no real network produces.
 """
 
 from __future__ import annotations
@@ -25,9 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from carryover.domain.bounds import MAX_TOTAL
 from carryover.domain.buckets import UNLIMITED
 
 I64 = np.int64
+_SAFE_SUM = float(2**62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +61,10 @@ def _run_index(ptr: np.ndarray) -> np.ndarray:
 
 def _exclusive_group_cumsum(values: np.ndarray, ptr: np.ndarray, runs: np.ndarray) -> np.ndarray:
     """Sum of the values before each entry within its own run."""
-    inclusive = np.cumsum(values, dtype=I64)
+    inclusive = np.cumsum(values, dtype=values.dtype)
     exclusive = inclusive - values
     # exclusive[ptr[r]] is the total of all runs before r; subtract it per entry.
-    starts = np.concatenate([exclusive, np.zeros(1, dtype=I64)])[ptr[:-1]]
+    starts = np.concatenate([exclusive, np.zeros(1, dtype=values.dtype)])[ptr[:-1]]
     return exclusive - starts[runs]
 
 
@@ -72,24 +86,40 @@ def drain(
     demand = np.asarray(demand, dtype=I64)
     ptr = np.asarray(ptr, dtype=I64)
     left = np.asarray(left, dtype=I64)
+    if len(demand) and (int(demand.min()) < 0 or int(demand.max()) > MAX_TOTAL):
+        raise ValueError(f"demand outside 0..2^62: {int(demand.min())}..{int(demand.max())}")
     runs = _run_index(ptr)
     # No entry can give a run more than the run asks for, so clamp each entry to its
     # run's demand before any prefix sum: the debits are unchanged, and the sums stay
     # bounded by real usage instead of adding up UNLIMITED sentinels past int64.
     run_demand = demand[runs]
     usable = np.minimum(left, run_demand)
+    if float(usable.sum(dtype=np.float64)) >= _SAFE_SUM:
+        # The prefix sum over all entries could pass int64: the same arithmetic on
+        # Python integers (module docstring). The results fit int64 again.
+        exact = _drain(demand.astype(object), ptr, usable.astype(object), runs, pooled,
+                       None if pool_cap is None else np.asarray(pool_cap).astype(object))
+        return Drained(*(a.astype(I64) for a in (exact.debit, exact.overage, exact.pool_taken)))
+    return _drain(demand, ptr, usable, runs, pooled,
+                  None if pool_cap is None else np.asarray(pool_cap, dtype=I64))
+
+
+def _drain(demand: np.ndarray, ptr: np.ndarray, usable: np.ndarray, runs: np.ndarray,
+           pooled: np.ndarray | None, pool_cap: np.ndarray | None) -> Drained:
+    dtype = usable.dtype
+    run_demand = demand[runs]
     has_pool = pooled is not None and bool(pooled.any())
     if has_pool and pool_cap is not None:
-        cap = np.asarray(pool_cap, dtype=I64)[runs]
+        cap = pool_cap[runs]
         pool_left = np.where(pooled, np.minimum(usable, cap), 0)
         pool_before = _exclusive_group_cumsum(pool_left, ptr, runs)
         capped = np.clip(cap - pool_before, 0, usable)
         usable = np.where(pooled, capped, usable)
     before = _exclusive_group_cumsum(usable, ptr, runs)
     debit = np.clip(run_demand - before, 0, usable)
-    covered = np.zeros(len(demand), dtype=I64)
+    covered = np.zeros(len(demand), dtype=dtype)
     _grouped_sum_into(covered, debit, ptr)
-    taken = np.zeros(len(demand), dtype=I64)
+    taken = np.zeros(len(demand), dtype=dtype)
     if has_pool:
         pool_debit = np.where(pooled, debit, 0)
         _grouped_sum_into(taken, pool_debit, ptr)
@@ -97,8 +127,9 @@ def drain(
 
 
 def _grouped_sum_into(out: np.ndarray, values: np.ndarray, ptr: np.ndarray) -> None:
-    """out[r] = sum(values[ptr[r]:ptr[r+1]]) exactly in int64, empty runs give 0."""
-    inclusive = np.concatenate([np.zeros(1, dtype=I64), np.cumsum(values, dtype=I64)])
+    """out[r] = sum(values[ptr[r]:ptr[r+1]]) exactly (in values' dtype), empty runs give 0."""
+    inclusive = np.concatenate([np.zeros(1, dtype=values.dtype),
+                                np.cumsum(values, dtype=values.dtype)])
     out[:] = inclusive[ptr[1:]] - inclusive[ptr[:-1]]
 
 

@@ -38,6 +38,8 @@ from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us,
 from carryover.domain.inputs import Usage
 from carryover.services.bulk_notifications import BulkNotifier
 from carryover.services.ingest_cache import AccountCache
+from carryover.services.total_bounds import REASON as TOTAL_REASON
+from carryover.services.total_bounds import over_total
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
@@ -191,6 +193,12 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     firsts[first] = True
     summary.duplicates += int((keep & ~firsts).sum())
     keep &= firsts
+    kept = np.flatnonzero(keep)
+    too_much = over_total(raw, directory.ids[line[kept]], chunk.unit[kept], chunk.amount[kept],
+                          UNIT_NAMES)
+    for i in kept[too_much].tolist():
+        bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", {}))
+    keep[kept[too_much]] = False
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
         return bad

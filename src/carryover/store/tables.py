@@ -30,7 +30,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
+
+from carryover.domain.bounds import MAX_TOTAL
+
+BIG_TOTAL = MAX_TOTAL // 2  # counters past this are indexed (ix_counters_big)
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -183,4 +188,8 @@ counters = Table(
     Column("unit", String(8), primary_key=True),
     Column("name", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
+    # The few totals past half their bound (domain/bounds.py): ingest looks them up
+    # before adding a chunk, without reading every counter (services/total_bounds.py).
+    Index("ix_counters_big", "value", sqlite_where=text(f"value > {BIG_TOTAL}"),
+          postgresql_where=text(f"value > {BIG_TOTAL}")),
 )

@@ -1,0 +1,56 @@
+"""Refusing the usage events that would take a stored total past its bound.
+
+A line's usage of one unit in one cycle is a stored counter (BIGINT). Each event
+is at most MAX_EVENT, but many of them could add up past what the column holds,
+and an UPDATE would then fail (or, in int64 arrays, wrap). So before a chunk is
+written, each event is checked against MAX_TOTAL (domain/bounds.py): the line's
+largest stored total, plus the events before it in the chunk, plus itself. An
+event past the bound is refused with that reason, and so is every later event of
+the same line and unit in the chunk (they would pass it too, or be accepted only
+because an earlier one was refused: order must not decide).
+
+The stored total taken is the line's largest over all cycles and the chunk's
+events are summed over every cycle they fall in: a conservative check, which
+can refuse early only when a line's usage in a cycle is already past 2^61.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from carryover.domain.bounds import MAX_TOTAL, past_total
+from carryover.store.bulk_io import Raw
+from carryover.store.tables import BIG_TOTAL
+from carryover.store.totals import big_usage_totals, usage_totals
+
+REASON = past_total("the line's usage in the cycle")
+
+
+def over_total(raw: Raw, lines: np.ndarray, units: np.ndarray, amounts: np.ndarray,
+               unit_names: np.ndarray) -> np.ndarray:
+    """Which events (aligned arrays: line id, unit code, amount) are refused."""
+    refused = np.zeros(len(amounts), dtype=bool)
+    if len(amounts) == 0:
+        return refused
+    names = unit_names[units]
+    pairs = list(zip(lines.tolist(), names.tolist(), strict=True))
+    keys, inverse = np.unique(np.array([f"{a}\x00{b}" for a, b in pairs], dtype=object),
+                              return_inverse=True)
+    # float64 sums are within a relative 2^-35 of the exact ones here: enough to tell
+    # which lines could come near BIG_TOTAL.
+    approx = np.bincount(inverse, weights=amounts.astype(np.float64), minlength=len(keys))
+    big = big_usage_totals(raw)
+    near = {int(k) for k in np.flatnonzero(approx > BIG_TOTAL * 0.99)}
+    near |= {int(k) for k, key in enumerate(keys.tolist())
+             if tuple(key.split("\x00", 1)) in big}
+    if not near:
+        return refused
+    stored = usage_totals(raw, [keys[k].split("\x00", 1)[0] for k in near])
+    running: dict[int, int] = {}
+    for i in np.flatnonzero(np.isin(inverse, list(near))).tolist():
+        k = int(inverse[i])
+        if k not in running:
+            running[k] = stored.get(pairs[i], 0)
+        running[k] += int(amounts[i])
+        refused[i] = running[k] > MAX_TOTAL
+    return refused
