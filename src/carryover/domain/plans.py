@@ -239,8 +239,12 @@ def _read_caps(r: _Reader, raw: Any, where: str,
         return caps
     try:
         amount, unit = parse_amount(raw)
+        check_bucket(where, amount)
     except AmountError as exc:
         r.fail(where, str(exc))
+        return None
+    except BoundError as exc:
+        r.fail(where, exc.reason)
         return None
     if unit is Unit.SMS and Unit.SMS not in allowances:
         # A bare number is a count of messages; on a plan without SMS it is almost
