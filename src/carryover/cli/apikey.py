@@ -14,6 +14,7 @@ from rich.table import Table
 
 from carryover.cli import app
 from carryover.cli.common import JsonOption, console, engine, now, print_json, run
+from carryover.human_time import local_time
 from carryover.services import api_keys
 
 apikey_app = typer.Typer(help="API keys for `carryover serve`: operator or subscriber.",
@@ -59,7 +60,7 @@ def apikey_list(as_json: JsonOption = False) -> None:
         table.add_column(col)
     for k in keys:
         table.add_row(k["id"], k["role"], k["account"] or "-", k["label"] or "-",
-                      k["created_at"], k["revoked_at"] or "-")
+                      local_time(k["created_at"], None), local_time(k["revoked_at"], None))
     console.print(table)
 
 
@@ -73,4 +74,5 @@ def apikey_revoke(
     if as_json:
         print_json(info)
     else:
-        console.print(f"key {info['id']} revoked at {info['revoked_at']}", highlight=False)
+        console.print(f"key {info['id']} revoked at {local_time(info['revoked_at'], None)}",
+                      highlight=False)

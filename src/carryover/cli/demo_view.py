@@ -12,8 +12,9 @@ from sqlalchemy.engine import make_url
 from carryover.cli.common import console, fail, print_json
 from carryover.cli.render import statement_tables
 from carryover.domain.units import format_amount
+from carryover.human_time import local_time
 from carryover.runtime import Carryover
-from carryover.services.demo import DAYS, run_demo
+from carryover.services.demo import DAYS, TZ, run_demo
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.schema import SchemaError
@@ -62,7 +63,7 @@ def show_demo(database: str, as_json: bool) -> None:
     for plan, total in report.rolled_over_by_plan.items():
         table.add_row(plan, format_amount(total))
     console.print(table)
-    table = Table(title=f"Lines not at full speed at {report.end.isoformat()}")
+    table = Table(title=f"Lines not at full speed at {local_time(report.end, TZ)}")
     for col in ("line", "state", "max downlink kbps"):
         table.add_column(col)
     for row in report.throttled:
@@ -70,7 +71,7 @@ def show_demo(database: str, as_json: bool) -> None:
         table.add_row(row["line"], row["state"], "-" if kbps is None else str(kbps))
     console.print(table)
     console.print(f"Statement of {report.statement_line}:")
-    for table in statement_tables(stmt):
+    for table in statement_tables(stmt, TZ):
         console.print(table)
     console.print(f"Explore it: CARRYOVER_DATABASE_URL={database} carryover balance "
                   f"{report.statement_line} --at 2026-02-01T00:00")

@@ -25,7 +25,8 @@ from carryover.cli.common import (
 from carryover.cli.render import statement_tables
 from carryover.domain.bounds import MAX_BUCKET
 from carryover.domain.units import Unit, format_amount
-from carryover.services import ledger_ops, provisioning
+from carryover.human_time import local_time
+from carryover.services import directory, ledger_ops, provisioning
 from carryover.store.schema import current_revision
 
 LineArg = Annotated[str, typer.Argument(metavar="LINE", help="Line id, MSISDN or IMSI.")]
@@ -183,6 +184,13 @@ def family_gift(
         console.print(f"gifted {format_amount(size)} from {from_line} to {recorded.line}")
 
 
+def line_timezone(line: str) -> str:
+    """The timezone of the line's account: what its instants are shown in."""
+    eng = engine()
+    account = run(directory.line, eng, line)["account"]
+    return run(directory.account, eng, account)["timezone"]
+
+
 @app.command()
 def balance(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> None:
     """What the line can use at an instant, bucket by bucket (the simulate check object)."""
@@ -190,12 +198,14 @@ def balance(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> 
     if as_json:
         print_json(view)
         return
-    table = Table(title=f"{view['line']} at {view['at']}")
+    tz = line_timezone(line)
+    table = Table(title=f"{view['line']} at {local_time(view['at'], tz)} ({tz})")
     for col in ("kind", "unit", "owner", "remaining", "valid until"):
         table.add_column(col)
     for b in view["buckets"]:
         table.add_row(b["kind"], b["unit"], b["owner"],
-                      format_amount(b["remaining"], Unit(b["unit"])), b["valid_until"] or "-")
+                      format_amount(b["remaining"], Unit(b["unit"])),
+                      local_time(b["valid_until"], tz))
     console.print(table)
     available = ", ".join(f"{u}: {format_amount(v, Unit(u))}" for u, v in view["available"].items())
     qos = view["qos"]
@@ -211,7 +221,7 @@ def statement(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -
     if as_json:
         print_json(data)
         return
-    for table in statement_tables(stmt):
+    for table in statement_tables(stmt, line_timezone(line)):
         console.print(table)
     if any(s.balance_check or s.usage_check for s in stmt.units.values()):  # pragma: no cover
         fail("statement does not reconcile: this is a bug, please report it")

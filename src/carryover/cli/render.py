@@ -1,4 +1,4 @@
-"""Rich renderings shared by several commands."""
+"""Rich renderings shared by several commands; instants through human_time.local_time."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from rich.table import Table
 
 from carryover.domain.statement import Statement
 from carryover.domain.units import format_amount
+from carryover.human_time import local_time
 
 
-def statement_tables(stmt: Statement) -> list[Table]:
+def statement_tables(stmt: Statement, timezone: str | None) -> list[Table]:
     """One table per unit: the balance reconciliation, then the usage reconciliation."""
     tables = []
     for unit, s in stmt.units.items():
-        table = Table(title=f"{stmt.line} {unit}: cycle {stmt.start.isoformat()} .. "
-                            f"{stmt.end.isoformat()}")
+        title = (f"{stmt.line} {unit}: cycle {local_time(stmt.start, timezone)} .. "
+                 f"{local_time(stmt.end, timezone)}")
+        table = Table(title=title, min_width=len(title))  # the cycle on one line
         table.add_column("item")
         table.add_column("amount", justify="right")
         rows = [("opening balance", s.opening), *s.flows.items(), ("closing balance", s.closing),

@@ -12,6 +12,7 @@ from rich.table import Table
 from carryover.adapters.scenario_file import ScenarioError, load_scenario
 from carryover.cli import app
 from carryover.cli.common import JsonOption, console, fail
+from carryover.human_time import local_time
 from carryover.plan_files import load_presets
 from carryover.services.simulate import run
 
@@ -44,6 +45,6 @@ def simulate(
     for col in ("local time", "line", "what", "detail"):
         table.add_column(col, overflow="fold")
     for row in result.timeline:
-        table.add_row(row.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"), row.line, row.what,
-                      row.detail, style=STYLES.get(row.what))
+        table.add_row(local_time(row.at, tz), row.line, row.what, row.detail,
+                      style=STYLES.get(row.what))
     console.print(table)

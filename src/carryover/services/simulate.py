@@ -19,6 +19,7 @@ from carryover.domain.inputs import ChangePlan, Gift, SetLimit, TopUp, Usage
 from carryover.domain.ledger import EntryKind
 from carryover.domain.units import format_amount
 from carryover.domain.views import check, qos
+from carryover.human_time import local_time
 
 _SHOWN = {EntryKind.ROLLOVER_IN, EntryKind.EXPIRE, EntryKind.FORFEIT, EntryKind.ADJUST}
 
@@ -39,10 +40,10 @@ class SimulationResult:
     book: AccountBook | None = None
 
 
-def _describe(step: Step) -> tuple[str, str]:
+def _describe(step: Step, tz) -> tuple[str, str]:
     item = step.item
     if isinstance(item, Usage):
-        late = f", reported {item.received_at.isoformat()}" if item.received_at else ""
+        late = f", reported {local_time(item.received_at, tz)}" if item.received_at else ""
         group = f" ({item.rating_group})" if item.rating_group else ""
         return "usage", f"{format_amount(item.amount, item.unit)}{group}{late}"
     if isinstance(item, TopUp):
@@ -78,7 +79,7 @@ def run(scenario: Scenario) -> SimulationResult:
         if outcome.status == "rejected":
             result.problems.append(f"{scenario.source}: events[{step.index}]: {outcome.reason}")
             continue
-        what, detail = _describe(step)
+        what, detail = _describe(step, scenario.calendar.tz)
         if outcome.status == "duplicate":
             what, detail = "duplicate", f"{step.item.id} counted once"
         elif outcome.late:
