@@ -17,7 +17,7 @@ from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL
 from carryover.domain.inputs import ChangePlan, Gift, SetLimit, TopUp, Usage
 from carryover.domain.ledger import EntryKind
-from carryover.domain.units import format_amount
+from carryover.domain.units import Unit, format_amount
 from carryover.domain.views import check, qos
 from carryover.human_time import local_time
 
@@ -58,6 +58,69 @@ def _describe(step: Step, tz) -> tuple[str, str]:
     return "event", ""
 
 
+def _next_change(book: AccountBook, t: datetime) -> datetime | None:
+    """The first expiry or cycle boundary at or before t that the book has not applied yet."""
+    if book.cycle_end is None:
+        return None
+    due = [b.valid_until for b in book.buckets.live()
+           if b.valid_until is not None and b.valid_until < book.cycle_end]
+    first = min(due, default=None)
+    if first is not None and first <= t:
+        return first
+    return book.cycle_end if book.cycle_end <= t else None
+
+
+class _Timeline:
+    """Rows for the book's new entries and for each line's QoS changes, in the order they happen."""
+
+    def __init__(self, scenario: Scenario, book: AccountBook, rows: list[TimelineRow]) -> None:
+        self.book = book
+        self.rows = rows
+        self.seen = len(book.entries)
+        self.lines = [line for line in scenario.lines if line != POOL]
+        self.qos = {line: "normal" for line in self.lines}
+
+    def entries(self) -> None:
+        """A row for each shown entry the book wrote since the last call, at its instant."""
+        for entry in self.book.entries[self.seen:]:
+            if entry.kind in _SHOWN:
+                self.rows.append(TimelineRow(
+                    entry.at, entry.owner or "", str(entry.kind),
+                    f"{format_amount(entry.amount, entry.unit)} {entry.bucket_id}"
+                    + (f" — {entry.note}" if entry.note else "")))
+        self.seen = len(self.book.entries)
+
+    def qos_changes(self, stamp: datetime) -> None:
+        """A row for each line whose QoS at `stamp` differs from the last one shown."""
+        for line in self.lines:
+            decision = qos(self.book, line, max(stamp, self.book.until))
+            if decision.state != self.qos[line]:
+                speed = (f" at {decision.max_downlink_kbps} kbps"
+                         if decision.max_downlink_kbps is not None else "")
+                self.rows.append(TimelineRow(stamp, line, "qos",
+                                             f"{self.qos[line]} -> {decision.state}{speed}"))
+                self.qos[line] = decision.state
+        self.entries()
+
+    def advance(self, t: datetime) -> None:
+        """Let time pass to t one expiry or boundary at a time, each shown at its instant.
+
+        Whatever comes first past a boundary (a check, a usage event, a top-up),
+        the deposits, expiries and QoS changes of the boundary are listed at
+        the boundary, before the step that crossed it."""
+        while (due := _next_change(self.book, t)) is not None:
+            before = (len(self.book.entries), self.book.cycle_end, self.book.until)
+            self.book.advance_to(due)
+            self.entries()
+            self.qos_changes(due)
+            if (len(self.book.entries), self.book.cycle_end, self.book.until) == before:
+                break  # nothing was due after all: never loop
+
+
+def _available(view: dict) -> str:
+    return ", ".join(f"{u} {format_amount(v, Unit(u))}" for u, v in view["available"].items())
+
+
 def run(scenario: Scenario) -> SimulationResult:
     book = AccountBook(scenario.calendar, scenario.plans, scenario.grace)
     result = SimulationResult(book=book)
@@ -65,15 +128,18 @@ def run(scenario: Scenario) -> SimulationResult:
         outcome = book.submit(item)
         if outcome.status == "rejected":
             result.problems.append(f"{scenario.source}: {item.id}: {outcome.reason}")
-    qos_seen = {line: "normal" for line in scenario.lines}
+    timeline = _Timeline(scenario, book, result.timeline)
     for step in scenario.steps:
+        # Time passes to the step's arrival first: what the boundaries before it did
+        # is shown at their instants. A step an event behind them replays as usual.
+        timeline.advance(step.arrival)
         if step.item is None:
             for line in step.check_lines:
                 view = check(book, line, step.at)
                 result.checks.append(view)
-                shown = ", ".join(f"{u} {format_amount(v)}" if u == "data" else f"{u} {v}"
-                                  for u, v in view["available"].items())
-                result.timeline.append(TimelineRow(step.at, line, "check", f"available {shown}"))
+                result.timeline.append(TimelineRow(step.at, line, "check",
+                                                   f"available {_available(view)}"))
+            timeline.entries()
             continue
         outcome = book.submit(step.item)
         if outcome.status == "rejected":
@@ -85,20 +151,7 @@ def run(scenario: Scenario) -> SimulationResult:
         elif outcome.late:
             detail += " — late: rated at arrival"
         result.timeline.append(TimelineRow(step.at, step.item.line, what, detail))
-        for entry in outcome.entries:
-            if entry.kind in _SHOWN:
-                result.timeline.append(TimelineRow(
-                    entry.at, entry.owner or "", str(entry.kind),
-                    f"{format_amount(entry.amount, entry.unit)} {entry.bucket_id}"
-                    + (f" — {entry.note}" if entry.note else "")))
-        for line in scenario.lines:
-            if line == POOL:
-                continue
-            decision = qos(book, line, max(step.at, book.until))
-            if decision.state != qos_seen[line]:
-                speed = (f" at {decision.max_downlink_kbps} kbps"
-                         if decision.max_downlink_kbps is not None else "")
-                result.timeline.append(TimelineRow(step.at, line, "qos",
-                                                   f"{qos_seen[line]} -> {decision.state}{speed}"))
-                qos_seen[line] = decision.state
+        timeline.entries()
+        # What a step changes in QoS takes effect when it is known: at its arrival.
+        timeline.qos_changes(step.arrival)
     return result
