@@ -84,13 +84,27 @@ class LinePage(Page):
     items: list[LineOut]
 
 
+class PlanVersionOut(BaseModel):
+    """One immutable version of a plan (docs/plan-files.md, "Plan versions")."""
+
+    version: int = Field(description="1, 2, ... in load order.")
+    source: str = Field(description="preset or file.")
+    recorded_at: str = Field(description="When this version was loaded.")
+    effective: dict[str, Any] = Field(description=(
+        "From when it is in force: {\"always\": true} (version 1), {\"at\": instant}, or "
+        "{\"next_boundary_after\": instant} (each account's first cycle boundary after it)."))
+    definition: dict[str, Any] = Field(description="The plan-file mapping of this version.")
+
+
 class PlanOut(BaseModel):
     id: str
     name: str
     kind: str | None
     source: str
     loaded_at: str
-    definition: dict[str, Any]
+    definition: dict[str, Any] = Field(description="The latest version's plan-file mapping.")
+    version: int = Field(description="The latest version's number.")
+    versions: list[PlanVersionOut] = Field(description="Every version, oldest first.")
 
 
 class PlanPage(Page):

@@ -19,6 +19,7 @@ from carryover.cli.common import (
     engine,
     fail,
     instant,
+    now,
     print_json,
     run,
 )
@@ -26,8 +27,9 @@ from carryover.cli.render import statement_tables
 from carryover.domain.bounds import MAX_BUCKET
 from carryover.domain.units import Unit, format_amount
 from carryover.human_time import local_time
-from carryover.services import directory, ledger_ops, provisioning
+from carryover.services import catalog, directory, ledger_ops, provisioning
 from carryover.store.schema import current_revision
+from carryover.store.uow import UnitOfWork
 
 LineArg = Annotated[str, typer.Argument(metavar="LINE", help="Line id, MSISDN or IMSI.")]
 
@@ -48,10 +50,18 @@ def init(as_json: JsonOption = False) -> None:
     carry = app_object()
     eng = engine()
     revision = current_revision(eng)
+    # Every shipped preset is in the catalog afterwards; an operator's own version of a
+    # preset id stays in force, and the report says so (docs/plan-files.md).
+    with UnitOfWork(eng) as uow:
+        presets = catalog.seed_presets(uow, now())
+        uow.commit()
     if as_json:
-        print_json({"database": carry.settings.redacted_url(), "revision": revision})
+        print_json({"database": carry.settings.redacted_url(), "revision": revision,
+                    "presets": presets})
     else:
         console.print(f"database ready: {carry.settings.redacted_url()} (schema {revision})")
+        for line in presets:
+            console.print(line)
 
 
 @account_app.command("create")

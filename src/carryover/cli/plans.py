@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -101,50 +102,118 @@ def plan_list(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+def version_dict(row) -> dict:
+    """One stored version: its number, source, when it was loaded and from when it is
+    in force."""
+    if row.next_boundary_after is not None:
+        effective = {"next_boundary_after": row.next_boundary_after.isoformat()}
+    elif row.effective_at is not None:
+        effective = {"at": row.effective_at.isoformat()}
+    else:
+        effective = "always"
+    return {"version": row.version, "source": row.source,
+            "recorded_at": row.recorded_at.isoformat(), "effective": effective}
+
+
+def _effective_text(effective) -> str:
+    if effective == "always":
+        return "always (the first version)"
+    if "at" in effective:
+        return f"from {effective['at']}"
+    return f"from each account's first cycle boundary after {effective['next_boundary_after']}"
+
+
 @plan_app.command("show")
 def plan_show(
     plan_id: Annotated[str, typer.Argument(metavar="ID", help="A plan id or a plan file path.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Show one plan: allowance, priorities, rollover, overage."""
+    """Show one plan: allowance, priorities, rollover, overage, and its versions."""
+    versions: list[dict] = []
     if Path(plan_id).suffix in (".yaml", ".yml"):
         try:
             plan = load_plan_file(plan_id)
         except PlanFileError as exc:
             fail(exc.lines)
     else:
-        plans = _catalog()
+        with UnitOfWork(engine()) as uow:
+            plans = catalog.all_plans(uow)
+            rows = catalog.version_rows(uow, plan_id)
         if plan_id not in plans:
             fail(f"unknown plan {plan_id!r}; `carryover plan list` shows the known ones")
         plan = plans[plan_id]
+        by_number = {v.version: v.plan for v in plans.versions(plan_id)}
+        versions = [{**version_dict(r), "plan": plan_dict(by_number[r.version])} for r in rows]
     data = plan_dict(plan)
+    if versions:
+        data["version"] = versions[-1]["version"]
+        data["versions"] = versions
     if as_json:
         print_json(data)
         return
     table = Table(title=f"{plan.name} ({plan.id})", show_header=False)
     for key, value in data.items():
+        if key == "versions":
+            continue
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
+    if versions:
+        listing = Table(title=f"Versions of {plan.id}")
+        for col in ("version", "source", "loaded", "in force", "allowance"):
+            listing.add_column(col)
+        for v in versions:
+            allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
+                                  for u, a in v["plan"]["allowance"].items())
+            listing.add_row(str(v["version"]), v["source"], v["recorded_at"],
+                            _effective_text(v["effective"]), allowance)
+        console.print(listing)
 
 
 @plan_app.command("load")
 def plan_load(
     path: Annotated[Path, typer.Argument(metavar="FILE.yaml", help="A plan file "
                                          "(docs/plan-files.md).")],
+    effective: Annotated[str, typer.Option(
+        "--effective", metavar="WHEN",
+        help="When a new version of a known plan id comes into force: next-cycle (each "
+             "account's next cycle boundary), now, or an ISO 8601 instant not in the past. "
+             "A new plan id is in force at once.")] = "next-cycle",
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a plan file and store it; a plan with the same id is replaced."""
+    """Validate a plan file and store it. A plan id is a series of immutable versions: a
+    different plan under a known id adds a version (from --effective), the same plan
+    changes nothing, and past balances never change."""
+    when = instant(None)
+    chosen: str | object = effective
+    if effective not in (catalog.NEXT_CYCLE, catalog.NOW):
+        chosen = instant(effective, "--effective")
+        if chosen.tzinfo is None:
+            chosen = chosen.replace(tzinfo=UTC)
     eng = engine()
     try:
         with UnitOfWork(eng) as uow:
-            plan = catalog.load_plan(uow, path, instant(None))
+            loaded = catalog.load_plan(uow, path, when, chosen)
             uow.commit()
     except PlanFileError as exc:
         fail(exc.lines)
-    if as_json:
-        print_json(plan_dict(plan))
+    except ValueError as exc:
+        fail(str(exc))
+    plan = loaded.plan
+    if loaded.next_boundary_after is not None:
+        effective_out: object = {"next_boundary_after": loaded.next_boundary_after.isoformat()}
+    elif loaded.effective_at is not None:
+        effective_out = {"at": loaded.effective_at.isoformat()}
     else:
-        console.print(f"loaded plan [bold]{plan.id}[/bold] from {path}")
+        effective_out = "always"
+    if as_json:
+        print_json({**plan_dict(plan), "version": loaded.version, "added": loaded.added,
+                    "effective": effective_out})
+    elif not loaded.added:
+        console.print(f"plan [bold]{plan.id}[/bold] unchanged: {path} is version "
+                      f"{loaded.version}")
+    else:
+        console.print(f"loaded plan [bold]{plan.id}[/bold] version {loaded.version} from "
+                      f"{path}, in force {_effective_text(effective_out)}")
 
 
 @plan_app.command("change")

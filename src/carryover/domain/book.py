@@ -55,6 +55,7 @@ from carryover.domain.inputs import (
     order_key,
 )
 from carryover.domain.ledger import Entry, EntryKind, correction_entries, total_key, totals
+from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import BucketKind, Plan, TopupMode
 from carryover.domain.rating import drain
 from carryover.domain.units import Unit
@@ -104,7 +105,10 @@ class AccountBook:
     def __init__(self, calendar: CycleCalendar, plans: Mapping[str, Plan],
                  grace: timedelta = DEFAULT_GRACE) -> None:
         self.calendar = calendar
-        self.plans = plans
+        # Plans are asked for the version in force at the fold's instant (`plan_at`),
+        # so re-loading a plan id never changes what an earlier instant folded to.
+        self.plans = PlanCatalog.of(plans)
+        self.plan_at: datetime | None = None
         self.grace = grace
         self.lines: dict[str, LineState] = {}
         self.buckets = BucketTable()
@@ -127,6 +131,14 @@ class AccountBook:
         self.booked_totals: Callable[[], dict[tuple, int]] | None = None
         self.replayed = False  # set when a replay replaced the state wholesale
         self.keeps_inputs = True  # a replay's scratch book does not keep `applied`
+
+    @property
+    def plans(self) -> PlanCatalog:
+        return self._plans
+
+    @plans.setter
+    def plans(self, plans: Mapping[str, Plan]) -> None:
+        self._plans = PlanCatalog.of(plans)
 
     @property
     def buckets(self) -> BucketTable:
@@ -155,7 +167,11 @@ class AccountBook:
 
     # ---- plans -------------------------------------------------------------------
     def plan(self, plan_id: str | None) -> Plan | None:
-        return None if plan_id is None else self.plans[plan_id]
+        """The version of `plan_id` in force at the fold's instant (`plan_at`)."""
+        if plan_id is None:
+            return None
+        at = self.plan_at if self.plan_at is not None else self.until
+        return self.plans.at(plan_id, at, self.calendar)
 
     def plan_of(self, owner: str) -> Plan | None:
         state = self.lines.get(owner)
@@ -324,6 +340,7 @@ class AccountBook:
             self._open(item)
         else:
             self.advance_to(at)
+            self.plan_at = at
             if isinstance(item, Usage):
                 self._rate(item, at)
             elif isinstance(item, TopUp):
@@ -359,18 +376,22 @@ class AccountBook:
                    if b.valid_until is not None and b.valid_until < self.cycle_end]
             first_due = min(due, default=None)
             if first_due is not None and first_due <= t:
+                self.plan_at = first_due
                 boundary.expire_due(self, first_due)
             elif self.cycle_end <= t:
+                self.plan_at = self.cycle_end
                 boundary.close_cycle(self, self.cycle_end)
             else:
                 break
         self.until = t if self.until is None else max(self.until, t)
+        self.plan_at = t
 
     # ---- the inputs --------------------------------------------------------------
     def _open(self, item: OpenLine) -> None:
         if self.cycle_start is None:
             self.cycle_start, self.cycle_end = self.calendar.cycle_at(item.at)
         self.advance_to(item.at)
+        self.plan_at = item.at
         self.lines[item.line] = LineState(item.line, item.at, item.plan_id, item.member)
         plan = self.plan(item.plan_id)
         if plan is not None:
@@ -384,7 +405,7 @@ class AccountBook:
             return
         boundary.leave_plan(self, item.line, item.at, ref=item.id)
         state.plan_id = item.plan_id
-        boundary.grant_plan(self, item.line, self.plans[item.plan_id], item.at, prorate=True,
+        boundary.grant_plan(self, item.line, self.plan(item.plan_id), item.at, prorate=True,
                             ref=item.id, changed=True)
 
     def _top_up(self, item: TopUp) -> None:

@@ -1,20 +1,40 @@
 """The plan catalog in the database: presets seeded at init, plan files loaded by operators.
 
 Plans are stored as their plan-file mapping and re-validated when read, so a
-plan in the database always means what the same YAML means on disk.
+plan in the database always means what the same YAML means on disk. A plan id
+is a series of immutable versions (docs/semantics.md, "Plan versions"): loading
+a different plan under a known id adds a version in force from an instant
+(default: each account's next cycle boundary), loading the same plan changes
+nothing, and no load ever rewrites what an earlier instant was billed under.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from carryover.domain.plans import Plan
+from carryover.domain.plan_versions import PlanCatalog
+from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.plan_files import PlanFileError, parse_plan_text
 from carryover.store.uow import UnitOfWork
+
+NEXT_CYCLE = "next-cycle"
+NOW = "now"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What a load did: the plan, its version number, and whether it added one."""
+
+    plan: Plan
+    version: int
+    added: bool
+    effective_at: datetime | None = None  # a fixed start
+    next_boundary_after: datetime | None = None  # each account's next boundary after this
 
 
 def preset_bodies() -> dict[str, dict]:
@@ -28,27 +48,78 @@ def preset_bodies() -> dict[str, dict]:
 
 
 def seed_presets(uow: UnitOfWork, at: datetime) -> list[str]:
-    """Insert or refresh every preset; plans loaded from files are left alone."""
-    sources = uow.plans.sources()
-    seeded = []
+    """Make sure every shipped preset is in the catalog; one line per thing done.
+
+    A missing preset is added; a preset whose shipped body changed (a new release)
+    gets a new version from each account's next cycle boundary; where an operator
+    loaded their own version of a preset id, it stays in force and the line says
+    so. Nothing is replaced and nothing is dropped silently."""
+    catalog = uow.plans.all()
+    report = []
     for plan_id, body in preset_bodies().items():
-        if sources.get(plan_id, "preset") == "preset":
-            uow.plans.upsert(plan_id, body, "preset", at)
-            seeded.append(plan_id)
-    return seeded
+        shipped = plan_from_mapping(body)
+        versions = catalog.versions(plan_id)
+        if not versions:
+            uow.plans.add_version(plan_id, body, "preset", at)
+            report.append(f"added preset {plan_id}")
+            continue
+        latest = versions[-1]
+        if latest.plan == shipped:
+            continue
+        sources = {row.version: row.source for row in uow.plans.version_rows(plan_id)}
+        if sources[latest.version] == "preset":
+            number = uow.plans.add_version(plan_id, body, "preset", at, next_boundary_after=at)
+            report.append(f"preset {plan_id}: version {number} from each account's next "
+                          f"cycle boundary")
+        else:
+            report.append(f"preset {plan_id}: the operator's version {latest.version} stays in "
+                          f"force; the shipped preset was not loaded over it (load it with "
+                          f"`carryover plan load` to switch)")
+    return report
 
 
-def load_plan(uow: UnitOfWork, path: str | Path, at: datetime) -> Plan:
-    """Validate a plan file and store it (a later load of the same id replaces it)."""
+def effective_of(effective: str | datetime | None, at: datetime) -> tuple[datetime | None,
+                                                                         datetime | None]:
+    """(effective_at, next_boundary_after) of a load at `at`: `next-cycle` (default),
+    `now`, or an instant not before `at` (a version never reaches into the past)."""
+    if effective is None or effective == NEXT_CYCLE:
+        return None, at
+    if effective == NOW:
+        return at, None
+    if not isinstance(effective, datetime):
+        raise ValueError(f"--effective {effective!r}: give next-cycle, now or an instant")
+    if effective < at:
+        raise ValueError(f"--effective {effective.isoformat()} is in the past (now is "
+                         f"{at.isoformat()}); a new plan version cannot change what was "
+                         "already billed")
+    return effective, None
+
+
+def load_plan(uow: UnitOfWork, path: str | Path, at: datetime,
+              effective: str | datetime | None = None) -> Loaded:
+    """Validate a plan file and store it: a new id is version 1; a different plan under
+    a known id is a new version from `effective`; the same plan is a no-op."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanFileError([f"{path}: cannot read ({exc.strerror})"]) from exc
     plan = parse_plan_text(text, str(path))
-    uow.plans.upsert(plan.id, yaml.safe_load(text), "file", at)
-    return plan
+    effective_at, after = effective_of(effective, at)
+    versions = uow.plans.all().versions(plan.id)
+    if versions and versions[-1].plan == plan:
+        v = versions[-1]
+        return Loaded(v.plan, v.version, False, v.effective_at, v.next_boundary_after)
+    number = uow.plans.add_version(plan.id, yaml.safe_load(text), "file", at, effective_at,
+                                   after)
+    if number == 1:
+        effective_at = after = None
+    return Loaded(plan, number, True, effective_at, after)
 
 
-def all_plans(uow: UnitOfWork) -> dict[str, Plan]:
+def all_plans(uow: UnitOfWork) -> PlanCatalog:
     return uow.plans.all()
+
+
+def version_rows(uow: UnitOfWork, plan_id: str) -> list:
+    return uow.plans.version_rows(plan_id)

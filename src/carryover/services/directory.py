@@ -68,23 +68,39 @@ def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None 
     return [_line(r, r.account_name) for r in rows], (rows[-1].id if more else None)
 
 
-def _plan(row: Any) -> dict:
+def _version(row: Any) -> dict:
+    if row.next_boundary_after is not None:
+        effective: dict = {"next_boundary_after": row.next_boundary_after.isoformat()}
+    elif row.effective_at is not None:
+        effective = {"at": row.effective_at.isoformat()}
+    else:
+        effective = {"always": True}
+    return {"version": row.version, "source": row.source,
+            "recorded_at": row.recorded_at.isoformat(), "effective": effective,
+            "definition": row.body}
+
+
+def _plan(row: Any, versions: list[Any]) -> dict:
     body = row.body
     return {"id": row.id, "name": body.get("name", row.id), "kind": body.get("kind"),
-            "source": row.source, "loaded_at": row.loaded_at.isoformat(), "definition": body}
+            "source": row.source, "loaded_at": row.loaded_at.isoformat(), "definition": body,
+            "version": versions[-1].version if versions else 1,
+            "versions": [_version(v) for v in versions]}
 
 
 def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict], str | None]:
     with UnitOfWork(engine) as uow:
         rows = ApiRepository(uow.conn).plans_page(after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [_plan(r) for r in rows], (rows[-1].id if more else None)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        versions = uow.plans.version_rows_of([r.id for r in rows])
+    return [_plan(r, versions.get(r.id, [])) for r in rows], (rows[-1].id if more else None)
 
 
 def plan(engine: Engine, plan_id: str) -> dict:
     with UnitOfWork(engine) as uow:
         row = ApiRepository(uow.conn).plan(plan_id)
+        versions = uow.plans.version_rows(plan_id)
     if row is None:
         raise NotFound(f"unknown plan {plan_id!r}")
-    return _plan(row)
+    return _plan(row, versions)

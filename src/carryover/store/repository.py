@@ -40,6 +40,7 @@ from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Input, Usage, effective_instant, order_key
 from carryover.domain.ledger import Entry, EntryKind
+from carryover.domain.plan_versions import PlanCatalog, PlanVersion
 from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
 from carryover.domain.units import Unit
 from carryover.store import codec
@@ -52,6 +53,7 @@ from carryover.store.tables import (
     inputs,
     ledger_entries,
     lines,
+    plan_versions,
     plans,
     usage_events,
 )
@@ -65,7 +67,11 @@ _FIND_LINES = select(
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
     | lines.c.imsi.in_(bindparam("imsis", expanding=True))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-PLAN_TEXTS = select(plans.c.id, cast(plans.c.body, Text).label("body")).order_by(plans.c.id)
+PLAN_TEXTS = select(
+    plan_versions.c.plan_id.label("id"), plan_versions.c.version,
+    cast(plan_versions.c.body, Text).label("body"), plan_versions.c.recorded_at,
+    plan_versions.c.effective_at, plan_versions.c.next_boundary_after,
+).order_by(plan_versions.c.plan_id, plan_versions.c.version)
 # FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
 # whose foreign keys merely reference it.
 _ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
@@ -117,9 +123,14 @@ def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     return queries
 
 
-def plans_from_rows(rows: Iterable[Any]) -> dict[str, Plan]:
-    """The catalog from the rows of PLAN_TEXTS."""
-    return {row.id: _parsed(row.body) for row in rows}
+def plans_from_rows(rows: Iterable[Any]) -> PlanCatalog:
+    """The catalog, every version of every plan, from the rows of PLAN_TEXTS."""
+    series: dict[str, list[PlanVersion]] = {}
+    for row in rows:
+        series.setdefault(row.id, []).append(PlanVersion(
+            _parsed(row.body), row.version, utc(row.recorded_at), utc(row.effective_at),
+            utc(row.next_boundary_after)))
+    return PlanCatalog(series)
 
 
 def snapshot_of(book: AccountBook) -> dict:
@@ -173,7 +184,14 @@ class PlanRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def upsert(self, plan_id: str, body: dict, source: str, at: datetime) -> None:
+    def add_version(self, plan_id: str, body: dict, source: str, at: datetime,
+                    effective_at: datetime | None = None,
+                    next_boundary_after: datetime | None = None) -> int:
+        """Append a version to `plan_id`'s series (creating the series as version 1);
+        the series row keeps the latest body. Stored versions are never updated."""
+        latest = self.conn.execute(
+            select(func.max(plan_versions.c.version)).where(plan_versions.c.plan_id == plan_id)
+        ).scalar()
         exists = self.conn.execute(select(plans.c.id).where(plans.c.id == plan_id)).first()
         if exists:
             self.conn.execute(update(plans).where(plans.c.id == plan_id)
@@ -181,8 +199,38 @@ class PlanRepository:
         else:
             self.conn.execute(insert(plans).values(id=plan_id, body=body, source=source,
                                                    loaded_at=at))
+        version = (latest or 0) + 1
+        if version == 1:
+            effective_at = next_boundary_after = None  # the first version: always
+        self.conn.execute(insert(plan_versions).values(
+            plan_id=plan_id, version=version, body=body, source=source, recorded_at=at,
+            effective_at=effective_at, next_boundary_after=next_boundary_after))
+        return version
 
-    def all(self) -> dict[str, Plan]:
+    def upsert(self, plan_id: str, body: dict, source: str, at: datetime) -> None:
+        """Make `body` the id's latest version, in force from `at` (version 1: always),
+        unless it already is; earlier versions stay as they are."""
+        versions = self.all().versions(plan_id)
+        if versions and versions[-1].plan == plan_from_mapping(body):
+            return
+        self.add_version(plan_id, body, source, at, effective_at=at)
+
+    def version_rows(self, plan_id: str) -> list[Any]:
+        """`plan_id`'s versions, oldest first (body, source and instants)."""
+        return self.version_rows_of([plan_id]).get(plan_id, [])
+
+    def version_rows_of(self, plan_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """The versions of several plans in one query: id -> rows, oldest first."""
+        out: dict[str, list[Any]] = {}
+        if not plan_ids:
+            return out
+        for row in self.conn.execute(select(plan_versions).where(
+                plan_versions.c.plan_id.in_(list(plan_ids))).order_by(
+                plan_versions.c.plan_id, plan_versions.c.version)):
+            out.setdefault(row.plan_id, []).append(row)
+        return out
+
+    def all(self) -> PlanCatalog:
         # The body as the stored JSON text: the parse cache is keyed on it, so a plan
         # that did not change costs neither a JSON decode by the driver nor a re-dump.
         return plans_from_rows(self.conn.execute(PLAN_TEXTS))

@@ -81,6 +81,21 @@ plans = Table(
     Column("loaded_at", Instant, nullable=False),
 )
 
+# A plan id's versions (docs/semantics.md, "Plan versions"): immutable once written.
+# `plans` above is the series (what lines refer to) with its latest body; a version is
+# in force from `effective_at`, or from each account's first cycle boundary after
+# `next_boundary_after`, or (both null: version 1) always.
+plan_versions = Table(
+    "plan_versions", metadata,
+    Column("plan_id", String(120), ForeignKey("plans.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("body", JSON, nullable=False),
+    Column("source", String(20), nullable=False),  # preset | file
+    Column("recorded_at", Instant, nullable=False),
+    Column("effective_at", Instant),
+    Column("next_boundary_after", Instant),
+)
+
 accounts = Table(
     "accounts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -42,6 +42,7 @@ from carryover.domain.bulk.state import (
 )
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import EntryKind
+from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import BucketKind, Plan, PlanKind, RolloverPolicy
 from carryover.domain.rating import drain
 
@@ -60,6 +61,12 @@ def stamp(us: int) -> str:
 def _next_boundary(calendar: CycleCalendar, boundary_us: int) -> int:
     # Keyed by calendar, not account: a hundred calendars serve 100,000 accounts.
     return to_us(calendar.next_boundary(from_us(boundary_us)))
+
+
+def _version_at(plans: PlanCatalog, plan_id: str, calendar: CycleCalendar, at_us: int) -> Plan:
+    if len(plans.versions(plan_id)) == 1:
+        return plans[plan_id]
+    return plans.at(plan_id, from_us(at_us), calendar)
 
 
 def _deposit_until(policy: RolloverPolicy, calendar: CycleCalendar, boundary_us: int) -> int:
@@ -88,7 +95,7 @@ class BulkBook:
                  cycle_start: np.ndarray, cycle_end: np.ndarray, until: np.ndarray,
                  segment_start: np.ndarray, line_account: np.ndarray, line_ids: np.ndarray,
                  line_plans: list[str | None], buckets: Buckets, ref: str) -> None:
-        self.plans = plans
+        self.plans = PlanCatalog.of(plans)
         self.calendars = calendars
         self.cycle_start, self.cycle_end = cycle_start.copy(), cycle_end.copy()
         self.until, self.segment_start = until.copy(), segment_start.copy()
@@ -101,7 +108,13 @@ class BulkBook:
         # counter deltas as columns: cycle start (µs), line, unit, counter code, amount
         self.counter_parts: list[tuple[np.ndarray, ...]] = []
 
-    # ---- calendars ----------------------------------------------------------------
+    # ---- calendars and plans ---------------------------------------------------------
+    def plan_at(self, plan_id: str | None, account: int, at_us: int) -> Plan | None:
+        """The version of `plan_id` in force at the instant, for the account's calendar."""
+        if not plan_id or plan_id not in self.plans:
+            return None
+        return _version_at(self.plans, plan_id, self.calendars[account], int(at_us))
+
     def next_boundary(self, account: int, boundary_us: int) -> int:
         return _next_boundary(self.calendars[account], int(boundary_us))
 
@@ -225,15 +238,19 @@ class BulkBook:
                                                                                len(sources))))
         left = b.remaining[sources].copy()
         room = np.zeros(len(sources), dtype=I64)  # no rollover policy: nothing carries
-        src_plans = [self.line_plans[i] or "" for i in b.line[sources].tolist()]
-        src_plan = np.array(src_plans, dtype=object)
+        # Each source rolls under the version of its line's plan in force at T.
+        src_plans = [self.plan_at(self.line_plans[line], int(self.line_account[line]),
+                                  int(row_T[row]))
+                     for line, row in zip(b.line[sources].tolist(), sources.tolist(),
+                                          strict=True)]
+        by_plan = {id(p): p for p in src_plans if p is not None}
+        src_plan = np.array([0 if p is None else id(p) for p in src_plans], dtype=np.int64)
         held = None
-        for plan_id in sorted(set(src_plans)):
-            plan = self.plans.get(plan_id)
-            if plan is None or plan.rollover is None:
+        for key, plan in sorted(by_plan.items(), key=lambda kv: kv[1].id):
+            if plan.rollover is None:
                 continue
-            for u in sorted(set(b.unit[sources[src_plan == plan_id]].tolist())):
-                mine = (src_plan == plan_id) & (b.unit[sources] == u)
+            for u in sorted(set(b.unit[sources[src_plan == key]].tolist())):
+                mine = (src_plan == key) & (b.unit[sources] == u)
                 per_cycle, stash = rollover.unit_caps(plan, UNITS[u])
                 if stash is not None and held is None:
                     held = self._stash_held(sources, row_T)
@@ -246,7 +263,7 @@ class BulkBook:
         for k in np.flatnonzero(carried > 0).tolist():
             row = int(sources[k])
             line = int(b.line[row])
-            plan = self.plans[self.line_plans[line]]
+            plan = src_plans[k]
             t = int(row_T[row])
             account = int(self.line_account[line])
             deposit = rollover.deposit_id(self.line_ids[line], UNITS[int(b.unit[row])], stamp(t),
@@ -292,11 +309,11 @@ class BulkBook:
         refs: list[str] = []
         notes: list[str] = []
         for line in np.flatnonzero(chosen).tolist():
-            plan = self.plans.get(self.line_plans[line]) if self.line_plans[line] else None
-            if plan is None or plan.kind is PlanKind.PACK:
-                continue
             account = int(self.line_account[line])
             t, ref = int(T[account]), refs_of[account]
+            plan = self.plan_at(self.line_plans[line], account, t)
+            if plan is None or plan.kind is PlanKind.PACK:
+                continue
             for unit, amount in sorted(plan.allowances.items()):
                 # A boundary's grant: one per line and instant (boundary.grant_allowances).
                 bucket_id = f"{self.line_ids[line]}/{unit}/allowance/{stamp(t)}"
