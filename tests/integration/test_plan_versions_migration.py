@@ -17,8 +17,8 @@ from carryover.store.engine import make_engine
 from carryover.store.schema import downgrade, upgrade
 from carryover.store.uow import UnitOfWork
 
-MINE = "carryover_0009"
-BEFORE = "carryover_0008"
+MINE = "carryover_0010"
+BEFORE = "carryover_0009"
 LOADED = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 

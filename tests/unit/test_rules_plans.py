@@ -294,3 +294,19 @@ def test_non_hotspot_usage_does_not_count_toward_the_hotspot_allowance():
     assert qos(book, "a", at(1, 5), "hotspot") == ("normal", None)
     assert views.check(book, "a", at(1, 5))["qos"] == {"state": "normal",
                                                         "max_downlink_kbps": None}
+
+
+def test_a_plan_may_carry_a_price_per_cycle():
+    from decimal import Decimal
+
+    from carryover.domain.plans import PlanError, PlanPrice, plan_from_mapping
+
+    plan = plan_from_mapping({"id": "p", "allowance": {"data": "1GB"},
+                              "price": {"per_cycle": "30.10", "currency": "USD"}})
+    assert plan.price == PlanPrice(Decimal("30.10"), "USD")
+    assert plan_from_mapping({"id": "q", "allowance": {"data": "1GB"}}).price is None
+    with pytest.raises(PlanError) as caught:
+        plan_from_mapping({"id": "p", "allowance": {"data": "1GB"},
+                           "price": {"per_cycle": 30.1, "currency": "usd"}})
+    assert sorted(p.field for p in caught.value.problems) == ["price.currency",
+                                                              "price.per_cycle"]

@@ -74,6 +74,8 @@ def plan_dict(plan: Plan) -> dict:
         },
         "pack_validity_days": plan.pack_validity_days,
         "topup_mode": str(plan.topup_mode),
+        "price": None if plan.price is None else {"per_cycle": str(plan.price.per_cycle),
+                                                  "currency": plan.price.currency},
     }
 
 

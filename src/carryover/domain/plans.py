@@ -18,6 +18,7 @@ The consumption order between bucket kinds is a table of integer priorities
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -106,6 +107,14 @@ class UnlimitedPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanPrice:
+    """A price per cycle: an exact decimal in an ISO 4217 currency."""
+
+    per_cycle: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     id: str
     name: str
@@ -119,6 +128,8 @@ class Plan:
     unlimited: UnlimitedPolicy | None = None
     pack_validity_days: int | None = None
     description: str = ""
+    # What the plan costs per cycle, for advice; None: not given.
+    price: PlanPrice | None = None
 
     def priority(self, kind: BucketKind) -> int:
         return self.priorities.get(kind, DEFAULT_PRIORITIES[kind])
@@ -146,7 +157,7 @@ class PlanError(ValueError):
 
 _PLAN_KEYS = {
     "id", "name", "kind", "allowance", "priorities", "first_cycle", "rollover",
-    "overage", "topup", "unlimited", "pack", "description",
+    "overage", "topup", "unlimited", "pack", "description", "price",
 }
 _ROLLOVER_KEYS = {
     "kinds", "per_cycle_cap", "stash_cap", "lifetime", "rolls_again", "forfeit_on_plan_change",
@@ -353,6 +364,37 @@ def _read_unlimited(r: _Reader, raw: Any) -> UnlimitedPolicy | None:
     )
 
 
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _read_price(r: _Reader, raw: Any) -> PlanPrice | None:
+    if raw is None:
+        return None
+    data = r.mapping(raw, "price")
+    r.unknown(data, {"per_cycle", "currency"}, "price")
+    amount = data.get("per_cycle")
+    value = None
+    if not isinstance(amount, str):
+        # A YAML number such as 30.10 is a binary float; a price must be exact.
+        r.fail("price.per_cycle", f"{amount!r} is not a decimal string such as \"30.00\" "
+               "(quote it)")
+    else:
+        try:
+            value = Decimal(amount)
+            if not value.is_finite() or value < 0:
+                raise InvalidOperation
+        except InvalidOperation:
+            r.fail("price.per_cycle", f"{amount!r} is not a price such as \"30.00\"")
+            value = None
+    currency = data.get("currency")
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        r.fail("price.currency", f"{currency!r} is not an ISO 4217 code such as USD")
+        currency = None
+    if value is None or currency is None:
+        return None
+    return PlanPrice(value, currency)
+
+
 def plan_from_mapping(data: Any) -> Plan:
     """Build a Plan from the plan-file mapping, or raise PlanError listing every problem."""
     r = _Reader()
@@ -411,6 +453,7 @@ def plan_from_mapping(data: Any) -> Plan:
         unlimited=_read_unlimited(r, data["unlimited"]) if kind is PlanKind.UNLIMITED else None,
         pack_validity_days=pack_days,
         description=str(data.get("description", "")),
+        price=_read_price(r, data.get("price")),
     )
     if r.problems:
         raise PlanError(r.problems)

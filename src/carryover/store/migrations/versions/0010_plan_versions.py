@@ -2,8 +2,8 @@
 
 See carryover.store.tables.plan_versions for what each column means.
 
-Revision ID: carryover_0009
-Revises: carryover_0008
+Revision ID: carryover_0010
+Revises: carryover_0009
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "carryover_0009"
-down_revision: str | None = "carryover_0008"
+revision: str = "carryover_0010"
+down_revision: str | None = "carryover_0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 
