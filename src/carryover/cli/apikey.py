@@ -56,8 +56,10 @@ def apikey_list(as_json: JsonOption = False) -> None:
         print_json(keys)
         return
     table = Table(title="API keys")
-    for col in ("id", "role", "account", "label", "created", "revoked"):
-        table.add_column(col)
+    # An id is what `apikey revoke` takes: never cut or wrapped, whatever the width.
+    table.add_column("id", no_wrap=True, min_width=max((len(k["id"]) for k in keys), default=2))
+    for col in ("role", "account", "label", "created", "revoked"):
+        table.add_column(col, overflow="fold")
     for k in keys:
         table.add_row(k["id"], k["role"], k["account"] or "-", k["label"] or "-",
                       local_time(k["created_at"], None), local_time(k["revoked_at"], None))

@@ -40,6 +40,13 @@ class UnitChoice(StrEnum):
     SMS = "sms"
 
 
+def positive(size: int, what: str) -> int:
+    """Refuse a zero amount where it would add nothing (as the API does, with exit 2)."""
+    if size <= 0:
+        fail(f"AMOUNT: {what} of {format_amount(size)} adds nothing; give an amount above 0")
+    return size
+
+
 def _ref(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
@@ -153,7 +160,7 @@ def topup(
     as_json: JsonOption = False,
 ) -> None:
     """Add a top-up pass valid N days (stacked or merged per the plan)."""
-    size = amount(value)
+    size = positive(amount(value), "a top-up")
     recorded = run(ledger_ops.top_up, engine(), line, size, instant(at), valid_days, _ref("topup"))
     if as_json:
         print_json({"line": recorded.line, "amount": size, "valid_days": valid_days})
@@ -186,7 +193,7 @@ def family_gift(
     as_json: JsonOption = False,
 ) -> None:
     """Gift rollover or top-up bytes to another line of the same account."""
-    size = amount(value)
+    size = positive(amount(value), "a gift")
     recorded = run(ledger_ops.gift, engine(), from_line, to_line, size, instant(at), _ref("gift"))
     if as_json:
         print_json({"from": from_line, "to": recorded.line, "amount": size})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC
 from enum import StrEnum
@@ -25,6 +24,7 @@ from carryover.cli.common import (
 )
 from carryover.domain.plans import Plan
 from carryover.domain.units import Unit, format_amount
+from carryover.human_time import local_time
 from carryover.plan_files import PlanFileError, load_plan_file
 from carryover.services import catalog, ledger_ops
 from carryover.store.uow import UnitOfWork
@@ -79,6 +79,78 @@ def plan_dict(plan: Plan) -> dict:
     }
 
 
+def _after_all_data(plan: Plan) -> str:
+    """What happens once the line's data is used up; unlimited data is never used up."""
+    if Unit.DATA in plan.allowances and plan.allowances[Unit.DATA] is None:
+        u = plan.unlimited
+        if u is None:
+            return "never blocked"
+        after = u.after_premium + (f" {u.after_premium_kbps} kbps" if u.after_premium_kbps
+                                   else "")
+        text = f"never blocked; {after} after {format_amount(u.premium_threshold)}"
+        if u.hotspot_allowance is not None:
+            text += f"; hotspot {u.hotspot_kbps} kbps after {format_amount(u.hotspot_allowance)}"
+        return text
+    after = str(plan.overage.action)
+    if plan.overage.throttle_kbps:
+        after += f" {plan.overage.throttle_kbps} kbps"
+    return after
+
+
+def _per_unit(amounts: dict | None) -> str:
+    """{"data": 21474836480} as "data 20GB"; "allowance" and None kept as words."""
+    if not amounts:
+        return "none"
+    return ", ".join(f"{u} {a if isinstance(a, str) else format_amount(a, Unit(u))}"
+                     for u, a in amounts.items())
+
+
+def _shown(plan: Plan, data: dict) -> list[tuple[str, str]]:
+    """plan_dict's fields for people: sizes and speeds with their units (--json stays exact)."""
+    rows = [("id", plan.id), ("name", plan.name), ("kind", str(plan.kind)),
+            ("allowance", _per_unit(data["allowance"])),
+            ("priorities", ", ".join(f"{k} {v}" for k, v in data["priorities"].items()))]
+    r = data["rollover"]
+    if r is None:
+        rows.append(("rollover", "none"))
+    else:
+        lifetime = r["lifetime"]
+        rows.append(("rollover", "; ".join([
+            "kinds " + ", ".join(r["kinds"]),
+            "per cycle cap " + _per_unit(r["per_cycle_cap"]),
+            "stash cap " + _per_unit(r["stash_cap"]),
+            "lifetime " + ", ".join(f"{v} {k}" for k, v in lifetime.items()),
+            "rolls again " + ("yes" if r["rolls_again"] else "no"),
+            "forfeit on plan change " + ("yes" if r["forfeit_on_plan_change"] else "no")])))
+    o = plan.overage
+    overage = str(o.action)
+    if o.throttle_kbps:
+        overage += f" {o.throttle_kbps} kbps"
+    if o.price is not None:
+        overage += f" {o.price} {o.currency or ''} per {format_amount(o.increment)}".replace(
+            "  ", " ")
+    if o.redirect_url:
+        overage += f", redirect to {o.redirect_url}"
+    if plan.allowances.get(Unit.DATA, 0) is None:
+        overage += " (not reached for data: it is unlimited)"
+    rows.append(("overage", overage))
+    if plan.unlimited is not None:
+        u = plan.unlimited
+        text = f"premium {format_amount(u.premium_threshold)}, then {u.after_premium}"
+        if u.after_premium_kbps:
+            text += f" {u.after_premium_kbps} kbps"
+        if u.hotspot_allowance is not None:
+            text += (f"; hotspot {format_amount(u.hotspot_allowance)}, then "
+                     f"{u.hotspot_kbps} kbps")
+        rows.append(("unlimited", text))
+    if plan.pack_validity_days is not None:
+        rows.append(("pack validity", f"{plan.pack_validity_days} days"))
+    rows.append(("top-up mode", data["topup_mode"]))
+    if plan.description:
+        rows.append(("description", plan.description.strip()))
+    return rows
+
+
 def _catalog() -> dict[str, Plan]:
     with UnitOfWork(engine()) as uow:
         return catalog.all_plans(uow)
@@ -97,10 +169,7 @@ def plan_list(as_json: JsonOption = False) -> None:
     for plan in plans.values():
         allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
                               for u, a in plan.allowances.items())
-        after = str(plan.overage.action)
-        if plan.overage.throttle_kbps:
-            after += f" {plan.overage.throttle_kbps} kbps"
-        table.add_row(plan.id, str(plan.kind), allowance, after)
+        table.add_row(plan.id, str(plan.kind), allowance, _after_all_data(plan))
     console.print(table)
 
 
@@ -154,10 +223,8 @@ def plan_show(
         print_json(data)
         return
     table = Table(title=f"{plan.name} ({plan.id})", show_header=False)
-    for key, value in data.items():
-        if key == "versions":
-            continue
-        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    for key, value in _shown(plan, data):
+        table.add_row(key, value)
     console.print(table)
     if versions:
         listing = Table(title=f"Versions of {plan.id}")
@@ -166,7 +233,7 @@ def plan_show(
         for v in versions:
             allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
                                   for u, a in v["plan"]["allowance"].items())
-            listing.add_row(str(v["version"]), v["source"], v["recorded_at"],
+            listing.add_row(str(v["version"]), v["source"], local_time(v["recorded_at"], None),
                             _effective_text(v["effective"]), allowance)
         console.print(listing)
 

@@ -30,7 +30,7 @@ from carryover.store import codec
 from carryover.store.bulk_io import Raw
 from carryover.store.uow import UnitOfWork
 
-E164 = re.compile(r"\+?[1-9][0-9]{6,14}")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # as provisioning.E164
 IMSI = re.compile(r"[0-9]{15}")
 COLUMNS = ("msisdn", "imsi", "account", "plan", "start")
 
@@ -104,7 +104,7 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                                            row["plan"] or None)
             problem = None
             if not E164.fullmatch(msisdn):
-                problem = f"msisdn: {msisdn!r} is not an E.164 number"
+                problem = f"msisdn: {msisdn!r} is not an E.164 number (+ and at most 15 digits)"
             elif imsi is not None and not IMSI.fullmatch(imsi):
                 problem = f"imsi: {imsi!r} is not 15 digits"
             elif not account:

@@ -21,7 +21,8 @@ from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger_ops import localizer
 from carryover.store.uow import UnitOfWork
 
-E164 = re.compile(r"\+?[1-9][0-9]{6,14}")
+# E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 IMSI = re.compile(r"[0-9]{15}")
 
 
@@ -60,9 +61,8 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
     """Open a line; in a family account it draws from the pool unless member is False."""
     msisdn = msisdn.strip()
     if not E164.fullmatch(msisdn):
-        raise ServiceError(f"MSISDN {msisdn!r} is not an E.164 number such as +14155550100")
-    if not msisdn.startswith("+"):
-        msisdn = "+" + msisdn
+        raise ServiceError(f"MSISDN {msisdn!r} is not an E.164 number: a '+', the country "
+                           "code and the number, at most 15 digits, such as +14155550100")
     if imsi is not None and not IMSI.fullmatch(imsi):
         raise ServiceError(f"IMSI {imsi!r} is not 15 digits")
     line_id = line_id or f"ln_{uuid.uuid4().hex[:12]}"
