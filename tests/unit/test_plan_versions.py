@@ -104,3 +104,60 @@ def test_adding_a_version_changes_nothing_before_it_starts(items, fixed):
     book = AccountBook(CycleCalendar(1, "UTC"), catalog(added))
     in_order = sorted(arrival, key=book.key)
     assert snapshot(whole) == snapshot(fold(catalog(added), in_order, MAR))
+
+
+def test_the_columnar_fold_asks_for_the_same_versions():
+    # Two accounts (cycle days 1 and 20) on p, version 2 in force from 1 March: the
+    # bulk fold grants and rolls by the version in force at each account's own
+    # boundary (version 1 before March, even though version 2 is the latest), exactly
+    # as the object book does.
+    import numpy as np
+
+    from carryover.domain.bulk.bridge import columnar_from_books, write_back
+    from carryover.domain.bulk.fold import Events
+    from carryover.domain.bulk.state import UNITS, to_us
+
+    cat = catalog(PlanVersion(V2, 2, recorded_at=LOADED, effective_at=MAR))
+    events = {0: [Usage("e0", "l0", JAN + timedelta(days=5), 3 * GB),
+                  Usage("e1", "l0", MAR + timedelta(days=2), 0)],
+              1: [Usage("e2", "l1", JAN + timedelta(days=25), GB),
+                  Usage("e3", "l1", MAR + timedelta(days=25), 0)]}
+
+    def opened() -> list[AccountBook]:
+        books = []
+        for a, day in enumerate((1, 20)):
+            book = AccountBook(CycleCalendar(day, "UTC"), cat)
+            start, _ = book.calendar.cycle_at(JAN)
+            assert book.submit(OpenLine(f"o{a}", f"l{a}", start, "p")).status == "accepted"
+            books.append(book)
+        return books
+
+    reference = opened()
+    for a, book in enumerate(reference):
+        for e in events[a]:
+            assert book.submit(e).status == "accepted"
+    columnar = opened()
+    bulk, line_ids = columnar_from_books(columnar, cat, "batch")
+    flat = events[0] + events[1]
+    order = sorted(range(len(flat)), key=lambda i: flat[i].at)
+    flat = [flat[i] for i in order]
+    bulk.rate(Events(
+        line=np.array([line_ids.index(e.line) for e in flat], dtype=np.int64),
+        eff=np.array([to_us(e.at) for e in flat], dtype=np.int64),
+        amount=np.array([e.amount for e in flat], dtype=np.int64),
+        unit=np.array([UNITS.index(e.unit) for e in flat], dtype=np.int64),
+        hotspot=np.zeros(len(flat), dtype=bool)))
+    write_back(bulk, columnar, line_ids)
+    for ref, col in zip(reference, columnar, strict=True):
+        assert snapshot(col) == snapshot(ref)
+        grants = sorted((e.at, e.amount) for e in ref.entries if e.kind == "grant")
+        assert grants == sorted((e.at, e.amount) for e in col.entries if e.kind == "grant")
+    # Cycle day 1: Jan 1 and Feb 1 under version 1 (10 GB), Mar 1 under version 2 (2 GB).
+    # Cycle day 20: Dec 20, Jan 20, Feb 20 under version 1, Mar 20 under version 2.
+    def grants(book):
+        return [(e.at.date().isoformat(), e.amount) for e in sorted(
+            book.entries, key=lambda e: e.at) if e.kind == "grant"]
+    assert grants(columnar[0]) == [("2026-01-01", 10 * GB), ("2026-02-01", 10 * GB),
+                                   ("2026-03-01", 2 * GB)]
+    assert grants(columnar[1]) == [("2025-12-20", 10 * GB), ("2026-01-20", 10 * GB),
+                                   ("2026-02-20", 10 * GB), ("2026-03-20", 2 * GB)]

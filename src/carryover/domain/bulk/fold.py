@@ -115,6 +115,20 @@ class BulkBook:
             return None
         return _version_at(self.plans, plan_id, self.calendars[account], int(at_us))
 
+    def plans_of_lines(self, lines: list[int], at_us: list[int]) -> list[Plan | None]:
+        """`plan_at` of each line's plan at its instant, asked once per distinct
+        (plan, calendar, instant): a boundary asks for every line of many accounts."""
+        seen: dict[tuple, Plan | None] = {}
+        out = []
+        for line, t in zip(lines, at_us, strict=True):
+            account = int(self.line_account[line])
+            plan_id = self.line_plans[line]
+            key = (plan_id, self.calendars[account], t)
+            if key not in seen:
+                seen[key] = self.plan_at(plan_id, account, t)
+            out.append(seen[key])
+        return out
+
     def next_boundary(self, account: int, boundary_us: int) -> int:
         return _next_boundary(self.calendars[account], int(boundary_us))
 
@@ -239,10 +253,7 @@ class BulkBook:
         left = b.remaining[sources].copy()
         room = np.zeros(len(sources), dtype=I64)  # no rollover policy: nothing carries
         # Each source rolls under the version of its line's plan in force at T.
-        src_plans = [self.plan_at(self.line_plans[line], int(self.line_account[line]),
-                                  int(row_T[row]))
-                     for line, row in zip(b.line[sources].tolist(), sources.tolist(),
-                                          strict=True)]
+        src_plans = self.plans_of_lines(b.line[sources].tolist(), row_T[sources].tolist())
         by_plan = {id(p): p for p in src_plans if p is not None}
         src_plan = np.array([0 if p is None else id(p) for p in src_plans], dtype=np.int64)
         held = None
@@ -308,10 +319,11 @@ class BulkBook:
         new_rows: list[dict] = []
         refs: list[str] = []
         notes: list[str] = []
-        for line in np.flatnonzero(chosen).tolist():
+        granted = np.flatnonzero(chosen).tolist()
+        line_plans = self.plans_of_lines(granted, T[self.line_account[granted]].tolist())
+        for line, plan in zip(granted, line_plans, strict=True):
             account = int(self.line_account[line])
             t, ref = int(T[account]), refs_of[account]
-            plan = self.plan_at(self.line_plans[line], account, t)
             if plan is None or plan.kind is PlanKind.PACK:
                 continue
             for unit, amount in sorted(plan.allowances.items()):
