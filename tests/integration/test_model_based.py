@@ -10,6 +10,7 @@ cycle (back-dated too, as an operator may), member limits set and lifted, the
 clock moving forward, and reads at now and in the past. Usage goes one event at
 a time (`usage add`, `POST /v1/usage`) or as a chunk through the ingest path
 (`carryover ingest`, `POST /v1/usage/batch`), duplicates within a chunk included.
+Amounts are drawn up to and past the bounds (docs/semantics.md, "Bounds").
 
 After every step:
 - the store accepts, refuses or counts as duplicate exactly what the model does;
@@ -43,6 +44,7 @@ from hypothesis.stateful import (
 )
 
 from carryover.domain.book import AccountBook
+from carryover.domain.bounds import MAX_EVENT
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
@@ -59,14 +61,18 @@ from carryover.store.engine import dispose_engines
 from carryover.store.uow import UnitOfWork
 
 EXAMPLES = int(os.environ.get("CARRYOVER_MODEL_EXAMPLES", "12"))
-START = datetime(2026, 1, 3, 9, 30, tzinfo=UTC)
+# Far enough back that 20 steps of at most 40 days stay before the clock: the store
+# refuses writes after now (docs/semantics.md, "Bounds"), the model has no clock.
+START = datetime(2021, 1, 3, 9, 30, tzinfo=UTC)
 GB = 1024 ** 3
 MB = 1024 ** 2
 LINE_PLANS = ["tmobile-data-stash-10gb", "verizon-carryover-8gb", "china-mobile-jiezhuan-20gb",
               "tmobile-go5g", "travel-5gb-30d"]
 POOL_PLAN = "att-mobile-share-15gb"
 ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
-amounts = st.one_of(st.integers(0, 3 * GB), st.sampled_from([0, 1, MB, GB, 10 * GB, 20 * GB]))
+# Up to and past the bound of one event (domain/bounds.py): both paths refuse alike.
+amounts = st.one_of(st.integers(0, 3 * GB), st.sampled_from([0, 1, MB, GB, 10 * GB, 20 * GB]),
+                    st.sampled_from([MAX_EVENT - 1, MAX_EVENT, MAX_EVENT + 1, 2**63, 2**64]))
 
 
 def machine_for(engine):
@@ -190,7 +196,7 @@ def machine_for(engine):
 
         # ---- grants and changes ----------------------------------------------------
         @precondition(lambda self: self.lines)
-        @rule(data=st.data(), amount=st.integers(1, 5 * GB),
+        @rule(data=st.data(), amount=st.one_of(st.integers(1, 5 * GB), amounts),
               days=st.sampled_from([None, 1, 7, 30]))
         def top_up(self, data, amount: int, days: int | None) -> None:
             line = data.draw(st.sampled_from(self.lines))
@@ -199,7 +205,7 @@ def machine_for(engine):
             self._both(item, lambda: ledger_ops.top_up(engine, line, amount, self.now, days, ref))
 
         @precondition(lambda self: len(self.lines) >= 2)
-        @rule(data=st.data(), amount=st.integers(1, 3 * GB))
+        @rule(data=st.data(), amount=st.one_of(st.integers(1, 3 * GB), amounts))
         def gift(self, data, amount: int) -> None:
             giver, taker = data.draw(st.permutations(self.lines))[:2]
             ref = self._id("gift")
@@ -219,7 +225,7 @@ def machine_for(engine):
                                                             ref))
 
         @precondition(lambda self: self.members)
-        @rule(data=st.data(), amount=st.one_of(st.none(), st.integers(0, 8 * GB)))
+        @rule(data=st.data(), amount=st.one_of(st.none(), st.integers(0, 8 * GB), amounts))
         def member_limit(self, data, amount: int | None) -> None:
             line = data.draw(st.sampled_from(sorted(self.members)))
             ref = self._id("lim")

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from carryover.domain.book import Outcome
+from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Usage
@@ -64,6 +65,11 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
         # would let two writers deadlock on PostgreSQL.
         account = uow.accounts.lock_account(row.account_id)
         if isinstance(item, Usage):
+            # Bounded before the event row is written: a column cannot hold every integer.
+            try:
+                check_event("amount", item.amount)
+            except BoundError as exc:
+                raise ServiceError(str(exc)) from exc
             # The unique event id is the duplicate check: inserting the event first costs
             # no extra query, and a racing writer with the same id waits, then fails here.
             try:
