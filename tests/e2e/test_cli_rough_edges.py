@@ -78,3 +78,46 @@ def test_an_msisdn_without_plus_is_refused(acme):
     assert "'14155550199' is not an E.164 number" in out and "+14155550100" in out
     cli("line", "create", "--account", "acme", "--msisdn", "+14155550199",
         "--plan", "tmobile-data-stash-10gb", "--start", "2026-01-05T00:00")
+
+
+@pytest.fixture
+def three_accounts(acme):
+    cli("account", "create", "smith", "--cycle-day", "1", "--timezone", "Europe/London",
+        "--pool-plan", "att-mobile-share-15gb", "--at", "2026-01-01T00:00")
+    cli("account", "create", "berg", "--cycle-day", "1", "--timezone", "Europe/Berlin",
+        "--at", "2026-01-01T00:00")
+    for n, account in enumerate(["smith", "smith", "berg"]):
+        cli("line", "create", "--account", account, "--msisdn", f"+4477009000{n:02d}",
+            "--id", f"l{n}", "--start", "2026-01-01T00:00",
+            *(["--plan", "travel-5gb-30d"] if account == "berg" else []))
+
+
+def _pages(*command: str, limit: int) -> list[list[str]]:
+    pages, after = [], None
+    while True:
+        page = json.loads(cli(*command, "--limit", str(limit), "--json",
+                              *(["--after", after] if after else [])))
+        pages.append([item.get("name") or item["id"] for item in page["items"]])
+        after = page["next_after"]
+        if after is None:
+            return pages
+
+
+def test_account_list_pages_and_filters(three_accounts):
+    assert _pages("account", "list", limit=2) == [["acme", "berg"], ["smith"]]
+    family = json.loads(cli("account", "list", "--family", "--json"))["items"]
+    assert [(a["name"], a["pool_plan"], a["lines"]) for a in family] == [
+        ("smith", "att-mobile-share-15gb", 2)]
+    berlin = json.loads(cli("account", "list", "--timezone", "Europe/Berlin", "--json"))
+    assert [a["name"] for a in berlin["items"]] == ["berg"]
+    out = cli("account", "list", "--limit", "1")
+    assert "acme" in out and "more: carryover account list --after acme" in out
+
+
+def test_line_list_pages_and_filters(three_accounts):
+    assert _pages("line", "list", limit=2) == [["alice", "l0"], ["l1", "l2"]]
+    assert _pages("line", "list", "--account", "smith", limit=1) == [["l0"], ["l1"]]
+    travel = json.loads(cli("line", "list", "--plan", "travel-5gb-30d", "--json"))["items"]
+    assert [(ln["id"], ln["account"], ln["msisdn"]) for ln in travel] == [
+        ("l2", "berg", "+447700900002")]
+    assert "unknown account 'nope'" in cli("line", "list", "--account", "nope", code=2)

@@ -94,6 +94,72 @@ def account_create(
         console.print(f"account {name} created (id {account_id})")
 
 
+LimitOption = Annotated[int, typer.Option("--limit", metavar="N", min=1, max=10000,
+                                          help="At most N per page.")]
+
+
+def _page_hint(command: str, last: str | None, console_out) -> None:
+    if last is not None:
+        console_out.print(f"more: {command} --after {last}", highlight=False)
+
+
+@account_app.command("list")
+def account_list(
+    timezone: Annotated[str | None, typer.Option("--timezone", metavar="TZ",
+                                                 help="Only accounts in this timezone.")] = None,
+    family: Annotated[bool | None, typer.Option(
+        "--family/--no-family", help="Only family accounts (with a pool), or only others.")]
+        = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="NAME", help="Start after this account name (the next page).")]
+        = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List accounts by name, a page at a time (--after the last one shown for the next)."""
+    items, last = run(directory.accounts_page, engine(), after, limit, timezone, family)
+    if as_json:
+        print_json({"items": items, "next_after": last})
+        return
+    table = Table(title="Accounts")
+    table.add_column("name", no_wrap=True)
+    for col in ("cycle day", "timezone", "pool plan", "lines", "created"):
+        table.add_column(col, overflow="fold")
+    for a in items:
+        table.add_row(a["name"], str(a["cycle_day"]), a["timezone"], a["pool_plan"] or "-",
+                      str(a["lines"]), local_time(a["created_at"], a["timezone"]))
+    console.print(table)
+    _page_hint("carryover account list", last, console)
+
+
+@line_app.command("list")
+def line_list(
+    account: Annotated[str | None, typer.Option("--account", metavar="NAME",
+                                                help="Only this account's lines.")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", metavar="ID",
+                                             help="Only lines on this plan.")] = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="ID", help="Start after this line id (the next page).")] = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List lines by id, a page at a time (--after the last one shown for the next)."""
+    items, last = run(directory.lines_page, engine(), after, limit, None, account, plan)
+    if as_json:
+        print_json({"items": items, "next_after": last})
+        return
+    table = Table(title="Lines")
+    table.add_column("id", no_wrap=True)
+    for col in ("account", "msisdn", "imsi", "plan", "member", "opened"):
+        table.add_column(col, overflow="fold")
+    for ln in items:
+        table.add_row(ln["id"], ln["account"], ln["msisdn"] or "-", ln["imsi"] or "-",
+                      ln["plan"] or "-", "yes" if ln["member"] else "no",
+                      local_time(ln["opened_at"], None))
+    console.print(table)
+    _page_hint("carryover line list", last, console)
+
+
 @line_app.command("create")
 def line_create(
     account: Annotated[str, typer.Option("--account", metavar="NAME")],

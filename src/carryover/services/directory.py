@@ -53,7 +53,8 @@ def line(engine: Engine, ident: str, scope: int | None = None) -> dict:
 
 
 def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None = None,
-               account_filter: str | None = None) -> tuple[list[dict], str | None]:
+               account_filter: str | None = None,
+               plan_filter: str | None = None) -> tuple[list[dict], str | None]:
     """Up to `limit` lines after the id `after`, and the id to continue after (or None)."""
     with UnitOfWork(engine) as uow:
         account_id = scope
@@ -62,10 +63,23 @@ def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None 
             if row is None or (scope is not None and row.id != scope):
                 raise NotFound(f"unknown account {account_filter!r}")
             account_id = row.id
-        rows = ApiRepository(uow.conn).lines_page(account_id, after, limit + 1)
+        rows = ApiRepository(uow.conn).lines_page(account_id, after, limit + 1, plan_filter)
     more = len(rows) > limit
     rows = rows[:limit]
     return [_line(r, r.account_name) for r in rows], (rows[-1].id if more else None)
+
+
+def accounts_page(engine: Engine, after: str | None, limit: int, timezone: str | None = None,
+                  family: bool | None = None) -> tuple[list[dict], str | None]:
+    """Up to `limit` accounts by name after `after`, and the name to continue after (or None)."""
+    with UnitOfWork(engine) as uow:
+        rows = ApiRepository(uow.conn).accounts_page(after, limit + 1, timezone, family)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return ([{"id": r.id, "name": r.name, "cycle_day": r.cycle_day, "timezone": r.timezone,
+              "pool_plan": r.pool_plan_id, "created_at": r.created_at.isoformat(),
+              "lines": r.line_count} for r in rows],
+            rows[-1].name if more else None)
 
 
 def _version(row: Any) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carryover.store.api_tables import api_keys, idempotency_keys
@@ -66,14 +66,32 @@ class ApiRepository:
             idempotency_keys.c.key == key))
 
     # ---- reads the API pages through -------------------------------------------------
-    def lines_page(self, account_id: int | None, after: str | None, limit: int) -> list[Any]:
+    def lines_page(self, account_id: int | None, after: str | None, limit: int,
+                   plan_id: str | None = None) -> list[Any]:
         query = select(lines, accounts.c.name.label("account_name")).join(
             accounts, accounts.c.id == lines.c.account_id)
         if account_id is not None:
             query = query.where(lines.c.account_id == account_id)
+        if plan_id is not None:
+            query = query.where(lines.c.plan_id == plan_id)
         if after is not None:
             query = query.where(lines.c.id > after)
         return list(self.conn.execute(query.order_by(lines.c.id).limit(limit)))
+
+    def accounts_page(self, after: str | None, limit: int, timezone: str | None = None,
+                      family: bool | None = None) -> list[Any]:
+        """Accounts by name after `after`, each with its number of lines."""
+        count = (select(func.count()).select_from(lines)
+                 .where(lines.c.account_id == accounts.c.id).scalar_subquery())
+        query = select(accounts, count.label("line_count"))
+        if after is not None:
+            query = query.where(accounts.c.name > after)
+        if timezone is not None:
+            query = query.where(accounts.c.timezone == timezone)
+        if family is not None:
+            query = query.where(accounts.c.pool_plan_id.is_not(None) if family
+                                else accounts.c.pool_plan_id.is_(None))
+        return list(self.conn.execute(query.order_by(accounts.c.name).limit(limit)))
 
     def plans_page(self, after: str | None, limit: int) -> list[Any]:
         query = select(plans)
