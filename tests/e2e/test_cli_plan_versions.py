@@ -50,6 +50,9 @@ def test_issue15_defect3_reloading_a_plan_id_does_not_rewrite_history(tmp_path):
     body.write_text(METERED_GO5G)
     loaded = json.loads(cli("plan", "load", str(body), "--json"))
     assert (loaded["version"], loaded["added"]) == (2, True)
+    listed = {p["id"]: p for p in json.loads(cli("plan", "list", "--json"))}
+    assert (listed["tmobile-go5g"]["version"], listed["tmobile-go5g"]["kind"]) == (2, "metered")
+    assert listed["travel-5gb-30d"]["version"] == 1
     assert set(loaded["effective"]) == {"next_boundary_after"}
 
     assert balance("u1", MID) == past  # the past is what it was

@@ -161,15 +161,17 @@ def plan_list(as_json: JsonOption = False) -> None:
     """List the plans in the database: the presets and every plan file loaded."""
     plans = _catalog()
     if as_json:
-        print_json([plan_dict(p) for p in plans.values()])
+        print_json([{**plan_dict(p), "version": len(plans.versions(p.id))}
+                    for p in plans.values()])
         return
-    table = Table(title="Plans")
-    for col in ("id", "kind", "allowance", "after all data"):
+    table = Table(title="Plans (latest versions)")
+    for col in ("id", "version", "kind", "allowance", "after all data"):
         table.add_column(col)
     for plan in plans.values():
         allowance = ", ".join(f"{u} {format_amount(a, Unit(u))}"
                               for u, a in plan.allowances.items())
-        table.add_row(plan.id, str(plan.kind), allowance, _after_all_data(plan))
+        table.add_row(plan.id, str(len(plans.versions(plan.id))), str(plan.kind), allowance,
+                      _after_all_data(plan))
     console.print(table)
 
 
