@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from carryover.adapters.strict_yaml import load_yaml
 from carryover.domain.plans import Plan, PlanError, PlanProblem, plan_from_mapping
 
 
@@ -25,7 +26,7 @@ class PlanFileError(ValueError):
 
 def parse_plan_text(text: str, source: str) -> Plan:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -121,3 +121,33 @@ def test_line_list_pages_and_filters(three_accounts):
     assert [(ln["id"], ln["account"], ln["msisdn"]) for ln in travel] == [
         ("l2", "berg", "+447700900002")]
     assert "unknown account 'nope'" in cli("line", "list", "--account", "nope", code=2)
+
+
+def test_a_duplicate_key_in_a_plan_file_is_refused_naming_key_and_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("id: dup-plan\nkind: metered\nallowance:\n  data: 10GB\n  data: 1GB\n")
+    cli("init")
+    for command in (("plan", "show", str(path)), ("plan", "load", str(path))):
+        out = cli(*command, code=2)
+        assert f"{path}:5:" in out and "duplicate key 'data' (first given on line 4)" in out
+    assert "dup-plan" not in cli("plan", "list", columns=200)
+    path.write_text("id: dup-plan\nkind: metered\nallowance:\n  data: 10GB\n")
+    assert "data 10GB" in cli("plan", "show", str(path))
+
+
+def test_a_duplicate_key_in_a_scenario_file_is_refused_naming_key_and_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("timezone: UTC\nbill_cycle_day: 1\nstart: 2026-01-01T00:00\n"
+                    "plan: tmobile-data-stash-10gb\nevents:\n"
+                    "  - {at: 2026-01-02T00:00, usage: 1GB}\n"
+                    "timezone: Europe/Berlin\n")
+    out = cli("simulate", str(path), code=2)
+    assert "line 7" in out and "duplicate key 'timezone' (first given on line 1)" in out
+
+
+def test_strict_yaml_keeps_merge_keys_and_distinct_keys():
+    from carryover.adapters.strict_yaml import load_yaml
+
+    assert load_yaml("base: &b {a: 1}\nx:\n  <<: *b\n  c: 2\n") == {
+        "base": {"a": 1}, "x": {"a": 1, "c": 2}}
+    assert load_yaml("1: a\n'1': b\n") == {1: "a", "1": "b"}

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from carryover.adapters.strict_yaml import load_yaml
 from carryover.domain.bounds import (
     MAX_SCENARIO_SPAN,
     MIN_INSTANT,
@@ -125,7 +126,7 @@ def load_scenario(path: str | Path, presets: dict[str, Plan]) -> Scenario:
 def parse_scenario(text: str, source: str, presets: dict[str, Plan]) -> Scenario:
     problems = _Problems(source)
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark else "file"
