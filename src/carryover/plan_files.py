@@ -43,6 +43,9 @@ def load_plan_file(path: str | Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanFileError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise PlanFileError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start})"]) from exc
     return parse_plan_text(text, str(path))
 
 

@@ -32,7 +32,7 @@ def test_import_lines_then_ingest_with_rejects_and_duplicates(tmp_path):
         out.writerow(["12ab", "", "acme", "tmobile-go5g", "2026-01-01T00:00"])  # row 3
         out.writerow(["+4917000004", "", "zeta", "no-such-plan", ""])  # row 4
     imported = json.loads(cli("line", "import", str(lines), "--timezone", "Europe/Berlin",
-                              "--json"))
+                              "--json", code=2))  # rows were rejected
     assert (imported["imported"], imported["rejected"]) == (2, 2)
     assert [r["row"] for r in imported["rejects"]] == [3, 4]
 
@@ -54,7 +54,8 @@ def test_import_lines_then_ingest_with_rejects_and_duplicates(tmp_path):
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     rejects = tmp_path / "rejects.csv"
-    summary = json.loads(cli("ingest", str(usage), "--rejects", str(rejects), "--json"))
+    # Rows were rejected: exit 2 (docs/ingest.md, "Exit status").
+    summary = json.loads(cli("ingest", str(usage), "--rejects", str(rejects), "--json", code=2))
     assert {k: summary[k] for k in ("rows", "accepted", "duplicates", "late", "rejected")} == {
         "rows": 6, "accepted": 3, "duplicates": 1, "late": 1, "rejected": 2}
     with rejects.open() as handle:
@@ -74,7 +75,7 @@ def test_import_lines_then_ingest_with_rejects_and_duplicates(tmp_path):
     # The late 1 GB was rated at its arrival (1 March), when the 30-day pack had expired.
     travel = json.loads(cli("balance", "+4917000002", "--at", "2026-03-02T00:00", "--json"))
     assert travel["cycle"]["overage"] == {"data": 1 * GB}
-    again = json.loads(cli("ingest", str(usage), "--json"))
+    again = json.loads(cli("ingest", str(usage), "--json", "--allow-rejects"))
     assert (again["accepted"], again["duplicates"]) == (0, 4)
 
 
@@ -82,8 +83,12 @@ def test_a_file_missing_a_column_is_rejected_as_a_whole(tmp_path):
     cli("init")
     usage = tmp_path / "cdr.csv"
     usage.write_text("event_id,at,bytes\nx,2026-01-01T00:00:00Z,5\n")
-    summary = json.loads(cli("ingest", str(usage), "--json"))
-    assert (summary["accepted"], summary["rejected"]) == (0, 1)
+    result = runner.invoke(app, ["ingest", str(usage), "--json", "--allow-rejects"])
+    assert result.exit_code == 2  # a file rejected whole: --allow-rejects does not cover it
+    summary = json.loads(result.stdout)
+    assert (summary["accepted"], summary["rejected"], summary["files_rejected"]) == (0, 0, 1)
+    assert result.stderr == (f"carryover: {usage}: missing column line (file rejected whole, "
+                             "nothing of it ingested)\n")
 
 
 def test_a_missing_file_exits_2(tmp_path):

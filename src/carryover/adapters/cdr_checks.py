@@ -56,9 +56,18 @@ class Chunk:
     unit: np.ndarray          # int8: 0 data, 1 voice, 2 sms
     rating_group: np.ndarray  # object (str or None)
     row: np.ndarray           # int64: the number of each good row
+    # The good rows' cells as read (aligned with `row`), so a row refused later (an
+    # unknown line) is written to the rejects file as it stood. None: not kept.
+    fields: pa.Table | None = None
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def raws(self, positions: list[int]) -> list[dict[str, str]]:
+        """The original cells of the good rows at `positions`, as text ({} if not kept)."""
+        if self.fields is None:
+            return [{} for _ in positions]
+        return _raw_rows(self.fields.take(pa.array(positions, pa.int64())))
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,10 @@ class Checker:
             return empty_chunk(first_row), early
         self.problems = []
         cols = {}  # text trimmed; typed columns (integers, timestamps) as they are
-        for k in table.column_names:
-            c = table.column(k).combine_chunks()
+        for name in table.column_names:
+            c, k = table.column(name).combine_chunks(), name.strip().lower()
+            if k in cols and c.null_count == len(c):
+                continue  # JSON: an absent key under its lower-case name (the reader's schema)
             typed = pa.types.is_integer(c.type) or pa.types.is_timestamp(c.type)
             cols[k] = c if typed and k not in ("event_id", "line") else _text(c)
         given = {k: _mask(pc.not_equal(v, "") if pa.types.is_string(v.type) else v.is_valid())
@@ -169,7 +180,8 @@ class Checker:
             group = pc.if_else(given["rating_group"], group, pa.scalar(None, pa.string()))
         chunk = Chunk(first_row, strings(text.get("event_id")), strings(text.get("line")),
                       pick(at), pick(received), pick(amount), pick(unit),
-                      strings(group, few=True), pick(rows))
+                      strings(group, few=True), pick(rows),
+                      table if keep is None else table.take(keep))
         return chunk, rejects
 
     def _bad(self, n: int) -> np.ndarray:
@@ -192,11 +204,8 @@ class Checker:
                      else [None] * len(hit))
             for i, v in zip(hit.tolist(), shown, strict=True):
                 reasons[i].append(f"{column}: {what}" + ("" if v is None else f" {v[:60]!r}"))
-        bad_rows = table.take(idx)
-        raws = pa.table([c if pa.types.is_string(c.type) else c.cast(pa.string())
-                         for c in bad_rows.columns], names=bad_rows.column_names).to_pylist()
-        return [Reject(self.name, int(rows[i]), "; ".join(reasons[int(i)]),
-                       {k: v for k, v in raw.items() if v is not None})
+        raws = _raw_rows(table.take(idx))
+        return [Reject(self.name, int(rows[i]), "; ".join(reasons[int(i)]), raw)
                 for i, raw in zip(idx, raws, strict=True)]
 
     def _count(self, column: str, a: pa.Array, given: np.ndarray) -> np.ndarray:
@@ -280,6 +289,20 @@ class Checker:
         for i, w in zip(gaps, wall.take(gaps).to_pylist(), strict=True):
             values[i] = (w.replace(tzinfo=self.tz) - _EPOCH) // _ONE_US
         return values
+
+
+def _raw_rows(table: pa.Table) -> list[dict[str, str]]:
+    """Each row's cells as text, by column name in the file's order (absent: left out)."""
+    text = pa.table([c if pa.types.is_string(c.type) else _as_text(c) for c in table.columns],
+                    names=table.column_names).to_pylist()
+    return [{k: v for k, v in raw.items() if v is not None} for raw in text]
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_timestamp(column.type):  # ISO 8601, as the checks read it back
+        return pa.chunked_array([pc.strftime(c, "%Y-%m-%dT%H:%M:%S" + (
+            "%z" if column.type.tz else "")) for c in column.chunks], pa.string())
+    return column.cast(pa.string())
 
 
 def _parses(s: pa.Array, tz: str | None) -> np.ndarray:

@@ -26,19 +26,22 @@ Instants are ISO 8601 (date, `T` or a space, hh:mm[:ss[.fraction]], optional
 `Z` or ±hh[:mm]); one without an offset is wall time in `default_tz`, read like
 `datetime.replace(tzinfo=ZoneInfo(tz))` (fold 0). Digits below 1 µs are cut.
 
-A file without a required column (or with a column named twice) is rejected
-whole: one `Reject` with row 0 naming the columns, an empty chunk, and nothing
-more (one reject per row would be as big as the file). JSON Lines has no header: the keys of its
-first object stand for one, a key absent or null in a later row reads as an
-empty cell, and a reject's `raw` holds only the keys its line has. A row whose
-every cell is empty (a blank line) is skipped, neither good nor rejected. A
-file that cannot be read at all (not found, not gzip, not Parquet, not UTF-8)
-raises `CdrFileError`.
+Column names match in any case and around spaces (`Event_ID` is `event_id`);
+other columns are ignored. A file without a required column (or with a column
+named twice) is rejected whole: one `Reject` with row 0 naming the columns, an
+empty chunk, and nothing more (one reject per row would be as big as the file).
+JSON Lines has no header: the keys of its first object stand for one, a key
+absent or null in a later row reads as an empty cell, and a reject's `raw`
+holds only the keys its line has. A row whose every cell is empty (a blank line)
+is skipped, neither good nor rejected. A file that cannot be read at all (not
+found, named .gz but not gzip, not Parquet, not UTF-8, a truncated gzip) raises
+`CdrFileError`; an empty file yields nothing.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -49,7 +52,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from carryover.adapters.cdr_checks import UNITS, Checker, Chunk, Reject, empty_chunk
-from carryover.adapters.cdr_formats import sources
+from carryover.adapters.cdr_formats import is_gzip, sources
 
 __all__ = ["FORMATS", "UNITS", "CdrFileError", "Chunk", "Reject", "RejectWriter",
            "detect_format", "read_usage", "write_rejects"]
@@ -86,12 +89,15 @@ def read_usage(path: str | Path, *, format: str | None = None, chunk_rows: int =
     fmt, name, tz = detect_format(path, format), str(path), ZoneInfo(default_tz)
     if not Path(path).is_file():
         raise CdrFileError(f"{name}: no such file")
+    if Path(path).suffix.lower() == ".gz" and not is_gzip(Path(path)):
+        raise CdrFileError(f"{name}: the name ends in .gz but the file is not gzip")
 
     def checked() -> Iterator[tuple[Chunk, list[Reject]]]:
         batches = sources(fmt, Path(path), chunk_rows)
         columns = next(batches)
         if columns is None:  # an empty file
             return
+        columns = [c.strip().lower() for c in columns]  # headers match in any case
         if problem := _missing(columns) or _twice(columns):
             yield empty_chunk(0), [Reject(name, 0, problem, {})]
             return
@@ -182,44 +188,63 @@ def _ahead(items: Iterator[T]) -> Iterator[T]:
 # --- rejects out ---
 
 class RejectWriter:
-    """Rejects as CSV: file,row,reason, then the original fields, written as they come.
+    """Rejected rows written as they come, so they can be fixed and fed back as they are.
 
-    The field columns are named after the first reject that has fields; a later
-    reject's fields go under the same names, and any name the header lacks is
-    appended as `name=value` cells so nothing is lost.
+    Each reject is its reason columns (`file`, `row`, `reason`), then the original
+    row: in a CSV file (the default) the original header's fields, in a JSON Lines
+    file (a PATH ending .jsonl, .ndjson or .json) the original object's keys, with
+    values as the file's text. `carryover ingest` ignores the reason columns, so a
+    fixed rejects file is ingested as it stands. Fields are named after the first
+    reject; any name that header lacks is appended as a `name=value` cell so nothing
+    is lost. A reject of a whole file (row 0, no fields) is not a row: not written.
     """
 
+    REASON_COLUMNS = ("file", "row", "reason")
+
     def __init__(self, path: str | Path) -> None:
+        self.jsonl = Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json")
         # Held open across calls to write: closed by close() or the with-block.
         self._file = Path(path).open("w", newline="", encoding="utf-8")  # noqa: SIM115
         self._out = csv.writer(self._file)
         self._fields: list[str] | None = None
         self._waiting: list[Reject] = []
+        self.written = 0
 
     def write(self, rejects: Iterable[Reject]) -> None:
         for r in rejects:
+            if r.row == 0:
+                continue
+            self.written += 1
+            if self.jsonl:
+                self._file.write(json.dumps({"file": r.file, "row": r.row, "reason": r.reason,
+                                             **self._original(r)}, ensure_ascii=False) + "\n")
+                continue
             if self._fields is None:
                 if not r.raw:
                     self._waiting.append(r)
                     continue
-                self._header(list(r.raw))
+                self._header(list(self._original(r)))
             self._row(r)
+
+    def _original(self, r: Reject) -> dict[str, str]:
+        # A rejects file fed back brings its own reason columns: they are not the row's.
+        return {k: v for k, v in r.raw.items() if k not in self.REASON_COLUMNS}
 
     def _header(self, fields: list[str]) -> None:
         self._fields = fields
-        self._out.writerow(["file", "row", "reason", *fields])
+        self._out.writerow([*self.REASON_COLUMNS, *fields])
         waiting, self._waiting = self._waiting, []
         for r in waiting:
             self._row(r)
 
     def _row(self, r: Reject) -> None:
-        fields = self._fields or []
-        extra = [f"{k}={v}" for k, v in r.raw.items() if k not in fields]
-        self._out.writerow([r.file, r.row, r.reason, *(r.raw.get(k, "") for k in fields),
+        fields, raw = self._fields or [], self._original(r)
+        extra = [f"{k}={v}" for k, v in raw.items() if k not in fields]
+        self._out.writerow([r.file, r.row, r.reason, *(raw.get(k, "") for k in fields),
                             *extra])
 
     def close(self) -> None:
-        if self._fields is None:
+        if self._fields is None and not self.jsonl:
             self._header([])
         self._file.close()
 

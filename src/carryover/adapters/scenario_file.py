@@ -120,6 +120,9 @@ def load_scenario(path: str | Path, presets: dict[str, Plan]) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                           f"offset {exc.start})"]) from exc
     return parse_scenario(text, str(path), presets)
 
 

@@ -1,7 +1,10 @@
 """The `carryover` command line: thin commands over services, Rich for people, --json for scripts.
 
 Bad input exits with status 2 and one line per problem on stderr (file, event,
-field, why); never a traceback. Every command that prints results takes --json.
+field, why); never a traceback. What escapes a command meets the one error
+boundary (cli.boundary): an expected failure (database, disk, file) is one line
+`carryover: <what>: <why>` and exit 2, a defect one line and exit 1
+(CARRYOVER_DEBUG=1 shows its traceback). Every command that prints results takes --json.
 The reference in docs/cli.md is generated from this app's --help (see
 carryover.docs_cli) and a test fails when the two drift apart.
 """
@@ -12,8 +15,11 @@ import sys
 
 import typer
 
+from carryover.cli.boundary import Guarded
+
 app = typer.Typer(
     name="carryover",
+    cls=Guarded,
     help="Exact balances for eSIM mobile plans: allowances, rollover, top-ups, unlimited "
          "caps and family pools. The database is CARRYOVER_DATABASE_URL "
          "(default: sqlite:///./carryover.db).",
@@ -48,7 +54,9 @@ from carryover.cli import (  # noqa: E402,F401
 
 
 def main() -> None:
+    from carryover.cli.boundary import run
+
     try:
-        app()
+        run(app)
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(130)

@@ -32,8 +32,10 @@ AtOption = Annotated[str | None, typer.Option(
 
 
 def fail(lines: list[str] | str) -> NoReturn:
+    from carryover.cli.boundary import scrub  # no password in any line (a URL's, the DB's)
+
     for line in [lines] if isinstance(lines, str) else lines:
-        print(line, file=sys.stderr)
+        print(scrub(line), file=sys.stderr)
     raise typer.Exit(2)
 
 

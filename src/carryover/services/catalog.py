@@ -104,6 +104,9 @@ def load_plan(uow: UnitOfWork, path: str | Path, at: datetime,
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanFileError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise PlanFileError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                             f"offset {exc.start})"]) from exc
     plan = parse_plan_text(text, str(path))
     effective_at, after = effective_of(effective, at)
     versions = uow.plans.all().versions(plan.id)

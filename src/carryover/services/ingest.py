@@ -69,6 +69,36 @@ class IngestSummary:
                 "rows_per_second": round(self.rows / self.seconds) if self.seconds else None}
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What an ingest had stored when it stopped: the chunks whose transaction committed."""
+
+    chunks: int = 0
+    rows: int = 0                          # rows of those chunks (good, duplicate or rejected)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    last: tuple[str, int, int] | None = None  # file, first and last row of the last chunk
+
+    def __str__(self) -> str:
+        if not self.chunks:
+            return "nothing was stored (no chunk had committed)"
+        file, first, last = self.last or ("?", 0, 0)
+        return (f"stored before it stopped: {self.chunks:,} chunk(s), {self.rows:,} rows "
+                f"({self.accepted:,} accepted, {self.duplicates:,} duplicates, "
+                f"{self.rejected:,} rejected); the last committed chunk was {file} rows "
+                f"{first:,}-{last:,}; the rows after it are not stored. Once the cause is "
+                "fixed, the same command stores them (stored events count as duplicates)")
+
+
+class IngestStopped(Exception):
+    """An ingest failed part way (the cause is chained); `committed` says what is stored."""
+
+    def __init__(self, committed: Committed) -> None:
+        super().__init__(str(committed))
+        self.committed = committed
+
+
 @dataclass
 class LineDirectory:
     """Every line by id, MSISDN and IMSI, read once per ingest."""
@@ -137,8 +167,12 @@ def fewer_collections() -> Iterator[None]:
 def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], ref: str,
                   on_rejects: Callable[[list], None] | None = None,
                   progress: Callable[[int], None] | None = None,
-                  long_run: bool = False) -> IngestSummary:
+                  long_run: bool = False,
+                  on_commit: Callable[[Committed], None] | None = None) -> IngestSummary:
     """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk.
+
+    After each commit `on_commit` is told what is stored so far (`Committed`), so a
+    caller whose run then fails can say it; the summary counts committed chunks only.
 
     `long_run`, for many big chunks (a file, from the CLI): on a SQLite file, each
     commit's pages are copied into the database file on a thread while the next chunk
@@ -147,30 +181,68 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
     the process should ask). A small batch (the API) is better served by SQLite's own
     checkpoint at its commit, with no thread to start and wait for."""
     summary = IngestSummary()
+    committed = Committed()
     directory = None
     notifier = BulkNotifier()
     cache = AccountCache()
     with fewer_collections() if long_run else contextlib.nullcontext(), \
             BackgroundCheckpoints(engine, enabled=long_run) as checkpoints:
         for n, (file, chunk, rejects) in enumerate(chunks):
-            summary.rows += len(chunk.amount) + len(rejects)
+            counted = (summary.accepted, summary.duplicates, summary.late)
+            rows = len(chunk.amount) + len(rejects)
             bad = list(rejects)
             checkpoints.before_chunk()
-            with UnitOfWork(engine) as uow:
-                raw = bulk_io.Raw(uow.conn)
-                with checkpoints.deferred(raw):
-                    if directory is None:
-                        directory = LineDirectory.load(raw)
-                    more_bad = _ingest_chunk(uow, raw, directory, file, chunk, f"{ref}#{n}",
-                                             summary, notifier, cache)
-                    uow.commit()
-            bad.extend(more_bad)
-            summary.rejected += len(bad)
+            stored = False
+            try:
+                with UnitOfWork(engine) as uow:
+                    raw = bulk_io.Raw(uow.conn)
+                    with checkpoints.deferred(raw):
+                        if directory is None:
+                            directory = LineDirectory.load(raw)
+                        more_bad = _ingest_chunk(uow, raw, directory, file, chunk,
+                                                 f"{ref}#{n}", summary, notifier, cache)
+                        uow.commit()
+                        stored = True
+            except BaseException:
+                if not stored:  # rolled back: the summary counts only what is stored
+                    summary.accepted, summary.duplicates, summary.late = counted
+                    raise
+                # Committed, then a step after it failed (e.g. putting a setting back
+                # on a full disk): the chunk is stored and is said to be.
+                _count_commit(summary, rows, bad, more_bad)
+                committed = _committed(committed, summary, rows, file, chunk, bad)
+                if on_commit:
+                    on_commit(committed)
+                raise
+            _count_commit(summary, rows, bad, more_bad)
+            committed = _committed(committed, summary, rows, file, chunk, bad)
+            if on_commit:
+                on_commit(committed)
             if on_rejects and bad:
                 on_rejects(bad)
             if progress:
-                progress(len(chunk.amount) + len(rejects))
+                progress(rows)
     return summary
+
+
+def _count_commit(summary: IngestSummary, rows: int, bad: list, more_bad: list) -> None:
+    summary.rows += rows
+    bad.extend(more_bad)
+    bad.sort(key=lambda r: r.row)  # file order, whichever step refused them
+    summary.rejected += len(bad)
+
+
+def _committed(before: Committed, summary: IngestSummary, rows: int, file: str, chunk,
+               bad: list) -> Committed:
+    return Committed(before.chunks + 1, before.rows + rows, summary.accepted,
+                     summary.duplicates, summary.rejected,
+                     (file, chunk.first_row, _last_row(chunk, bad)))
+
+
+def _last_row(chunk, rejects: list) -> int:
+    """The number of the last row read into `chunk` (good or rejected)."""
+    last = int(chunk.row[-1]) if len(chunk.row) else chunk.first_row - 1
+    return max([last, *(r.row for r in rejects)])
 
 
 def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, file: str,
@@ -181,11 +253,14 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     bad: list = []
     line = np.array([directory.index.get(x, -1) for x in chunk.line.tolist()], dtype=I64)
     unknown = line < 0
-    before = ~unknown & (chunk.at < directory.opened[np.where(unknown, 0, line)])
-    for i in np.flatnonzero(unknown).tolist():
-        bad.append(Reject(file, int(chunk.row[i]), f"line: unknown line {chunk.line[i]!r}", {}))
-    for i in np.flatnonzero(before).tolist():
-        bad.append(Reject(file, int(chunk.row[i]), "at: before the line started", {}))
+    opened = (directory.opened[np.where(unknown, 0, line)] if len(directory.opened)
+              else np.zeros(len(line), dtype=I64))  # no line stored: every line is unknown
+    before = ~unknown & (chunk.at < opened)
+    refused = np.flatnonzero(unknown | before).tolist()
+    for i, cells in zip(refused, chunk.raws(refused), strict=True):
+        why = (f"line: unknown line {chunk.line[i]!r}" if unknown[i]
+               else "at: before the line started")
+        bad.append(Reject(file, int(chunk.row[i]), why, cells))
     # Within a chunk the first row of an event id counts; the others are duplicates.
     keep = ~unknown & ~before
     _, first = np.unique(chunk.event_id.astype(str), return_index=True)
@@ -458,4 +533,4 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
     return written, stored
 
 
-__all__ = ["IngestSummary", "ingest_chunks"]
+__all__ = ["Committed", "IngestStopped", "IngestSummary", "ingest_chunks"]

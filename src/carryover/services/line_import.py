@@ -35,6 +35,9 @@ IMSI = re.compile(r"[0-9]{15}")
 COLUMNS = ("msisdn", "imsi", "account", "plan", "start")
 
 
+REASON_COLUMNS = ("file", "row", "reason")  # a rejects file's own: not the row's
+
+
 @dataclass
 class ImportSummary:
     rows: int = 0
@@ -42,20 +45,58 @@ class ImportSummary:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     accounts_created: int = 0
     seconds: float = 0.0
+    header: list[str] = field(default_factory=list)        # the file's, as written
+    originals: dict[int, list[str]] = field(default_factory=dict)  # rejected rows' fields
 
     def as_dict(self) -> dict:
         return {"rows": self.rows, "imported": self.imported, "rejected": len(self.rejected),
                 "accounts_created": self.accounts_created, "seconds": round(self.seconds, 3)}
 
+    def write_rejects(self, path: Path, source: Path) -> None:
+        """The rejected rows as CSV, in file order: file, row, reason, then the original
+        row under the original header (a rejects file's own reason columns left out),
+        so the file can be fixed and imported again as it is."""
+        keep = [i for i, name in enumerate(self.header)
+                if name.strip().lower() not in REASON_COLUMNS]
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            out = csv.writer(handle)
+            out.writerow([*REASON_COLUMNS, *(self.header[i] for i in keep)])
+            for row, reason in sorted(self.rejected):
+                fields = self.originals.get(row, [])
+                out.writerow([str(source), row, reason,
+                              *(fields[i] if i < len(fields) else "" for i in keep)])
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        for number, row in enumerate(reader, start=1):
-            yield number, {k: (v or "").strip() for k, v in row.items() if k}
+
+class LineFileError(ValueError):
+    """The file as a whole cannot be imported (unreadable, not UTF-8, a missing column)."""
+
+
+def read_rows(path: Path, summary: ImportSummary | None = None,
+              ) -> Iterator[tuple[int, dict]]:
+    """Rows numbered from 1, keyed by column name in lower case (headers match in any
+    case); `summary` keeps the header and each row's original fields for rejects."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            names = [h.strip().lower() for h in header]
+            missing = [c for c in COLUMNS if c not in names]
+            if missing:
+                raise LineFileError(f"{path}: missing column(s) {', '.join(missing)}")
+            if summary is not None:
+                summary.header = header
+            for number, fields in enumerate(reader, start=1):
+                if not any(f.strip() for f in fields):
+                    continue  # a blank line
+                if summary is not None:
+                    summary.originals[number] = fields
+                row = {k: (v or "").strip() for k, v in zip(names, fields, strict=False) if k}
+                yield number, {c: row.get(c, "") for c in COLUMNS}
+    except UnicodeDecodeError as exc:
+        raise LineFileError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                            f"offset {exc.start})") from exc
 
 
 def import_lines(engine: Engine, path: Path, cycle_day: int, timezone: str, now: datetime,
@@ -64,10 +105,11 @@ def import_lines(engine: Engine, path: Path, cycle_day: int, timezone: str, now:
     CycleCalendar(cycle_day, timezone)  # refuse bad defaults before reading anything
     summary = ImportSummary()
     batch: list[tuple[int, dict]] = []
-    for item in read_rows(path):
+    for item in read_rows(path, summary):
         batch.append(item)
         if len(batch) >= chunk_rows:
             _import_chunk(engine, batch, cycle_day, timezone, now, summary)
+            _forget_imported(summary)
             if progress:
                 progress(len(batch))
             batch = []
@@ -75,8 +117,15 @@ def import_lines(engine: Engine, path: Path, cycle_day: int, timezone: str, now:
         _import_chunk(engine, batch, cycle_day, timezone, now, summary)
         if progress:
             progress(len(batch))
+    _forget_imported(summary)
     summary.rejected.sort()
     return summary
+
+
+def _forget_imported(summary: ImportSummary) -> None:
+    """Only the rejected rows' original fields are kept (memory stays one chunk's)."""
+    rejected = {row for row, _ in summary.rejected}
+    summary.originals = {k: v for k, v in summary.originals.items() if k in rejected}
 
 
 def _instant(text: str, tz, now: datetime) -> datetime:

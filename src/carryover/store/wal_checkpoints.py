@@ -41,6 +41,10 @@ from carryover.store.bulk_io import Raw
 WAL_LIMIT = 512 * 1024 * 1024  # bytes of -wal file before a chunk waits for the checkpoint
 
 
+class CheckpointError(RuntimeError):
+    """The checkpoint thread failed (the cause is chained: a full disk, an I/O error)."""
+
+
 class BackgroundCheckpoints:
     """PASSIVE checkpoints after each commit of a bulk writer, on a thread."""
 
@@ -66,8 +70,10 @@ class BackgroundCheckpoints:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        # The thread is joined on every way out. When the writer is already failing,
+        # its error is the one to report (a full disk fails the checkpoint too).
+        self.close(report=error is None)
 
     @contextlib.contextmanager
     def deferred(self, raw: Raw) -> Iterator[None]:
@@ -97,8 +103,9 @@ class BackgroundCheckpoints:
         if size > self.wal_limit:
             self._wait_idle()
 
-    def close(self) -> None:
-        """Stop the thread once it has run the checkpoint last asked for."""
+    def close(self, report: bool = True) -> None:
+        """Stop the thread once it has run the checkpoint last asked for; then raise
+        its error, if it had one (unless not `report`)."""
         if self._thread is None:
             return
         with self._wanted:
@@ -106,7 +113,8 @@ class BackgroundCheckpoints:
             self._wanted.notify_all()
         self._thread.join()
         self._thread = None
-        self._raise_error()
+        if report:
+            self._raise_error()
 
     def _ask(self) -> None:
         with self._wanted:
@@ -121,7 +129,7 @@ class BackgroundCheckpoints:
     def _raise_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            raise RuntimeError("background WAL checkpoint failed") from error
+            raise CheckpointError("background WAL checkpoint failed") from error
 
     def _work(self) -> None:
         connection = None
