@@ -28,7 +28,7 @@ from carryover.services.api_keys import KeyCache
 def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) -> FastAPI:
     """The app over `carry`; `smdp_factory` makes an ES2+ client (default: the settings)."""
     app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.",
-                  version="1", lifespan=worker.lifespan)
+                  version="1", lifespan=worker.lifespan, docs_url=None)
     app.state.carry = carry
     settings = carry.settings
     app.state.limiter = make_limiter(settings, carry.open)
@@ -47,7 +47,47 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.include_router(es2plus.router)
     app.include_router(nchf.router)
     _document_errors(app)
+    _local_docs(app)
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _local_docs(app: FastAPI) -> None:
+    """/docs, the interactive API docs, from the swagger-ui-bundle package: no CDN.
+
+    FastAPI's default /docs loads Swagger UI's script and style from a CDN, so
+    on a machine without internet access (a lab, a private network) it is blank.
+    The same files ship in the swagger-ui-bundle package and are served here."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse, PlainTextResponse
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # an install that skipped a dependency: the API still serves
+        @app.get("/docs", include_in_schema=False)
+        def no_docs() -> PlainTextResponse:
+            return PlainTextResponse("the interactive docs need the swagger-ui-bundle package "
+                                     "(pip install swagger-ui-bundle); /openapi.json is "
+                                     "the API's description", status_code=503)
+        return
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="carryover API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def _document_errors(app: FastAPI) -> None:

@@ -204,11 +204,16 @@ class BodyLimit:
                 return
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body: bytes | None = b"".join(chunks)
 
         async def replay() -> dict:
+            # The body once; then the client's own messages (http.disconnect), which a
+            # streaming response waits for: answering "http.request" forever without
+            # awaiting anything spun the event loop and hung every file response.
             nonlocal body
-            out, body = body, b""
+            if body is None:
+                return await receive()
+            out, body = body, None
             return {"type": "http.request", "body": out, "more_body": False}
         await self.app(scope, replay, send)
 

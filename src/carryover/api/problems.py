@@ -112,6 +112,15 @@ _UNREADABLE = "There was an error parsing the body"
 UNREADABLE_BODY = "the body is not readable JSON (UTF-8, not nested too deeply)"
 
 
+JSON_BODY_EXPECTED = ("expected a JSON object as the body, sent with the header "
+                      "Content-Type: application/json")
+
+
+def _json_content_type(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the body limit's 413 to every operation of `schema` that takes a body."""
     problem_ref = {"$ref": "#/components/schemas/Problem"}
@@ -142,6 +151,12 @@ def install(app: FastAPI) -> None:
             from carryover.api.nchf import invalid_request
             return invalid_request(exc)
         errors = field_errors(exc)
+        if not _json_content_type(request):
+            # Without a JSON content type the body is read as text, and pydantic's words
+            # ("Input should be a valid dictionary") do not say what is missing.
+            for error in errors:
+                if error["field"] == "body":
+                    error["message"] = JSON_BODY_EXPECTED
         return problem(422, f"{len(errors)} invalid field(s)", errors)
 
     @app.exception_handler(StarletteHTTPException)
