@@ -132,7 +132,17 @@ class Settings(BaseSettings):
         description="Seconds the delivery worker waits between passes over the outbox.")
     webhook_worker: bool = Field(
         default=True,
-        description="Run the webhook delivery worker inside `carryover serve`.")
+        description="Run the webhook delivery worker inside `carryover serve` (in the one "
+                    "worker process that holds the deployment's delivery lock).")
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256,
+        description="Endpoints the delivery worker sends to at once (one POST at a time "
+                    "per endpoint), so a slow endpoint does not hold up the others.")
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs whose host is loopback, private, link-local, "
+                    "unspecified, multicast or reserved (tests and labs only; "
+                    "docs/security.md).")
 
     # Real-time charging, Nchf (docs/nchf.md) ----------------------------------------------
     nchf_max_grant: int = Field(

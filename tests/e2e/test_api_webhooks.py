@@ -25,7 +25,8 @@ from tests.integration.test_webhooks import Receiver, verified
 from tests.loopback import serving
 
 GB = 1024**3
-SETTINGS = {"webhook_worker": False, "webhook_max_attempts": 1, "webhook_backoff": 0.01}
+SETTINGS = {"webhook_worker": False, "webhook_max_attempts": 1, "webhook_backoff": 0.01,
+            "webhook_allow_private_targets": True}  # the receivers are on loopback
 PENDING, LAG = ("carryover_webhook_deliveries_pending", ()), ("carryover_outbox_lag_seconds", ())
 
 
@@ -129,6 +130,7 @@ def test_secret_once_dead_letters_replay_and_gauges(api: Api):
 
 def test_cli_remove(monkeypatch, tmp_path):
     monkeypatch.setenv("CARRYOVER_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("CARRYOVER_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
     runner = CliRunner()
     assert runner.invoke(cli_app, ["init"]).exit_code == 0
     added = runner.invoke(cli_app, ["webhooks", "add", "http://127.0.0.1:9/h", "--json"])

@@ -22,6 +22,7 @@ def cli(*args: str, code: int = 0) -> str:
 def test_add_deliver_dead_replay(monkeypatch):
     monkeypatch.setenv("CARRYOVER_WEBHOOK_BACKOFF", "0")
     monkeypatch.setenv("CARRYOVER_WEBHOOK_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("CARRYOVER_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")  # loopback receiver
     cli("init")
     cli("account", "create", "a", "--cycle-day", "1", "--timezone", "UTC",
         "--at", "2026-01-01T00:00")

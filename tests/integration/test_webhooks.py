@@ -42,6 +42,8 @@ class Receiver:
 
 
 def world(db_url: str, **settings):
+    # The receivers are on loopback: deliveries there are refused unless allowed.
+    settings.setdefault("webhook_allow_private_targets", True)
     carry = Carryover(get_settings(database_url=db_url, webhook_backoff=0.01,
                                    webhook_poll_seconds=0.01, **settings))
     engine = carry.open()
@@ -77,7 +79,8 @@ def test_every_notification_arrives_once_after_retries(db_url):
     carry, engine = world(db_url, webhook_max_attempts=10)
     receiver = Receiver(fail_first=3)
     with serving(receiver.app()) as base:
-        _, secret = webhooks.add_endpoint(engine, base + "/hook", None, JAN)
+        _, secret = webhooks.add_endpoint(engine, base + "/hook", None, JAN,
+                                          allow_private=True)
         use_up(engine)
         drain(engine, carry.settings, lambda: len(receiver.received) == 4)
         for _ in range(5):  # nothing is sent twice once delivered
@@ -97,7 +100,7 @@ def test_a_receiver_down_for_a_while_gets_everything_once_back(db_url):
     receiver.down = True
     with serving(receiver.app()) as base:
         webhooks.add_endpoint(engine, base + "/hook", ["usage_50", "usage_80", "usage_100"],
-                              JAN)
+                              JAN, allow_private=True)
         use_up(engine)
         for _ in range(10):
             webhooks.deliver_once(engine, carry.settings)
@@ -115,7 +118,8 @@ def test_dead_letters_after_max_attempts_and_replay(db_url):
     receiver = Receiver()
     receiver.down = True
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN)
+        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN,
+                              allow_private=True)
         ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
         drain(engine, carry.settings, lambda: bool(webhooks.dead_letters(engine)))
@@ -138,7 +142,8 @@ def test_serve_runs_the_delivery_worker(db_url):
     carry, engine = world(db_url)
     receiver = Receiver(fail_first=1)
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN)
+        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN,
+                              allow_private=True)
         ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
         with TestClient(create_app(carry)):
@@ -156,7 +161,8 @@ def test_the_worker_can_be_turned_off(db_url):
     carry, engine = world(db_url, webhook_worker=False)
     receiver = Receiver()
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", None, JAN)
+        webhooks.add_endpoint(engine, base + "/hook", None, JAN,
+                              allow_private=True)
         use_up(engine)
         with TestClient(create_app(carry)):
             time.sleep(0.3)

@@ -1,9 +1,13 @@
 """The webhook delivery worker inside `carryover serve`: a background asyncio task.
 
-Started by the app's lifespan when `webhook_worker` is on: every
-`webhook_poll_seconds` it runs one delivery pass (services.webhooks.deliver_once)
-in a thread, so the event loop keeps serving requests. A failing pass is
-logged and the next one tries again; the task is cancelled at shutdown.
+Started by the app's lifespan when `webhook_worker` is on. With several worker
+processes (`serve --workers N`) or several hosts, only the one that holds the
+deployment's delivery lock (services.webhook_delivery.try_lock: a PostgreSQL
+advisory lock, or a lock file beside the SQLite database) runs the delivery
+loop; the others try again every LOCK_RETRY_SECONDS and take over when the
+holder stops. The loop runs on the app's event loop (its database calls in
+threads), so requests keep being served; a failing pass is logged and the next
+one tries again; the task is cancelled at shutdown, which releases the lock.
 """
 
 from __future__ import annotations
@@ -16,19 +20,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from carryover.services import webhooks
+from carryover.services import webhook_delivery
 
 log = logging.getLogger("carryover.webhooks")
+LOCK_RETRY_SECONDS = 5.0
 
 
 async def deliver_forever(app: FastAPI) -> None:
     carry = app.state.carry
+    settings = carry.settings
     while True:
+        lock = None
         try:
-            await asyncio.to_thread(lambda: webhooks.deliver_once(carry.open(), carry.settings))
+            engine = carry.open()
+            lock = await asyncio.to_thread(webhook_delivery.try_lock, engine)
+            if lock is not None:
+                await webhook_delivery.Loop(engine, settings).run()
         except Exception:  # the worker must outlive a bad pass; the reason goes to the log
-            log.exception("webhook delivery pass failed")
-        await asyncio.sleep(carry.settings.webhook_poll_seconds)
+            log.exception("webhook delivery loop failed")
+        finally:
+            if lock is not None:
+                await asyncio.shield(asyncio.to_thread(lock.release))
+        await asyncio.sleep(min(LOCK_RETRY_SECONDS, 10 * settings.webhook_poll_seconds)
+                            if lock is None else settings.webhook_poll_seconds)
 
 
 @asynccontextmanager

@@ -31,7 +31,8 @@ def webhooks_add(
 ) -> None:
     """Add an endpoint; its signing secret is shown this once."""
     wanted = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
-    info, secret = run(webhooks.add_endpoint, engine(), url, wanted, now())
+    info, secret = run(webhooks.add_endpoint, engine(), url, wanted, now(),
+                       allow_private=app_object().settings.webhook_allow_private_targets)
     if as_json:
         print_json({**info, "secret": secret})
         return

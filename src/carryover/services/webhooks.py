@@ -3,15 +3,16 @@
 - An endpoint is a URL, a secret and optionally the kinds it wants. The secret
   signs every delivery, so it is stored as given (not hashed): it is returned
   once by `add_endpoint` and never listed or logged.
-- `deliver_once` is one pass of the worker: (1) fan-out: one delivery row per
-  endpoint per new outbox row (set-based INSERT ... SELECT, ON CONFLICT DO
-  NOTHING, so concurrent workers cannot double it); (2) claim the due pending
-  deliveries (FOR UPDATE SKIP LOCKED on PostgreSQL) by pushing their next attempt
-  past the POST timeout, so another worker does not send them meanwhile;
-  (3) POST each and record the result. A failure (connection error, timeout, an
-  answer other than 2xx) is retried after `webhook_backoff * 2**(attempts-1)`
-  seconds; after `webhook_max_attempts` the delivery is dead. `replay` queues a
-  delivery again.
+- A URL is checked when it is added and again at every delivery
+  (services.webhook_targets): malformed URLs and loopback, private, link-local
+  and other non-public targets are refused unless webhook_allow_private_targets.
+- `fan_out` makes one delivery row per endpoint per new outbox row (set-based
+  INSERT ... SELECT, ON CONFLICT DO NOTHING, so concurrent workers cannot double
+  it). `deliver_once` and `run` are the delivery loop
+  (services.webhook_delivery): concurrent per endpoint, one lease per attempt.
+  A failure (no HTTP response, an answer other than 2xx, a refused target) is
+  retried after `webhook_backoff * 2**(attempts-1)` seconds; after
+  `webhook_max_attempts` the delivery is dead. `replay` queues a delivery again.
 - `remove_endpoint` disables an endpoint (kept for its history): it gets no new
   deliveries and its pending ones are not sent. `backlog` gives the pending
   deliveries and the outbox lag for `/metrics`.
@@ -24,29 +25,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import logging
 import secrets
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from carryover.services import webhook_targets
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notifications import KINDS
 from carryover.settings import Settings
 from carryover.store.engine import read_only
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
-
-log = logging.getLogger("carryover.webhooks")
-CLAIM = 100
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -55,12 +49,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
-                 ) -> tuple[dict, str]:
-    """Add an endpoint; returns its description and its secret (shown this once)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceError(f"URL: {url!r} is not an http:// or https:// URL")
+def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime, *,
+                 allow_private: bool = False) -> tuple[dict, str]:
+    """Add an endpoint; returns its description and its secret (shown this once).
+
+    The URL must be well formed and its host must resolve to addresses deliveries
+    may go to (services.webhook_targets; `allow_private` is the setting
+    webhook_allow_private_targets). Each delivery checks again.
+    """
+    webhook_targets.check(url, allow_private)
     unknown = sorted(set(kinds or []) - set(KINDS))
     if unknown:
         raise ServiceError(f"--kinds: unknown kind(s) {', '.join(unknown)}; "
@@ -139,7 +136,8 @@ def _unfanned(*columns: Any) -> Any:
             .where(e.disabled_at.is_(None), wanted, ~already))
 
 
-def _fan_out(conn: Connection, at: datetime) -> None:
+def fan_out(conn: Connection, at: datetime) -> None:
+    """One delivery row per (enabled endpoint, outbox row it wants) that has none yet."""
     o, e = outbox.c, webhook_endpoints.c
     source = _unfanned(e.id, o.id, literal("pending"), literal(0),
                        literal(at, outbox.c.at.type))
@@ -149,96 +147,19 @@ def _fan_out(conn: Connection, at: datetime) -> None:
         .on_conflict_do_nothing(index_elements=["endpoint_id", "outbox_id"]))
 
 
-def _claim(engine: Engine, now: datetime, lease: timedelta) -> list[Any]:
-    d = webhook_deliveries.c
-    with UnitOfWork(engine) as uow:
-        _fan_out(uow.conn, now)
-        enabled = select(webhook_endpoints.c.id).where(webhook_endpoints.c.disabled_at.is_(None))
-        due = (select(d.id).where(d.status == "pending", d.next_attempt_at <= now,
-                                  d.endpoint_id.in_(enabled))
-               .order_by(d.id).limit(CLAIM))
-        if uow.conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        ids = list(uow.conn.execute(due).scalars())
-        rows: list[Any] = []
-        if ids:
-            uow.conn.execute(update(webhook_deliveries).where(d.id.in_(ids))
-                             .values(next_attempt_at=now + lease))
-            rows = uow.conn.execute(
-                select(d.id, d.attempts, d.outbox_id, outbox.c.kind, outbox.c.payload,
-                       webhook_endpoints.c.url, webhook_endpoints.c.secret)
-                .join(outbox, outbox.c.id == d.outbox_id)
-                .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-                .where(d.id.in_(ids)).order_by(d.id)).all()
-        uow.commit()
-    return rows
-
-
-def _post(client: httpx.Client, row: Any) -> str | None:
-    """POST one delivery; None on success, else why it failed."""
-    body = json.dumps({"id": row.outbox_id, **row.payload}, sort_keys=True,
-                      separators=(",", ":")).encode()
-    stamp = str(int(time.time()))
-    headers = {"content-type": "application/json", "x-carryover-timestamp": stamp,
-               "x-carryover-event": str(row.outbox_id),
-               "x-carryover-signature": "sha256=" + sign(row.secret, stamp, body)}
-    try:
-        response = client.post(row.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status_code < 300:
-        return None
-    return f"HTTP {response.status_code}"
-
-
 def deliver_once(engine: Engine, settings: Settings,
                  clock: Callable[[], datetime] | None = None) -> dict[str, int]:
-    """One pass: fan out, then send what is due. Returns counts of this pass's outcomes."""
-    clock = clock or (lambda: datetime.now(UTC))
-    done = {"delivered": 0, "retrying": 0, "dead": 0}
-    with UnitOfWork(read_only(engine)) as uow:
-        if uow.conn.execute(select(webhook_endpoints.c.id).where(
-                webhook_endpoints.c.disabled_at.is_(None)).limit(1)).first() is None:
-            return done
-    rows = _claim(engine, clock(), timedelta(seconds=settings.webhook_timeout + 30))
-    if not rows:
-        return done
-    d = webhook_deliveries.c
-    with httpx.Client(timeout=settings.webhook_timeout) as client:
-        for row in rows:
-            error = _post(client, row)
-            now, attempts = clock(), row.attempts + 1
-            if error is None:
-                values = {"status": "delivered", "attempts": attempts, "delivered_at": now,
-                          "last_error": None}
-                done["delivered"] += 1
-            elif attempts >= settings.webhook_max_attempts:
-                values = {"status": "dead", "attempts": attempts, "last_error": error}
-                done["dead"] += 1
-                log.warning("webhook delivery %s to %s is dead after %s attempts: %s",
-                            row.id, row.url, attempts, error)
-            else:
-                wait = settings.webhook_backoff * 2 ** (attempts - 1)
-                values = {"attempts": attempts, "last_error": error,
-                          "next_attempt_at": now + timedelta(seconds=wait)}
-                done["retrying"] += 1
-            with UnitOfWork(engine) as uow:
-                uow.conn.execute(update(webhook_deliveries).where(d.id == row.id).values(**values))
-                uow.commit()
-    return done
+    """One pass: fan out, then send what is due (services.webhook_delivery)."""
+    from carryover.services import webhook_delivery
+
+    return webhook_delivery.deliver_once(engine, settings, clock)
 
 
 def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
     """Deliver in a loop (`passes` of them, or until interrupted); the summed counts."""
-    total = {"delivered": 0, "retrying": 0, "dead": 0}
-    n = 0
-    while passes is None or n < passes:
-        for key, value in deliver_once(engine, settings).items():
-            total[key] += value
-        n += 1
-        if passes is None or n < passes:
-            time.sleep(settings.webhook_poll_seconds)
-    return total
+    from carryover.services import webhook_delivery
+
+    return webhook_delivery.run(engine, settings, passes)
 
 
 def dead_letters(engine: Engine, after: int | None = None, limit: int | None = None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Path, Request
 
-from carryover.api.deps import EngineDep, Operator
+from carryover.api.deps import CarryDep, EngineDep, Operator
 from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import ApiProblem, responses
 from carryover.api.routers import pages
@@ -39,10 +39,12 @@ def _no_secret(body: dict) -> dict:
 @router.post("", status_code=201, response_model=WebhookCreated,
              summary="Add a webhook endpoint; its secret is in this response only",
              responses=responses(409))
-def add(body: WebhookIn, request: Request, eng: EngineDep, who: Operator,
+def add(body: WebhookIn, request: Request, eng: EngineDep, carry: CarryDep, who: Operator,
         idempotency_key: IdempotencyKey = None):
     def action() -> dict:
-        info, secret = webhooks.add_endpoint(eng, body.url, body.kinds, datetime.now(UTC))
+        info, secret = webhooks.add_endpoint(
+            eng, body.url, body.kinds, datetime.now(UTC),
+            allow_private=carry.settings.webhook_allow_private_targets)
         return {**info, "disabled_at": None, "pending": 0, "delivered": 0, "dead": 0,
                 "secret": secret}
     return respond(request, eng, who, idempotency_key, body, action, redact=_no_secret)
@@ -51,7 +53,13 @@ def add(body: WebhookIn, request: Request, eng: EngineDep, who: Operator,
 @router.get("", response_model=WebhookPage, summary="List webhook endpoints (no secrets)")
 def list_endpoints(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
                    cursor: pages.Cursor = None) -> dict:
-    items, last = webhooks.endpoints_page(eng, pages.decode(cursor), limit)
+    after = pages.decode(cursor)
+    # Endpoint ids are at most 32 printable ASCII characters; a longer or binary
+    # cursor (a NUL byte fails on PostgreSQL) was not returned by this API.
+    if after is not None and not (len(after) <= 32 and after.isascii()
+                                  and after.isprintable()):
+        raise ApiProblem(422, "cursor is not one this API returned")
+    items, last = webhooks.endpoints_page(eng, after, limit)
     return {"items": items, "next_cursor": pages.encode(last)}
 
 
@@ -60,7 +68,10 @@ def list_endpoints(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
 def dead(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
          cursor: pages.Cursor = None) -> dict:
     after = pages.decode(cursor)
-    if after is not None and not after.isdigit():
+    # Delivery ids are positive 32-bit integers; anything else (a 300-digit number,
+    # Unicode digits) was not returned by this API, and must not reach the database.
+    if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 10
+                                  and int(after) < 2 ** 31):
         raise ApiProblem(422, "cursor is not one this API returned")
     rows = webhooks.dead_letters(eng, int(after) if after else None, limit + 1)
     more = len(rows) > limit
