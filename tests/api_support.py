@@ -4,6 +4,8 @@
   travel-5gb-30d, opened 2026-01-01T00:00Z.
 - `fam`: a family account on att-mobile-share-15gb with member lines `f1`, `f2`.
 - `other`: a plain account with line `o1`.
+- `travel-self-5gb`: travel-5gb-30d offered for self-service (`self_service: true`),
+  the one plan a subscriber key may move its lines to.
 Keys: `operator`, `acme` (subscriber of acme), `other` (subscriber of other).
 """
 
@@ -19,13 +21,15 @@ import httpx
 
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import api_keys, provisioning
+from carryover.services import api_keys, catalog, provisioning
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 from tests.loopback import serving
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN = "travel-5gb-30d"
 POOL = "att-mobile-share-15gb"
+SELF_SERVICE = "travel-self-5gb"
 
 
 @dataclass
@@ -45,6 +49,10 @@ class Api:
 
 
 def populate(engine: Any) -> dict[str, str]:
+    with UnitOfWork(engine) as uow:
+        body = {**catalog.preset_bodies()[PLAN], "id": SELF_SERVICE, "self_service": True}
+        uow.plans.add_version(SELF_SERVICE, body, "file", JAN)
+        uow.commit()
     provisioning.create_account(engine, "acme", 1, "UTC", JAN)
     provisioning.create_line(engine, "acme", "+14155550101", JAN, PLAN, line_id="a1")
     provisioning.create_line(engine, "acme", "+14155550102", JAN, PLAN, line_id="a2")

@@ -15,7 +15,7 @@ import pytest
 
 from carryover.services import api_keys, idempotency
 from carryover.services.directory import unknown_line
-from tests.api_support import JAN, PLAN, Api, served_api
+from tests.api_support import JAN, PLAN, SELF_SERVICE, Api, served_api
 
 AT = "2026-01-05T00:00:00+00:00"
 USAGE = {"line": "a1", "event_id": "ev-1", "amount": 1_048_576, "at": "2026-01-02T00:00Z",
@@ -27,8 +27,9 @@ LINE_ROUTES = [
     ("GET", "/v1/lines/{line}/balance?at=2026-01-05T00:00Z", None, 200),
     ("GET", "/v1/lines/{line}/statement?at=2026-01-05T00:00Z", None, 200),
     ("GET", "/v1/lines/{line}/qos?at=2026-01-05T00:00Z", None, 200),
-    ("POST", "/v1/lines/{line}/plan-change",
-     {"plan": PLAN, "effective": "next_cycle", "at": AT}, 201),
+    # A subscriber acts at now (no `at`), on a plan offered for self-service.
+    ("POST", "/v1/lines/{line}/plan-change", {"plan": SELF_SERVICE, "effective": "next_cycle"},
+     201),
 ]
 OPERATOR_ONLY = [
     ("POST", "/v1/accounts", {"name": "new", "cycle_day": 5, "timezone": "Europe/Paris"}),
@@ -78,12 +79,17 @@ def test_family_limit_and_gift(api: Api):
     assert top.status_code == 201, top.text
     assert top.json()["amount_human"] == "9.54MB"
     for who in ("operator", "fam"):
+        # The operator may say when; a subscriber acts at now, on bytes valid now.
+        when = {"at": "2026-01-04T00:00Z"} if who == "operator" else {}
+        if who == "fam":
+            assert api.call("POST", "/v1/lines/f1/top-ups", json={
+                "amount": 10_000_000, "valid_days": 30}).status_code == 201
         limit = api.call("POST", "/v1/lines/f1/limit", who,
-                         json={"amount": 1_073_741_824, "at": "2026-01-04T00:00Z"})
+                         json={"amount": 1_073_741_824, **when})
         assert limit.status_code == 201, limit.text
         assert limit.json()["amount_human"] == "1GB"
         gift = api.call("POST", "/v1/lines/f1/gifts", who,
-                        json={"to_line": "f2", "amount": 1000, "at": "2026-01-04T00:00Z"})
+                        json={"to_line": "f2", "amount": 1000, **when})
         assert gift.status_code == 201, gift.text
         assert gift.json()["detail"] == {"to_line": "f2"}
     # A stranger can neither limit nor gift, and cannot gift to another account's line.

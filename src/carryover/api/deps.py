@@ -27,6 +27,7 @@ from carryover.api.problems import ApiProblem
 from carryover.runtime import Carryover
 from carryover.services import api_keys, rate_limits
 from carryover.services.api_keys import Principal
+from carryover.services.ledger_ops import Actor
 from carryover.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `carryover apikey create`.")
@@ -139,3 +140,8 @@ async def operator(who: Caller) -> Principal:
 
 
 Operator = Annotated[Principal, Depends(operator)]
+
+
+def actor(who: Principal) -> Actor:
+    """The caller as the actor its changes are recorded with (docs/security.md)."""
+    return Actor(who.key_id, who.operator)

@@ -3,7 +3,7 @@
 Every error the API returns has `type`, `title`, `status` and `detail`; a
 validation error adds `errors`, one entry per bad field (`field` is the dotted
 location, e.g. `body.rows.3.amount`). Service refusals map to statuses by
-kind: NotFound 404; Conflict and Duplicate 409 (also an Idempotency-Key still
+kind: NotFound 404; Forbidden 403; Conflict and Duplicate 409 (also an Idempotency-Key still
 in use); an SM-DP+ that could not be reached 502; any other refusal 422 (also
 an Idempotency-Key reused with another body, and an SM-DP+ refusal, whose ES2+
 subject and reason codes are in `detail`). An unexpected exception is a bare
@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from carryover.services.errors import Conflict, Duplicate, NotFound, ServiceError
+from carryover.services.errors import Conflict, Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.esim_port import SmdpError
 
 PROBLEM_JSON = "application/problem+json"
@@ -88,6 +88,8 @@ def service_status(exc: ServiceError) -> int:
         return 502
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, Forbidden):
+        return 403
     if isinstance(exc, Conflict | Duplicate):
         return 409
     return 422

@@ -22,6 +22,12 @@ Amount = Field(ge=0, le=MAX_EVENT, description="Bytes, seconds or a count, by un
                "2^50, the bound of one event (docs/semantics.md, Bounds).")
 At = Field(default=None, description="ISO 8601; without an offset: the account's timezone. "
                                      "Default: now.")
+# On a change to a line: only an operator key may say when (back-dating, recorded as its
+# action); a subscriber key's change happens at the server's now (docs/security.md).
+OperatorAt = Field(default=None, description=(
+    "ISO 8601; without an offset: the account's timezone. Default: now. Operator keys "
+    "only: a subscriber key's change takes effect at the server's now, and a request "
+    "from one that gives `at` is refused with 403."))
 
 
 def human(amount: int | None, unit: str = "data") -> str:
@@ -168,19 +174,19 @@ class TopUpIn(Strict):
 class PlanChangeIn(Strict):
     plan: str = Field(min_length=1, max_length=120)
     effective: Literal["now", "next_cycle"] = "now"
-    at: datetime | None = At
+    at: datetime | None = OperatorAt
 
 
 class LimitIn(Strict):
     amount: int | None = Field(ge=0, le=MAX_BUCKET,
                                description="Per cycle, at most 2^60; null lifts the cap.")
-    at: datetime | None = At
+    at: datetime | None = OperatorAt
 
 
 class GiftIn(Strict):
     to_line: str = Field(min_length=1, max_length=64)
     amount: int = Field(gt=0, le=MAX_EVENT, description="At most 2^50 (docs/semantics.md).")
-    at: datetime | None = At
+    at: datetime | None = OperatorAt
 
 
 class ChangeOut(BaseModel):

@@ -76,6 +76,7 @@ def plan_dict(plan: Plan) -> dict:
         "topup_mode": str(plan.topup_mode),
         "price": None if plan.price is None else {"per_cycle": str(plan.price.per_cycle),
                                                   "currency": plan.price.currency},
+        "self_service": plan.self_service,
     }
 
 

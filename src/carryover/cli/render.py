@@ -27,4 +27,13 @@ def statement_tables(stmt: Statement, timezone: str | None) -> list[Table]:
         if s.charge:
             table.add_row("overage charge", s.charge)
         tables.append(table)
+    if stmt.changes:
+        # Who made each change and when it was recorded: a back-dated one shows as such.
+        table = Table(title=f"{stmt.line}: changes effective in the cycle")
+        for column in ("effective at", "kind", "ref", "by", "recorded at"):
+            table.add_column(column)
+        for c in stmt.changes:
+            table.add_row(c["at"], c["kind"], c["ref"], c["actor"] or "(not kept)",
+                          c["recorded_at"] or "(not kept)")
+        tables.append(table)
     return tables

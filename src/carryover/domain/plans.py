@@ -130,6 +130,9 @@ class Plan:
     description: str = ""
     # What the plan costs per cycle, for advice; None: not given.
     price: PlanPrice | None = None
+    # Whether a subscriber key may move its own line to this plan (docs/plan-files.md);
+    # an operator may move a line to any plan.
+    self_service: bool = False
 
     def priority(self, kind: BucketKind) -> int:
         return self.priorities.get(kind, DEFAULT_PRIORITIES[kind])
@@ -157,7 +160,7 @@ class PlanError(ValueError):
 
 _PLAN_KEYS = {
     "id", "name", "kind", "allowance", "priorities", "first_cycle", "rollover",
-    "overage", "topup", "unlimited", "pack", "description", "price",
+    "overage", "topup", "unlimited", "pack", "description", "price", "self_service",
 }
 _ROLLOVER_KEYS = {
     "kinds", "per_cycle_cap", "stash_cap", "lifetime", "rolls_again", "forfeit_on_plan_change",
@@ -454,6 +457,7 @@ def plan_from_mapping(data: Any) -> Plan:
         pack_validity_days=pack_days,
         description=str(data.get("description", "")),
         price=_read_price(r, data.get("price")),
+        self_service=r.boolean(data.get("self_service"), "self_service", False),
     )
     if r.problems:
         raise PlanError(r.problems)

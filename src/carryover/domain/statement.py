@@ -71,6 +71,9 @@ class Statement:
     end: datetime
     units: dict[Unit, UnitStatement]
     entries: list[Entry]
+    # The inputs effective in the cycle other than usage (plan changes, top-ups, limits,
+    # gifts, the line's opening), each with who gave it and when it was recorded.
+    changes: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -83,6 +86,7 @@ class Statement:
                  "ref": e.ref, "note": e.note}
                 for e in self.entries
             ],
+            "changes": [dict(c) for c in self.changes],
         }
 
 

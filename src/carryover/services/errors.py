@@ -17,3 +17,8 @@ class Duplicate(ServiceError):
 
 class Conflict(ServiceError):
     """Something that already exists (an account name, an MSISDN, a line id)."""
+
+
+class Forbidden(ServiceError):
+    """Something the caller's key may not do (a subscriber back-dating, or choosing a
+    plan the operator does not offer for self-service)."""

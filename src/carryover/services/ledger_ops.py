@@ -2,7 +2,13 @@
 
 Every change goes the same way: lock the account, load its book, submit the
 input to the pure domain, write back what the fold changed and the input itself,
-commit. Reads at or after the book's cursor materialize cycles on the way
+commit.
+
+Every change has an `Actor`: the API key that asked (its id), or `CLI`. An
+operator may give the instant a change takes effect (back-dating, recorded with
+the actor and the instant it was recorded); a subscriber acts at the server's
+now only and may move a line only to a plan offered for self-service
+(docs/security.md). Reads at or after the book's cursor materialize cycles on the way
 (DESIGN 1.4: lazily, inside the transaction of the first read or write at or
 after a boundary), so they commit too; reads in the past replay in memory.
 """
@@ -25,7 +31,7 @@ from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Us
 from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
-from carryover.services.errors import Duplicate, NotFound, ServiceError
+from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.notifications import emit_from_book
 from carryover.store.repository import utc
 from carryover.store.uow import UnitOfWork
@@ -35,6 +41,29 @@ from carryover.store.uow import UnitOfWork
 class Recorded:
     line: str
     outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who gives an input: an API key's id (`key_...`) or `cli`, and whether it acts as
+    the operator (may back-date, may choose any plan) or for a subscriber."""
+
+    id: str
+    operator: bool = True
+
+
+CLI = Actor("cli")
+SELF_SERVICE_AT = ("field `at`: a subscriber key acts at the server's now; drop `at` "
+                   "(back-dating is an operator action)")
+
+
+def _when(at: datetime | None, actor: Actor, now: datetime) -> datetime:
+    """The instant a change takes effect: `at` from an operator, else now."""
+    if at is None:
+        return now
+    if not actor.operator:
+        raise Forbidden(SELF_SERVICE_AT)
+    return at
 
 
 def _line(uow: UnitOfWork, ident: str):
@@ -55,8 +84,11 @@ def localizer(timezone: str) -> Callable[[datetime | None], datetime | None]:
     return local
 
 
-def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
-    """Apply the input `make(line_id, local)` to the line's account, all or nothing."""
+def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
+           recorded_at: datetime | None = None) -> Recorded:
+    """Apply the input `make(line_id, local)` to the line's account, all or nothing; the
+    input is stored with `actor` and `recorded_at` (default: now)."""
+    recorded_at = recorded_at or datetime.now(UTC)
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
@@ -92,7 +124,8 @@ def submit(engine: Engine, line_ident: str, make: Callable) -> Recorded:
             raise Duplicate(outcome.reason or "duplicate")
         uow.accounts.save_book(row.account_id, book, snapshot)
         if not isinstance(item, Usage):
-            uow.accounts.record(row.account_id, item, book.calendar, book.grace)
+            uow.accounts.record(row.account_id, item, book.calendar, book.grace, actor.id,
+                                recorded_at)
         # The book in memory is the state just saved: decide the notifications from it
         # rather than reading that state back (services.notifications).
         emit_from_book(uow.conn, account, book, item.at, row)
@@ -107,31 +140,79 @@ def record_usage(engine: Engine, line: str, amount: int, at: datetime, received_
         event_id, lid, local(at), amount, unit, rating_group, local(received_at)))
 
 
-def top_up(engine: Engine, line: str, amount: int, at: datetime, valid_days: int | None,
-           ref: str, unit: Unit = Unit.DATA) -> Recorded:
+def top_up(engine: Engine, line: str, amount: int, at: datetime | None,
+           valid_days: int | None, ref: str, unit: Unit = Unit.DATA,
+           actor: Actor = CLI) -> Recorded:
+    now = datetime.now(UTC)
+    at = _when(at, actor, now)
     return submit(engine, line, lambda lid, local: TopUp(ref, lid, local(at), amount, unit,
-                                                         valid_days))
+                                                         valid_days), actor, now)
 
 
-def change_plan(engine: Engine, line: str, plan_id: str, effective: str, at: datetime,
-                ref: str) -> Recorded:
+def change_plan(engine: Engine, line: str, plan_id: str, effective: str, at: datetime | None,
+                ref: str, actor: Actor = CLI) -> Recorded:
+    """Move the line to `plan_id`; for a subscriber, only to a plan whose version in force
+    now is offered for self-service."""
+    now = datetime.now(UTC)
+    at = _when(at, actor, now)
+    if not actor.operator:
+        _offered(engine, line, plan_id, now)
     return submit(engine, line, lambda lid, local: ChangePlan(ref, lid, local(at), plan_id,
-                                                              effective))
+                                                              effective), actor, now)
 
 
-def set_limit(engine: Engine, line: str, amount: int | None, at: datetime, ref: str) -> Recorded:
+def _offered(engine: Engine, line: str, plan_id: str, now: datetime) -> None:
+    with UnitOfWork(engine) as uow:
+        row = _line(uow, line)
+        catalog = uow.plans.all()
+        if plan_id not in catalog:
+            raise NotFound(f"unknown plan {plan_id!r}")
+        plan = catalog.at(plan_id, now, CycleCalendar(row.cycle_day, row.timezone))
+        if not plan.self_service:
+            raise Forbidden(f"plan {plan_id!r} is not offered for self-service "
+                            "(its plan file does not say `self_service: true`); "
+                            "an operator can make this change")
+
+
+def set_limit(engine: Engine, line: str, amount: int | None, at: datetime | None, ref: str,
+              actor: Actor = CLI) -> Recorded:
+    now = datetime.now(UTC)
+    at = _when(at, actor, now)
+
     def make(lid: str, local) -> SetLimit:
         return SetLimit(ref, lid, local(at), amount)
     with UnitOfWork(engine) as uow:
         row = _line(uow, line)
         if not row.member:
             raise ServiceError(f"line {line!r} is not a member of a family pool")
-    return submit(engine, line, make)
+    return submit(engine, line, make, actor, now)
 
 
-def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime,
-         ref: str) -> Recorded:
-    return submit(engine, to_line, lambda lid, local: Gift(ref, from_line, lid, local(at), amount))
+def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime | None,
+         ref: str, actor: Actor = CLI) -> Recorded:
+    now = datetime.now(UTC)
+    at = _when(at, actor, now)
+    return submit(engine, to_line, lambda lid, local: Gift(ref, from_line, lid, local(at), amount),
+                  actor, now)
+
+
+def change_rows(uow: UnitOfWork, account_id: int, line: str, start: datetime,
+                end: datetime) -> list[dict]:
+    """The changes of the line effective in [start, end): its own inputs and the gifts it
+    gave, each with who gave it (`actor`) and when it was recorded (null: not kept)."""
+    out = []
+    for r in uow.accounts.changes(account_id, start, end):
+        body = dict(r.body)
+        if r.line != line and body.get("from_line") != line:
+            continue
+        for name in ("id", "line", "at"):
+            body.pop(name, None)
+        recorded = utc(r.recorded_at)
+        out.append({"ref": r.input_id, "kind": r.kind, "line": r.line,
+                    "at": utc(r.at).isoformat(),
+                    "recorded_at": None if recorded is None else recorded.isoformat(),
+                    "actor": r.actor, "detail": body})
+    return out
 
 
 def _read(engine: Engine, line_ident: str, at: datetime, view):
@@ -175,5 +256,7 @@ def statement(engine: Engine, line: str, at: datetime) -> Statement:
         plan = book.governing_plan(row.id)
         if plan is None and row.member:
             plan = book.plan_of(POOL)
-        return build_statement(row.id, start, end, entries, unlimited, plan)
+        stmt = build_statement(row.id, start, end, entries, unlimited, plan)
+        stmt.changes = change_rows(uow, row.account_id, row.id, start, end)
+        return stmt
     return _read(engine, line, at, view)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
 from carryover.services.errors import Conflict, NotFound, ServiceError
-from carryover.services.ledger_ops import localizer
+from carryover.services.ledger_ops import CLI, Actor, localizer
 from carryover.store.uow import UnitOfWork
 
 # E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
@@ -27,7 +27,8 @@ IMSI = re.compile(r"[0-9]{15}")
 
 
 def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at: datetime,
-                   pool_plan: str | None = None, grace: timedelta = DEFAULT_GRACE) -> int:
+                   pool_plan: str | None = None, grace: timedelta = DEFAULT_GRACE,
+                   actor: Actor = CLI) -> int:
     try:
         calendar = CycleCalendar(cycle_day, timezone)
     except CycleError as exc:
@@ -50,14 +51,16 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
             if outcome.status != "accepted":  # pragma: no cover - a fresh book accepts it
                 raise ServiceError(outcome.reason or "refused")
             uow.accounts.save_book(account_id, book, snapshot)
-            uow.accounts.record(account_id, item, calendar, book.grace)
+            uow.accounts.record(account_id, item, calendar, book.grace, actor.id,
+                                datetime.now(UTC))
         uow.commit()
         return account_id
 
 
 def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
                 plan_id: str | None = None, imsi: str | None = None,
-                line_id: str | None = None, member: bool | None = None) -> str:
+                line_id: str | None = None, member: bool | None = None,
+                actor: Actor = CLI) -> str:
     """Open a line; in a family account it draws from the pool unless member is False."""
     msisdn = msisdn.strip()
     if not E164.fullmatch(msisdn):
@@ -91,7 +94,8 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
             uow.accounts.insert_line(id=line_id, account_id=row.id, msisdn=msisdn, imsi=imsi,
                                      opened_at=start, plan_id=plan_id, member=member, limits={})
             uow.accounts.save_book(row.id, book, snapshot)
-            uow.accounts.record(row.id, item, book.calendar, book.grace)
+            uow.accounts.record(row.id, item, book.calendar, book.grace, actor.id,
+                                datetime.now(UTC))
             uow.commit()
         except IntegrityError as exc:
             raise Conflict(f"line {line_id!r}, MSISDN {msisdn} or IMSI {imsi} "

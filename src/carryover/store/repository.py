@@ -294,7 +294,9 @@ class AccountRepository:
 
     # ---- inputs ---------------------------------------------------------------------
     def record(self, account_id: int, item: Input, calendar: CycleCalendar,
-               grace: timedelta) -> None:
+               grace: timedelta, actor: str | None = None,
+               recorded_at: datetime | None = None) -> None:
+        """Store an input; for any but usage, with who gave it and when it was recorded."""
         if isinstance(item, Usage):
             self.conn.execute(insert(usage_events).values(
                 **usage_row(account_id, item, calendar, grace)))
@@ -302,7 +304,17 @@ class AccountRepository:
         kind, body = codec.encode(item)
         self.conn.execute(insert(inputs).values(
             account_id=account_id, input_id=item.id, kind=kind,
-            line=getattr(item, "line", None), at=item.at, body=body))
+            line=getattr(item, "line", None), at=item.at, body=body, actor=actor,
+            recorded_at=recorded_at))
+
+    def changes(self, account_id: int, start: datetime, end: datetime) -> list[Any]:
+        """The account's inputs other than usage effective in [start, end), with who gave
+        them and when they were recorded, in (at, input id) order."""
+        c = inputs.c
+        return list(self.conn.execute(
+            select(c.input_id, c.kind, c.line, c.at, c.body, c.actor, c.recorded_at)
+            .where(c.account_id == account_id, c.at >= start, c.at < end)
+            .order_by(c.at, c.input_id)))
 
     def history(self, account_id: int, calendar: CycleCalendar,
                 grace: timedelta) -> Iterator[Input]:

@@ -139,6 +139,11 @@ inputs = Table(
     Column("line", String(64)),
     Column("at", Instant, nullable=False),
     Column("body", JSON, nullable=False),
+    # Who gave the input (an API key id, or "cli") and when it was recorded; null for
+    # inputs stored before either was kept. An input whose `at` is before `recorded_at`
+    # was back-dated: only an operator may do that (docs/security.md).
+    Column("actor", String(64)),
+    Column("recorded_at", Instant),
     UniqueConstraint("account_id", "input_id", name="uq_inputs_account_input"),
 )
 

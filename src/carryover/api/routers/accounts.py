@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
-from carryover.api.deps import Caller, CarryDep, EngineDep, Operator
+from carryover.api.deps import Caller, CarryDep, EngineDep, Operator, actor
 from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
 from carryover.api.schemas import AccountIn, AccountOut
@@ -21,7 +21,8 @@ def create_account(body: AccountIn, request: Request, carry: CarryDep, eng: Engi
                    who: Operator, idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         provisioning.create_account(eng, body.name, body.cycle_day, body.timezone,
-                                    body.at or datetime.now(UTC), body.pool_plan, carry.grace)
+                                    body.at or datetime.now(UTC), body.pool_plan, carry.grace,
+                                    actor(who))
         return directory.account(eng, body.name)
     return respond(request, eng, who, idempotency_key, body, action)
 

@@ -3,8 +3,11 @@ change, family limit and gifts.
 
 Reads and self-service changes (plan change, limit, gift) are open to a
 subscriber key on its own account's lines; anything else answers 404 exactly
-as an unknown line does. Top-ups are operator-only (403). Amounts come with a
-`*_human` string; instants carry their offset.
+as an unknown line does. Top-ups are operator-only (403). A subscriber's change
+takes effect at the server's now: `at` in its body is refused (403), and a plan
+change only reaches plans offered for self-service (403 otherwise). Every change
+is recorded with the key's id (docs/security.md). Amounts come with a `*_human`
+string; instants carry their offset.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from carryover.api.deps import Caller, EngineDep, Operator
+from carryover.api.deps import Caller, EngineDep, Operator, actor
 from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
 from carryover.api.schemas import ChangeOut, GiftIn, LimitIn, PlanChangeIn, TopUpIn, human
@@ -81,8 +84,8 @@ def top_up(line: str, body: TopUpIn, request: Request, eng: EngineDep, who: Oper
            idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         ref = _ref("topup")
-        done = ledger_ops.top_up(eng, line, body.amount, body.at or datetime.now(UTC),
-                                 body.valid_days, ref, Unit(body.unit))
+        done = ledger_ops.top_up(eng, line, body.amount, body.at, body.valid_days, ref,
+                                 Unit(body.unit), actor(who))
         request.app.state.metrics.top_ups.labels(body.unit).inc()
         return {"line": done.line, "ref": ref, "kind": "top_up", "amount": body.amount,
                 "amount_human": human(body.amount, body.unit),
@@ -91,42 +94,44 @@ def top_up(line: str, body: TopUpIn, request: Request, eng: EngineDep, who: Oper
 
 
 @router.post("/plan-change", status_code=201, response_model=ChangeOut,
-             summary="Change the line's plan, now or at the next cycle", responses=responses(409))
+             summary="Change the line's plan, now or at the next cycle",
+             responses=responses(403, 409))
 def change_plan(line: str, body: PlanChangeIn, request: Request, eng: EngineDep, who: Caller,
                 idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         _visible(eng, line, who)
         ref = _ref("plan")
-        done = ledger_ops.change_plan(eng, line, body.plan, body.effective,
-                                      body.at or datetime.now(UTC), ref)
+        done = ledger_ops.change_plan(eng, line, body.plan, body.effective, body.at, ref,
+                                      actor(who))
         return {"line": done.line, "ref": ref, "kind": "plan_change",
                 "detail": {"plan": body.plan, "effective": body.effective}}
     return respond(request, eng, who, idempotency_key, body, action)
 
 
 @router.post("/limit", status_code=201, response_model=ChangeOut,
-             summary="Cap what a family member may take from the pool per cycle")
+             summary="Cap what a family member may take from the pool per cycle",
+             responses=responses(403))
 def set_limit(line: str, body: LimitIn, request: Request, eng: EngineDep, who: Caller,
               idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         _visible(eng, line, who)
         ref = _ref("limit")
-        done = ledger_ops.set_limit(eng, line, body.amount, body.at or datetime.now(UTC), ref)
+        done = ledger_ops.set_limit(eng, line, body.amount, body.at, ref, actor(who))
         return {"line": done.line, "ref": ref, "kind": "limit", "amount": body.amount,
                 "amount_human": human(body.amount)}
     return respond(request, eng, who, idempotency_key, body, action)
 
 
 @router.post("/gifts", status_code=201, response_model=ChangeOut,
-             summary="Gift rollover or top-up bytes to another line of the same account")
+             summary="Gift rollover or top-up bytes to another line of the same account",
+             responses=responses(403))
 def gift(line: str, body: GiftIn, request: Request, eng: EngineDep, who: Caller,
          idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         giver = _visible(eng, line, who)["id"]
         _visible(eng, body.to_line, who)
         ref = _ref("gift")
-        done = ledger_ops.gift(eng, line, body.to_line, body.amount,
-                               body.at or datetime.now(UTC), ref)
+        done = ledger_ops.gift(eng, line, body.to_line, body.amount, body.at, ref, actor(who))
         return {"line": giver, "ref": ref, "kind": "gift", "amount": body.amount,
                 "amount_human": human(body.amount), "detail": {"to_line": done.line}}
     return respond(request, eng, who, idempotency_key, body, action)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from carryover.api.deps import Caller, EngineDep, Operator
+from carryover.api.deps import Caller, EngineDep, Operator, actor
 from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
 from carryover.api.routers import pages
@@ -24,7 +24,7 @@ def create_line(body: LineIn, request: Request, eng: EngineDep, who: Operator,
     def action() -> dict:
         line_id = provisioning.create_line(eng, body.account, body.msisdn,
                                            body.start or datetime.now(UTC), body.plan,
-                                           body.imsi, body.id, body.member)
+                                           body.imsi, body.id, body.member, actor(who))
         return directory.line(eng, line_id)
     return respond(request, eng, who, idempotency_key, body, action)
 
