@@ -193,8 +193,9 @@ def _effective_text(effective) -> str:
     if effective == "always":
         return "always (the first version)"
     if "at" in effective:
-        return f"from {effective['at']}"
-    return f"from each account's first cycle boundary after {effective['next_boundary_after']}"
+        return f"from {local_time(effective['at'], None)}"
+    after = local_time(effective["next_boundary_after"], None)
+    return f"from each account's first cycle boundary after {after}"
 
 
 @plan_app.command("show")
