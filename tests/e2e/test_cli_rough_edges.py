@@ -151,3 +151,18 @@ def test_strict_yaml_keeps_merge_keys_and_distinct_keys():
     assert load_yaml("base: &b {a: 1}\nx:\n  <<: *b\n  c: 2\n") == {
         "base": {"a": 1}, "x": {"a": 1, "c": 2}}
     assert load_yaml("1: a\n'1': b\n") == {1: "a", "1": "b"}
+
+
+def test_the_demo_hint_names_a_command_that_runs(tmp_path, monkeypatch):
+    from carryover.cli.demo_view import runnable_command
+
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    exe = venv_bin / "carryover"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    # not on PATH (make demo does not activate the venv): the path from here
+    assert runnable_command(str(exe), search_path="/usr/bin") == ".venv/bin/carryover"
+    # on PATH and the same one: the plain name
+    assert runnable_command(str(exe), search_path=str(venv_bin)) == "carryover"

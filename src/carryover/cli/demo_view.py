@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -73,5 +75,22 @@ def show_demo(database: str, as_json: bool) -> None:
     console.print(f"Statement of {report.statement_line}:")
     for table in statement_tables(stmt, TZ):
         console.print(table)
-    console.print(f"Explore it: CARRYOVER_DATABASE_URL={database} carryover balance "
-                  f"{report.statement_line} --at 2026-02-01T00:00")
+    command = runnable_command()
+    console.print(f"Explore it: CARRYOVER_DATABASE_URL={database} {command} balance "
+                  f"{report.statement_line} --at 2026-02-01T00:00", highlight=False)
+    if command != "carryover":
+        console.print(f"(or `. {Path(command).parent}/activate` first, then type `carryover`)",
+                      highlight=False)
+
+
+def runnable_command(argv0: str | None = None, search_path: str | None = None) -> str:
+    """How to run this carryover from the current directory: `carryover` when PATH finds
+    this one, else its path (`.venv/bin/carryover` after `make demo`)."""
+    me = Path(argv0 or sys.argv[0]).resolve()
+    found = shutil.which("carryover", path=search_path)
+    if found is not None and Path(found).resolve() == me:
+        return "carryover"
+    try:
+        return str(me.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(me)
