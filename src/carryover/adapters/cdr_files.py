@@ -205,7 +205,7 @@ class RejectWriter:
         self.jsonl = Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json")
         # Held open across calls to write: closed by close() or the with-block.
         self._file = Path(path).open("w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._out = csv.writer(self._file)
+        self._out = csv.writer(self._file, lineterminator="\n")  # sed-friendly
         self._fields: list[str] | None = None
         self._waiting: list[Reject] = []
         self.written = 0

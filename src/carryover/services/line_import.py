@@ -59,7 +59,7 @@ class ImportSummary:
         keep = [i for i, name in enumerate(self.header)
                 if name.strip().lower() not in REASON_COLUMNS]
         with path.open("w", newline="", encoding="utf-8") as handle:
-            out = csv.writer(handle)
+            out = csv.writer(handle, lineterminator="\n")
             out.writerow([*REASON_COLUMNS, *(self.header[i] for i in keep)])
             for row, reason in sorted(self.rejected):
                 fields = self.originals.get(row, [])
