@@ -257,3 +257,27 @@ def test_a_refused_url_never_shows_its_password():
         result = run("plan", "list", env={"CARRYOVER_DATABASE_URL": url})
         assert result.exit_code == 2, result.stderr
         assert result.stderr and PASSWORD not in result.stderr + result.stdout, result.stderr
+
+
+def test_an_interrupted_ingest_says_what_was_stored(tmp_path, monkeypatch):
+    from carryover.services import ingest
+
+    db = tmp_path / "cli.db"
+    _lines(tmp_path)
+    usage = _usage_gz(tmp_path / "u.csv.gz", 3_000)
+    real, calls = ingest._ingest_chunk, []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "_ingest_chunk", second_is_interrupted)
+    result = run("ingest", str(usage), "--chunk-rows", "1000")
+    assert result.exit_code == 130
+    assert result.stderr.startswith(
+        "carryover: interrupted; stored before it stopped: 1 chunk(s), 1,000 rows "
+        f"(1,000 accepted, 0 duplicates, 0 rejected); the last committed chunk was {usage} "
+        "rows 1-1,000;")
+    assert _stored(db) == 1_000

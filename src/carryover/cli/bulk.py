@@ -109,6 +109,11 @@ def ingest(
                 progress.update(task, rate=f"{done / elapsed:,.0f}")
             summary = ingest_chunks(eng, feed, f"ingest-{uuid.uuid4().hex[:8]}", on_rejects,
                                     advance, long_run=True, on_commit=on_commit)
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        _say(f"carryover: interrupted; {committed}")
+        raise
     except Exception as exc:
         raise IngestStopped(committed) from exc
     finally:
