@@ -24,6 +24,9 @@ def eid(n: int) -> str:
 
 
 EID_A, EID_B, EID_C = eid(1), eid(2), eid(3)
+# The emulator's token, and the operator setting that accepts it (docs/esim.md).
+SMDP_TOKEN = "test-smdp-token-0123456789abcdef0123"
+NOTIFICATION_TOKENS = {"smdp.localhost": SMDP_TOKEN}
 
 
 def records(count: int, profile_type: str = "consumer", start: int = 0) -> list[ProfileRecord]:
@@ -38,9 +41,11 @@ def inventory_csv(recs: list[ProfileRecord]) -> str:
 
 @contextmanager
 def emulator(recs: list[ProfileRecord], operator_url: str | None = None,
-             address: str = "smdp.localhost") -> Iterator[tuple[SmdpStore, str]]:
-    """An SM-DP+ emulator holding `recs`, notifying `operator_url` (if any)."""
-    store = SmdpStore(address, notify=HttpNotifier(operator_url) if operator_url else None)
+             address: str = "smdp.localhost",
+             token: str | None = SMDP_TOKEN) -> Iterator[tuple[SmdpStore, str]]:
+    """An SM-DP+ emulator holding `recs`, notifying `operator_url` (if any) with `token`."""
+    store = SmdpStore(address, notify=HttpNotifier(operator_url, token) if operator_url
+                      else None)
     for r in recs:
         store.add_profile(r.iccid, r.imsi, r.profile_type)
     with serving(create_emulator_app(store)) as url:

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = "sqlite:///./carryover.db"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+# A notification token is a shared secret: long enough that it cannot be guessed.
+MIN_TOKEN_LENGTH = 32
 _SECRET_QUERY_KEYS = frozenset({"password", "passfile", "sslpassword", "sslkey"})
 
 
@@ -74,6 +76,18 @@ class Settings(BaseSettings):
     es2plus_backoff: float = Field(
         default=0.5, ge=0,
         description="Seconds before the first retry; each further retry waits twice as long.")
+    es2plus_notification_tokens: dict[str, SecretStr] = Field(
+        default={},
+        description="The SM-DP+s allowed to post handleDownloadProgressInfo: name -> the "
+                    "bearer token each presents (Authorization: Bearer), as JSON, e.g. "
+                    "'{\"smdp.example.net\": \"<32+ random characters>\"}'. Empty: every "
+                    "notification is refused with 401.",
+    )
+    smdp_emulator_token: SecretStr | None = Field(
+        default=None,
+        description="Development only: the bearer token the SM-DP+ emulator (carryover smdp "
+                    "serve) presents when it notifies the operator.",
+    )
     smdp_address: str | None = Field(
         default=None,
         description="SM-DP+ FQDN for activation codes when confirmOrder returns none; "
@@ -199,6 +213,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported database {url.get_backend_name()!r} in "
                 f"{redact_url(url)}; use sqlite or postgresql")
+        return value
+
+    @field_validator("es2plus_notification_tokens")
+    @classmethod
+    def _strong_tokens(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, token in value.items():
+            if len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+                raise ValueError(f"the token of SM-DP+ {name!r} has fewer than "
+                                 f"{MIN_TOKEN_LENGTH} characters")
         return value
 
     def activation_address(self) -> str | None:

@@ -26,7 +26,7 @@ from carryover.services import esim_inventory
 from carryover.services.directory import unknown_line
 from tests.api_support import JAN, served_api
 from tests.e2e.test_api import is_problem
-from tests.esim_support import EID_A, emulator, iccid, records
+from tests.esim_support import EID_A, NOTIFICATION_TOKENS, SMDP_TOKEN, emulator, iccid, records
 
 PROFILES = records(3)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,9 +37,10 @@ READ_ROUTES = ["/v1/lines/{line}/esim", "/v1/lines/{line}/esim/qr.png",
 @pytest.fixture
 def world(db_url: str) -> Iterator[SimpleNamespace]:
     with emulator(PROFILES) as (store, smdp_url), \
-            served_api(db_url, es2plus_url=smdp_url, es2plus_retries=0) as api:
+            served_api(db_url, es2plus_url=smdp_url, es2plus_retries=0,
+                       es2plus_notification_tokens=NOTIFICATION_TOKENS) as api:
         esim_inventory.import_profiles(api.engine, PROFILES, JAN)
-        store.notify = HttpNotifier(api.url)  # installs reach the API's ES2+ receiver
+        store.notify = HttpNotifier(api.url, SMDP_TOKEN)  # installs reach the API's ES2+ receiver
         yield SimpleNamespace(api=api, store=store, smdp_url=smdp_url)
 
 

@@ -15,7 +15,14 @@ from typer.testing import CliRunner
 from carryover.api.app import create_app
 from carryover.cli import app
 from carryover.runtime import Carryover
-from tests.esim_support import EID_A, EID_B, emulator, inventory_csv, records
+from tests.esim_support import (
+    EID_A,
+    EID_B,
+    NOTIFICATION_TOKENS,
+    emulator,
+    inventory_csv,
+    records,
+)
 from tests.loopback import serving
 
 runner = CliRunner()
@@ -129,6 +136,8 @@ def provisioned(tmp_path, monkeypatch):
     batch = tmp_path / "batch.csv"
     batch.write_text(inventory_csv(PROFILES))
     cli("esim", "inventory", "import", str(batch))
+    monkeypatch.setenv("CARRYOVER_ES2PLUS_NOTIFICATION_TOKENS",
+                       json.dumps(NOTIFICATION_TOKENS))
     with serving(create_app(Carryover())) as operator_url, \
             emulator(PROFILES, operator_url) as (store, smdp_url):
         monkeypatch.setenv("CARRYOVER_ES2PLUS_URL", smdp_url)

@@ -26,7 +26,7 @@ from carryover.settings import get_settings
 from carryover.store.esim_tables import esim_orders
 from carryover.store.tables import buckets, ledger_entries, usage_events
 from carryover.store.uow import UnitOfWork
-from tests.esim_support import EID_A, EID_B, EID_C, emulator, records
+from tests.esim_support import EID_A, EID_B, EID_C, NOTIFICATION_TOKENS, emulator, records
 from tests.loopback import serving
 
 GB = 1024**3
@@ -37,7 +37,8 @@ PROFILES = records(4)
 
 @pytest.fixture
 def world(db_url):
-    carry = Carryover(get_settings(database_url=db_url))
+    carry = Carryover(get_settings(database_url=db_url,
+                                   es2plus_notification_tokens=NOTIFICATION_TOKENS))
     engine = carry.open()
     provisioning.create_account(engine, "acct", 1, "UTC", JAN)
     provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from carryover.api.es2plus_auth import smdp_of
 from carryover.domain.esim import confirmation
 from carryover.domain.esim.notifications import (
     DownloadProgress,
+    nesting_exceeds,
     notification_body,
     parse_download_progress,
 )
@@ -121,3 +127,54 @@ def test_device_proof_is_sgp22_double_hash():
     assert proof == expected
     assert confirmation.proof_matches(confirmation.hashed_code("1234"), transaction, proof)
     assert not confirmation.proof_matches(confirmation.hashed_code("1235"), transaction, proof)
+
+
+# ---- the SM-DP+'s token, and the body's nesting ---------------------------------------
+
+TOKENS = {"smdp-a": SecretStr("a" * 32), "smdp-b": SecretStr("b" * 40)}
+
+
+@pytest.mark.parametrize(("authorization", "expected"), [
+    ("Bearer " + "a" * 32, "smdp-a"),
+    ("bearer " + "b" * 40, "smdp-b"),
+    ("  Bearer   " + "b" * 40 + " ", "smdp-b"),
+    ("Bearer " + "a" * 31, None),
+    ("Bearer " + "a" * 33, None),
+    ("Basic " + "a" * 32, None),
+    ("a" * 32, None),
+    ("Bearer ", None),
+    ("", None),
+    (None, None),
+])
+def test_the_smdp_is_named_by_its_own_token_only(authorization, expected):
+    assert smdp_of(authorization, TOKENS) == expected
+
+
+def test_no_configured_smdp_means_no_caller_is_one():
+    assert smdp_of("Bearer " + "a" * 32, {}) is None
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n', max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(alphabet='[]{}"\\k', max_size=3), inner, max_size=3),
+    max_leaves=30)
+
+
+@given(json_values, st.integers(min_value=0, max_value=10))
+def test_nesting_is_counted_as_the_decoder_would_see_it(value, limit):
+    raw = json.dumps(value, ensure_ascii=False).encode()
+    assert nesting_exceeds(raw, limit) == (_depth(value) > limit)
+
+
+@pytest.mark.parametrize("point", ["٣", "3.0", "-1", 1000, "1000", 10**40, [3], 2.5])
+def test_a_point_id_is_a_small_ascii_integer(point):
+    assert isinstance(parse_download_progress(body(notificationPointId=point)), StatusCode)

@@ -7,9 +7,10 @@ For development and tests only — never point production at it. It serves:
   `/emulator/device/{enable,disable,delete}`: what a phone's LPA would do, used by
   `carryover smdp device ...`;
 - `GET /emulator/profiles`: the emulator's view, for people and tests;
-and calls the operator's handleDownloadProgressInfo like a real SM-DP+ would.
-Over HTTPS when given a certificate, requiring client certificates (mutual TLS)
-when given a client CA.
+and calls the operator's handleDownloadProgressInfo like a real SM-DP+ would,
+presenting its token (`Authorization: Bearer`, the operator's
+es2plus_notification_tokens, docs/esim.md). Over HTTPS when given a
+certificate, requiring client certificates (mutual TLS) when given a client CA.
 """
 
 from __future__ import annotations
@@ -37,16 +38,19 @@ PROTOCOL_HEADER = {ADMIN_PROTOCOL_HEADER: ADMIN_PROTOCOL}
 
 
 class HttpNotifier:
-    """Posts notifications to the operator; returns True when it answered 204."""
+    """Posts notifications to the operator with `token`; returns True when it answered 204."""
 
-    def __init__(self, operator_url: str, timeout: float = 5.0,
+    def __init__(self, operator_url: str, token: str | None = None, timeout: float = 5.0,
                  verify: ssl.SSLContext | bool = True) -> None:
         self.url = operator_url.rstrip("/") + NOTIFICATION_PATH
         self.timeout = timeout
         self.verify = verify
+        self.headers = dict(PROTOCOL_HEADER)
+        if token is not None:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def __call__(self, body: dict) -> bool | str:
-        response = httpx.post(self.url, json=body, headers=PROTOCOL_HEADER,
+        response = httpx.post(self.url, json=body, headers=self.headers,
                               timeout=self.timeout, verify=self.verify)
         if response.status_code == 204:
             return True

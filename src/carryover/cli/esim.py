@@ -212,7 +212,9 @@ def status(
         table.add_column(column)
     for e in view["history"]:
         moved = f"{e['from'] or '-'} -> {e['to'] or '-'}" if e["from"] != e["to"] else ""
-        table.add_row(e["at"][:19].replace("T", " "), e["source"], e["kind"], moved)
+        outcome = (e["detail"] or {}).get("outcome")
+        event = e["kind"] + (f" ({outcome})" if outcome in ("refused", "not applied") else "")
+        table.add_row(e["at"][:19].replace("T", " "), e["source"], event, moved)
     say(table)
 
 

@@ -58,12 +58,18 @@ def serve(
         "--client-ca", metavar="PEM", help="Require client certificates from this CA "
         "(mutual TLS, as production SM-DP+s do).")] = None,
 ) -> None:
-    """Run the SM-DP+ emulator (ES2+ over HTTP, or HTTPS with --cert)."""
+    """Run the SM-DP+ emulator (ES2+ over HTTP, or HTTPS with --cert).
+
+    It notifies the operator with the token CARRYOVER_SMDP_EMULATOR_TOKEN, which the
+    operator must list in CARRYOVER_ES2PLUS_NOTIFICATION_TOKENS.
+    """
     from carryover.adapters.smdp_emulator import HttpNotifier
     from carryover.adapters.smdp_emulator import serve as run_emulator
     from carryover.adapters.smdp_store import SmdpStore
 
-    store = SmdpStore(address, notify=HttpNotifier(operator_url))
+    token = app_object().settings.smdp_emulator_token
+    store = SmdpStore(address, notify=HttpNotifier(
+        operator_url, token.get_secret_value() if token is not None else None))
     if profiles is not None:
         try:
             text = profiles.read_text(encoding="utf-8-sig")
@@ -77,7 +83,10 @@ def serve(
     if key is not None and cert is None:
         fail("--key needs --cert")
     say(f"SM-DP+ emulator (development and tests only) at {address}, "
-                  f"{len(store.profiles)} profiles; notifying {operator_url}")
+        f"{len(store.profiles)} profiles; notifying {operator_url}")
+    if token is None:
+        say("warning: CARRYOVER_SMDP_EMULATOR_TOKEN is not set: the operator will refuse "
+            "its notifications (401)")
     run_emulator(store, host, port, certfile=str(cert) if cert else None,
                  keyfile=str(key) if key else None,
                  client_ca=str(client_ca) if client_ca else None)

@@ -6,6 +6,13 @@ leaves a history row. The same notification twice is recognised by its key and
 changes nothing. One that does not fit the profile's state (a late duplicate of
 an earlier step, say) is kept in the history as not applied: the SM-DP+ has
 nothing to correct, so it is still acknowledged.
+
+One that contradicts the order is refused: an EID other than the one the
+profile is bound to (the EID its order was made for, or the device it was
+downloaded to), no EID at all on a step that would move a bound profile, or a
+profile type other than the profile's. A refused notification is kept in the
+history too (outcome `refused`, with the reason), changes no state and emits no
+webhook; the SM-DP+ gets the refusal as an ES2+ Failed status, again on a retry.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from sqlalchemy import Engine
 
 from carryover.domain.esim.notifications import DownloadProgress
 from carryover.domain.esim.states import IllegalTransition, ProfileState, Request, next_state
+from carryover.domain.esim.status import StatusCode
 from carryover.services.errors import NotFound
 from carryover.services.notifications import emit_esim_installed
 from carryover.store.esim_repository import EsimRepository
@@ -30,11 +38,46 @@ class UnknownProfile(NotFound):
 @dataclass(frozen=True, slots=True)
 class Received:
     iccid: str
-    outcome: str  # applied | duplicate | not applied | recorded
+    outcome: str  # applied | duplicate | not applied | recorded | refused
     state: ProfileState
+    refusal: StatusCode | None = None  # why a refused notification was refused
 
 
-def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -> Received:
+def contradiction(progress: DownloadProgress, profile_type: str,
+                  bound_eid: str | None) -> StatusCode | None:
+    """Why `progress` contradicts the profile and its order, if it does."""
+    if progress.profile_type != profile_type:
+        return StatusCode("8.2.5", "3.10", f"profile type {progress.profile_type!r} is not "
+                          f"the profile's type {profile_type!r}", progress.iccid)
+    if bound_eid is None:
+        return None
+    if progress.eid is None and progress.request() is not None:
+        return StatusCode("8.1.1", "2.2", f"eid is missing: profile {progress.iccid} is bound "
+                          f"to EID {bound_eid}", progress.iccid)
+    if progress.eid is not None and progress.eid != bound_eid:
+        return StatusCode("8.1.1", "3.10", f"EID {progress.eid} is not the EID profile "
+                          f"{progress.iccid} is bound to", progress.eid)
+    return None
+
+
+def _bound_eid(repo: EsimRepository, profile) -> str | None:
+    """The EID the profile is downloaded to or ordered for (None: any device may take it)."""
+    if profile.eid is not None:
+        return profile.eid
+    current = repo.open_order_for(profile.iccid)
+    return None if current is None else current.eid
+
+
+def _refused_again(prior) -> StatusCode | None:
+    """The refusal a stored notification got, so that a retry gets the same answer."""
+    if prior is None or prior.detail.get("outcome") != "refused":
+        return None
+    return StatusCode.from_json(prior.detail.get("refusal"))
+
+
+def receive(engine: Engine, progress: DownloadProgress, received_at: datetime,
+            smdp: str | None = None) -> Received:
+    """Apply (or record, or refuse) one notification; `smdp` names the authenticated sender."""
     with UnitOfWork(engine) as uow:
         repo = EsimRepository(uow.conn)
         profile = repo.profile(progress.iccid, lock=True)
@@ -42,10 +85,13 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -
             raise UnknownProfile(f"unknown ICCID {progress.iccid}")
         before = ProfileState(profile.state)
         key = progress.key()
-        if repo.seen(key):
-            return Received(progress.iccid, "duplicate", before)
-        request = progress.request()
-        after, outcome, note = before, "recorded", None
+        prior = repo.event_with_key(key)
+        if prior is not None:
+            again = _refused_again(prior)
+            return Received(progress.iccid, "refused" if again else "duplicate", before, again)
+        refusal = contradiction(progress, profile.profile_type, _bound_eid(repo, profile))
+        request = None if refusal is not None else progress.request()
+        after, outcome, note = before, "refused" if refusal else "recorded", None
         if request is not None:
             try:
                 after = next_state(before, request)
@@ -57,6 +103,10 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -
                   "timestamp": progress.timestamp.isoformat(), "outcome": outcome}
         if progress.status_code is not None:
             detail["status_code"] = progress.status_code.as_json()
+        if smdp is not None:
+            detail["smdp"] = smdp
+        if refusal is not None:
+            detail["refusal"] = refusal.as_json()
         if progress.profile_type != profile.profile_type:
             detail["profile_type"] = progress.profile_type
         if note:
@@ -64,7 +114,9 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -
         if not repo.add_event(progress.iccid, received_at, "notification",
                               f"point {progress.point_id} {progress.status}", before, after,
                               detail, dedupe_key=key):
-            return Received(progress.iccid, "duplicate", before)
+            # A concurrent delivery of the same notification was stored first.
+            return Received(progress.iccid, "refused" if refusal else "duplicate", before,
+                            refusal)
         if after != before:
             eid = None if request is Request.DELETE else (progress.eid or profile.eid)
             repo.set_profile(progress.iccid, received_at, state=after, eid=eid)
@@ -73,4 +125,4 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime) -
                 emit_esim_installed(uow.conn, orders[-1].line_id, progress.iccid, eid,
                                     received_at)
         uow.commit()
-        return Received(progress.iccid, outcome, after)
+        return Received(progress.iccid, outcome, after, refusal)

@@ -147,6 +147,11 @@ class EsimRepository:
         return self.conn.execute(select(esim_events.c.id).where(
             esim_events.c.dedupe_key == dedupe_key)).first() is not None
 
+    def event_with_key(self, dedupe_key: str) -> Any:
+        """The history row stored under `dedupe_key`, or None."""
+        return self.conn.execute(select(esim_events).where(
+            esim_events.c.dedupe_key == dedupe_key)).first()
+
     def events(self, iccid: str) -> list[Any]:
         return list(self.conn.execute(select(esim_events).where(
             esim_events.c.iccid == iccid).order_by(esim_events.c.id)))
