@@ -19,6 +19,7 @@ from tests.esim_support import (
     EID_A,
     EID_B,
     NOTIFICATION_TOKENS,
+    SMDP_TOKEN,
     emulator,
     inventory_csv,
     records,
@@ -239,3 +240,19 @@ def test_smdp_serve_loads_the_profiles(monkeypatch, tmp_path):
     assert sorted(seen["store"].profiles) == sorted(r.iccid for r in PROFILES)
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8701)
     assert seen["tls"] == {"certfile": None, "keyfile": None, "client_ca": None}
+
+
+def test_the_emulator_notifies_with_its_token_and_warns_without(monkeypatch):
+    import carryover.adapters.smdp_emulator as smdp_emulator
+
+    started = []
+    monkeypatch.setattr(smdp_emulator, "serve", lambda store, *a, **k: started.append(store))
+    monkeypatch.setenv("CARRYOVER_SMDP_EMULATOR_TOKEN", SMDP_TOKEN)
+    out = cli("smdp", "serve", "--operator-url", "http://127.0.0.1:9").stdout
+    assert started[-1].notify.headers["Authorization"] == f"Bearer {SMDP_TOKEN}"
+    assert "warning" not in out
+
+    monkeypatch.delenv("CARRYOVER_SMDP_EMULATOR_TOKEN")
+    out = cli("smdp", "serve").stdout
+    assert "Authorization" not in started[-1].notify.headers
+    assert "CARRYOVER_SMDP_EMULATOR_TOKEN is not set" in out

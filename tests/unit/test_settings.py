@@ -67,3 +67,16 @@ def test_engines_are_shared_per_url(tmp_path) -> None:
     assert make_engine(url) is make_engine(url)
     assert make_engine(url) is not make_engine(url, echo=True)
     assert make_engine("postgresql://u@h/db") is make_engine("postgresql+psycopg://u@h/db")
+
+
+def test_smdp_tokens_are_secret_and_long(monkeypatch):
+    token = "t" * 31 + "!"
+    monkeypatch.setenv("CARRYOVER_ES2PLUS_NOTIFICATION_TOKENS",
+                       f'{{"smdp.example.net": "{token}"}}')
+    monkeypatch.setenv("CARRYOVER_SMDP_EMULATOR_TOKEN", token)
+    settings = get_settings()
+    assert settings.es2plus_notification_tokens["smdp.example.net"].get_secret_value() == token
+    assert token not in repr(settings) and token not in str(settings.model_dump())
+    monkeypatch.setenv("CARRYOVER_ES2PLUS_NOTIFICATION_TOKENS", '{"smdp.example.net": "short"}')
+    with pytest.raises(ValidationError, match="fewer than 32 characters"):
+        get_settings()
