@@ -25,9 +25,11 @@ fresh default database (``./carryover.db``; every ``CARRYOVER_*`` variable of
 the caller is dropped), the virtualenv's bin first on PATH (and linked as
 ``.venv``), and ``examples/`` of the repository linked in, so a page's blocks build
 on each other (variables and files persist) and pages never share state.
-``carryover serve ... &`` is started on a free loopback port instead of 8000
-(``127.0.0.1:8000`` and ``localhost:8000`` in the page's commands name that
-port), the runner waits until ``/healthz`` answers and stops it by its pid.
+``carryover serve [--port 80NN] ... &`` (settings may precede it as
+``NAME=value``) is started on a free loopback port instead of 80NN (default
+8000), and ``127.0.0.1:80NN`` / ``localhost:80NN`` in the page's commands name
+that free port; the runner waits until ``/healthz`` answers and stops every
+server it started by its pid.
 """
 
 from __future__ import annotations
@@ -201,7 +203,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-SERVE = re.compile(r"^carryover serve\b(.*)&\s*(#.*)?$")
+SERVE = re.compile(r"^((?:[A-Z_][A-Z0-9_]*=\S*\s+)*)carryover serve\b(.*?)"
+                   r"(?:--port (\d+))?\s*&\s*(#.*)?$")
+DOC_PORT = re.compile(r"(?:127\.0\.0\.1|localhost):(80\d\d)\b")
 
 
 @dataclass
@@ -214,7 +218,12 @@ class Result:
 def run_page(blocks: list[Block], workdir: Path, *, bin_dir: Path, repo: Path,
              timeout: float = 240.0) -> list[Result]:
     """Run every command of a page in one bash process; return each one's output and status."""
-    port = free_port()
+    ports: dict[str, int] = {}  # a port the page names (8000..8099) -> a free one here
+
+    def port_for(named: str) -> int:
+        if named not in ports:
+            ports[named] = free_port()
+        return ports[named]
     (workdir / "examples").symlink_to(repo / "examples")
     (workdir / ".venv").symlink_to(bin_dir.parent)
     pidfile = workdir / ".serve-pids"
@@ -230,13 +239,14 @@ def run_page(blocks: list[Block], workdir: Path, *, bin_dir: Path, repo: Path,
         for cmd in block.commands:
             n = len(commands)
             commands.append(cmd)
-            text = cmd.text.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-            text = text.replace("localhost:8000", f"127.0.0.1:{port}")
+            text = DOC_PORT.sub(lambda m: f"127.0.0.1:{port_for(m.group(1))}", cmd.text)
             serve = SERVE.match(text.strip())
             if serve:
-                body = (f"carryover serve{serve.group(1)} --host 127.0.0.1 --port {port} "
-                        f">.serve.log 2>&1 & echo $! >> {shlex.quote(str(pidfile))}; "
-                        f"for _ in $(seq 200); do curl -sf http://127.0.0.1:{port}/healthz "
+                env_prefix, args, named = serve.group(1), serve.group(2), serve.group(3)
+                port = port_for(named or "8000")
+                body = (f"{env_prefix}carryover serve{args} --host 127.0.0.1 --port {port} "
+                        f">>.serve.log 2>&1 & echo $! >> {shlex.quote(str(pidfile))}; "
+                        f"for _ in $(seq 300); do curl -sf http://127.0.0.1:{port}/healthz "
                         ">/dev/null && break; sleep 0.1; done")
             else:
                 body = text
