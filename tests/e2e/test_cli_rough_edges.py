@@ -166,3 +166,11 @@ def test_the_demo_hint_names_a_command_that_runs(tmp_path, monkeypatch):
     assert runnable_command(str(exe), search_path="/usr/bin") == ".venv/bin/carryover"
     # on PATH and the same one: the plain name
     assert runnable_command(str(exe), search_path=str(venv_bin)) == "carryover"
+
+
+def test_plan_show_names_a_plan_price(tmp_path):
+    path = tmp_path / "priced.yaml"
+    path.write_text("id: priced\nkind: metered\nallowance: {data: 5GB}\n"
+                    "price: {per_cycle: '19.99', currency: EUR}\n")
+    out = cli("plan", "show", str(path))
+    assert "19.99 EUR per cycle" in out and "data 5GB" in out

@@ -110,6 +110,8 @@ def _shown(plan: Plan, data: dict) -> list[tuple[str, str]]:
     """plan_dict's fields for people: sizes and speeds with their units (--json stays exact)."""
     rows = [("id", plan.id), ("name", plan.name), ("kind", str(plan.kind)),
             ("allowance", _per_unit(data["allowance"])),
+            ("price", "-" if plan.price is None
+             else f"{plan.price.per_cycle} {plan.price.currency} per cycle"),
             ("priorities", ", ".join(f"{k} {v}" for k, v in data["priorities"].items()))]
     r = data["rollover"]
     if r is None:
