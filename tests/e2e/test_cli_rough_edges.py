@@ -174,3 +174,12 @@ def test_plan_show_names_a_plan_price(tmp_path):
                     "price: {per_cycle: '19.99', currency: EUR}\n")
     out = cli("plan", "show", str(path))
     assert "19.99 EUR per cycle" in out and "data 5GB" in out
+
+
+def test_ingest_says_how_many_more_rows_were_rejected(acme, tmp_path):
+    path = tmp_path / "cdr.csv"
+    path.write_text("event_id,line,at,bytes\n" + "".join(
+        f"e{n},nobody,2026-01-10T00:00:00Z,100\n" for n in range(7)))
+    out = cli("ingest", str(path), code=2, columns=200)
+    assert out.count("unknown line 'nobody'") == 5
+    assert "... and 2 more rejected rows" in out
