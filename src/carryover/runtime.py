@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from carryover.services import time_window
 from carryover.services.catalog import seed_presets
 from carryover.settings import Settings, get_settings
 from carryover.store.engine import make_engine
@@ -32,7 +33,10 @@ class Carryover:
         """The engine of a database at this code's schema, with the presets loaded."""
         if self._engine is None:
             engine = make_engine(self.settings.database_url, echo=self.settings.echo_sql,
-                                 busy_timeout=self.settings.sqlite_busy_timeout)
+                                 busy_timeout=self.settings.sqlite_busy_timeout,
+                                 statement_timeout=self.settings.statement_timeout_seconds)
+            time_window.configure(self.settings.clock_skew_seconds,
+                                  self.settings.read_ahead_days)
             ensure_schema(engine)
             with UnitOfWork(engine) as uow:
                 if not uow.plans.sources():

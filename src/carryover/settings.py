@@ -47,6 +47,22 @@ class Settings(BaseSettings):
         description="Hours after a cycle boundary during which late usage is still rated "
                     "in its own cycle (DESIGN 1.5).",
     )
+    clock_skew_seconds: int = Field(
+        default=300, ge=0, le=86_400,
+        description="Seconds a written instant (usage at/received_at, top-ups, plan "
+                    "changes, a line's start) may be ahead of the server's clock; later "
+                    "is refused (docs/semantics.md, Bounds).")
+    read_ahead_days: int = Field(
+        default=1098, ge=0, le=36_600,
+        description="Days ahead of now a balance, statement or QoS read may look "
+                    "(default three years); a read past now computes in memory and "
+                    "commits nothing (docs/semantics.md, Bounds).")
+    statement_timeout_seconds: float = Field(
+        default=30.0, ge=0,
+        description="PostgreSQL statement_timeout of every connection carryover opens: "
+                    "no one statement holds the database longer (0 turns it off). SQLite "
+                    "has no equivalent; there the bounded window keeps each request's "
+                    "work bounded, and writers wait at most sqlite_busy_timeout.")
     echo_sql: bool = Field(default=False, description="Log every SQL statement (debugging).")
     sqlite_busy_timeout: float = Field(
         default=30.0, gt=0,

@@ -420,3 +420,30 @@ def test_a_sessions_other_rating_groups_keep_their_holds(api: Api) -> None:
     answer = smf.update(a, request(T0, 1, [ask(1, 300 * MB)]))
     assert granted(answer) == 1 * GB - 200 * MB - 300 * MB - 300 * MB
     assert sorted(amount for ref, _, amount in holds(api) if ref == a) == [200 * MB, 224 * MB]
+
+
+def test_volumes_and_instants_out_of_bounds_are_400_naming_the_member(api: Api) -> None:
+    # docs/semantics.md, Bounds: a report or request of more than 2^50 bytes, or an
+    # instant in the future past the clock skew, is refused before anything is stored.
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask()], "imsi-310260000000801"))
+    later = T0 + timedelta(minutes=1)
+    r = api.call("POST", f"{BASE}/chargingdata/{ref}/update",
+                 json=request(later, 1, [ask(used=[(0, 2**50 + 1)])]))
+    assert r.status_code == 400
+    param = r.json()["invalidParams"][0]
+    assert param["param"] == "/multipleUnitUsage/0/usedUnitContainer/0/totalVolume"
+    assert "2^50" in param["reason"]
+    r = api.call("POST", f"{BASE}/chargingdata/{ref}/update",
+                 json=request(later, 1, [ask(volume=2**51)]))
+    assert r.status_code == 400
+    assert r.json()["invalidParams"][0]["param"] == "/multipleUnitUsage/0/requestedUnit/totalVolume"
+    far = datetime(9999, 12, 1, tzinfo=UTC)
+    r = api.call("POST", f"{BASE}/chargingdata/{ref}/update",
+                 json=request(far, 1, [ask(used=[(0, MB)], at=far)]))
+    assert r.status_code == 400
+    assert r.json()["invalidParams"][0]["param"] == "/invocationTimeStamp"
+    assert "in the future" in r.json()["invalidParams"][0]["reason"]
+    assert stored_usage(api, "r1") == 0
+    assert granted(smf.update(ref, request(later, 1, [ask(used=[(0, 2**20)])]))) > 0
+    assert stored_usage(api, "r1") == 2**20

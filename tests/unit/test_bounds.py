@@ -113,7 +113,7 @@ def test_write_and_read_windows() -> None:
     assert bounds.check_write_instant("at", NOW + timedelta(minutes=4), NOW, opened) is not None
     with pytest.raises(BoundError, match="in the future"):
         bounds.check_write_instant("at", NOW + timedelta(minutes=6), NOW, opened)
-    with pytest.raises(BoundError, match="before the line opened"):
+    with pytest.raises(BoundError, match="before the line started"):
         bounds.check_write_instant("at", opened - timedelta(seconds=1), NOW, opened)
     with pytest.raises(BoundError, match="before 1970"):
         bounds.check_write_instant("start", datetime(1, 1, 1, tzinfo=UTC), NOW)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
@@ -38,6 +39,7 @@ from carryover.api.printable import printable
 from carryover.api.problems import PROBLEM_JSON, responses
 from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.quota import Grant
+from carryover.services import time_window
 from carryover.services.charging import (
     ChargingAnswer,
     ChargingOp,
@@ -190,6 +192,12 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
                         c.triggerTimestamp)
               for k, c in enumerate(u.usedUnitContainer)))
         for n, u in enumerate(body.multipleUnitUsage))
+    _in_window(body.invocationTimeStamp, "/invocationTimeStamp")
+    for n, u in enumerate(body.multipleUnitUsage):
+        for k, c in enumerate(u.usedUnitContainer):
+            if c.triggerTimestamp is not None:
+                _in_window(c.triggerTimestamp,
+                           f"/multipleUnitUsage/{n}/usedUnitContainer/{k}/triggerTimestamp")
     return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
                            _subscriber(body) if subscriber else None)
 
@@ -208,6 +216,15 @@ def _volume(container: UsedUnitContainer, where: str) -> int:
     if container.totalVolume is not None:
         return _bounded(container.totalVolume, f"{where}/totalVolume")
     return _bounded((container.uplinkVolume or 0) + (container.downlinkVolume or 0), where)
+
+
+def _in_window(at: datetime, where: str) -> None:
+    """Usage is booked at these instants: 1970 up to now plus the clock skew
+    (services.time_window), or the book would materialize cycles up to any year."""
+    try:
+        time_window.check_write("instant", at)
+    except time_window.OutOfWindow as exc:
+        raise BadRequest(where, str(exc).removeprefix("instant: ")) from None
 
 
 def _bounded(volume: int, where: str) -> int:

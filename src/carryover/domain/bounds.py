@@ -95,14 +95,19 @@ def check_write_instant(field: str, at: datetime, now: datetime,
     """`at` if MIN_INSTANT (or `opened`) <= at <= now + skew."""
     first = max(MIN_INSTANT, opened) if opened is not None else MIN_INSTANT
     if at < first:
-        since = f"{what} opened" if opened is not None and opened >= MIN_INSTANT else "1970"
+        since = f"{what} started" if opened is not None and opened >= MIN_INSTANT else "1970"
         raise BoundError(field, f"{_utc(at)} is before {since} ({_utc(first)}); "
                                 f"writes are accepted from {_utc(first)} to now plus "
                                 f"{int(skew.total_seconds())} s")
     if at > now + skew:
-        raise BoundError(field, f"{_utc(at)} is in the future; writes are accepted up to now "
-                                f"plus {int(skew.total_seconds())} s ({_utc(now + skew)})")
+        raise BoundError(field, future_reason(at, now, skew))
     return at
+
+
+def future_reason(at: datetime, now: datetime, skew: timedelta) -> str:
+    """Why a write at `at`, past now + skew, is refused."""
+    return (f"{_utc(at)} is in the future; writes are accepted up to now plus "
+            f"{int(skew.total_seconds())} s ({_utc(now + skew)})")
 
 
 def check_read_instant(field: str, at: datetime, now: datetime,
@@ -111,7 +116,7 @@ def check_read_instant(field: str, at: datetime, now: datetime,
     """`at` if MIN_INSTANT (or `opened`) <= at <= now + ahead."""
     first = max(MIN_INSTANT, opened) if opened is not None else MIN_INSTANT
     if at < first:
-        since = f"{what} opened" if opened is not None and opened >= MIN_INSTANT else "1970"
+        since = f"{what} started" if opened is not None and opened >= MIN_INSTANT else "1970"
         raise BoundError(field, f"{_utc(at)} is before {since} ({_utc(first)})")
     if at > now + ahead:
         raise BoundError(field, f"{_utc(at)} is more than {ahead.days} days ahead of now; "
@@ -133,6 +138,7 @@ __all__ = [
     "check_event",
     "check_read_instant",
     "check_write_instant",
+    "future_reason",
     "past_total",
     "total_after",
 ]

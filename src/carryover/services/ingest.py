@@ -33,9 +33,11 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Engine
 
+from carryover.domain import bounds
 from carryover.domain.bulk.fold import COUNTERS, BulkBook, Events
 from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us, to_us
 from carryover.domain.inputs import Usage
+from carryover.services import time_window
 from carryover.services.bulk_notifications import BulkNotifier
 from carryover.services.ingest_cache import AccountCache
 from carryover.services.total_bounds import REASON as TOTAL_REASON
@@ -256,13 +258,23 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     opened = (directory.opened[np.where(unknown, 0, line)] if len(directory.opened)
               else np.zeros(len(line), dtype=I64))  # no line stored: every line is unknown
     before = ~unknown & (chunk.at < opened)
-    refused = np.flatnonzero(unknown | before).tolist()
+    # Nothing is booked for a future that has not happened (services.time_window).
+    now, skew = time_window.now(), time_window.window().skew
+    latest = to_us(now + skew)
+    future = ~unknown & ~before & ((chunk.at > latest) | (chunk.received_at > latest))
+    refused = np.flatnonzero(unknown | before | future).tolist()
     for i, cells in zip(refused, chunk.raws(refused), strict=True):
-        why = (f"line: unknown line {chunk.line[i]!r}" if unknown[i]
-               else "at: before the line started")
+        if unknown[i]:
+            why = f"line: unknown line {chunk.line[i]!r}"
+        elif before[i]:
+            why = "at: before the line started"
+        else:
+            field = "at" if chunk.at[i] > latest else "received_at"
+            why = f"{field}: " + bounds.future_reason(
+                from_us(int(getattr(chunk, field)[i])), now, skew)
         bad.append(Reject(file, int(chunk.row[i]), why, cells))
     # Within a chunk the first row of an event id counts; the others are duplicates.
-    keep = ~unknown & ~before
+    keep = ~unknown & ~before & ~future
     _, first = np.unique(chunk.event_id.astype(str), return_index=True)
     firsts = np.zeros(len(keep), dtype=bool)
     firsts[first] = True
@@ -271,8 +283,9 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     kept = np.flatnonzero(keep)
     too_much = over_total(raw, directory.ids[line[kept]], chunk.unit[kept], chunk.amount[kept],
                           UNIT_NAMES)
-    for i in kept[too_much].tolist():
-        bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", {}))
+    over = kept[too_much].tolist()
+    for i, cells in zip(over, chunk.raws(over), strict=True):
+        bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", cells))
     keep[kept[too_much]] = False
     idx = np.flatnonzero(keep)
     if len(idx) == 0:

@@ -10,7 +10,8 @@ the actor and the instant it was recorded); a subscriber acts at the server's
 now only and may move a line only to a plan offered for self-service
 (docs/security.md). Reads at or after the book's cursor materialize cycles on the way
 (DESIGN 1.4: lazily, inside the transaction of the first read or write at or
-after a boundary), so they commit too; reads in the past replay in memory.
+after a boundary), so they commit too, unless they look past now; reads in the past
+replay in memory. services.time_window bounds the instants of both.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Us
 from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
+from carryover.services import time_window
 from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.notifications import emit_from_book
 from carryover.store.repository import utc
@@ -80,7 +82,12 @@ def localizer(timezone: str) -> Callable[[datetime | None], datetime | None]:
     def local(at: datetime | None) -> datetime | None:
         if at is None:
             return None
-        return (at.replace(tzinfo=tz) if at.tzinfo is None else at).astimezone(UTC)
+        try:
+            return (at.replace(tzinfo=tz) if at.tzinfo is None else at).astimezone(UTC)
+        except OverflowError:  # within a day of year 1 or 9999
+            raise time_window.OutOfWindow(
+                f"{at.isoformat()} is outside the instants carryover accepts "
+                "(docs/semantics.md, Bounds)") from None
     return local
 
 
@@ -92,6 +99,7 @@ def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
+        _in_window(item, utc(row.opened_at))
         # Lock the account before writing anything that references it: the event row's
         # foreign key takes a share lock on the account, and taking the row lock after it
         # would let two writers deadlock on PostgreSQL.
@@ -131,6 +139,14 @@ def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
         emit_from_book(uow.conn, account, book, item.at, row)
         uow.commit()
         return Recorded(row.id, outcome)
+
+
+def _in_window(item: Input, opened: datetime) -> None:
+    """A write's instants lie in the window of services.time_window."""
+    time_window.check_write("at", item.at, opened, f"line {item.line!r}")
+    received = getattr(item, "received_at", None)
+    if received is not None:
+        time_window.check_write("received_at", received, opened, f"line {item.line!r}")
 
 
 def record_usage(engine: Engine, line: str, amount: int, at: datetime, received_at: datetime,
@@ -219,11 +235,12 @@ def _read(engine: Engine, line_ident: str, at: datetime, view):
     with UnitOfWork(engine) as uow:
         row = _line(uow, line_ident)
         at = localizer(row.timezone)(at)
-        if at < utc(row.opened_at):
-            raise ServiceError(f"{at.isoformat()} is before line {row.id!r} started")
+        time_window.check_read("at", at, utc(row.opened_at), f"line {row.id!r}")
         account = uow.accounts.lock_account(row.account_id)
         book, snapshot = uow.accounts.load_book(account, uow.plans.all())
-        moving = book.until is None or at >= book.until
+        # A read past now moves the book in memory only: nothing is committed for a
+        # future that has not happened (docs/semantics.md, Bounds).
+        moving = (book.until is None or at >= book.until) and not time_window.in_future(at)
         result = view(uow, book, row, at)
         if moving:
             uow.accounts.save_book(row.account_id, book, snapshot)

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from carryover.domain.book import AccountBook
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
+from carryover.services import time_window
 from carryover.store import codec
 from carryover.store.bulk_io import Raw
 from carryover.store.uow import UnitOfWork
@@ -168,7 +169,10 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                 tz_name = info[2] if info else timezone
                 try:
                     start = _instant(row["start"], CycleCalendar(1, tz_name).tz, now)
-                except ValueError:
+                    time_window.check_write("start", start, what="the line")
+                except time_window.OutOfWindow as exc:
+                    problem = str(exc)
+                except (ValueError, OverflowError):
                     problem = f"start: {row['start']!r} is not an ISO 8601 instant"
             if problem is None and plan is None and not (info and info[3]):
                 problem = "plan: a line outside a family account needs a plan"

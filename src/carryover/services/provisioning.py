@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
+from carryover.services import time_window
 from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger_ops import CLI, Actor, localizer
 from carryover.store.uow import UnitOfWork
@@ -41,7 +42,7 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
         plans = uow.plans.all()
         if pool_plan is not None and pool_plan not in plans:
             raise NotFound(f"unknown plan {pool_plan!r}")
-        at = localizer(timezone)(at)
+        at = time_window.check_write("at", localizer(timezone)(at), what="the account")
         account_id = uow.accounts.create_account(name, cycle_day, timezone, at, grace)
         if pool_plan is not None:
             account = uow.accounts.lock_account(account_id)
@@ -73,7 +74,8 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
         row = uow.accounts.account_by_name(account)
         if row is None:
             raise NotFound(f"unknown account {account!r}")
-        start = localizer(row.timezone)(start)
+        start = time_window.check_write("start", localizer(row.timezone)(start),
+                                        what="the line")
         plans = uow.plans.all()
         if plan_id is not None and plan_id not in plans:
             raise NotFound(f"unknown plan {plan_id!r}")

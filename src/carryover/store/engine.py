@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError
 
 READ_ONLY_OPTION = "carryover_read_only"
 
-_cache: dict[tuple[str, bool, float], Engine] = {}
+_cache: dict[tuple[str, bool, float, float], Engine] = {}
 _lock = threading.Lock()
 
 
@@ -71,18 +71,23 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, *, echo: bool = False, busy_timeout: float = 30.0) -> Engine:
+def make_engine(url: str | URL, *, echo: bool = False, busy_timeout: float = 30.0,
+                statement_timeout: float = 0) -> Engine:
     """The engine for `url`, created on first use and shared afterwards.
 
     Creating it opens no connection. `busy_timeout` (seconds) only matters for
     SQLite: how long a writer waits for another writer before failing.
+    `statement_timeout` (seconds, 0: none) only for PostgreSQL: every connection's
+    `statement_timeout`, so no one statement holds the database longer.
     """
     parsed = normalize_url(url)
-    key = (parsed.render_as_string(hide_password=False), bool(echo), float(busy_timeout))
+    key = (parsed.render_as_string(hide_password=False), bool(echo), float(busy_timeout),
+           float(statement_timeout))
     with _lock:
         engine = _cache.get(key)
         if engine is None:
-            engine = _create(parsed, echo=echo, busy_timeout=busy_timeout)
+            engine = _create(parsed, echo=echo, busy_timeout=busy_timeout,
+                             statement_timeout=statement_timeout)
             _cache[key] = engine
         return engine
 
@@ -105,10 +110,13 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
-def _create(url: URL, *, echo: bool, busy_timeout: float) -> Engine:
+def _create(url: URL, *, echo: bool, busy_timeout: float, statement_timeout: float = 0,
+            ) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _create_sqlite(url, echo=echo, busy_timeout=busy_timeout)
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    args = ({"options": f"-c statement_timeout={int(statement_timeout * 1000)}"}
+            if statement_timeout > 0 else {})
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=args)
 
 
 def _create_sqlite(url: URL, *, echo: bool, busy_timeout: float) -> Engine:
