@@ -6,10 +6,13 @@ Hand derivations: tmobile-data-stash-10gb grants 10 GB a cycle, throttles to
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import OpenLine, TopUp, Usage
-from carryover.domain.notices import notices, owner_facts
-from carryover.domain.plans import BucketKind
+from carryover.domain.notices import notices, owner_facts, plan_in_force
+from carryover.domain.plan_versions import PlanVersion
+from carryover.domain.plans import BucketKind, OverageAction
 from tests.unit.rules_support import DATA, GB, at, new_book, submit
 
 STASH = "tmobile-data-stash-10gb"
@@ -61,3 +64,24 @@ def test_closed_buckets_from_the_store_still_count_for_the_cycle():
     stale = Bucket(next(iter(book.buckets)), "ann", DATA, BucketKind.ALLOWANCE, 100 * GB,
                    at(1, 1), at(2, 1), 20, True, remaining=0, closed=True)
     assert kinds(notices(book, at(1, 6), [stale])) == [("ann", "usage_50")]
+
+
+def test_throttled_or_blocked_follows_the_plan_version_in_force_at_the_notice():
+    # A version that blocks instead of throttling, loaded on Jan 3 to start at the next
+    # boundary (Feb 1): January's notice follows the version in force in January.
+    book = new_book()
+    submit(book, OpenLine("o", "ann", at(1, 1), STASH))
+    submit(book, Usage("e1", "ann", at(1, 2), 11 * GB, DATA))
+    current = book.plans[STASH]
+    blocking = replace(current, overage=replace(current.overage, action=OverageAction.BLOCK,
+                                                throttle_kbps=None))
+    book.plans = book.plans.with_version(
+        PlanVersion(blocking, 2, recorded_at=at(1, 3), next_boundary_after=at(1, 3)))
+    assert book.plans[STASH] is blocking  # the latest version is the blocking one
+    found = dict(((line, kind), numbers) for line, kind, numbers in notices(book, at(1, 3)))
+    assert ("ann", "blocked") not in found
+    assert found[("ann", "throttled")] == {"used": 11 * GB, "plan": STASH, "kbps": 128}
+    # From the boundary on the new version decides.
+    later = plan_in_force(book.plans, at(2, 1), book.calendar)(STASH)
+    assert later is not None and later.overage.action is OverageAction.BLOCK
+    assert plan_in_force(book.plans, at(2, 1), book.calendar)("no-such-plan") is None

@@ -29,11 +29,13 @@ The facts of an owner (a line, or the family pool), over its data buckets:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from carryover.domain.buckets import POOL, Bucket
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import BucketKind, OverageAction, Plan, PlanKind
 from carryover.domain.units import Unit
 
@@ -82,13 +84,16 @@ def owner_facts(buckets: Iterable[Bucket], cycle_start: datetime, cycle_end: dat
 
 def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | None,
                     data_limit: int | None, spent: int, from_pool: int, own: Mapping,
-                    pool: Mapping, plans: Mapping[str, Plan]) -> Iterator[tuple[str, dict]]:
+                    pool: Mapping, plan: Callable[[str], Plan | None],
+                    ) -> Iterator[tuple[str, dict]]:
     """(kind, numbers) of every condition that holds for one line.
 
     `spent` and `from_pool` are the line's `used` and `pool` data counters of the
     cycle; `own` and `pool` its facts and (for a member) the pool's, or empty
     mappings; `data_limit` a member's data limit on the pool. Instants in the facts
-    are aware."""
+    are aware. `plan(id)` is the version of a plan in force at the notice's instant
+    (None for an unknown id): a version loaded to start next cycle does not decide
+    this cycle's throttled/blocked notice."""
     plan_less_member = member and plan_id is None
     grant = pool if plan_less_member else own
     if grant.get("allowance_unlimited", 0) == 0 and grant.get("allowance", 0) > 0:
@@ -102,7 +107,7 @@ def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | No
         yield "member_limit_reached", {"limit": limit, "used_from_pool": from_pool}
     usable = own.get("usable", 0) or (pool.get("usable", 0) and not limit_reached)
     governing = plan_id or (pool_plan_id if member else None)
-    plan = plans.get(governing) if governing else None
+    plan = plan(governing) if governing else None
     if spent > 0 and not usable and plan is not None and plan.kind is not PlanKind.UNLIMITED:
         action = plan.overage.action
         if action in (OverageAction.THROTTLE, OverageAction.BLOCK):
@@ -136,6 +141,7 @@ def notices(book: AccountBook, at: datetime,
     pool_state = book.lines.get(POOL)
     pool_plan_id = pool_state.plan_id if pool_state is not None else None
     out: list[tuple[str, str, dict]] = []
+    in_force = plan_in_force(book.plans, at, book.calendar)
     for line in sorted(name for name in book.lines if name != POOL):
         state = book.lines[line]
         for kind, numbers in line_conditions(
@@ -144,6 +150,16 @@ def notices(book: AccountBook, at: datetime,
                 spent=book.counter(book.cycle_start, line, Unit.DATA, "used"),
                 from_pool=book.counter(book.cycle_start, line, Unit.DATA, "pool"),
                 own=facts.get(line, {}), pool=facts.get(POOL, {}) if state.member else {},
-                plans=book.plans):
+                plan=in_force):
             out.append((line, kind, numbers))
     return out
+
+
+def plan_in_force(plans: Mapping[str, Plan], at: datetime,
+                  calendar: CycleCalendar) -> Callable[[str], Plan | None]:
+    """`plan(id)` for `line_conditions`: the version in force at `at` on `calendar`."""
+    catalog = PlanCatalog.of(plans)
+
+    def plan(plan_id: str) -> Plan | None:
+        return catalog.at(plan_id, at, calendar) if plan_id in catalog else None
+    return plan

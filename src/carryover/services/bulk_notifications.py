@@ -48,6 +48,8 @@ class _Line:
 class _Account:
     name: str
     pool_plan_id: str | None
+    cycle_day: int
+    timezone: str
 
 
 def _instant(value) -> datetime | None:
@@ -103,10 +105,11 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
     acct: dict[int, _Account] = {}
     cycle: dict[int, str] = {}
     starts: dict = {}  # accounts share a few cycle starts: parse each once
-    for a, name, start, pool_plan in raw.run(
-            "SELECT a.id, a.name, a.cycle_start, a.pool_plan_id FROM ingest_accounts t "
+    for a, name, start, pool_plan, cycle_day, zone in raw.run(
+            "SELECT a.id, a.name, a.cycle_start, a.pool_plan_id, a.cycle_day, a.timezone "
+            "FROM ingest_accounts t "
             "CROSS JOIN accounts a WHERE a.id = t.id AND a.cycle_start IS NOT NULL"):
-        acct[a] = _Account(name, pool_plan)
+        acct[a] = _Account(name, pool_plan, cycle_day, zone)
         if start not in starts:
             starts[start] = _instant(start).isoformat()
         cycle[a] = starts[start]
@@ -131,7 +134,7 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
         pool = facts.get((account_id, POOL), {}) if line.member else {}
         base = {"line": line_id, "msisdn": msisdn, "account": account.name,
                 "cycle_start": cycle[account_id], "at": stamp}
-        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle):
+        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle, at):
             if (line_id, cycle[account_id], kind) in offered:
                 continue  # before its row is built: most of a chunk's were offered before
             yield {"account_id": account_id, "line": line_id, "cycle_start": cycle[account_id],

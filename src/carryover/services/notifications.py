@@ -45,7 +45,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.notices import EXPIRING_WITHIN, THRESHOLDS, line_conditions, notices
+from carryover.domain.notices import (
+    EXPIRING_WITHIN,
+    THRESHOLDS,
+    line_conditions,
+    notices,
+    plan_in_force,
+)
 from carryover.domain.plans import BucketKind
 from carryover.domain.units import Unit
 from carryover.store.bulk_io import Raw
@@ -76,7 +82,8 @@ def notification_rows(conn: Connection, account_ids: Iterable[int], at: datetime
         return []
     acct = {r.id: r for r in conn.execute(select(
         accounts.c.id, accounts.c.name, accounts.c.cycle_start, accounts.c.cycle_end,
-        accounts.c.pool_plan_id).where(accounts.c.id.in_(ids), accounts.c.cycle_start.isnot(None)))}
+        accounts.c.pool_plan_id, accounts.c.cycle_day, accounts.c.timezone).where(
+        accounts.c.id.in_(ids), accounts.c.cycle_start.isnot(None)))}
     if not acct:
         return []
     cycle = {a: utc(r.cycle_start).isoformat() for a, r in acct.items()}
@@ -91,7 +98,7 @@ def notification_rows(conn: Connection, account_ids: Iterable[int], at: datetime
         pool = facts.get((line.account_id, POOL), {}) if line.member else {}
         base = {"line": line.id, "msisdn": line.msisdn, "account": account.name,
                 "cycle_start": cycle[line.account_id], "at": at.isoformat()}
-        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle):
+        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle, at):
             rows.append({"account_id": line.account_id, "line": line.id,
                          "cycle_start": cycle[line.account_id], "kind": kind, "at": at,
                          "payload": {"kind": kind, **base, **numbers}})
@@ -228,17 +235,20 @@ def emit_esim_installed(conn: Connection, line_id: str, iccid: str, eid: str | N
 
 
 def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plans: dict,
-                cycle: dict) -> Iterable[tuple[str, dict]]:
+                cycle: dict, at: datetime) -> Iterable[tuple[str, dict]]:
     """(kind, numbers) for one stored line: the row-shaped front of `line_conditions`.
 
     `used` maps (account, line, counter) to the cycle's data counters; `own` and
-    `pool` are `_bucket_facts` entries (instants may be naive UTC from SQLite)."""
+    `pool` are `_bucket_facts` entries (instants may be naive UTC from SQLite);
+    `account` has `cycle_day` and `timezone`: a plan's version is the one in force
+    at `at` on the account's calendar."""
     key = (line.account_id, line.id)
     return line_conditions(
         member=bool(line.member), plan_id=line.plan_id, pool_plan_id=account.pool_plan_id,
         data_limit=(line.limits or {}).get("data"),
         spent=used.get((*key, "used"), 0), from_pool=used.get((*key, "pool"), 0),
-        own=_aware(own), pool=_aware(pool), plans=plans)
+        own=_aware(own), pool=_aware(pool),
+        plan=plan_in_force(plans, at, CycleCalendar(account.cycle_day, account.timezone)))
 
 
 def _aware(facts: dict) -> dict:
