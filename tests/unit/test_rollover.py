@@ -1,7 +1,8 @@
 """domain/rollover.py: the one boundary rule, its invariants, and both folds using it.
 
 - `carry` (generated cases): conservation per source, the sum carried within the
-  room, and equality with the sequential rule of DESIGN 1.4 written out plainly
+  room, and equality with the sequential rule of docs/semantics.md ("Cycles and
+  rollover at the boundary instant", step 2) written out plainly
   (carried = min(left, cap left, stash room left), caps shrinking as sources carry).
 - A cap of one unit never changes another unit's rollover (generated plans and
   usage, folded by the object book).
@@ -38,7 +39,7 @@ SUFFIX = {Unit.DATA: "B", Unit.VOICE: "s", Unit.SMS: ""}
 # ---------------------------------------------------------------------------- carry
 
 def sequential(lefts: list[int], per_cycle: int | None, stash_room: int | None) -> list[int]:
-    """DESIGN 1.4 step 2 as written: each source in order takes min(left, what the
+    """docs/semantics.md's boundary step 2 as written: each source in order takes min(left, what the
     per-cycle cap still allows, what the stash still has room for)."""
     out = []
     for left in lefts:
