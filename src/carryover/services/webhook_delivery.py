@@ -196,6 +196,12 @@ class Loop:
         self.done = {"delivered": 0, "retrying": 0, "dead": 0}
 
     async def _lane(self, client: httpx.AsyncClient, endpoint_id: str) -> None:
+        try:
+            await self._deliver_rows(client, endpoint_id)
+        except Exception:  # e.g. the database went away: the next pass starts a new lane
+            log.exception("webhook delivery lane of %s failed", endpoint_id)
+
+    async def _deliver_rows(self, client: httpx.AsyncClient, endpoint_id: str) -> None:
         async with self.pool:
             for _ in range(LANE_ROWS):
                 row = await asyncio.to_thread(_claim_one, self.engine, endpoint_id,
