@@ -247,8 +247,16 @@ def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plan
         member=bool(line.member), plan_id=line.plan_id, pool_plan_id=account.pool_plan_id,
         data_limit=(line.limits or {}).get("data"),
         spent=used.get((*key, "used"), 0), from_pool=used.get((*key, "pool"), 0),
-        own=_aware(own), pool=_aware(pool),
-        plan=plan_in_force(plans, at, CycleCalendar(account.cycle_day, account.timezone)))
+        own=_aware(own), pool=_aware(pool), plan=_in_force(plans, at, account))
+
+
+def _in_force(plans: dict, at: datetime, account: Any):
+    # The calendar is built only when a line asks for its plan (a throttled/blocked
+    # candidate), not for each of a bulk chunk's lines.
+    def plan(plan_id: str):
+        calendar = CycleCalendar(account.cycle_day, account.timezone)
+        return plan_in_force(plans, at, calendar)(plan_id)
+    return plan
 
 
 def _aware(facts: dict) -> dict:
