@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services import catalog, ledger_ops, provisioning
 from carryover.services.batch import UsageRow, record_batch
 from carryover.services.ingest import ingest_chunks
 from carryover.services.notifications import emit_notifications
@@ -113,3 +113,24 @@ def test_rollover_credited_at_the_boundary_read(db_url):
     assert payload["cycle_start"] == feb.isoformat()
     ledger_ops.balance(engine, "t", feb + timedelta(hours=1))
     assert kinds(engine).count("rollover_credited") == 1
+
+
+def test_the_notice_follows_the_plan_version_in_force_not_the_latest(db_url):
+    # A version that blocks instead of throttling, loaded to start next cycle: this
+    # cycle's notice is still "throttled", on the stored-state path and on the book's.
+    engine = setup(db_url)
+    at = JAN + timedelta(days=3)
+    ledger_ops.record_usage(engine, "t", 11 * GB, at, at, "e1")
+    assert "throttled" in kinds(engine)
+    body = catalog.preset_bodies()["tmobile-data-stash-10gb"]
+    with UnitOfWork(engine) as uow:
+        uow.plans.add_version(body["id"], {**body, "overage": {"action": "block"}}, "file",
+                              at, None, at)
+        uow.commit()
+    later = at + timedelta(hours=1)
+    with UnitOfWork(engine) as uow:
+        emit_notifications(uow.conn, [1], later)
+        uow.commit()
+    ledger_ops.record_usage(engine, "t", GB, later, later, "e2")
+    assert "blocked" not in kinds(engine)
+    assert kinds(engine).count("throttled") == 1
