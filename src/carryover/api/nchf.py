@@ -237,16 +237,15 @@ def _bounded(volume: int, where: str) -> int:
 
 
 def _subscriber(body: ChargingDataRequest) -> str | None:
-    """The line's IMSI or MSISDN from the SUPI, else from the GPSI of the PDU session."""
+    """The SUPI, else the GPSI of the PDU session, as sent: `imsi-...` and `msisdn-...`
+    keep their type prefix, so the line is looked up by IMSI or by MSISDN only, never
+    by a line id that happens to be the same digits (docs/security.md)."""
     candidates = [body.subscriberIdentifier]
     info = (body.pDUSessionChargingInformation or {}).get("userInformation") or {}
     if isinstance(info, dict):
         candidates.append(info.get("servedGPSI"))
     for value in candidates:
         if isinstance(value, str) and value:
-            for prefix in ("imsi-", "msisdn-"):
-                if value.startswith(prefix):
-                    return value[len(prefix):]
             return value
     return None
 

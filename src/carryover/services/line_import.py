@@ -144,8 +144,12 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
         plans = uow.plans.all()
         existing = {name: (i, d, tz, pool) for i, name, d, tz, pool in raw.run(
             "SELECT id, name, cycle_day, timezone, pool_plan_id FROM accounts")}
-        taken = {r[0] for r in raw.run("SELECT msisdn FROM lines")}
+        # Line ids, MSISDNs (with and without +) and IMSIs are one namespace
+        # (provisioning.create_line): a new MSISDN or IMSI may be none of them.
+        taken = {r[0] for r in raw.run("SELECT msisdn FROM lines WHERE msisdn IS NOT NULL")}
+        taken |= {m.lstrip("+") for m in taken}
         taken |= {r[0] for r in raw.run("SELECT imsi FROM lines WHERE imsi IS NOT NULL")}
+        taken |= {r[0] for r in raw.run("SELECT id FROM lines")}
         new_accounts: dict[str, AccountBook] = {}
         by_old_account: dict[int, list[OpenLine]] = {}
         line_rows = []
@@ -162,8 +166,10 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
             elif plan is not None and plan not in plans:
                 problem = f"plan: unknown plan {plan!r}"
             msisdn = msisdn if msisdn.startswith("+") else "+" + msisdn
-            if problem is None and (msisdn in taken or (imsi and imsi in taken)):
-                problem = f"msisdn/imsi: {msisdn} or {imsi} already belongs to a line"
+            if problem is None and (msisdn in taken or msisdn.lstrip("+") in taken):
+                problem = f"msisdn: {msisdn} is already the id, MSISDN or IMSI of a line"
+            elif problem is None and imsi and (imsi in taken or imsi == msisdn.lstrip("+")):
+                problem = f"imsi: {imsi} is already the id, MSISDN or IMSI of a line"
             if problem is None:
                 info = existing.get(account)
                 tz_name = info[2] if info else timezone
@@ -179,7 +185,7 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
             if problem is not None:
                 summary.rejected.append((number, problem))
                 continue
-            taken.add(msisdn)
+            taken.update((msisdn, msisdn.lstrip("+")))
             if imsi:
                 taken.add(imsi)
             line_id = f"ln_{uuid.uuid4().hex[:12]}"

@@ -20,6 +20,7 @@ from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
 from carryover.services import time_window
 from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger_ops import CLI, Actor, localizer
+from carryover.store.repository import split_typed
 from carryover.store.uow import UnitOfWork
 
 # E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
@@ -70,6 +71,10 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
     if imsi is not None and not IMSI.fullmatch(imsi):
         raise ServiceError(f"IMSI {imsi!r} is not 15 digits")
     line_id = line_id or f"ln_{uuid.uuid4().hex[:12]}"
+    kind, _ = split_typed(line_id)
+    if kind is not None:
+        raise ServiceError(f"line id {line_id!r}: ids starting with {kind}- are reserved "
+                           f"for {kind.upper()}s written with their type (docs/security.md)")
     with UnitOfWork(engine) as uow:
         row = uow.accounts.account_by_name(account)
         if row is None:
@@ -84,8 +89,12 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
         member = row.pool_plan_id is not None if member is None else member
         if plan_id is None and not member:
             raise ServiceError("a line outside a family pool needs --plan")
-        if uow.accounts.find_line(msisdn) is not None:
-            raise Conflict(f"MSISDN {msisdn} already belongs to a line")
+        # Line ids, MSISDNs and IMSIs are one namespace: none may name two lines.
+        taken = uow.accounts.find_lines([x for x in (line_id, msisdn, imsi) if x])
+        for what, ident in (("line id", line_id), ("MSISDN", msisdn), ("IMSI", imsi)):
+            if ident in taken:
+                raise Conflict(f"{what} {ident!r} is already the id, MSISDN or IMSI of line "
+                               f"{taken[ident].id!r}: one identifier names one line")
         account_row = uow.accounts.lock_account(row.id)
         book, snapshot = uow.accounts.load_book(account_row, plans)
         item = OpenLine(f"open:{line_id}", line_id, start, plan_id, member=member)

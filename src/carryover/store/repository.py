@@ -93,6 +93,18 @@ _BUCKET_SETS = ("owner", "unit", "kind", "granted", "remaining", "valid_from", "
                 "priority", "rollable", "origin", "closed")
 
 
+# Identifier prefixes that say which kind of identifier follows (TS 23.003 SUPI, GPSI).
+TYPED = ("imsi", "msisdn")
+
+
+def split_typed(ident: str) -> tuple[str | None, str]:
+    """(`imsi` or `msisdn`, the value) for a typed identifier, else (None, ident)."""
+    for kind in TYPED:
+        if ident.startswith(kind + "-"):
+            return kind, ident[len(kind) + 1:]
+    return None, ident
+
+
 def utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every instant in carryover is UTC-aware."""
     if value is None:
@@ -269,19 +281,31 @@ class AccountRepository:
     def find_lines(self, idents: Iterable[str]) -> dict[str, Any]:
         """`find_line` for many identifiers in one query: ident -> row (absent: unknown).
 
-        An identifier matching several lines (one's id, another's MSISDN) gets the
-        lowest line id, as `find_line` always did."""
-        wanted = {ident: {ident, ident.lstrip("+"), "+" + ident.lstrip("+")}
-                  for ident in sorted(set(idents))}
+        An identifier with a type prefix is looked up as that type only: `imsi-X` (a
+        SUPI) the line whose IMSI is X, `msisdn-X` (a GPSI) the line whose MSISDN is X
+        or +X; never a line id (no line id starts with either, see `TYPED`). Any other
+        identifier may be a line's id, MSISDN or IMSI, which are one namespace: a new
+        line may not take an identifier any line has. Should stored lines predate that
+        rule and share one, a line id wins over an MSISDN, an MSISDN over an IMSI, and
+        then the lowest line id."""
+        wanted: dict[str, tuple[set[str], set[str], set[str]]] = {}
+        for ident in sorted(set(idents)):
+            kind, value = split_typed(ident)
+            numbers = {value, value.lstrip("+"), "+" + value.lstrip("+")}
+            wanted[ident] = (numbers if kind is None else set(),  # as a line id
+                             numbers if kind in (None, "msisdn") else set(),
+                             {value} if kind in (None, "imsi") else set())
         if not wanted:
             return {}
-        candidates = sorted(set().union(*wanted.values()))
-        rows = self.conn.execute(_FIND_LINES, {"ids": candidates, "msisdns": candidates,
-                                               "imsis": sorted(wanted)}).all()
+        ids, msisdns, imsis = (sorted(set().union(*(w[n] for w in wanted.values())))
+                               for n in range(3))
+        rows = self.conn.execute(_FIND_LINES, {"ids": ids, "msisdns": msisdns,
+                                               "imsis": imsis}).all()
         found: dict[str, Any] = {}
         for ident, names in wanted.items():
-            for row in rows:  # ordered by line id
-                if row.id in names or row.msisdn in names or row.imsi == ident:
+            for column, accepted in zip(("id", "msisdn", "imsi"), names, strict=True):
+                row = next((r for r in rows if getattr(r, column) in accepted), None)
+                if row is not None:  # rows come by line id: the lowest of that type
                     found[ident] = row
                     break
         return found
