@@ -127,12 +127,22 @@ def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | No
                                     "valid_until": min(ends).astimezone(UTC).isoformat()}
 
 
+def decided_at(book: AccountBook, at: datetime) -> datetime:
+    """The instant an account's notices are decided at: `at`, or where the book stands
+    if that is later. An out-of-order input (an event within the grace window, a
+    back-dated change) is before the book's current cycle, where that cycle's buckets
+    are not valid yet and every line would look used up; the conditions are those of
+    the account as it stands, never of an instant of another account or of the past."""
+    return book.until if book.until is not None and book.until > at else at
+
+
 def notices(book: AccountBook, at: datetime,
             stored_closed: Iterable[Bucket] = ()) -> list[tuple[str, str, dict]]:
     """(line, kind, numbers) of every condition that holds in `book` at `at`, by line id.
 
-    `stored_closed`: data buckets closed in the store that the book may not hold
-    (see the module docstring). Nothing holds before the book's first cycle."""
+    The services ask at `decided_at(book, at)`. `stored_closed`: data buckets closed
+    in the store that the book may not hold (see the module docstring). Nothing holds
+    before the book's first cycle."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
     merged = {b.id: b for b in stored_closed}

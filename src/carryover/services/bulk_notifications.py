@@ -14,6 +14,12 @@ rows offered, and the rows stored).
 The rows go to the outbox through `_insert` too, so they are stored as the
 single-event path stores them.
 
+Each account's notices are decided at its own instant: the latest its book has
+reached (`accounts.until`, what the chunk just wrote), never the latest of the
+chunk, which belongs to some other account; a test may ask for one instant for
+all. The per-account instants go into the temporary table `notice_instants`
+beside `ingest_accounts`.
+
 One thing it adds: a candidate already offered by an earlier chunk of the same
 run is not offered again. That chunk committed before this one began, so the
 outbox holds the (line, cycle, kind) key and ON CONFLICT DO NOTHING would drop
@@ -68,10 +74,11 @@ class BulkNotifier:
     def __init__(self) -> None:
         self.offered: set[tuple[str, str, str]] = set()
 
-    def emit(self, conn, raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
+    def emit(self, conn, raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime | None,
              plans: dict) -> int:
-        """Insert the notifications that hold at `at` for the lines of `account_ids`
-        (names them in the temporary table `ingest_accounts`). Returns the rows offered."""
+        """Insert the notifications that hold for the lines of `account_ids`, each account
+        at its own instant (`at` None) or all at `at` (names them in the temporary table
+        `ingest_accounts`). Returns the rows offered."""
         offered = 0
         rows: list[dict] = []
         for row in _candidates(raw, account_ids, at, plans, self.offered):
@@ -88,13 +95,13 @@ class BulkNotifier:
         return offered + len(rows)
 
 
-def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
+def candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime | None,
                plans: dict) -> list[dict]:
     """The rows `emit_notifications(conn, account_ids, at)` would offer, in its order."""
     return list(_candidates(raw, account_ids, at, plans))
 
 
-def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
+def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime | None,
                 plans: dict, offered: Container[tuple[str, str, str]] = frozenset(),
                 ) -> Iterator[dict]:
     """The candidate rows, but none whose (line, cycle_start, kind) is in `offered`."""
@@ -104,21 +111,25 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
     raw.name_accounts(ids)
     acct: dict[int, _Account] = {}
     cycle: dict[int, str] = {}
-    starts: dict = {}  # accounts share a few cycle starts: parse each once
-    for a, name, start, pool_plan, cycle_day, zone in raw.run(
-            "SELECT a.id, a.name, a.cycle_start, a.pool_plan_id, a.cycle_day, a.timezone "
-            "FROM ingest_accounts t "
+    when: dict[int, datetime] = {}
+    starts: dict = {}  # accounts share a few cycle starts (and instants): parse each once
+    for a, name, start, until, pool_plan, cycle_day, zone in raw.run(
+            "SELECT a.id, a.name, a.cycle_start, a.until, a.pool_plan_id, a.cycle_day, "
+            "a.timezone FROM ingest_accounts t "
             "CROSS JOIN accounts a WHERE a.id = t.id AND a.cycle_start IS NOT NULL"):
         acct[a] = _Account(name, pool_plan, cycle_day, zone)
-        if start not in starts:
-            starts[start] = _instant(start).isoformat()
-        cycle[a] = starts[start]
+        for value in (start, until):
+            if value not in starts:
+                starts[value] = _instant(value)
+        cycle[a] = starts[start].isoformat()
+        when[a] = at or starts[until] or starts[start]
     if not acct:
         return
     used = _counters(raw, cycle)
-    facts = _bucket_facts(raw, at)
+    _name_instants(raw, when)
+    facts = _bucket_facts(raw)
     parsed: dict[str, dict] = {}
-    stamp = at.isoformat()
+    stamps = {t: t.isoformat() for t in set(when.values())}
     for line_id, account_id, msisdn, plan_id, member, limits in raw.run(
             "SELECT l.id, l.account_id, l.msisdn, l.plan_id, l.member, l.limits "
             "FROM ingest_accounts t CROSS JOIN lines l WHERE l.account_id = t.id ORDER BY l.id"):
@@ -132,13 +143,27 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime,
         account = acct[account_id]
         own = facts.get((account_id, line_id), {})
         pool = facts.get((account_id, POOL), {}) if line.member else {}
+        instant = when[account_id]
         base = {"line": line_id, "msisdn": msisdn, "account": account.name,
-                "cycle_start": cycle[account_id], "at": stamp}
-        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle, at):
+                "cycle_start": cycle[account_id], "at": stamps[instant]}
+        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle,
+                                         instant):
             if (line_id, cycle[account_id], kind) in offered:
                 continue  # before its row is built: most of a chunk's were offered before
             yield {"account_id": account_id, "line": line_id, "cycle_start": cycle[account_id],
-                   "kind": kind, "at": at, "payload": {"kind": kind, **base, **numbers}}
+                   "kind": kind, "at": instant, "payload": {"kind": kind, **base, **numbers}}
+
+
+def _name_instants(raw: bulk_io.Raw, when: dict[int, datetime]) -> None:
+    """Fill the temporary table `notice_instants`: each account's instant, and that
+    instant plus EXPIRING_WITHIN, as the backend stores instants (compared as stored)."""
+    kind = "TEXT" if raw.dialect == "sqlite" else "TIMESTAMPTZ"
+    raw.run(f"CREATE TEMP TABLE IF NOT EXISTS notice_instants "
+            f"(id INTEGER PRIMARY KEY, now {kind} NOT NULL, soon {kind} NOT NULL)")
+    raw.run("DELETE FROM notice_instants")
+    text = {t: (raw.instant(t), raw.instant(t + EXPIRING_WITHIN)) for t in set(when.values())}
+    raw.append("notice_instants", ("id", "now", "soon"),
+               [(a, *text[t]) for a, t in sorted(when.items())])
 
 
 def _counters(raw: bulk_io.Raw, cycle: dict[int, str]) -> dict[tuple, int]:
@@ -154,17 +179,18 @@ def _counters(raw: bulk_io.Raw, cycle: dict[int, str]) -> dict[tuple, int]:
     return out
 
 
-def _bucket_facts(raw: bulk_io.Raw, at: datetime) -> dict[tuple, dict]:
-    """Per (account, owner): the aggregates of notifications._bucket_facts, same predicates."""
-    now, soon = raw.instant(at), raw.instant(at + EXPIRING_WITHIN)
+def _bucket_facts(raw: bulk_io.Raw) -> dict[tuple, dict]:
+    """Per (account, owner): the aggregates of notifications._bucket_facts, same predicates,
+    each account at its instant in `notice_instants` (n.now, and n.soon for expiries)."""
     in_cycle = ("b.valid_from < a.cycle_end AND (b.valid_until IS NULL "
                 "OR b.valid_until > a.cycle_start)")
     allowance = f"b.kind = 'allowance' AND {in_cycle}"
-    live = "b.closed = ? AND b.valid_from <= ? AND (b.valid_until IS NULL OR b.valid_until > ?)"
+    live = ("b.closed = ? AND b.valid_from <= n.now "
+            "AND (b.valid_until IS NULL OR b.valid_until > n.now)")
     rollover_new = ("b.kind = 'rollover' AND b.valid_from >= a.cycle_start "
                     "AND b.valid_from < a.cycle_end")
     expiring = ("b.kind = 'rollover' AND b.closed = ? AND b.remaining > 0 "
-                "AND b.valid_until > ? AND b.valid_until <= ?")
+                "AND b.valid_until > n.now AND b.valid_until <= n.soon")
     query = (
         "SELECT b.account_id, b.owner, "
         f"SUM(CASE WHEN {allowance} AND b.granted IS NOT NULL THEN b.granted ELSE 0 END), "
@@ -174,8 +200,9 @@ def _bucket_facts(raw: bulk_io.Raw, at: datetime) -> dict[tuple, dict]:
         f"SUM(CASE WHEN {expiring} THEN b.remaining ELSE 0 END), "
         f"MIN(CASE WHEN {expiring} THEN b.valid_until ELSE NULL END) "
         "FROM ingest_accounts t CROSS JOIN buckets b JOIN accounts a ON a.id = t.id "
+        "JOIN notice_instants n ON n.id = t.id "
         "WHERE b.account_id = t.id AND b.unit = 'data' GROUP BY b.account_id, b.owner")
-    params = (False, now, now, False, now, soon, False, now, soon)
+    params = (False, False, False)
     out: dict[tuple, dict] = {}
     for account_id, owner, allow, unlimited, usable, credited, left, until in raw.run(
             query, params):

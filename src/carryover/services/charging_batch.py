@@ -46,6 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import Usage
+from carryover.domain.notices import decided_at
 from carryover.domain.quota import Grant, Hold, decide
 from carryover.domain.units import Unit
 from carryover.services import notifications
@@ -369,7 +370,7 @@ class _Batch:
                     request.at + timedelta(seconds=grant.validity_seconds)
                     + self.policy.hold_margin)
         for row in notifications.book_rows_with(
-                account.row, book, at, account.closed,
+                account.row, book, decided_at(book, at), account.closed,
                 account.snapshot["msisdns"]):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence

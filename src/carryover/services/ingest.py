@@ -317,8 +317,9 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
           ref, summary, cache)
     if len(idx):
-        notifier.emit(uow.conn, raw, np.unique(account).tolist(), from_us(int(eff.max())),
-                      uow.plans.all())
+        # Each account at its own instant (where its book now stands), not at the chunk's
+        # latest, which is some other account's.
+        notifier.emit(uow.conn, raw, np.unique(account).tolist(), None, uow.plans.all())
     return bad
 
 

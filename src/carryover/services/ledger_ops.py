@@ -29,6 +29,7 @@ from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, Input, SetLimit, TopUp, Usage
+from carryover.domain.notices import decided_at
 from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
@@ -135,8 +136,9 @@ def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
             uow.accounts.record(row.account_id, item, book.calendar, book.grace, actor.id,
                                 recorded_at)
         # The book in memory is the state just saved: decide the notifications from it
-        # rather than reading that state back (services.notifications).
-        emit_from_book(uow.conn, account, book, item.at, row)
+        # rather than reading that state back (services.notifications), where the account
+        # stands: an out-of-order input is before its current cycle.
+        emit_from_book(uow.conn, account, book, decided_at(book, item.at), row)
         uow.commit()
         return Recorded(row.id, outcome)
 

@@ -1,8 +1,14 @@
 """Notifications derived from stored state, written to the transactional outbox.
 
-`emit_notifications(conn, account_ids, at)` runs inside the transaction of a
+`emit_notifications(conn, account_ids)` runs inside the transaction of a
 change (one event, a batch, an ingest chunk, a read that materialized a cycle)
-after the change is written. It reads the stored state of every line of the
+after the change is written. Each account's conditions are decided at its own
+instant, the latest its book has reached (`accounts.until`, `AccountBook.until`):
+never at an instant of another account (a batch's latest event), and never
+before where the account stands (an out-of-order event), where the current
+cycle's buckets are not yet valid and everything would look used up. A caller
+may name one instant for all (`at`, for tests that look at a state at chosen
+instants). It reads the stored state of every line of the
 touched accounts with a few set-based queries (lines, the current cycle's
 counters, bucket aggregates per owner), decides which conditions hold now, and
 inserts one outbox row per condition with INSERT ... ON CONFLICT DO NOTHING on
@@ -66,8 +72,10 @@ __all__ = ["EXPIRING_WITHIN", "KINDS", "THRESHOLDS", "emit_esim_installed", "emi
            "emit_notifications", "notification_rows"]
 
 
-def emit_notifications(conn: Connection, account_ids: Iterable[int], at: datetime) -> int:
-    """Insert the notifications that hold now for the lines of `account_ids`.
+def emit_notifications(conn: Connection, account_ids: Iterable[int],
+                       at: datetime | None = None) -> int:
+    """Insert the notifications that hold for the lines of `account_ids`, each account at
+    its own instant (or all at `at`).
 
     Returns how many candidate rows were offered (the outbox keeps only new ones)."""
     rows = notification_rows(conn, account_ids, at)
@@ -75,32 +83,38 @@ def emit_notifications(conn: Connection, account_ids: Iterable[int], at: datetim
     return len(rows)
 
 
-def notification_rows(conn: Connection, account_ids: Iterable[int], at: datetime) -> list[dict]:
+def notification_rows(conn: Connection, account_ids: Iterable[int],
+                      at: datetime | None = None) -> list[dict]:
     """The outbox rows `emit_notifications` offers, read from the stored state."""
     ids = sorted({int(a) for a in account_ids})
     if not ids:
         return []
     acct = {r.id: r for r in conn.execute(select(
         accounts.c.id, accounts.c.name, accounts.c.cycle_start, accounts.c.cycle_end,
-        accounts.c.pool_plan_id, accounts.c.cycle_day, accounts.c.timezone).where(
-        accounts.c.id.in_(ids), accounts.c.cycle_start.isnot(None)))}
+        accounts.c.until, accounts.c.pool_plan_id, accounts.c.cycle_day,
+        accounts.c.timezone).where(accounts.c.id.in_(ids), accounts.c.cycle_start.isnot(None)))}
     if not acct:
         return []
     cycle = {a: utc(r.cycle_start).isoformat() for a, r in acct.items()}
+    when = {a: at or utc(r.until) or utc(r.cycle_start) for a, r in acct.items()}
     used = _counters(conn, list(acct), sorted(set(cycle.values())), cycle)
-    facts = _bucket_facts(conn, list(acct), at)
+    facts: dict[tuple, dict] = {}
+    for instant in sorted(set(when.values())):  # accounts at the same instant: one query
+        facts.update(_bucket_facts(conn, [a for a, t in when.items() if t == instant], instant))
     plans = PlanRepository(conn).all()
     rows: list[dict] = []
     for line in conn.execute(select(lines).where(lines.c.account_id.in_(list(acct)))
                              .order_by(lines.c.id)):
         account = acct[line.account_id]
+        instant = when[line.account_id]
         own = facts.get((line.account_id, line.id), {})
         pool = facts.get((line.account_id, POOL), {}) if line.member else {}
         base = {"line": line.id, "msisdn": line.msisdn, "account": account.name,
-                "cycle_start": cycle[line.account_id], "at": at.isoformat()}
-        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle, at):
+                "cycle_start": cycle[line.account_id], "at": instant.isoformat()}
+        for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle,
+                                         instant):
             rows.append({"account_id": line.account_id, "line": line.id,
-                         "cycle_start": cycle[line.account_id], "kind": kind, "at": at,
+                         "cycle_start": cycle[line.account_id], "kind": kind, "at": instant,
                          "payload": {"kind": kind, **base, **numbers}})
     return rows
 
@@ -146,7 +160,8 @@ def book_rows_with(account: Any, book: AccountBook, at: datetime, closed: Iterab
                    msisdn: dict[str, str]) -> list[dict]:
     """The outbox rows for the conditions that hold in `book` at `at`, given the closed
     data buckets the store holds for the account (`stored_closed`; any superset of
-    those counting for the cycle gives the same rows) and the lines' MSISDNs."""
+    those counting for the cycle gives the same rows) and the lines' MSISDNs. Callers
+    pass `domain.notices.decided_at(book, t)` for a change at t (the module docstring)."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
     found = notices(book, at, closed)
