@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from carryover.cli import app
 from carryover.services import provisioning
 from carryover.services.errors import Conflict, ServiceError
+from carryover.store.engine import make_engine
+from carryover.store.tables import inputs
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, PLAN, Api, served_api
 
@@ -133,6 +137,12 @@ def test_cli_and_line_import_refuse_a_collision(tmp_path):
         out_csv.writerow(["+14155550801", "", "acme", PLAN, ""])  # an MSISDN taken
         out_csv.writerow(["+141555508970000", "", "acme", PLAN, ""])  # free
         out_csv.writerow(["+14155550896", "141555508970000", "acme", PLAN, ""])  # row 3's
+        out_csv.writerow(["+14155550895", "", "newco", PLAN, ""])  # free, a new account
     imported = json.loads(cli("line", "import", str(rows), "--json", code=2))  # rejects: 2
-    assert (imported["imported"], imported["rejected"]) == (1, 3)
+    assert (imported["imported"], imported["rejected"]) == (2, 3)
     assert [r["row"] for r in imported["rejects"]] == [1, 2, 4]
+    # Imported lines are recorded as the CLI's inputs, with when (docs/security.md).
+    engine = make_engine(os.environ["CARRYOVER_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(inputs.c.actor, inputs.c.recorded_at)).all()
+    assert len(rows) == 4 and all(r.actor == "cli" and r.recorded_at for r in rows)

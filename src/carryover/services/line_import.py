@@ -212,7 +212,8 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                  f"limits) VALUES (?, ?, ?, ?, ?, ?, ?, {cast})",
                  [(lid, account_id[acc], ms, im, _text(raw, st), pl, mem, "{}")
                   for lid, acc, ms, im, st, pl, mem in line_rows])
-        _save_new_books(uow, ids, new_accounts)
+        recorded = datetime.now(UTC)  # imports run from the CLI: recorded as its action
+        _save_new_books(uow, ids, new_accounts, recorded)
         for acct, items in sorted(by_old_account.items()):
             row = uow.accounts.lock_account(acct)
             book, snapshot = uow.accounts.load_book(row, plans)
@@ -220,7 +221,7 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                 book.submit(item)
             uow.accounts.save_book(acct, book, snapshot)
             for item in items:
-                uow.accounts.record(acct, item, book.calendar, book.grace)
+                uow.accounts.record(acct, item, book.calendar, book.grace, "cli", recorded)
         uow.commit()
         summary.imported += len(line_rows)
 
@@ -248,16 +249,19 @@ def _create_accounts(uow, raw: Raw, books: dict[str, AccountBook], cycle_day: in
     return ids
 
 
-def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook]) -> None:
+def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook],
+                    recorded: datetime) -> None:
     """Write freshly folded books of brand-new accounts: inputs, buckets, entries, cursor."""
     raw = Raw(uow.conn)
+    stamp = _text(raw, recorded)
     inputs, buckets, entries, cursors = [], [], [], []
     cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
     for name, book in books.items():
         acct = ids[name]
         for item in book.applied:
             kind, body = codec.encode(item)
-            inputs.append((acct, item.id, kind, item.line, _text(raw, item.at), json.dumps(body)))
+            inputs.append((acct, item.id, kind, item.line, _text(raw, item.at), json.dumps(body),
+                           "cli", stamp))
         for b in book.buckets.values():
             buckets.append((acct, b.id, b.owner, str(b.unit), str(b.kind), b.granted,
                             b.remaining, _text(raw, b.valid_from),
@@ -270,8 +274,8 @@ def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook]) -> 
         cursors.append((_text(raw, book.cycle_start), _text(raw, book.cycle_end),
                         _text(raw, book.until), _text(raw, book.segment_start),
                         json.dumps([key[0].isoformat(), key[1], key[2]]), acct))
-    raw.many(f"INSERT INTO inputs (account_id, input_id, kind, line, at, body) "
-             f"VALUES (?, ?, ?, ?, ?, {cast})", inputs)
+    raw.many(f"INSERT INTO inputs (account_id, input_id, kind, line, at, body, actor, "
+             f"recorded_at) VALUES (?, ?, ?, ?, ?, {cast}, ?, ?)", inputs)
     raw.many("INSERT INTO buckets (account_id, id, owner, unit, kind, granted, remaining, "
              "valid_from, valid_until, priority, rollable, origin, closed) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", buckets)
