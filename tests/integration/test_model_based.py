@@ -14,12 +14,13 @@ Amounts are drawn up to and past the bounds (docs/semantics.md, "Bounds").
 
 After every step:
 - the store accepts, refuses or counts as duplicate exactly what the model does;
-- every line's balance (the check object of DESIGN 6) at now equals the model's;
+- every line's balance (the check object of docs/scenarios.md, "Output") at now
+  equals the model's;
 - every statement of every cycle of every line reconciles: its balance and usage
   checks are zero;
 - per line, the bytes of its accepted usage equal its debits plus its overage in
-  the store's ledger (conservation, DESIGN 1.9), and per bucket the stored
-  entries fold to what the model's bucket holds.
+  the store's ledger (docs/semantics.md, "The ledger and conservation"), and per
+  bucket the stored entries fold to what the model's bucket holds.
 
 Examples: `CARRYOVER_MODEL_EXAMPLES` (default 12 per backend, about 20 steps
 each, well under a minute); e.g. `CARRYOVER_MODEL_EXAMPLES=500` for a long run.
@@ -246,8 +247,9 @@ def machine_for(engine):
             if not hasattr(self, "model"):
                 return
             for line in self.lines:
-                assert ledger_ops.balance(engine, line, self.now) == check(
-                    self.model, line, self.now), line
+                stored, model = ledger_ops.balance(engine, line, self.now), check(
+                    self.model, line, self.now)
+                assert stored == model, (line, stored, model)
 
         @invariant()
         def ledger_conserves(self) -> None:
