@@ -54,7 +54,8 @@ def corrections(outcome) -> list[tuple]:
 
 def test_late_event_within_grace_is_rated_in_its_own_cycle_and_adjusts_rollover():
     # 2 GB used Jan 31 12:00, reported Feb 2 00:00 (inside the window): January used
-    # 5 + 2 = 7 GB, so only 3 GB should have carried. Corrections, dated at arrival:
+    # 5 + 2 = 7 GB, so only 3 GB should have carried. Corrections, recorded at arrival
+    # and effective where they belong (the bitemporal ledger, docs/semantics.md):
     # J: debit +2 GB (the late usage) and adjust +2 GB (its rollover_out fell 5 -> 3);
     # R: adjust -2 GB (rollover_in fell 5 -> 3). R ends at 3 GB, J at 0.
     book = january()
@@ -62,7 +63,11 @@ def test_late_event_within_grace_is_rated_in_its_own_cycle_and_adjusts_rollover(
     assert (out.late, out.replayed) == (False, True)
     assert corrections(out) == sorted([("adjust", J, 2 * GB), ("adjust", R, -2 * GB),
                                        ("debit", J, 2 * GB)])
-    assert {e.at for e in out.entries} == {at(2, 2)}
+    assert {e.recorded_at for e in out.entries} == {at(2, 2)}
+    # The late usage is January's (its instant); the rollover changes are the Feb 1
+    # boundary's, so January's and February's statements both come out as in order.
+    assert sorted((str(e.kind), e.bucket_id, e.effective_at) for e in out.entries) == sorted([
+        ("adjust", J, at(2, 1)), ("adjust", R, at(2, 1)), ("debit", J, at(1, 31, 12))])
     assert (book.buckets[R].remaining, book.buckets[J].remaining) == (3 * GB, 0)
     assert (used(book, "a", at(1, 1)), used(book, "a", at(2, 1))) == (7 * GB, 0)
     assert available(book, "a", at(2, 2)) == 13 * GB  # R 3 + F 10

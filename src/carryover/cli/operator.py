@@ -297,9 +297,22 @@ def balance(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> 
 
 
 @app.command()
-def statement(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> None:
-    """Explain every byte of the cycle containing --at; totals reconcile to zero."""
-    stmt = run(ledger_ops.statement, engine(), line, instant(at))
+def statement(
+    line: LineArg,
+    at: AtOption = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", metavar="ISO",
+        help="Only entries recorded by this instant: the statement as it was told then "
+             "(ISO 8601; without an offset: the account's timezone). Default: everything "
+             "recorded so far.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Explain every byte of the cycle containing --at; totals reconcile to zero.
+
+    The cycle holds the entries effective in it, corrections booked later included
+    (docs/semantics.md, the bitemporal ledger)."""
+    recorded_by = None if as_of is None else instant(as_of, "--as-of")
+    stmt = run(ledger_ops.statement, engine(), line, instant(at), recorded_by)
     data = stmt.as_dict()
     if as_json:
         print_json(data)

@@ -4,10 +4,15 @@
 everything already folded is applied incrementally; one that sorts earlier (a
 late CDR within the grace window, say) triggers a full replay in
 (effective instant, rank, id) order, and the difference between what was booked
-and what the replay says is appended as correction entries (`adjust`, or signed
-debits where usage moved down the consumption order). So the balances are
-always those of a full replay, whatever the arrival order, and the ledger stays
-append-only.
+and what the replay says, cycle by cycle, is appended as correction entries
+(`adjust`, signed grants, or signed debits where usage moved down the
+consumption order), each effective in the cycle it corrects and recorded at the
+booking instant. So the balances and every cycle's statement are always those
+of a full replay, whatever the arrival order, and the ledger stays append-only.
+
+The booking instant (`recorded_at` of the entries) is `book.now` when the caller
+sets it (the store's services: the server's clock); a pure fold, with no clock,
+records each input's entries at its arrival instant.
 
 A replay streams the history (a store yields it in fold order) and keeps only
 the per-bucket totals of the entries it books, not the entries themselves, so
@@ -54,7 +59,7 @@ from carryover.domain.inputs import (
     effective_instant,
     order_key,
 )
-from carryover.domain.ledger import Entry, EntryKind, correction_entries, total_key, totals
+from carryover.domain.ledger import CycleTotals, Entry, EntryKind, correction_entries
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import BucketKind, Plan, TopupMode
 from carryover.domain.rating import drain
@@ -86,19 +91,6 @@ class Outcome:
     entries: tuple[Entry, ...] = ()
 
 
-class EntryTotals:
-    """Where a replay books its entries: only their totals are kept (`ledger.totals`
-    shape), which is all the corrections are computed from."""
-
-    __slots__ = ("totals",)
-
-    def __init__(self) -> None:
-        self.totals: dict[tuple, int] = defaultdict(int)
-
-    def append(self, e: Entry) -> None:
-        self.totals[total_key(e)] += e.amount
-
-
 class AccountBook:
     """All buckets, entries and counters of one account (its lines and its pool)."""
 
@@ -128,7 +120,13 @@ class AccountBook:
         # they are `applied` and `entries`; a store-backed book reads them from SQL.
         # `history` yields the stored inputs in fold order (`order_key`).
         self.history: Callable[[], Iterable[Input]] | None = None
-        self.booked_totals: Callable[[], dict[tuple, int]] | None = None
+        # `booked_totals` yields ((bucket, owner, line, unit, kind), effective_at, amount)
+        # sums of the stored entries (any grouping finer than the effective cycle).
+        self.booked_totals: Callable[[], Iterable[tuple[tuple, datetime, int]]] | None = None
+        # The booking instant set by the caller (the server's now); None in a pure fold,
+        # where entries are recorded at the arrival of the input that caused them.
+        self.now: datetime | None = None
+        self._arrival: datetime | None = None
         self.replayed = False  # set when a replay replaced the state wholesale
         self.keeps_inputs = True  # a replay's scratch book does not keep `applied`
 
@@ -196,6 +194,7 @@ class AccountBook:
         at, late = effective_instant(item, self.calendar, self.grace)
         in_order = self._in_order(item, at)
         before = len(self.entries)
+        self._arrival = arrival_instant(item)
         try:
             if in_order or self._commutes(item, at):
                 self._apply(item, strict=True)
@@ -203,6 +202,8 @@ class AccountBook:
                 self._replay_with([item])
         except Refused as exc:
             return Outcome("rejected", reason=str(exc))
+        finally:
+            self._arrival = None
         return Outcome("accepted", late=late, replayed=not in_order,
                        entries=tuple(self.entries[before:]))
 
@@ -310,22 +311,24 @@ class AccountBook:
         history = self.ordered_inputs(leave_out=new)
         fresh = AccountBook(self.calendar, self.plans, self.grace)
         fresh.keeps_inputs = False
-        truth = EntryTotals()
+        truth = CycleTotals(self.calendar.cycle_at)
         fresh.entries = truth  # type: ignore[assignment]
         for earlier in heapq.merge(history, sorted(items, key=self.key), key=self.key):
             fresh._apply(earlier, strict=(type(earlier), earlier.id) in new)
         latest = max(effective_instant(i, self.calendar, self.grace)[0] for i in items)
         fresh.advance_to(max(self.until, latest))
-        booked = totals(self.entries)  # this session's entries, not yet stored
+        booked = CycleTotals(self.calendar.cycle_at)
+        for e in self.entries:  # this session's entries, not yet stored
+            booked.append(e)
         if self.booked_totals is not None:
-            for key, value in self.booked_totals().items():
-                booked[key] += value
+            for key, effective_at, value in self.booked_totals():
+                booked.add(key, effective_at, value)
         first = min(items, key=self.key)
         note = f"replayed after {first.id} arrived out of order"
         if len(items) > 1:
             note = f"replayed after {first.id} and {len(items) - 1} more arrived out of order"
-        corrections = correction_entries(
-            booked, truth.totals, max(arrival_instant(i) for i in items), first.id, note=note)
+        recorded = self.now or max(arrival_instant(i) for i in items)
+        corrections = correction_entries(booked, truth, recorded, first.id, note=note)
         fresh.entries = self.entries + corrections
         # Adopt the replay's state wholesale: the balances are the replay's by definition.
         for name in ("lines", "buckets", "entries", "counters", "cycle_start", "cycle_end",
@@ -491,7 +494,7 @@ class AccountBook:
         overage = int(result.overage[0])
         if overage:
             self.entries.append(Entry(at, EntryKind.OVERAGE, item.unit, overage, None, item.line,
-                                      item.line, item.id))
+                                      item.line, item.id, "", self.recording_instant(at)))
         self.seen_usage.add(item.id)
         # Only counters that move are touched: an absent counter reads as zero.
         for name, value in (("used", item.amount), ("overage", overage),
@@ -522,7 +525,12 @@ class AccountBook:
     def book(self, at: datetime, kind: EntryKind, bucket: Bucket, amount: int,
              line: str | None, ref: str, note: str = "") -> None:
         self.entries.append(Entry(at, kind, bucket.unit, amount, bucket.id, bucket.owner,
-                                  line, ref, note))
+                                  line, ref, note, self.recording_instant(at)))
+
+    def recording_instant(self, effective_at: datetime) -> datetime:
+        """When an entry booked now is recorded: the caller's clock, else the arrival of
+        the input being submitted, else (time advanced by a read) its effective instant."""
+        return self.now or self._arrival or effective_at
 
     def counter(self, cycle_start: datetime, line: str, unit: Unit, name: str) -> int:
         return self.counters.get((cycle_start.isoformat(), line, unit, name), 0)

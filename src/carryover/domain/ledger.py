@@ -1,4 +1,12 @@
-"""The ledger: every change to a bucket is an immutable entry (DESIGN 1.9).
+"""The ledger: every change to a bucket is an immutable entry (docs/semantics.md).
+
+The ledger is bitemporal. Every entry has `effective_at`, the instant of the fold
+it belongs to (inside its bucket's validity), and `recorded_at`, when the engine
+booked it. A correction (late usage, a back-dated line, plan change, top-up, gift
+or limit) is a new row booked now with the effective instant of what it
+corrects, so the statement of a cycle (entries effective in it) is the same
+whatever the arrival order, and restricting to entries recorded by an instant
+gives what the subscriber was told then. No row is ever rewritten.
 
 Entry kinds and the side of the bucket's balance they sit on:
 - in:  grant, rollover_in, transfer_in
@@ -21,7 +29,7 @@ one on the next), so per-line conservation still holds to the byte.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -48,14 +56,17 @@ OUTFLOWS = frozenset({
     EntryKind.FORFEIT, EntryKind.TRANSFER_OUT,
 })
 USAGE_KINDS = frozenset({EntryKind.DEBIT, EntryKind.OVERAGE})
+# Kinds a correction keeps (signed) instead of folding into an `adjust`.
+KEPT_KINDS = USAGE_KINDS | {EntryKind.GRANT, EntryKind.TRANSFER_IN, EntryKind.TRANSFER_OUT}
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One movement of units. `line` is the line that caused it (the consumer for a
-    debit), `ref` the input that caused it (an event id, a boundary, a top-up)."""
+    debit), `ref` the input that caused it (an event id, a boundary, a top-up).
+    `recorded_at` defaults to `effective_at` (an entry booked as it happened)."""
 
-    at: datetime
+    effective_at: datetime
     kind: EntryKind
     unit: Unit
     amount: int
@@ -64,6 +75,16 @@ class Entry:
     line: str | None
     ref: str
     note: str = ""
+    recorded_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.recorded_at is None:
+            object.__setattr__(self, "recorded_at", self.effective_at)
+
+    @property
+    def at(self) -> datetime:
+        """The effective instant: where the entry sits in the fold and in statements."""
+        return self.effective_at
 
     def balance_effect(self) -> int:
         """How this entry changes its bucket's remaining."""
@@ -105,29 +126,82 @@ def usage_by_line(entries: Iterable[Entry]) -> dict[tuple[str, Unit], int]:
     return dict(out)
 
 
-def correction_entries(booked: dict[tuple, int], truth: dict[tuple, int], at: datetime,
-                       ref: str, note: str) -> list[Entry]:
-    """Entries that bring `booked` totals to `truth` (DESIGN 1.5).
+class CycleTotals:
+    """Sums of entry amounts per (effective cycle start, bucket, owner, line, unit, kind),
+    with the latest effective instant seen under each key.
 
-    Usage moves stay debits and overage (signed), so a line's usage still equals
-    its debits plus overage; every other difference becomes one `adjust` on the
-    bucket with the signed change to its balance.
+    Corrections are diffed per effective cycle, not per effective instant: a
+    statement is a sum over one cycle, so per-cycle totals keep every statement
+    exact, while per-instant totals would hold one key per usage event (a replay's
+    memory would grow with the history, and a correction would be one row per
+    event). Per cycle, a replay keeps at most one total per bucket, line, kind and
+    cycle the bucket lives in: the account's state, not its history."""
+
+    __slots__ = ("_cycle_of", "_span", "latest", "sums")
+
+    def __init__(self, cycle_of: Callable[[datetime], tuple[datetime, datetime]]) -> None:
+        self._cycle_of = cycle_of
+        self._span: tuple[datetime, datetime] | None = None
+        self.sums: dict[tuple, int] = defaultdict(int)
+        self.latest: dict[tuple, datetime] = {}
+
+    def cycle_start(self, t: datetime) -> datetime:
+        # Entries mostly come in fold order: the last cycle found usually holds the next.
+        span = self._span
+        if span is None or not span[0] <= t < span[1]:
+            span = self._span = self._cycle_of(t)
+        return span[0]
+
+    def add(self, key: tuple, effective_at: datetime, amount: int) -> None:
+        full = (self.cycle_start(effective_at), *key)
+        self.sums[full] += amount
+        last = self.latest.get(full)
+        if last is None or effective_at > last:
+            self.latest[full] = effective_at
+
+    def append(self, e: Entry) -> None:
+        self.add(total_key(e), e.effective_at, e.amount)
+
+
+def correction_entries(booked: CycleTotals, truth: CycleTotals, recorded_at: datetime,
+                       ref: str, note: str) -> list[Entry]:
+    """Entries that bring `booked` totals to `truth`, cycle by cycle (DESIGN 1.5, 1.9).
+
+    Each correction is effective in the cycle it corrects, at the latest effective
+    instant of what it corrects there (an instant of that bucket's own entries, so
+    inside its validity), and recorded at `recorded_at`. Which kind it is booked as:
+    - usage (debit, overage) stays usage, signed, so a line's usage still equals its
+      debits plus overage; grants stay grants, so a statement's grant is the
+      allowance in force; transfers stay transfers, so a gift's two sides match;
+    - a flow of an owner (line or pool) the booked ledger had nothing of in that
+      cycle (a back-dated line's later cycles, say) is booked under its own kind:
+      it is new, not a change, and both sides of a rollover share their owner;
+    - any other change of a booked flow (a rollover a late event shrank) becomes
+      one `adjust` on the bucket with the signed change to its balance.
     """
     out: list[Entry] = []
     adjust: dict[tuple, int] = defaultdict(int)
-    for key in sorted(set(booked) | set(truth), key=_key_order):
-        delta = truth.get(key, 0) - booked.get(key, 0)
+    adjust_at: dict[tuple, datetime] = {}
+    seen = {(key[0], key[2]) for key, value in booked.sums.items() if value}
+    for key in sorted(set(booked.sums) | set(truth.sums), key=_key_order):
+        delta = truth.sums.get(key, 0) - booked.sums.get(key, 0)
         if delta == 0:
             continue
-        bucket_id, owner, line, unit, kind = key
-        if kind in USAGE_KINDS:
-            out.append(Entry(at, kind, unit, delta, bucket_id, owner, line, ref, note))
+        when = truth.latest.get(key) or booked.latest[key]
+        start, bucket_id, owner, line, unit, kind = key
+        if kind in KEPT_KINDS or (kind is not EntryKind.ADJUST and (start, owner) not in seen):
+            out.append(Entry(when, kind, unit, delta, bucket_id, owner, line, ref, note,
+                             recorded_at))
         else:
             sign = 1 if kind in INFLOWS or kind is EntryKind.ADJUST else -1
-            adjust[(bucket_id, owner, unit)] += sign * delta
-    for (bucket_id, owner, unit), amount in sorted(adjust.items(), key=lambda kv: str(kv[0])):
+            target = (start, bucket_id, owner, unit)
+            adjust[target] += sign * delta
+            adjust_at[target] = max(adjust_at.get(target, when), when)
+    for target, amount in sorted(adjust.items(), key=lambda kv: _key_order(kv[0])):
         if amount:
-            out.append(Entry(at, EntryKind.ADJUST, unit, amount, bucket_id, owner, None, ref, note))
+            _, bucket_id, owner, unit = target
+            out.append(Entry(adjust_at[target], EntryKind.ADJUST, unit, amount, bucket_id,
+                             owner, None, ref, note, recorded_at))
     return out
 
 

@@ -7,9 +7,12 @@ Two reconciliations, per unit (DESIGN 1.9):
 - usage: what the line used = its debits (own and pool buckets) + its overage.
 
 The statement is a fold over ledger entries with the cycle as a window
-[start, end): entries before `start` make the opening balance. Corrections
-booked during the cycle (a late event's `adjust`) appear in the cycle they were
-booked in, as on any append-only account statement.
+[start, end) on their *effective* instant: entries effective before `start`
+make the opening balance. The ledger is bitemporal (domain/ledger.py): a
+correction booked later (a late event's `adjust`, a back-dated line's grants) is
+effective in the cycle it corrects, so it appears in that cycle's statement,
+and opening(C) = closing(C-1) whatever the arrival order. `as_of` restricts the
+fold to entries recorded by then: the statement as the subscriber was told it.
 """
 
 from __future__ import annotations
@@ -74,14 +77,17 @@ class Statement:
     # The inputs effective in the cycle other than usage (plan changes, top-ups, limits,
     # gifts, the line's opening), each with who gave it and when it was recorded.
     changes: list[dict] = field(default_factory=list)
+    as_of: datetime | None = None
 
     def as_dict(self) -> dict:
         return {
             "line": self.line,
             "cycle": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
             "units": {str(u): s.as_dict() for u, s in self.units.items()},
             "entries": [
-                {"at": e.at.isoformat(), "kind": str(e.kind), "unit": str(e.unit),
+                {"at": e.at.isoformat(), "recorded_at": e.recorded_at.isoformat(),
+                 "kind": str(e.kind), "unit": str(e.unit),
                  "amount": e.amount, "bucket": e.bucket_id, "owner": e.owner, "line": e.line,
                  "ref": e.ref, "note": e.note}
                 for e in self.entries
@@ -101,12 +107,14 @@ def charge_for(overage: int, plan: Plan | None) -> str | None:
 
 
 def build_statement(line: str, start: datetime, end: datetime, entries: Iterable[Entry],
-                    unlimited_buckets: set[str], plan: Plan | None = None) -> Statement:
-    """Fold `entries` (all of the account's entries before `end`) into a statement."""
+                    unlimited_buckets: set[str], plan: Plan | None = None,
+                    as_of: datetime | None = None) -> Statement:
+    """Fold `entries` (all of the account's entries effective before `end`) into a
+    statement; with `as_of`, only those recorded at or before it."""
     units: dict[Unit, UnitStatement] = defaultdict(UnitStatement)
     shown: list[Entry] = []
     for e in entries:
-        if e.at >= end:
+        if e.at >= end or (as_of is not None and e.recorded_at > as_of):
             continue
         owned = e.owner == line and e.bucket_id is not None and e.bucket_id not in unlimited_buckets
         in_cycle = e.at >= start
@@ -133,4 +141,4 @@ def build_statement(line: str, start: datetime, end: datetime, entries: Iterable
     for unit in units.values():
         unit.charge = charge_for(unit.overage, plan)
     ordered = {u: units[u] for u in Unit if u in units}
-    return Statement(line, start, end, ordered, shown)
+    return Statement(line, start, end, ordered, shown, as_of=as_of)

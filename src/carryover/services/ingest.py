@@ -29,6 +29,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 
 import numpy as np
 from sqlalchemy import Engine
@@ -43,6 +44,7 @@ from carryover.services.ingest_cache import AccountCache
 from carryover.services.total_bounds import REASON as TOTAL_REASON
 from carryover.services.total_bounds import over_total
 from carryover.store import bulk_io
+from carryover.store.repository import booking_clock
 from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
@@ -463,6 +465,7 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
     unit_name = np.array([str(u) for u in UNITS], dtype=object)
     kind_name = np.array([str(k) for k in KINDS], dtype=object)
     entry_name = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
+    recorded = raw.instant(booking_clock())  # every entry of this write is booked now
 
     def amounts(values: np.ndarray, unlimited: np.ndarray) -> list:
         out = values.tolist()
@@ -501,9 +504,11 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
         for lo in range(0, len(owner), WRITE_SLICE):
             s = slice(lo, lo + WRITE_SLICE)
             raw.append(
-                "ledger_entries", ("account_id", "at", "kind", "unit", "amount", "bucket_id",
-                                   "owner", "line", "ref", "note"),
+                "ledger_entries", ("account_id", "effective_at", "recorded_at", "kind",
+                                   "unit", "amount", "bucket_id", "owner", "line", "ref",
+                                   "note"),
                 list(zip(line_account[owner[s]].tolist(), raw.instants(cols["at"][s]),
+                         repeat(recorded, len(owner[s])),
                          entry_name[cols["kind"][s]].tolist(),
                          unit_name[cols["unit"][s]].tolist(), cols["amount"][s].tolist(),
                          bucket_ids[s].tolist(), line_name[owner[s]].tolist(),

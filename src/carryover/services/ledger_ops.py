@@ -17,7 +17,7 @@ replay in memory. services.time_window bounds the instants of both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,7 +36,7 @@ from carryover.domain.views import QosDecision, check, position, qos
 from carryover.services import time_window
 from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.notifications import emit_from_book
-from carryover.store.repository import utc
+from carryover.store.repository import booking_clock, utc
 from carryover.store.uow import UnitOfWork
 
 
@@ -262,20 +262,27 @@ def qos_at(engine: Engine, line: str, at: datetime, rating_group: str | None = N
     return _read(engine, line, at, view)
 
 
-def statement(engine: Engine, line: str, at: datetime) -> Statement:
-    """The statement of the cycle containing `at`."""
+def statement(engine: Engine, line: str, at: datetime, as_of: datetime | None = None
+              ) -> Statement:
+    """The statement of the cycle containing `at`: the entries effective in it. With
+    `as_of`, only the entries recorded by then: what the subscriber was told then."""
     def view(uow, book, row, t):
+        recorded_by = localizer(row.timezone)(as_of)
         state = position(book, t)
         start, end = book.calendar.cycle_at(t)
         entries = [*uow.accounts.entries(row.account_id, before=end)]
         if state is book:
-            entries.extend(e for e in book.entries if e.at < end)
+            # Booked by this read (cycles it materializes): recorded now, as they are stored.
+            now = book.now or booking_clock()
+            entries.extend(replace(e, recorded_at=now) for e in book.entries if e.at < end)
         unlimited = uow.accounts.unlimited_bucket_ids(row.account_id) | {
             b.id for b in book.buckets.values() if b.unlimited}
         plan = book.governing_plan(row.id)
         if plan is None and row.member:
             plan = book.plan_of(POOL)
-        stmt = build_statement(row.id, start, end, entries, unlimited, plan)
-        stmt.changes = change_rows(uow, row.account_id, row.id, start, end)
+        stmt = build_statement(row.id, start, end, entries, unlimited, plan, recorded_by)
+        stmt.changes = [c for c in change_rows(uow, row.account_id, row.id, start, end)
+                        if recorded_by is None or c["recorded_at"] is None
+                        or datetime.fromisoformat(c["recorded_at"]) <= recorded_by]
         return stmt
     return _read(engine, line, at, view)

@@ -29,6 +29,7 @@ from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
 from carryover.services import time_window
 from carryover.store import codec
 from carryover.store.bulk_io import Raw
+from carryover.store.repository import booking_clock
 from carryover.store.uow import UnitOfWork
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # as provisioning.E164
@@ -255,6 +256,7 @@ def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook],
     raw = Raw(uow.conn)
     stamp = _text(raw, recorded)
     inputs, buckets, entries, cursors = [], [], [], []
+    recorded = _text(raw, booking_clock())  # when these entries are booked
     cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
     for name, book in books.items():
         acct = ids[name]
@@ -268,7 +270,8 @@ def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook],
                             None if b.valid_until is None else _text(raw, b.valid_until),
                             b.priority, b.rollable, b.origin, b.closed))
         for e in book.entries:
-            entries.append((acct, _text(raw, e.at), str(e.kind), str(e.unit), e.amount,
+            entries.append((acct, _text(raw, e.effective_at), recorded, str(e.kind),
+                            str(e.unit), e.amount,
                             e.bucket_id, e.owner, e.line, e.ref, e.note))
         key = book.last_key
         cursors.append((_text(raw, book.cycle_start), _text(raw, book.cycle_end),
@@ -279,7 +282,8 @@ def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook],
     raw.many("INSERT INTO buckets (account_id, id, owner, unit, kind, granted, remaining, "
              "valid_from, valid_until, priority, rollable, origin, closed) "
              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", buckets)
-    raw.many("INSERT INTO ledger_entries (account_id, at, kind, unit, amount, bucket_id, owner, "
-             "line, ref, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
+    raw.many("INSERT INTO ledger_entries (account_id, effective_at, recorded_at, kind, unit, "
+             "amount, bucket_id, owner, line, ref, note) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
     raw.many(f"UPDATE accounts SET cycle_start = ?, cycle_end = ?, until = ?, "
              f"segment_start = ?, last_key = {cast} WHERE id = ?", cursors)

@@ -161,8 +161,9 @@ def _bucket_values(b: Bucket) -> dict:
             "rollable": b.rollable, "origin": b.origin, "closed": b.closed}
 
 
-def _entry_row(account_id: int, e: Entry) -> dict:
-    return {"account_id": account_id, "at": e.at, "kind": str(e.kind), "unit": str(e.unit),
+def _entry_row(account_id: int, e: Entry, recorded_at: datetime) -> dict:
+    return {"account_id": account_id, "effective_at": e.effective_at,
+            "recorded_at": recorded_at, "kind": str(e.kind), "unit": str(e.unit),
             "amount": e.amount, "bucket_id": e.bucket_id, "owner": e.owner,
             "line": e.line, "ref": e.ref, "note": e.note}
 
@@ -249,6 +250,11 @@ class PlanRepository:
 
     def sources(self) -> dict[str, str]:
         return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
+
+
+def booking_clock() -> datetime:
+    """When the store books what a fold wrote: the server's clock (tests replace it)."""
+    return datetime.now(UTC)
 
 
 class AccountRepository:
@@ -379,22 +385,29 @@ class AccountRepository:
 
         return heapq.merge(sorted(others, key=key), usage(), key=key)
 
-    def booked_totals(self, account_id: int) -> dict[tuple, int]:
+    def booked_totals(self, account_id: int) -> Iterator[tuple[tuple, datetime, int]]:
+        """The stored entries summed per (bucket, owner, line, unit, kind) and effective
+        instant, streamed: the book folds them into per-cycle totals as they come."""
         c = ledger_entries.c
         rows = self.conn.execute(
-            select(c.bucket_id, c.owner, c.line, c.unit, c.kind, func.sum(c.amount))
+            select(c.bucket_id, c.owner, c.line, c.unit, c.kind, c.effective_at,
+                   func.sum(c.amount))
             .where(c.account_id == account_id)
-            .group_by(c.bucket_id, c.owner, c.line, c.unit, c.kind))
-        return {(r[0], r[1], r[2], Unit(r[3]), EntryKind(r[4])): int(r[5]) for r in rows}
+            .group_by(c.bucket_id, c.owner, c.line, c.unit, c.kind, c.effective_at)
+            .order_by(c.effective_at))
+        for r in rows:
+            yield (r[0], r[1], r[2], Unit(r[3]), EntryKind(r[4])), utc(r[5]), int(r[6])
 
     def entries(self, account_id: int, before: datetime | None = None) -> list[Entry]:
+        """The account's entries effective before `before`, in booking order."""
         c = ledger_entries.c
         query = select(ledger_entries).where(c.account_id == account_id)
         if before is not None:
-            query = query.where(c.at < before)
+            query = query.where(c.effective_at < before)
         rows = self.conn.execute(query.order_by(c.seq))
-        return [Entry(utc(r.at), EntryKind(r.kind), Unit(r.unit), r.amount, r.bucket_id,
-                      r.owner, r.line, r.ref, r.note) for r in rows]
+        return [Entry(utc(r.effective_at), EntryKind(r.kind), Unit(r.unit), r.amount,
+                      r.bucket_id, r.owner, r.line, r.ref, r.note, utc(r.recorded_at))
+                for r in rows]
 
     def unlimited_bucket_ids(self, account_id: int) -> set[str]:
         rows = self.conn.execute(select(buckets.c.id).where(
@@ -471,11 +484,17 @@ class AccountRepository:
 
     def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
         """Write back what the folds changed, for several accounts in a few statements
-        (one per kind of row, whatever the number of accounts)."""
+        (one per kind of row, whatever the number of accounts).
+
+        Entries are stored as recorded now (`booking_clock`, or the book's `now` when
+        its caller set one): whatever instant the pure fold gave them, this is when
+        the engine booked them, which is what a statement `as_of` asks about."""
         changed = sorted(changed, key=lambda item: item[0])
         entries, updates, new_buckets, counter_rows, cursors, closes = [], [], [], [], [], []
+        clock = booking_clock()
         for account_id, book, snapshot in changed:
-            entries.extend(_entry_row(account_id, e) for e in book.entries)
+            recorded = book.now or clock
+            entries.extend(_entry_row(account_id, e, recorded) for e in book.entries)
             known = snapshot["buckets"]
             # A replay adopted its state wholesale: compare with what is stored instead.
             existing = self._bucket_ids(account_id) if book.replayed else set(known)

@@ -187,7 +187,11 @@ ledger_entries = Table(
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
-    Column("at", Instant, nullable=False),
+    # Bitemporal (domain/ledger.py): the instant of the fold the entry belongs to, and
+    # when the engine booked it. A correction is a new row, recorded now, effective in
+    # the cycle it corrects.
+    Column("effective_at", Instant, nullable=False),
+    Column("recorded_at", Instant, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("unit", String(8), nullable=False),
     Column("amount", BigInteger, nullable=False),
@@ -196,7 +200,7 @@ ledger_entries = Table(
     Column("line", String(64)),
     Column("ref", String(200), nullable=False),
     Column("note", Text, nullable=False, default=""),
-    Index("ix_ledger_account_at", "account_id", "at"),
+    Index("ix_ledger_account_effective", "account_id", "effective_at"),
     Index("ix_ledger_account_bucket", "account_id", "bucket_id"),
 )
 

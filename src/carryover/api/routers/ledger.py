@@ -29,6 +29,10 @@ router = APIRouter(prefix="/v1/lines/{line}", tags=["balances"],
                    responses=responses(401, 404, 422, 429))
 AtQuery = Annotated[datetime | None, Query(
     description="ISO 8601; without an offset: the account's timezone. Default: now.")]
+AsOfQuery = Annotated[datetime | None, Query(
+    description="Only entries recorded by this instant: the statement as the subscriber was "
+                "told it then (the cycle still holds the entries effective in it). ISO 8601; "
+                "without an offset: the account's timezone. Default: everything recorded.")]
 
 
 def _ref(kind: str) -> str:
@@ -65,9 +69,11 @@ def balance(line: str, eng: EngineDep, who: Caller, at: AtQuery = None) -> dict[
 
 
 @router.get("/statement", summary="The statement of the cycle containing `at`")
-def statement(line: str, eng: EngineDep, who: Caller, at: AtQuery = None) -> dict[str, Any]:
+def statement(line: str, eng: EngineDep, who: Caller, at: AtQuery = None,
+              as_of: AsOfQuery = None) -> dict[str, Any]:
     _visible(eng, line, who)
-    return _statement_view(ledger_ops.statement(eng, line, at or datetime.now(UTC)).as_dict())
+    return _statement_view(
+        ledger_ops.statement(eng, line, at or datetime.now(UTC), as_of).as_dict())
 
 
 @router.get("/qos", summary="The QoS decision: normal, deprioritized, throttled or blocked")
