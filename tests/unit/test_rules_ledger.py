@@ -30,8 +30,9 @@ def busy_book():
         Usage("u1", "a", at(1, 10), 4 * GB),
         # Feb 1: a's R = 6 GB. Feb 2: a 1 GB top-up until Feb 7.
         TopUp("t", "a", at(2, 2), GB, valid_days=5),
-        # Late 2 GB of Jan 31 reported Feb 2 06:00 (inside grace): R 6 -> 4 GB, booked in
-        # February as J debit +2, J adjust +2, R adjust -2.
+        # Late 2 GB of Jan 31 reported Feb 2 06:00 (inside grace): R 6 -> 4 GB, booked on
+        # Feb 2 as J debit +2 (effective Jan 31, in January), J adjust +2 and R adjust -2
+        # (effective at the Feb 1 boundary they correct).
         Usage("late", "a", at(1, 31, 12), 2 * GB, received_at=at(2, 2, 6)),
         # Feb 3: gift 3 GB to b, from R (priority 30, before the top-up's 40): R 4 -> 1.
         Gift("g", "a", "b", at(2, 3), 3 * GB),
@@ -52,22 +53,25 @@ def statement_of(book, line, month):
 
 
 def test_busy_cycle_statement_explains_every_byte():
-    # a's own buckets in February:
-    #   opening 6 GB (January's allowance as January closed it: 10 - 4);
+    # a's own buckets in February (the ledger is bitemporal: the late 2 GB of Jan 31 is
+    # January's, though booked on Feb 2; docs/semantics.md):
+    #   opening 4 GB (January's allowance as January closed it: 10 - 4 - 2);
     #   grant 10 (allowance) + 1 (top-up); rollover_in 6 (R); adjust +2 (J) - 2 (R) = 0;
-    #   debit 2 (late, J) + 10 (allowance) + 1 (R) = 13; rollover_out 6 (J);
+    #   debit 10 (allowance) + 1 (R) = 11; rollover_out 6 (J);
     #   expire 1 (top-up, Feb 7); transfer_out 3 (gift); closing 0.
-    #   6 + 11 + 6 + 0 - 13 - 6 - 1 - 3 - 0 = 0.
-    # usage: own 13 + pool (10 + 4 + 6 = 20) + overage 14 = 47 GB = 25 + 20 + the 2 GB
-    # correction booked in February. Charge: 14 GB = 14,336 MB * 0.01 = 143.36 USD.
+    #   4 + 11 + 6 + 0 - 11 - 6 - 1 - 3 - 0 = 0.
+    # usage: own 11 + pool (10 + 4 + 6 = 20) + overage 14 = 45 GB = 25 + 20.
+    # Charge: 14 GB = 14,336 MB * 0.01 = 143.36 USD.
     book = busy_book()
     feb = statement_of(book, "a", 2)
-    assert (feb.opening, feb.closing) == (6 * GB, 0)
+    assert (feb.opening, feb.closing) == (4 * GB, 0)
     assert {k: v for k, v in feb.flows.items() if v} == {
-        "grant": 11 * GB, "rollover_in": 6 * GB, "debit": 13 * GB,
+        "grant": 11 * GB, "rollover_in": 6 * GB, "debit": 11 * GB,
         "rollover_out": 6 * GB, "expire": GB, "transfer_out": 3 * GB}
     assert (feb.used, feb.debited_own, feb.debited_pool, feb.overage) == (
-        47 * GB, 13 * GB, 20 * GB, 14 * GB)
+        45 * GB, 11 * GB, 20 * GB, 14 * GB)
+    jan = statement_of(book, "a", 1)
+    assert (jan.used, jan.flows["debit"], jan.closing) == (6 * GB, 6 * GB, 4 * GB)
     assert feb.charge == "143.36 USD"
     assert (feb.balance_check, feb.usage_check) == (0, 0)
     assert_conserved(book)
@@ -83,13 +87,14 @@ def test_every_statement_of_the_busy_account_reconciles_to_zero():
 
 
 def test_opening_balance_is_the_previous_closing():
-    # January closes a at 6 GB, b at 10 GB, the pool at 10 GB; February opens there.
+    # January closes a at 4 GB (10 - 4 - the late 2 GB, January's), b at 10 GB, the pool
+    # at 10 GB; February opens there.
     # February closes every one at the sums of what each holds at Mar 1 - 1 us:
     # a 0; b its allowance 10 + R 10 + gift 3 = 23 GB; pool 0 (all drawn by a).
     book = busy_book()
     jan = {line: statement_of(book, line, 1) for line in ("a", "b", POOL)}
     feb = {line: statement_of(book, line, 2) for line in ("a", "b", POOL)}
-    assert {k: s.closing for k, s in jan.items()} == {"a": 6 * GB, "b": 10 * GB, POOL: 10 * GB}
+    assert {k: s.closing for k, s in jan.items()} == {"a": 4 * GB, "b": 10 * GB, POOL: 10 * GB}
     assert {k: s.opening for k, s in feb.items()} == {k: s.closing for k, s in jan.items()}
     assert {k: s.closing for k, s in feb.items()} == {"a": 0, "b": 23 * GB, POOL: 0}
     folded = balances(book.entries)
