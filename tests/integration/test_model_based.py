@@ -51,7 +51,7 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
 from carryover.domain.ledger import balances, usage_by_line
 from carryover.domain.units import Unit
-from carryover.domain.views import check
+from carryover.domain.views import check, position
 from carryover.plan_files import load_presets
 from carryover.runtime import Carryover
 from carryover.services import ledger_ops, provisioning
@@ -61,6 +61,7 @@ from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.uow import UnitOfWork
 
+_US = timedelta(microseconds=1)
 EXAMPLES = int(os.environ.get("CARRYOVER_MODEL_EXAMPLES", "12"))
 # Far enough back that 20 steps of at most 40 days stay before the clock: the store
 # refuses writes after now (docs/semantics.md, "Bounds"), the model has no clock.
@@ -273,13 +274,25 @@ def machine_for(engine):
                 return
             for line in self.lines:
                 at = self.opened[line]
+                previous = None
                 while at <= self.now:
                     statement = ledger_ops.statement(engine, line, at)
+                    end = statement.end
+                    truth = position(self.model, min(end, self.now) - _US)
                     for unit, part in statement.units.items():
                         where = (line, statement.start, unit)
                         assert part.balance_check == 0, where
                         assert part.usage_check == 0, where
-                    at = statement.end
+                        if previous is not None and unit in previous:
+                            # opening(C) = closing(C-1), whatever the arrival order
+                            assert part.opening == previous[unit], where
+                        if end <= self.now:  # closing(C): what the line's buckets held
+                            held = sum(b.remaining or 0 for b in truth.buckets.values()
+                                       if b.owner == line and b.unit == unit
+                                       and not b.unlimited and b.usable_at(end - _US))
+                            assert part.closing == held, (where, part.closing, held)
+                    previous = {u: p.closing for u, p in statement.units.items()}
+                    at = end
 
     return StoreMatchesModel
 

@@ -33,7 +33,9 @@ def statement_tables(stmt: Statement, timezone: str | None) -> list[Table]:
         for column in ("effective at", "kind", "ref", "by", "recorded at"):
             table.add_column(column)
         for c in stmt.changes:
-            table.add_row(c["at"], c["kind"], c["ref"], c["actor"] or "(not kept)",
-                          c["recorded_at"] or "(not kept)")
+            recorded = c["recorded_at"]
+            table.add_row(local_time(c["at"], timezone), c["kind"], c["ref"],
+                          c["actor"] or "(not kept)",
+                          local_time(recorded, timezone) if recorded else "(not kept)")
         tables.append(table)
     return tables

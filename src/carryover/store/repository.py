@@ -512,10 +512,13 @@ class AccountRepository:
                 closes.extend({"account_id": account_id, "id": i, "remaining": 0,
                                "closed": True}
                               for i in sorted(existing - {b.id for b in moved}))
+            # A replay may drop a counter to zero (absent from its book): the stored row
+            # is written as 0 then, or it would keep the value booked before the replay.
+            keys = set(book.counters) | (set(snapshot["counters"]) if book.replayed else set())
             counter_rows.extend(
-                _counter_row(account_id, key, value)
-                for key, value in sorted(book.counters.items(), key=lambda kv: str(kv[0]))
-                if book.replayed or snapshot["counters"].get(key) != value)
+                _counter_row(account_id, key, book.counters.get(key, 0))
+                for key in sorted(keys, key=str)
+                if book.replayed or snapshot["counters"].get(key) != book.counters.get(key, 0))
             for name, state in sorted(book.lines.items()):
                 if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
                                                    dict(state.limits)):
