@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.api_support import Api, served_api
+from tests.unit.test_nchf_schema import _refs
 
 NCHF = "/nchf-convergedcharging/v3/chargingdata"
 UNREADABLE = {"not UTF-8": b'\xff{"a": 1}', "UTF-16 noise": b'\xff\xfe{"a": 1}',
@@ -33,18 +34,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 @pytest.fixture(scope="module")
 def spec(api: Api) -> dict[str, Any]:
     return api.client.get(f"{api.url}/openapi.json").json()
-
-
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str):
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
 
 
 def _resolve(spec: dict[str, Any], ref: str) -> Any:
