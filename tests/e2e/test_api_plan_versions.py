@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from carryover.services import catalog
+from carryover.services import catalog, time_window
 from carryover.store.uow import UnitOfWork
 from tests.api_support import PLAN, Api, served_api
 
@@ -36,7 +36,9 @@ def test_a_reloaded_plan_lists_both_versions(api: Api, tmp_path):
     assert (v1["version"], v1["source"], v1["effective"]) == (1, "preset", {"always": True})
     assert v1["definition"]["allowance"] == {"data": "5GB"}  # the preset, kept
     assert (v2["version"], v2["source"], v2["recorded_at"]) == (2, "file", LOADED.isoformat())
-    assert v2["effective"] == {"next_boundary_after": LOADED.isoformat()}
+    # Each account's first boundary after what may already be written (now + skew).
+    horizon = LOADED + time_window.window().skew
+    assert v2["effective"] == {"next_boundary_after": horizon.isoformat()}
     listed = api.call("GET", "/v1/plans", "acme", params={"limit": 100}).json()["items"]
     assert next(p for p in listed if p["id"] == PLAN)["versions"] == shown["versions"]
     assert all(p["version"] == len(p["versions"]) for p in listed)

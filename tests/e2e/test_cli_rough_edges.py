@@ -183,3 +183,15 @@ def test_ingest_says_how_many_more_rows_were_rejected(acme, tmp_path):
     out = cli("ingest", str(path), code=2, columns=200)
     assert out.count("unknown line 'nobody'") == 5
     assert "... and 2 more rejected rows" in out
+
+
+def test_each_invocation_is_as_wide_as_its_own_terminal():
+    """The console is made once per process; an invocation in the same process (this
+    runner, an embedding) still gets its own COLUMNS, whatever ran before it."""
+    cli("init")
+    narrow = cli("plan", "list", columns=60)
+    wide = cli("plan", "list", columns=200)
+    assert max(map(len, narrow.splitlines())) <= 60
+    row = next(line for line in wide.splitlines() if "tmobile-go5g" in line)
+    assert "never blocked" in row and "deprioritized after 100GB" in row
+    assert max(map(len, cli("plan", "list", columns=60).splitlines())) <= 60

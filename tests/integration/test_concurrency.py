@@ -1,9 +1,13 @@
 """Two OS processes recording usage for the same line at once lose nothing, count nothing twice.
 
-Each process records 5,000 events (one unit of work each) on one line; on SQLite
+Each process records 2,000 events (one unit of work each) on one line; on SQLite
 the write lock is taken at BEGIN IMMEDIATE, on PostgreSQL the account row is
-locked FOR UPDATE. Afterwards the usage, the ledger and the buckets must agree to
-the byte with what was sent, and re-sending an event must not count it again.
+locked FOR UPDATE. The two processes' events interleave in time (a at 7i s, b at
+7i + 3 s), so whichever runs ahead makes the other's events arrive out of order
+and replay the account. Afterwards the usage, the ledger and the buckets must
+agree to the byte with what was sent, the commits must have interleaved (or the
+test proved nothing about concurrency), and re-sending an event must not count it
+again.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from carryover.settings import get_settings
 from carryover.store.tables import buckets, usage_events
 from carryover.store.uow import UnitOfWork
 
-PER_PROCESS = 5_000
+PER_PROCESS = 2_000
 WORKER = Path(__file__).with_name("usage_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,16 +46,21 @@ def test_two_processes_on_one_line(db_url):
              for prefix in ("a", "b")]
     assert [p.wait(timeout=600) for p in procs] == [0, 0]
 
-    # Worker i sends 1_000_003 + i bytes for i in 0..4999, twice over (a and b):
-    # 2 * (5000 * 1_000_003 + 4999 * 5000 / 2) = 2 * (5_000_015_000 + 12_497_500).
+    # Worker i sends 1_000_003 + i bytes for i in 0..1999, twice over (a and b):
+    # 2 * (2000 * 1_000_003 + 1999 * 2000 / 2) = 2 * (2_000_006_000 + 1_999_000).
     sent = 2 * (PER_PROCESS * 1_000_003 + (PER_PROCESS - 1) * PER_PROCESS // 2)
-    assert sent == 10_025_025_000
+    assert sent == 4_004_010_000
     with UnitOfWork(engine) as uow:
         count, total = uow.conn.execute(
             select(func.count(), func.sum(usage_events.c.amount))).one()
         entries: list[Entry] = uow.accounts.entries(1)
+        order = [e[0] for e in uow.conn.execute(
+            select(usage_events.c.event_id).order_by(usage_events.c.seq)).scalars()]
         live = {row.id: row.remaining for row in uow.conn.execute(select(buckets))}
     assert (count, int(total)) == (2 * PER_PROCESS, sent)
+    # The commit order switched between the processes many times: they really ran at once.
+    switches = sum(1 for x, y in zip(order, order[1:], strict=False) if x != y)
+    assert switches >= 20, switches
     assert usage_by_line(entries) == {("L1", Unit.DATA): sent}
     assert balances(entries) == live
     # 10 GB allowance = 10_737_418_240 bytes; everything sent fits, so no overage.
@@ -65,4 +74,4 @@ def test_two_processes_on_one_line(db_url):
     else:  # pragma: no cover - the assertion below explains
         raise AssertionError("a duplicate event id was counted again")
     with UnitOfWork(engine) as uow:
-        assert uow.conn.execute(select(func.count()).select_from(usage_events)).scalar() == 10_000
+        assert uow.conn.execute(select(func.count()).select_from(usage_events)).scalar() == 2 * PER_PROCESS

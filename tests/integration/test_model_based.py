@@ -6,8 +6,10 @@ and API use, on real SQLite and PostgreSQL. Beside it, the model: one in-memory
 `AccountBook` fed the very same inputs in the same arrival order. Operations:
 lines opened now or back-dated, usage in order, late within the grace window,
 after it, and duplicated, top-ups, gifts, plan changes now and at the next
-cycle (back-dated too, as an operator may), member limits set and lifted, the
-clock moving forward, and reads at now and in the past. Usage goes one event at
+cycle (back-dated too, as an operator may), member limits set and lifted, plan
+re-loads (`plan load` of a changed body under the example's own plan id, in
+force now, from the next boundary or from a later instant), the clock moving
+forward, and reads at now and in the past. Usage goes one event at
 a time (`usage add`, `POST /v1/usage`) or as a chunk through the ingest path
 (`carryover ingest`, `POST /v1/usage/batch`), duplicates within a chunk included.
 Amounts are drawn up to and past the bounds (docs/semantics.md, "Bounds").
@@ -17,7 +19,13 @@ After every step:
 - every line's balance (the check object of docs/scenarios.md, "Output") at now
   equals the model's;
 - every statement of every cycle of every line reconciles: its balance and usage
-  checks are zero;
+  checks are zero; opening(C) = closing(C-1); closing(C) = what the line's own
+  buckets held just before C ended; the grant of C's boundary allowance = the
+  allowance of the plan version in force at C's start (docs/semantics.md, "Plan
+  versions"); and its totals equal those of a fresh fold of the same inputs in
+  effective order (replay equivalence: the arrival order changes which entries
+  say it, never what the statement adds up to);
+- every stored entry is effective inside its bucket's validity;
 - per line, the bytes of its accepted usage equal its debits plus its overage in
   the store's ledger (docs/semantics.md, "The ledger and conservation"), and per
   bucket the stored entries fold to what the model's bucket holds.
@@ -29,6 +37,7 @@ each, well under a minute); e.g. `CARRYOVER_MODEL_EXAMPLES=500` for a long run.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -49,12 +58,14 @@ from carryover.domain.bounds import MAX_EVENT
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
-from carryover.domain.ledger import balances, usage_by_line
+from carryover.domain.ledger import EntryKind, balances, usage_by_line
+from carryover.domain.plans import PlanKind
+from carryover.domain.rollover import stamp
+from carryover.domain.statement import build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import check, position
-from carryover.plan_files import load_presets
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services import catalog, ledger_ops, provisioning
 from carryover.services.batch import UsageRow, record_batch
 from carryover.services.errors import Duplicate, ServiceError
 from carryover.settings import get_settings
@@ -68,8 +79,23 @@ EXAMPLES = int(os.environ.get("CARRYOVER_MODEL_EXAMPLES", "12"))
 START = datetime(2021, 1, 3, 9, 30, tzinfo=UTC)
 GB = 1024 ** 3
 MB = 1024 ** 2
+OWN = "own"  # the example's own plan id, re-loaded by `reload_plan`
 LINE_PLANS = ["tmobile-data-stash-10gb", "verizon-carryover-8gb", "china-mobile-jiezhuan-20gb",
-              "tmobile-go5g", "travel-5gb-30d"]
+              "tmobile-go5g", "travel-5gb-30d", OWN]
+# What the statement of a cycle adds up to, whichever entries say it: a replay in
+# another arrival order books rollover and expiry changes as `adjust` corrections.
+TOTALS = ("opening", "closing", "grant", "transfer_in", "transfer_out", "debit", "used",
+          "debited_own", "debited_pool", "overage")
+PLAN_DIR = tempfile.mkdtemp(prefix="carryover-model-plans-")
+
+
+def own_plan_yaml(plan_id: str, data_gb: int, sms: int | None, stash_gb: int) -> str:
+    """A metered plan with a rollover stash: the body `reload_plan` varies."""
+    allowance = f"{{data: {data_gb}GB{'' if sms is None else f', sms: {sms}'}}}"
+    return (f"id: {plan_id}\nname: Own {plan_id}\nkind: metered\nallowance: {allowance}\n"
+            f"rollover:\n  kinds: [allowance]\n  stash_cap: {stash_gb}GB\n"
+            f"  lifetime: {{months: 2}}\n"
+            f"overage: {{action: throttle, kbps: 128kbps}}\ntopup: {{mode: stack}}\n")
 POOL_PLAN = "att-mobile-share-15gb"
 ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
 # Up to and past the bound of one event (domain/bounds.py): both paths refuse alike.
@@ -85,23 +111,40 @@ def machine_for(engine):
                     family=st.booleans(), grace_hours=st.sampled_from([0, 48]))
         def open_account(self, day: int, zone: str, family: bool, grace_hours: int) -> None:
             self.tag = uuid.uuid4().hex[:10]
+            self.n = 0
             self.name = f"acct-{self.tag}"
             self.now = START
             self.family = family
             self.grace = timedelta(hours=grace_hours)
-            self.plans = load_presets()
+            self.own = f"own-{self.tag}"
+            self._load_plan(own_plan_yaml(self.own, 3, None, 4), "now")
             self.model = AccountBook(CycleCalendar(day, zone), self.plans, self.grace)
             self.lines: list[str] = []
             self.opened: dict[str, datetime] = {}
             self.members: set[str] = set()
             self.usage_ids: list[str] = []
             self.accepted_usage: dict[str, int] = defaultdict(int)
-            self.n = 0
             provisioning.create_account(engine, self.name, day, zone, START,
                                         POOL_PLAN if family else None, self.grace)
             if family:
                 outcome = self.model.submit(OpenLine(f"open:{POOL}", POOL, START, POOL_PLAN))
                 assert outcome.status == "accepted"
+
+        def _load_plan(self, text: str, effective) -> None:
+            """`carryover plan load` at now; the model folds with the stored catalog."""
+            path = os.path.join(PLAN_DIR, f"{self.own}-{self.n}.yaml")
+            self.n += 1
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(text)
+            with UnitOfWork(engine) as uow:
+                catalog.load_plan(uow, path, self.now, effective)
+                uow.commit()
+                self.plans = catalog.all_plans(uow)
+            if hasattr(self, "model"):
+                self.model.plans = self.plans
+
+        def _plan(self, plan: str | None) -> str | None:
+            return self.own if plan == OWN else plan
 
         def _id(self, kind: str) -> str:
             self.n += 1
@@ -135,6 +178,7 @@ def machine_for(engine):
             member = member and self.family
             if plan is None and not member:
                 plan = LINE_PLANS[0]
+            plan = self._plan(plan)
             start = max(START, self.now - timedelta(hours=back_hours))
             line = f"l{len(self.lines)}-{self.tag}"
             msisdn = f"+1{int(self.tag[:8], 16) % 10**8:08d}{len(self.lines):02d}"
@@ -221,10 +265,22 @@ def machine_for(engine):
         def change_plan(self, data, plan: str, effective: str, back_hours: int) -> None:
             line = data.draw(st.sampled_from(self.lines))
             at = max(self.opened[line], self.now - timedelta(hours=back_hours))
+            plan = self._plan(plan)
             ref = self._id("cp")
             item = ChangePlan(ref, line, at, plan, effective)
             self._both(item, lambda: ledger_ops.change_plan(engine, line, plan, effective, at,
                                                             ref))
+
+        @rule(data_gb=st.sampled_from([1, 3, 6]), sms=st.sampled_from([None, 50]),
+              stash_gb=st.sampled_from([1, 4]),
+              effective=st.sampled_from(["now", "next-cycle", "later"]),
+              later_days=st.integers(1, 70))
+        def reload_plan(self, data_gb: int, sms: int | None, stash_gb: int, effective: str,
+                        later_days: int) -> None:
+            """Re-load the own plan: a new version from its instant, or a no-op for the
+            same body; nothing folded before that instant may change."""
+            when = self.now + timedelta(days=later_days) if effective == "later" else effective
+            self._load_plan(own_plan_yaml(self.own, data_gb, sms, stash_gb), when)
 
         @precondition(lambda self: self.members)
         @rule(data=st.data(), amount=st.one_of(st.none(), st.integers(0, 8 * GB), amounts))
@@ -267,11 +323,52 @@ def machine_for(engine):
             for bucket in self.model.buckets.values():
                 if not bucket.unlimited:
                     assert stored.get(bucket.id, 0) == bucket.remaining, bucket.id
+            for e in entries:  # effective inside its bucket's validity
+                if e.bucket_id is None:
+                    continue
+                bucket = self.model.buckets.get(e.bucket_id)
+                if bucket is None:
+                    # Booked, then undone by a replay (a back-dated change removed the
+                    # boundary that made it): its corrections must cancel it.
+                    assert stored.get(e.bucket_id, 0) == 0, e
+                    continue
+                assert bucket.valid_from <= e.at, (e, bucket.valid_from)
+                assert bucket.valid_until is None or e.at <= bucket.valid_until, (
+                    e, bucket.valid_until)
+
+        def _fresh_fold(self) -> AccountBook:
+            """The same inputs folded once, in effective order: no arrival was late."""
+            fresh = AccountBook(self.model.calendar, self.plans, self.grace)
+            for item in self.model.ordered_inputs():
+                assert fresh.submit(item).status == "accepted", item
+            fresh.advance_to(self.now)
+            return fresh
+
+        def _boundary_grant_holds(self, line: str, start: datetime, statement) -> None:
+            """grant(C) of the boundary allowance = the allowance of the version in
+            force at C's start, for the plan the line was on then."""
+            if start <= self.opened[line]:
+                return
+            state = position(self.model, start).lines.get(line)
+            if state is None or state.plan_id is None:
+                return
+            plan = self.plans.at(state.plan_id, start, self.model.calendar)
+            if plan.kind is PlanKind.PACK:
+                return
+            for unit, amount in plan.allowances.items():
+                if amount is None:
+                    continue
+                bucket = f"{line}/{unit}/allowance/{stamp(start)}"
+                granted = sum(e.amount for e in statement.entries
+                              if e.bucket_id == bucket and e.kind is EntryKind.GRANT)
+                assert granted == amount, (line, start, unit, plan.id, granted, amount)
 
         @invariant()
         def statements_reconcile(self) -> None:
             if not hasattr(self, "model"):
                 return
+            fresh = self._fresh_fold()
+            unlimited = {b.id for b in fresh.buckets.values() if b.unlimited}
             for line in self.lines:
                 at = self.opened[line]
                 previous = None
@@ -291,6 +388,17 @@ def machine_for(engine):
                                        if b.owner == line and b.unit == unit
                                        and not b.unlimited and b.usable_at(end - _US))
                             assert part.closing == held, (where, part.closing, held)
+                    self._boundary_grant_holds(line, statement.start, statement)
+                    folded = build_statement(line, statement.start, end, fresh.entries,
+                                             unlimited)
+                    for unit in set(statement.units) | set(folded.units):
+                        ours = statement.units[unit].as_dict() if unit in statement.units \
+                            else {}
+                        truth_totals = folded.units[unit].as_dict() if unit in folded.units \
+                            else {}
+                        for name in TOTALS:
+                            assert ours.get(name, 0) == truth_totals.get(name, 0), (
+                                line, statement.start, unit, name, ours, truth_totals)
                     previous = {u: p.closing for u, p in statement.units.items()}
                     at = end
 

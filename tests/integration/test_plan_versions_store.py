@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from carryover.runtime import Carryover
-from carryover.services import catalog, ledger_ops, provisioning
+from carryover.services import catalog, ledger_ops, provisioning, time_window
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.uow import UnitOfWork
@@ -42,7 +44,9 @@ def test_a_new_version_changes_nothing_before_it_and_grants_after(db_url: str, t
         with UnitOfWork(engine) as uow:
             loaded = catalog.load_plan(uow, body, LOADED)
             uow.commit()
-        assert (loaded.version, loaded.next_boundary_after) == (2, LOADED)
+        # From the first boundary after what may already be written: now plus the skew.
+        skew = time_window.window().skew
+        assert (loaded.version, loaded.next_boundary_after) == (2, LOADED + skew)
 
         for t, was in before.items():
             assert ledger_ops.balance(engine, "u1", t) == was
@@ -57,5 +61,39 @@ def test_a_new_version_changes_nothing_before_it_and_grants_after(db_url: str, t
         assert ledger_ops.balance(engine, "u1", at(2, 28))["available"] == {"data": None}
         assert ledger_ops.balance(engine, "u1", at(3, 2))["available"] == {
             "data": 5 * GB + GB // 2}
+    finally:
+        dispose_engines()
+
+
+def test_a_version_loaded_now_leaves_an_input_of_that_instant_alone(db_url: str, tmp_path):
+    """Found by the model-based test: a plan change booked at T, then a version of its
+    plan loaded `now` at T. The version started at T, so the next replay (a back-dated
+    event) granted the change under the new version: history rewritten. A version
+    loaded at T now starts after T plus the clock skew, past every written instant."""
+    engine = Carryover(get_settings(database_url=db_url)).open()
+    own = tmp_path / "own.yaml"
+
+    def load(gb: int, effective: str | None = None) -> catalog.Loaded:
+        own.write_text(f"id: own\nkind: metered\nallowance: {{data: {gb}GB}}\n"
+                       "overage: {action: block}\n")
+        with UnitOfWork(engine) as uow:
+            loaded = catalog.load_plan(uow, own, LOADED, effective)
+            uow.commit()
+        return loaded
+
+    try:
+        load(3)
+        provisioning.create_account(engine, "solo", 1, "UTC", JAN)
+        provisioning.create_line(engine, "solo", "+4915100000002", JAN,
+                                 "tmobile-data-stash-10gb", line_id="u2")
+        ledger_ops.change_plan(engine, "u2", "own", "now", LOADED, "to-own")
+        told = ledger_ops.balance(engine, "u2", LOADED)["available"]["data"]
+        loaded = load(1, catalog.NOW)
+        ledger_ops.record_usage(engine, "u2", GB // 4, at(2, 5), LOADED, "back-dated")
+        after = ledger_ops.balance(engine, "u2", LOADED)["available"]["data"]
+        assert after == told  # the usage is February's, before the change: not the own plan's
+        assert loaded.effective_at > LOADED + time_window.window().skew
+        with UnitOfWork(engine) as uow, pytest.raises(ValueError, match="write window"):
+            catalog.load_plan(uow, own, LOADED, LOADED + time_window.window().skew)
     finally:
         dispose_engines()

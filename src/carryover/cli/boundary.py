@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import sqlite3
 import sys
 import traceback
@@ -60,12 +61,22 @@ class Guarded(TyperGroup):
     becomes its exit code, however the app is run (console script, tests' runner)."""
 
     def invoke(self, ctx):
+        fit_console()
         try:
             return super().invoke(ctx)
         except _PASS:
             raise
         except Exception as exc:  # the boundary: everything else ends here
             raise typer.Exit(report(exc)) from exc
+
+
+def fit_console() -> None:
+    """Size the shared console for this invocation: the terminal's width, or COLUMNS
+    (as `shutil` reads them). Rich reads them once, when the console is made; an
+    invocation in the same process (a test runner, an embedding) must see its own."""
+    from carryover.cli.common import console
+
+    console.width = shutil.get_terminal_size().columns
 
 
 def run(app: Callable[[], object]) -> None:

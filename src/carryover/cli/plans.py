@@ -251,8 +251,9 @@ def plan_load(
     effective: Annotated[str, typer.Option(
         "--effective", metavar="WHEN",
         help="When a new version of a known plan id comes into force: next-cycle (each "
-             "account's next cycle boundary), now, or an ISO 8601 instant not in the past. "
-             "A new plan id is in force at once.")] = "next-cycle",
+             "account's next cycle boundary), now, or a later ISO 8601 instant; all three "
+             "after now plus clock_skew_seconds, where inputs may already be billed. A new "
+             "plan id is in force at once.")] = "next-cycle",
     as_json: JsonOption = False,
 ) -> None:
     """Validate a plan file and store it. A plan id is a series of immutable versions: a

@@ -11,7 +11,7 @@ nothing, and no load ever rewrites what an earlier instant was billed under.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import yaml
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.plan_files import PlanFileError, parse_plan_text
+from carryover.services import time_window
 from carryover.store.uow import UnitOfWork
 
 NEXT_CYCLE = "next-cycle"
@@ -68,7 +69,8 @@ def seed_presets(uow: UnitOfWork, at: datetime) -> list[str]:
             continue
         sources = {row.version: row.source for row in uow.plans.version_rows(plan_id)}
         if sources[latest.version] == "preset":
-            number = uow.plans.add_version(plan_id, body, "preset", at, next_boundary_after=at)
+            number = uow.plans.add_version(plan_id, body, "preset", at,
+                                           next_boundary_after=written_until(at))
             report.append(f"preset {plan_id}: version {number} from each account's next "
                           f"cycle boundary")
         else:
@@ -78,20 +80,35 @@ def seed_presets(uow: UnitOfWork, at: datetime) -> list[str]:
     return report
 
 
+def written_until(at: datetime) -> datetime:
+    """The latest instant an input already written at `at` may carry: writes may run
+    `clock_skew_seconds` ahead of the clock (services/time_window.py)."""
+    return at + time_window.window().skew
+
+
 def effective_of(effective: str | datetime | None, at: datetime) -> tuple[datetime | None,
                                                                          datetime | None]:
     """(effective_at, next_boundary_after) of a load at `at`: `next-cycle` (default),
-    `now`, or an instant not before `at` (a version never reaches into the past)."""
+    `now`, or a later instant.
+
+    A version must start after every instant the store may already have folded under
+    the version in force, or a replay would fold those inputs under the new one and
+    rewrite what was billed. Writes reach up to `written_until(at)`, so `now` is the
+    first whole second after it, `next-cycle` each account's first boundary after it,
+    and an explicit instant must be later than it."""
+    horizon = written_until(at)
     if effective is None or effective == NEXT_CYCLE:
-        return None, at
+        return None, horizon
     if effective == NOW:
-        return at, None
+        return horizon.replace(microsecond=0) + timedelta(seconds=1), None
     if not isinstance(effective, datetime):
         raise ValueError(f"--effective {effective!r}: give next-cycle, now or an instant")
-    if effective < at:
-        raise ValueError(f"--effective {effective.isoformat()} is in the past (now is "
-                         f"{at.isoformat()}); a new plan version cannot change what was "
-                         "already billed")
+    if effective <= horizon:
+        past = "is in the past" if effective < at else "is within the write window"
+        raise ValueError(f"--effective {effective.isoformat()} {past} (now is "
+                         f"{at.isoformat()}; inputs up to {horizon.isoformat()}, now plus "
+                         "clock_skew_seconds, may already be billed under the version in "
+                         "force); a new plan version cannot change what was already billed")
     return effective, None
 
 
