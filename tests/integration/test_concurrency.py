@@ -75,4 +75,5 @@ def test_two_processes_on_one_line(db_url):
     else:  # pragma: no cover - the assertion below explains
         raise AssertionError("a duplicate event id was counted again")
     with UnitOfWork(engine) as uow:
-        assert uow.conn.execute(select(func.count()).select_from(usage_events)).scalar() == 2 * PER_PROCESS
+        stored = uow.conn.execute(select(func.count()).select_from(usage_events)).scalar()
+    assert stored == 2 * PER_PROCESS
