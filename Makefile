@@ -3,6 +3,8 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): one per core by default; TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= auto
 
 .PHONY: demo test lint bench clean docs
 
@@ -18,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/carryover demo
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
