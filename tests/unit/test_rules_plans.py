@@ -302,11 +302,38 @@ def test_a_plan_may_carry_a_price_per_cycle():
     from carryover.domain.plans import PlanError, PlanPrice, plan_from_mapping
 
     plan = plan_from_mapping({"id": "p", "allowance": {"data": "1GB"},
-                              "price": {"per_cycle": "30.10", "currency": "USD"}})
+                              "price": {"amount": "30.10", "currency": "USD"}})
     assert plan.price == PlanPrice(Decimal("30.10"), "USD")
     assert plan_from_mapping({"id": "q", "allowance": {"data": "1GB"}}).price is None
     with pytest.raises(PlanError) as caught:
         plan_from_mapping({"id": "p", "allowance": {"data": "1GB"},
-                           "price": {"per_cycle": 30.1, "currency": "usd"}})
-    assert sorted(p.field for p in caught.value.problems) == ["price.currency",
-                                                              "price.per_cycle"]
+                           "price": {"amount": 30.1, "currency": "usd"}})
+    assert sorted(p.field for p in caught.value.problems) == ["price.amount",
+                                                              "price.currency"]
+
+
+def test_a_price_is_an_amount_per_cycle_or_per_pack_and_the_first_name_still_reads():
+    from decimal import Decimal
+
+    from carryover.domain.plans import PlanError, PlanPrice, plan_from_mapping
+
+    base = {"id": "p", "allowance": {"data": "1GB"}}
+    plan = plan_from_mapping({**base, "price": {"amount": "45.00", "currency": "USD"}})
+    assert plan.price == PlanPrice(Decimal("45.00"), "USD")
+    assert str(plan.price.amount) == "45.00"  # the decimal as written, never a float
+    # Stored plan bodies from before `amount` keep reading as the same plan.
+    old = plan_from_mapping({**base, "price": {"per_cycle": "45.00", "currency": "USD"}})
+    assert old == plan
+    pack = plan_from_mapping({"id": "t", "kind": "pack", "allowance": {"data": "5GB"},
+                              "pack": {"validity_days": 30},
+                              "price": {"amount": "9.99", "currency": "EUR"}})
+    assert pack.price == PlanPrice(Decimal("9.99"), "EUR")
+    for bad, field in (({"amount": 45.0, "currency": "USD"}, "price.amount"),
+                       ({"amount": "-1", "currency": "USD"}, "price.amount"),
+                       ({"amount": "NaN", "currency": "USD"}, "price.amount"),
+                       ({"amount": "1", "per_cycle": "1", "currency": "USD"}, "price.per_cycle"),
+                       ({"amount": "1", "currency": "US"}, "price.currency"),
+                       ({"amount": "1", "currency": "USD", "per": "month"}, "price.per")):
+        with pytest.raises(PlanError) as caught:
+            plan_from_mapping({**base, "price": bad})
+        assert field in [p.field for p in caught.value.problems], bad

@@ -22,7 +22,7 @@ from carryover.cli.common import (
     print_json,
     run,
 )
-from carryover.domain.plans import Plan
+from carryover.domain.plans import Plan, PlanKind
 from carryover.domain.units import Unit, format_amount
 from carryover.human_time import local_time
 from carryover.plan_files import PlanFileError, load_plan_file
@@ -74,7 +74,7 @@ def plan_dict(plan: Plan) -> dict:
         },
         "pack_validity_days": plan.pack_validity_days,
         "topup_mode": str(plan.topup_mode),
-        "price": None if plan.price is None else {"per_cycle": str(plan.price.per_cycle),
+        "price": None if plan.price is None else {"amount": str(plan.price.amount),
                                                   "currency": plan.price.currency},
         "self_service": plan.self_service,
     }
@@ -111,7 +111,8 @@ def _shown(plan: Plan, data: dict) -> list[tuple[str, str]]:
     rows = [("id", plan.id), ("name", plan.name), ("kind", str(plan.kind)),
             ("allowance", _per_unit(data["allowance"])),
             ("price", "-" if plan.price is None
-             else f"{plan.price.per_cycle} {plan.price.currency} per cycle"),
+             else f"{plan.price.amount} {plan.price.currency} per "
+             + ("pack" if plan.kind is PlanKind.PACK else "cycle")),
             ("priorities", ", ".join(f"{k} {v}" for k, v in data["priorities"].items()))]
     r = data["rollover"]
     if r is None:

@@ -108,9 +108,10 @@ class UnlimitedPolicy:
 
 @dataclass(frozen=True, slots=True)
 class PlanPrice:
-    """A price per cycle: an exact decimal in an ISO 4217 currency."""
+    """What a plan costs: an exact decimal in an ISO 4217 currency, per cycle (a pack:
+    per pack)."""
 
-    per_cycle: Decimal
+    amount: Decimal
     currency: str
 
 
@@ -128,7 +129,7 @@ class Plan:
     unlimited: UnlimitedPolicy | None = None
     pack_validity_days: int | None = None
     description: str = ""
-    # What the plan costs per cycle, for advice; None: not given.
+    # What the plan costs per cycle (a pack: per pack), for advice; None: not given.
     price: PlanPrice | None = None
     # Whether a subscriber key may move its own line to this plan (docs/plan-files.md);
     # an operator may move a line to any plan.
@@ -374,12 +375,17 @@ def _read_price(r: _Reader, raw: Any) -> PlanPrice | None:
     if raw is None:
         return None
     data = r.mapping(raw, "price")
-    r.unknown(data, {"per_cycle", "currency"}, "price")
-    amount = data.get("per_cycle")
+    r.unknown(data, {"amount", "per_cycle", "currency"}, "price")
+    # `per_cycle` is the field's first name: bodies stored under it must still read
+    # as the same plan (stored versions are re-validated when read).
+    key = "per_cycle" if "per_cycle" in data and "amount" not in data else "amount"
+    if "per_cycle" in data and "amount" in data:
+        r.fail("price.per_cycle", "give the price once, as amount")
+    amount = data.get(key)
     value = None
     if not isinstance(amount, str):
         # A YAML number such as 30.10 is a binary float; a price must be exact.
-        r.fail("price.per_cycle", f"{amount!r} is not a decimal string such as \"30.00\" "
+        r.fail(f"price.{key}", f"{amount!r} is not a decimal string such as \"30.00\" "
                "(quote it)")
     else:
         try:
@@ -387,7 +393,7 @@ def _read_price(r: _Reader, raw: Any) -> PlanPrice | None:
             if not value.is_finite() or value < 0:
                 raise InvalidOperation
         except InvalidOperation:
-            r.fail("price.per_cycle", f"{amount!r} is not a price such as \"30.00\"")
+            r.fail(f"price.{key}", f"{amount!r} is not a price such as \"30.00\"")
             value = None
     currency = data.get("currency")
     if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):

@@ -96,14 +96,21 @@ class Statement:
         }
 
 
-def charge_for(overage: int, plan: Plan | None) -> str | None:
-    """Overage price for a `charge` plan: whole increments started, times the price."""
+def overage_charge(overage: int, plan: Plan | None) -> Decimal | None:
+    """Overage price of one cycle on a `charge` plan: whole increments started, times
+    the price, to the cent (None: the plan does not charge, or nothing to charge)."""
     if plan is None or plan.overage.action is not OverageAction.CHARGE or not overage:
         return None
     policy = plan.overage
     increments = -(-overage // policy.increment)  # ceiling division
     total = (policy.price or Decimal(0)) * increments
-    return f"{total.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)} {policy.currency}"
+    return total.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)
+
+
+def charge_for(overage: int, plan: Plan | None) -> str | None:
+    """Overage price for a `charge` plan, with its currency."""
+    total = overage_charge(overage, plan)
+    return None if total is None else f"{total} {plan.overage.currency}"
 
 
 def build_statement(line: str, start: datetime, end: datetime, entries: Iterable[Entry],
