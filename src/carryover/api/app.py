@@ -20,7 +20,16 @@ from carryover.api import es2plus, nchf, ops, problems, worker
 from carryover.api.deps import make_limiter
 from carryover.api.nchf_fast import NchfFastPath
 from carryover.api.printable import PrintableRequest
-from carryover.api.routers import accounts, esim, ledger, lines, plans, usage, webhooks
+from carryover.api.routers import (
+    accounts,
+    advice,
+    esim,
+    ledger,
+    lines,
+    plans,
+    usage,
+    webhooks,
+)
 from carryover.runtime import Carryover
 from carryover.services.api_keys import KeyCache
 
@@ -41,7 +50,7 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.add_middleware(PrintableRequest)
     app.add_middleware(ops.Observe, metrics=app.state.metrics)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (plans, accounts, lines, usage, ledger, esim, webhooks):
+    for module in (plans, accounts, lines, usage, ledger, advice, esim, webhooks):
         app.include_router(module.router)
     app.include_router(ops.router)
     app.include_router(es2plus.router)

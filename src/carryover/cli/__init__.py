@@ -41,6 +41,7 @@ app.add_typer(family_app, name="family")
 
 # Command modules register themselves on the apps above.
 from carryover.cli import (  # noqa: E402,F401
+    advice,
     apikey,
     bulk,
     esim,
