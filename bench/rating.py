@@ -1,4 +1,7 @@
-"""Benchmark of the rating core (DESIGN 1.3, 3): events in time order -> debits and overage.
+"""Benchmark of the rating core: events in time order -> debits and overage.
+
+The order buckets are drained in is docs/semantics.md, "Buckets and the
+consumption order".
 
 The core path is what a bulk rating run does with a batch of usage events whose
 lines' buckets do not change during the batch: group the events (which arrive

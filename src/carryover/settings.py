@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     grace_hours: int = Field(
         default=48, ge=0,
         description="Hours after a cycle boundary during which late usage is still rated "
-                    "in its own cycle (DESIGN 1.5).",
+                    'in its own cycle (docs/semantics.md, "Late usage").',
     )
     clock_skew_seconds: int = Field(
         default=300, ge=0, le=86_400,

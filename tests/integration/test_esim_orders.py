@@ -1,9 +1,9 @@
 """eSIM orders, cancels and device moves through the services, on SQLite and PostgreSQL.
 
-The move tests pin DESIGN 2: the line owns the balance, not the profile, so a
-move keeps every bucket and stash deposit of the line, whatever happens to its
-profiles. The SM-DP+ is the emulator over loopback HTTP; its notifications
-reach the operator's receiver, also over HTTP.
+The move tests pin docs/esim.md, "Moving a line to a new device": the line owns the
+balance, not the profile, so a move keeps every bucket and stash deposit of the
+line, whatever happens to its profiles. The SM-DP+ is the emulator over loopback
+HTTP; its notifications reach the operator's receiver, also over HTTP.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Bulk ingestion gives exactly the balances of the single-event path (DESIGN 1.5).
+"""Bulk ingestion gives exactly the balances of the single-event path
+(docs/semantics.md, "A line's state is a fold").
 
 Random events for single lines and a family pool, in a random arrival order, some
 late inside and some past the grace window, are written as a CSV file, read back

@@ -1,4 +1,5 @@
-"""Cycles materialize lazily (DESIGN 1.4): no job has to run for rollover to show.
+"""Cycles materialize lazily (docs/semantics.md, "Cycles and rollover at the boundary
+instant"): no job has to run for rollover to show.
 
 Before anything reads or writes at or after the boundary, the database holds no
 rollover bucket; the first read at the boundary instant both shows it and stores

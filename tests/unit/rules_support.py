@@ -1,9 +1,9 @@
 """Shared helpers for the rule-by-rule tests (tests/unit/test_rules_*.py).
 
-Each test there checks one rule of DESIGN 1.3-1.9 against the pure domain
+Each test there checks one rule of docs/semantics.md against the pure domain
 (AccountBook and the views), with the expected numbers derived by hand in a
 comment. Conventions of the derivations:
-- GB = 1024**3 bytes, MB = 1024**2 (DESIGN 1.1).
+- GB = 1024**3 bytes, MB = 1024**2 (docs/semantics.md, "Units").
 - Unless a test says otherwise the account is in UTC with bill-cycle day 1, so
   the boundaries are 2026-01-01, 02-01, 03-01, 04-01 at 00:00Z; January has 31
   days, February 28.
@@ -105,8 +105,9 @@ def used(book: AccountBook, line: str, cycle_start: datetime, name: str = "used"
 
 
 def assert_conserved(book: AccountBook) -> None:
-    """DESIGN 1.9: each bucket's remaining is the fold of its entries, and each line's
-    (deduplicated) usage equals its debits plus its overage."""
+    """docs/semantics.md, "The ledger and conservation": each bucket's remaining is the
+    fold of its entries, and each line's (deduplicated) usage equals its debits plus its
+    overage."""
     folded = balances(book.entries)
     limited = {k: b for k, b in book.buckets.items() if not b.unlimited}
     assert {k: b.remaining for k, b in limited.items()} == {k: folded.get(k, 0) for k in limited}

@@ -5,7 +5,8 @@ plans, random bill-cycle days and zones) and random usage over up to three cycle
 are folded twice: event by event through AccountBook, and in one pass through the
 columnar BulkBook. Remaining per bucket, closed flags, ledger totals per
 (bucket, line, unit, kind), counters and the cycle cursor must be identical, and
-the columnar ledger must fold to its own balances (DESIGN 1.9).
+the columnar ledger must fold to its own balances (docs/semantics.md, "The ledger and
+conservation").
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_order_is_line_unit_priority_until_from_id(rows):
             priority=np.array(cols[2], dtype=np.int64), rollable=np.zeros(n, dtype=bool),
             closed=np.zeros(n, dtype=bool), ids=np.array(cols[5], dtype=object),
             origin=np.array([None] * n, dtype=object), new=np.zeros(n, dtype=bool))
-    # The key of DESIGN 1.3 within one line and unit, spelled out row by row.
+    # The consumption order within one line and unit, spelled out row by row.
     expected = sorted(range(len(rows)), key=lambda i: (rows[i][0], rows[i][1], rows[i][2],
                                                        rows[i][3], rows[i][4], rows[i][5]))
     assert b.order().tolist() == expected

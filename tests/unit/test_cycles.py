@@ -1,4 +1,6 @@
-"""Unit tests for carryover.domain.cycles (DESIGN 1.1, 1.2).
+"""Unit tests for carryover.domain.cycles.
+
+The rule is docs/semantics.md, "Cycles and rollover at the boundary instant".
 
 Every expected instant is derived by hand in a comment: local wall time minus the
 UTC offset in force (EST -5, EDT -4, CET +1, CEST +2, Chile -4 winter / -3 summer).

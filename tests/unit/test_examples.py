@@ -1,19 +1,20 @@
 """The shipped examples/*.yaml, run through the real scenario loader and simulator.
 
-Every expected number is derived by hand from DESIGN.md (section 1 semantics,
-section 6 check objects) and the preset's terms, with the arithmetic in a comment;
+Every expected number is derived by hand from docs/semantics.md, docs/scenarios.md
+("Output": the check objects) and the preset's terms, with the arithmetic in a comment;
 none is copied from the program's output.
 
 Conventions used in the derivations:
-- GB = 1024**3 bytes, MB = 1024**2 bytes (DESIGN 1.1).
+- GB = 1024**3 bytes, MB = 1024**2 bytes (docs/semantics.md, "Units").
 - Instants in the check objects are UTC. America/New_York is UTC-5 in winter and
   UTC-4 in summer (DST from 2026-03-08 to 2026-11-01); Asia/Shanghai is UTC+8,
   Asia/Tokyo UTC+9, Europe/London UTC+0 in winter; none of the last three changes
   its clocks within the dates used.
-- A cycle starts at local midnight on the bill-cycle day (DESIGN 1.2).
+- A cycle starts at local midnight on the bill-cycle day.
 - Consumption order: (priority asc, valid_until asc, valid_from asc, own before
-  pool, id) (DESIGN 1.3, 1.8). A check lists usable buckets with something left,
-  in that order; `available` = own + pool capped by the member limit left (DESIGN 6).
+  pool, id). A check lists usable buckets with something left, in that order;
+  `available` = own + pool capped by the member limit left (docs/scenarios.md,
+  "Output").
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def simulate(name: str):
     scenario = load_scenario(EXAMPLES / name, load_presets())
     result = run(scenario)
     assert result.problems == []
-    # DESIGN 1.9: each bucket's remaining is the fold of its ledger entries, and each
+    # docs/semantics.md, "The ledger and conservation": each bucket's remaining is the
+    # fold of its ledger entries, and each
     # line's usage events (an event_id counted once) equal its debits plus overage.
     book = result.book
     folded = balances(book.entries)
@@ -196,7 +198,7 @@ def test_att_mobile_share_15gb_family_pool_limit_and_gift():
     apr, may, jun = "2026-04-10T04:00", "2026-05-10T04:00", "2026-06-10T04:00"
     # alice's top-up: Apr 12 09:00 EDT = 13:00Z, 30 days -> May 12 09:00 EDT = 13:00Z.
     topup_from, topup_until = "2026-04-12T13:00", "2026-05-12T13:00"
-    # The gift (Apr 13 09:00 EDT = 13:00Z) keeps the top-up's expiry (DESIGN 1.8).
+    # The gift (Apr 13 09:00 EDT = 13:00Z) keeps the top-up's expiry.
     gift_from = "2026-04-13T13:00"
     # Priorities: allowance 10 (pool) < topup 15 = gift 15 < rollover 20.
     assert_checks(checks_of("att-mobile-share-15gb-family.yaml"), [

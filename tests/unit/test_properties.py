@@ -1,18 +1,19 @@
 """Property tests for the account book: conservation, duplicates, replay, monotonicity.
 
-What is checked, with the DESIGN section it comes from:
-- 1.9 conservation: per bucket the ledger folds to the bucket's remaining (and
-  remaining never goes below zero); per line the debits plus overage equal the
-  usage the line reported; every byte rolled out of a bucket rolls into one, and
-  every byte gifted away arrives.
-- 1.5 duplicates: an event id counted twice changes nothing.
-- 1.5 replay equivalence: the same inputs give the same balances, counters and
-  check objects whether they arrive in timestamp order or with usage reordered
-  inside the grace window; the corrected ledger still folds to those balances.
+What is checked, with the section of docs/semantics.md it comes from:
+- conservation ("The ledger and conservation"): per bucket the ledger folds to the
+  bucket's remaining (and remaining never goes below zero); per line the debits plus
+  overage equal the usage the line reported; every byte rolled out of a bucket rolls
+  into one, and every byte gifted away arrives.
+- duplicates ("Late usage"): an event id counted twice changes nothing.
+- replay equivalence ("A line's state is a fold"): the same inputs give the same
+  balances, counters and check objects whether they arrive in timestamp order or
+  with usage reordered inside the grace window; the corrected ledger still folds to
+  those balances.
 - More usage never makes more available later. Two exclusions, each pinned by a
   test at the end: no gifts (a gift refused for lack of bytes leaves the giver
   more), and no stash caps (a smaller deposit now leaves stash room for a
-  longer-lived one later, DESIGN 1.4 step 2).
+  longer-lived one later: step 2 of "Cycles and rollover at the boundary instant").
 
 Scenarios are drawn from the shipped presets and from random metered plans built
 with plan_from_mapping; inputs span 2-4 bill cycles of a random bill-cycle day
@@ -268,7 +269,7 @@ def accepted_usage(items: list[Input], status: dict[str, str]) -> dict[tuple[str
 
 
 def assert_conserved(book: AccountBook, usage: dict[tuple[str, Unit], int]) -> None:
-    """DESIGN 1.9 on the book's ledger."""
+    """docs/semantics.md, "The ledger and conservation", on the book's ledger."""
     folded = ledger.balances(book.entries)
     for bucket in book.buckets.values():
         if bucket.unlimited:
@@ -606,7 +607,8 @@ def test_a_gift_does_not_depend_on_when_earlier_usage_arrived() -> None:
 
 def test_a_stash_cap_can_make_room_for_a_longer_lived_deposit() -> None:
     # The one known exception to "more usage never increases what is available", and it
-    # follows DESIGN 1.4 step 2 to the letter: what carries is capped by the stash still
+    # follows step 2 of docs/semantics.md, "Cycles and rollover at the boundary instant", to
+    # the letter: what carries is capped by the stash still
     # held at T, so using bytes earlier can leave room for a later, longer-lived deposit.
     # This pins the behaviour the design asks for; the property test leaves stash caps out
     # for this reason, and the question is raised with the design's owners.

@@ -1,4 +1,7 @@
-"""Property tests for the numpy rating core, carryover.domain.rating (DESIGN 1.3, 1.8, 1.9, 3).
+"""Property tests for the numpy rating core, carryover.domain.rating.
+
+The rules are docs/semantics.md, "Buckets and the consumption order", "Family pools"
+and "The ledger and conservation".
 
 The prefix-sum core must give, byte for byte, what the plain greedy loop gives:
 usage drains the first queue entry, then the next, and what no entry covers is

@@ -1,4 +1,7 @@
-"""DESIGN 1.7 (overage and QoS) and 1.8 (family pools, limits, gifts), one rule per test.
+"""Overage and QoS, and family pools, limits and gifts, one rule per test.
+
+The rules are docs/semantics.md, "Overage and QoS", and docs/semantics.md, "Family
+pools".
 
 See rules_support for conventions. Family accounts here: the pool on plan "fam"
 (10 GB, rollover one cycle, throttle to 128 kbps after all data); members m1, m2
@@ -201,9 +204,9 @@ def test_gift_only_from_rollover_or_topup():
 
 
 def test_gift_never_moves_more_than_is_giftable():
-    # DESIGN 1.8 does not say what a gift larger than what is giftable does. Two readings:
-    # refuse it whole (nothing moves), or move what there is (the working tree's choice,
-    # for arrival-order independence, DESIGN 1.5). Both must hold to this: m1 has a 2 GB
+    # A gift larger than what is giftable moves what there is (docs/semantics.md, "Family
+    # pools"), the same at arrival and in any replay, so arrival order cannot change the
+    # balances; refusing it whole would also be safe. Both must hold to this: m1 has a 2 GB
     # top-up and asks to give 2 GB + 1 byte; at most 2 GB leaves m1, all of it arrives at
     # m2, m1's top-up never goes below zero, and a refusal writes no entry.
     book = family()

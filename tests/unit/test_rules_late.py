@@ -1,4 +1,6 @@
-"""DESIGN 1.5: late usage, the grace window and duplicates, one rule per test.
+"""Late usage, the grace window and duplicates, one rule per test.
+
+The rules are docs/semantics.md, "Late usage".
 
 Plan "late": 10 GB allowance, rollover for one cycle, rollover drains first
 (priority 10, allowance 20), block after all data. UTC, day 1: the January

@@ -1,4 +1,7 @@
-"""DESIGN 1.9: the ledger and the statement of a cycle, one rule per test.
+"""The ledger and the statement of a cycle, one rule per test.
+
+The rules are docs/semantics.md, "The ledger and conservation" and "The bitemporal
+ledger".
 
 A busy February for member line a of a family account: rollover, a top-up that
 expires, a late event corrected inside the grace window, a gift, usage of its own

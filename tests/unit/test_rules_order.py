@@ -1,7 +1,9 @@
-"""DESIGN 1.3: buckets, their validity and the consumption order, one rule per test.
+"""Buckets, their validity and the consumption order, one rule per test.
+
+The rules are docs/semantics.md, "Buckets and the consumption order".
 
 Order: (priority asc, valid_until asc with none last, valid_from asc, a line's own
-before the pool's on a full tie (1.8), id asc). See rules_support for conventions.
+before the pool's on a full tie, id asc). See rules_support for conventions.
 """
 
 from __future__ import annotations

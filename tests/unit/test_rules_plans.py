@@ -1,4 +1,7 @@
-"""DESIGN 1.2 (first cycle) and 1.6: plans and policies, one rule per test.
+"""Plans and policies, one rule per test.
+
+The rules are docs/semantics.md, "Cycles and rollover at the boundary instant" (the
+first cycle), docs/semantics.md, "Plan changes", and docs/plan-files.md.
 
 Proration, plan changes (now / next cycle, forfeit of rollover), top-ups (stack /
 merge, validity), packs and unlimited plans. See rules_support for conventions.

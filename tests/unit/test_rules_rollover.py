@@ -1,5 +1,7 @@
-"""DESIGN 1.4: rollover at the boundary instant, one rule per test.
+"""Rollover at the boundary instant, one rule per test.
 
+The rule is docs/semantics.md, "Cycles and rollover at the boundary instant".
+At boundary T:
 carried = min(left, per-cycle cap, stash cap - stash held at T after expiries at T);
 the carried bytes become a rollover bucket valid from T exactly; the source books
 `rollover_out` and the rest `expire`s. See rules_support for conventions.

@@ -1,4 +1,4 @@
-"""Unit tests for carryover.domain.units (DESIGN 1.1).
+"""Unit tests for carryover.domain.units (docs/semantics.md, "Units").
 
 Every expected value is derived by hand in a comment next to it: 1 KB = 1024 B,
 1 MB = 1024**2 = 1048576 B, 1 GB = 1024**3 = 1073741824 B, 1 TB = 1024**4 =

@@ -1,4 +1,4 @@
-"""Scenario files (DESIGN 6): YAML in, a validated `Scenario` out, or every problem.
+"""Scenario files (docs/scenarios.md): YAML in, a validated `Scenario` out, or every problem.
 
 A scenario describes one account: its timezone and bill-cycle day, its lines and
 their plans, an optional family pool, inline plans, and a list of events applied

@@ -1,4 +1,4 @@
-"""`carryover simulate`: a scenario in memory, as a timeline or JSON lines (DESIGN 6)."""
+"""`carryover simulate`: a scenario in memory, as a timeline or JSON lines (docs/scenarios.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The account book: an account's balances as a fold over its inputs (DESIGN 1.4, 1.5).
+"""The account book: an account's balances as a fold over its inputs.
+
+The rules are docs/semantics.md, "A line's state is a fold", and docs/semantics.md,
+"Cycles and rollover at the boundary instant".
 
 `AccountBook.submit` takes inputs in arrival order. An input that sorts after
 everything already folded is applied incrementally; one that sorts earlier (a
@@ -294,7 +297,8 @@ class AccountBook:
         if isinstance(item, Gift) and item.from_line == item.line:
             raise Refused("a line cannot gift to itself")
         if isinstance(item, Gift) and POOL in (item.from_line, item.line):
-            # Gifts move a member's own rollover or top-up to another member (DESIGN 1.8);
+            # Gifts move a member's own rollover or top-up to another member
+            # (docs/semantics.md, "Family pools");
             # the pool is shared by all, and taking from it goes through member limits.
             raise Refused("gifts are between member lines; the family pool cannot gift "
                           "or be gifted")
@@ -446,7 +450,8 @@ class AccountBook:
         giftable = sum(b.remaining or 0 for b in sources)
         # A gift moves what it asks for or, with less to give, what there is: the same
         # rule at arrival and in any replay, so arrival order cannot change the balances
-        # (DESIGN 1.5). Only a gift with nothing at all to move is refused.
+        # (docs/semantics.md, "Family pools"). Only a gift with nothing at all to move is
+        # refused.
         if strict and giftable == 0 and item.amount > 0:
             raise Refused(f"line {item.from_line!r} has nothing giftable (no rollover or "
                           f"top-up left) at {item.at.isoformat()}")
@@ -463,7 +468,7 @@ class AccountBook:
             gift = Bucket(
                 id=f"{item.line}/{item.unit}/gift/{item.id}#{n}", owner=item.line, unit=item.unit,
                 kind=BucketKind.GIFT, granted=take, valid_from=item.at,
-                valid_until=source.valid_until,  # a gift keeps its source's expiry (DESIGN 1.8)
+                valid_until=source.valid_until,  # a gift keeps its source's expiry
                 priority=plan.priority(BucketKind.GIFT) if plan else 50,
                 rollable=bool(plan and plan.rolls(BucketKind.GIFT)), origin=source.id,
             )

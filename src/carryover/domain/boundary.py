@@ -1,4 +1,7 @@
-"""What happens at an instant in time rather than because of an input (DESIGN 1.4, 1.6).
+"""What happens at an instant in time rather than because of an input.
+
+The rules are docs/semantics.md, "Cycles and rollover at the boundary instant", and
+docs/semantics.md, "Plan changes".
 
 - `expire_due`: buckets whose validity ends lose what is left (`expire`).
 - `close_cycle`: at boundary T, for each owner and unit: expire what ends at T
@@ -82,7 +85,7 @@ def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary:
            ref: str) -> None:
     """One owner's and unit's sources at `boundary`, through domain/rollover.py."""
     # A plan-less family member rolls under the pool plan, the plan that made its
-    # buckets rollable in the first place (DESIGN 1.8).
+    # buckets rollable in the first place.
     plan = book.governing_plan(owner)
     left = np.array([s.remaining or 0 for s in sources], dtype=np.int64)
     if plan is None or plan.rollover is None:
@@ -163,7 +166,7 @@ def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: date
 def leave_plan(book: AccountBook, line: str, at: datetime, ref: str,
                closing_cycle: bool = False) -> None:
     """What a line loses on a plan change: the old allowance (now) and, where the old
-    plan says so, its rollover (DESIGN 1.6)."""
+    plan says so, its rollover (docs/semantics.md, "Plan changes")."""
     plan = book.plan_of(line)
     forfeit_rollover = bool(plan and plan.rollover and plan.rollover.forfeit_on_plan_change)
     for bucket in in_consumption_order(book.buckets.live()):

@@ -1,11 +1,12 @@
-"""Buckets: grants of one unit to one owner, and the order they are drawn in (DESIGN 1.3).
+"""Buckets: grants of one unit to one owner, and the order they are drawn in.
+
+The rule is docs/semantics.md, "Buckets and the consumption order".
 
 A bucket belongs to a line or to an account's family pool. It is usable at
 instant t when valid_from <= t < valid_until and it has something left.
 Consumption order is total and deterministic:
 (priority asc, valid_until asc with none last, valid_from asc, owner rank, id asc),
-where the owner rank puts a line's own buckets before the pool's on a tie
-(DESIGN 1.8).
+where the owner rank puts a line's own buckets before the pool's on a tie.
 
 Bucket ids are derived from what created them (owner, kind, instant, input id),
 so a full replay recreates the same ids and the same order.
@@ -64,7 +65,7 @@ class Bucket:
 
 
 def consumption_key(bucket: Bucket) -> tuple:
-    """The sort key of DESIGN 1.3; pool buckets after a line's own on a full tie."""
+    """The consumption order's sort key; pool buckets after a line's own on a full tie."""
     until = bucket.valid_until.isoformat() if bucket.valid_until else _FAR_FUTURE
     # ISO strings of UTC instants sort like the instants themselves.
     return (

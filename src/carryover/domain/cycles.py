@@ -1,4 +1,6 @@
-"""Billing cycles: where one bill period ends and the next begins (DESIGN 1.2).
+"""Billing cycles: where one bill period ends and the next begins.
+
+The rule is docs/semantics.md, "Cycles and rollover at the boundary instant".
 
 An account has a bill-cycle day D (1..31) and an IANA timezone. A cycle starts
 at local midnight on day min(D, days in that month) and ends, exclusive, where

@@ -1,4 +1,6 @@
-"""Inputs: everything that happens to an account, as immutable values (DESIGN 1.5).
+"""Inputs: everything that happens to an account, as immutable values.
+
+The fold over them is docs/semantics.md, "A line's state is a fold".
 
 The state of an account is a pure function of its inputs. Each input has the
 instant it takes effect and an id; the book folds them in the order
@@ -101,7 +103,7 @@ Input = OpenLine | ChangePlan | SetLimit | TopUp | Gift | Usage
 def effective_instant(
     item: Input, calendar: CycleCalendar, grace: timedelta = DEFAULT_GRACE
 ) -> tuple[datetime, bool]:
-    """(instant the input is rated at, whether it is late) per DESIGN 1.5."""
+    """(instant the input is rated at, whether it is late): docs/semantics.md, "Late usage"."""
     if not isinstance(item, Usage) or item.received_at is None:
         return item.at, False
     _, cycle_end = calendar.cycle_at(item.at)

@@ -12,7 +12,8 @@ Entry kinds and the side of the bucket's balance they sit on:
 - in:  grant, rollover_in, transfer_in
 - out: debit, rollover_out, expire, forfeit, transfer_out
 - adjust: a signed correction of the balance (positive adds), written when a
-  late event changes a boundary that was already booked (DESIGN 1.5).
+  late event changes a boundary that was already booked (docs/semantics.md,
+  "Late usage").
 - overage: usage no bucket covered; it has no bucket, only a line.
 
 Per bucket: granted + transfers_in + adjustments = debits + rolled_out + expired
@@ -165,7 +166,9 @@ class CycleTotals:
 
 def correction_entries(booked: CycleTotals, truth: CycleTotals, recorded_at: datetime,
                        ref: str, note: str) -> list[Entry]:
-    """Entries that bring `booked` totals to `truth`, cycle by cycle (DESIGN 1.5, 1.9).
+    """Entries that bring `booked` totals to `truth`, cycle by cycle.
+
+    The rule is docs/semantics.md, "The bitemporal ledger".
 
     Each correction is effective in the cycle it corrects, at the latest effective
     instant of what it corrects there (an instant of that bucket's own entries, so

@@ -5,15 +5,17 @@ reports again. Promises made to other sessions of the same account, and not yet
 reported, used up, released or expired, are *holds*. So that no two sessions can
 spend the same bytes, whatever order their usage is reported in, the holds are
 checked against the account's buckets as usage would drain them (consumption
-order, DESIGN 1.3; a member's pool draw capped by its limit, 1.8): see _Shares
+order, docs/semantics.md, "Buckets and the consumption order"; a member's pool
+draw capped by its limit, docs/semantics.md, "Family pools"): see _Shares
 for the rule and why it is safe for every arrival order. What may still be
 promised to the line is its *headroom*; the grant is the smaller of what was
 asked, the headroom and the operator's maximum grant. Nothing in the book
 changes here: holds live beside the book (services.charging stores them), and
 used units are rated as ordinary usage events at their own instants, so every
-rule of DESIGN 1 applies to them.
+rule of docs/semantics.md applies to them.
 
-When the headroom is gone the plan's overage policy decides (DESIGN 1.7):
+When the headroom is gone the plan's overage policy decides (docs/semantics.md,
+"Overage and QoS"):
 `block` refuses with QUOTA_LIMIT_REACHED (and a final-unit action telling the
 core what to do: terminate, or redirect to the plan's top-up page); `throttle`
 and `charge` keep granting, since the line keeps service (throttled or priced)

@@ -1,4 +1,6 @@
-"""The rating core: drain demand through ordered buckets, on arrays (DESIGN 1.3, 3).
+"""The rating core: drain demand through ordered buckets, on arrays.
+
+The order is docs/semantics.md, "Buckets and the consumption order".
 
 Rating one line's usage over a stretch of time in which its usable buckets do
 not change is a prefix-sum problem. Lay the buckets end to end in consumption
@@ -14,7 +16,7 @@ A *run* is a stretch of demand from one line against one *queue* (that line's
 usable buckets, own and pool, in consumption order). `drain` rates many runs at
 once; runs passed together must not share a bucket (the caller rates runs that
 share a family pool in successive rounds). A family member's limit caps what the
-run may take from the pool entries of its queue (DESIGN 1.8).
+run may take from the pool entries of its queue (docs/semantics.md, "Family pools").
 
 Everything is int64. Unlimited buckets use buckets.UNLIMITED as their size.
 
@@ -138,7 +140,8 @@ def split_events(amounts: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, n
 
     Event i covers [E_i, E_i + a_i) of the run's cumulative usage; queue entry k
     covers [B_k, B_k + u_k); the debit is the length of the intersection. This is
-    how a batch booked per bucket is explained event by event (DESIGN 1.9).
+    how a batch booked per bucket is explained event by event (docs/semantics.md,
+    "The ledger and conservation").
     """
     amounts = np.asarray(amounts, dtype=I64)
     usable = np.asarray(usable, dtype=I64)

@@ -1,6 +1,6 @@
 """The statement of a line's cycle: every byte explained, totals that reconcile to zero.
 
-Two reconciliations, per unit (DESIGN 1.9):
+Two reconciliations, per unit (docs/semantics.md, "The ledger and conservation"):
 - balances: opening + grants + rollover in + transfers in + adjustments
   - debits - rollover out - expired - forfeited - transfers out - closing = 0,
   over the buckets the line owns (unlimited buckets have no balance to explain);

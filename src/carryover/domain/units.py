@@ -1,6 +1,6 @@
 """Units and amounts: every quantity the engine counts is an integer.
 
-Data is counted in bytes, voice in seconds, SMS in messages (DESIGN 1.1). People
+Data is counted in bytes, voice in seconds, SMS in messages (docs/semantics.md, "Units"). People
 write amounts the way carriers advertise them (`500MB`, `1.5GB`, `90s`, `20min`,
 `3`); this module turns that text into an exact integer and back. Carriers bill
 data with binary multiples, so 1 GB = 1024 MB = 1,073,741,824 bytes. Speeds are

@@ -1,13 +1,14 @@
 """Read models of a book at an instant: availability, QoS and the check object.
 
 `position(book, at)` gives a book whose state is at `at`: the book itself moved
-forward (lazy materialization, DESIGN 1.4) when `at` is not in its past, or a
-replay of what it knows with effective instant <= at otherwise. Every view then
-reads that state; none of them changes a balance.
+forward (lazy materialization: docs/semantics.md, "Cycles and rollover at the
+boundary instant") when `at` is not in its past, or a replay of what it knows with
+effective instant <= at otherwise. Every view then reads that state; none of them
+changes a balance.
 
-QoS (DESIGN 1.7): an unlimited plan is `deprioritized` (or throttled) past its
-premium threshold and throttles hotspot traffic past the hotspot allowance; a
-metered line with nothing left follows its overage policy: `block`, `throttle`
+QoS (docs/semantics.md, "Overage and QoS"): an unlimited plan is `deprioritized`
+(or throttled) past its premium threshold and throttles hotspot traffic past the
+hotspot allowance; a metered line with nothing left follows its overage policy: `block`, `throttle`
 to N kbps, or `charge` (normal service, priced).
 """
 
@@ -58,7 +59,8 @@ def units_of(book: AccountBook, line: str) -> list[Unit]:
 def available(book: AccountBook, line: str, unit: Unit, at: datetime) -> int | None:
     """What the line could use at `at` before overage; None when a usable bucket is unlimited.
 
-    The pool part is capped by what remains of the member's limit (DESIGN 6)."""
+    The pool part is capped by what remains of the member's limit (docs/scenarios.md,
+    "Output")."""
     own = 0
     pool = 0
     for bucket in book.queue(line, unit, at):
@@ -127,7 +129,8 @@ def bucket_dict(bucket: Bucket) -> dict:
 
 
 def check(book: AccountBook, line: str, at: datetime) -> dict:
-    """The object of DESIGN 6 for `line` at `at`, from what `book` knows."""
+    """The check object (docs/scenarios.md, "Output") for `line` at `at`, from what `book`
+    knows."""
     state = position(book, at)
     units = units_of(state, line)
     buckets: list[dict] = []

@@ -5,8 +5,9 @@ lock the account (so two sessions of one account are answered one after the
 other and can never be granted the same bytes), load its book, rate the used
 units the request reports as ordinary usage events at their own instants
 (event id `nchf:<ref>:<rating group>:<localSequenceNumber>`, so a report sent
-twice is counted once and DESIGN 1.5 applies to late reports), bring the book
-to the request's instant (a boundary on the way rolls over as it always does),
+twice is counted once and late reports follow docs/semantics.md, "Late usage"),
+bring the book to the request's instant (a boundary on the way rolls over as on
+every other path),
 then grant each requested rating group with domain.quota, holding every other
 live grant of the account against the buckets. The new grants replace the
 session's holds for those rating groups, the book and the holds are written, and

@@ -2,7 +2,8 @@
 
 For each chunk of good rows:
 1. lines are resolved (id, MSISDN or IMSI) and the effective instant and lateness
-   of every event computed per account calendar (DESIGN 1.5), vectorized;
+   of every event computed per account calendar (docs/semantics.md,
+   "Late usage"), vectorized;
 2. the events are inserted first: the unique event id is the duplicate check (a
    count that comes up short falls back to an exact lookup), so re-ingesting a
    file, or the rest of a file after a crash, counts nothing twice;
@@ -130,7 +131,9 @@ class LineDirectory:
 
 def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
              calendars: list, grace_us: np.ndarray) -> np.ndarray:
-    """Whether each event is late (DESIGN 1.5): it arrived after its cycle's end + grace.
+    """Whether each event is late: it arrived after its cycle's end + grace.
+
+    The rule is docs/semantics.md, "Late usage".
 
     Accounts share a handful of calendars (bill-cycle day, zone), so boundaries are
     computed once per calendar and looked up with searchsorted."""

@@ -9,9 +9,10 @@ operator may give the instant a change takes effect (back-dating, recorded with
 the actor and the instant it was recorded); a subscriber acts at the server's
 now only and may move a line only to a plan offered for self-service
 (docs/security.md). Reads at or after the book's cursor materialize cycles on the way
-(DESIGN 1.4: lazily, inside the transaction of the first read or write at or
-after a boundary), so they commit too, unless they look past now; reads in the past
-replay in memory. services.time_window bounds the instants of both.
+(lazily, inside the transaction of the first read or write at or after a
+boundary: docs/semantics.md, "Cycles and rollover at the boundary instant"), so
+they commit too, unless they look past now; reads in the past replay in memory.
+services.time_window bounds the instants of both.
 """
 
 from __future__ import annotations
@@ -253,7 +254,7 @@ def read_book(engine: Engine, line_ident: str, at: datetime, view):
 
 
 def balance(engine: Engine, line: str, at: datetime) -> dict:
-    """The check object of DESIGN 6 for the line at `at`."""
+    """The check object (docs/scenarios.md, "Output") for the line at `at`."""
     return read_book(engine, line, at, lambda uow, book, row, t: check(book, row.id, t))
 
 

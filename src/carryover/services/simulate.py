@@ -1,10 +1,10 @@
-"""`carryover simulate`: run a scenario through the engine in memory (DESIGN 6).
+"""`carryover simulate`: run a scenario through the engine in memory (docs/scenarios.md).
 
 The scenario's steps are submitted to one AccountBook in arrival order. A check
 reports what is known at its instant; the timeline records what a person wants
 to see happen: usage, rollover deposits, expiries, forfeits, corrections and
-QoS changes. A step the engine refuses (a gift larger than what can be gifted,
-say) is reported as a problem naming the event, like any other bad input.
+QoS changes. A step the engine refuses (a gift from a line with nothing left to
+gift, say) is reported as a problem naming the event, like any other bad input.
 """
 
 from __future__ import annotations

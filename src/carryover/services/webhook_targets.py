@@ -2,8 +2,8 @@
 
 A webhook URL is chosen by whoever holds an operator key, and the delivery
 worker POSTs to it from inside the operator's network. Without checks that
-makes the worker a probe of that network (docs/security.md, "Webhook targets"):
-loopback services, the cloud metadata address, private hosts. So:
+makes the worker a probe of that network (docs/security.md, "Webhook targets
+(SSRF)"): loopback services, the cloud metadata address, private hosts. So:
 
 - `parse` refuses malformed URLs: control characters or spaces (CR/LF would
   split the request line), a scheme other than http/https, userinfo

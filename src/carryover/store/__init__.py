@@ -1,4 +1,9 @@
-"""store layer (see DESIGN section 3)."""
+"""The store layer: SQLAlchemy Core tables, Alembic migrations and the unit of work,
+on SQLite (the embedded default) or PostgreSQL (docs/configuration.md).
+
+Inputs and usage events are the source of truth; the rest is the materialized
+state of each account's book (see carryover.store.tables).
+"""
 
 # The eSIM tables register on the shared MetaData; importing them with the package keeps
 # `metadata` (Alembic, the schema test) complete whichever table module is imported first.

@@ -2,7 +2,8 @@
 
 What is stored, and why:
 - `inputs` and `usage_events` are the source of truth: an account's balances are
-  a pure function of them (DESIGN 1.5), so a replay can always rebuild the rest.
+  a pure function of them (docs/semantics.md, "A line's state
+  is a fold"), so a replay can always rebuild the rest.
   `usage_events.event_id` is unique: the same event twice is counted once.
 - `buckets`, `counters` and the cursor columns of `accounts` are the materialized
   state of each account's book, so an in-order event costs one small transaction.

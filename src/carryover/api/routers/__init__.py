@@ -1,1 +1,2 @@
-"""One router per resource; each parses, calls a service and renders (DESIGN 3)."""
+"""One router per resource of the REST API (docs/api.md); each parses, calls a service and
+renders."""

@@ -5,7 +5,7 @@ A projection folds every member's projected pace (forecast.Pace; a member withou
 one uses nothing more) into one fork of the book, in fold order, up to the last
 instant of the cycle. A member's `projected_shortfall` is the overage it would
 incur; its `projected_surplus` the bytes of its own rollover and top-up buckets
-(what a gift may move, DESIGN's family rules in docs/semantics.md) that would
+(what a gift may move: docs/semantics.md, "Family pools") that would
 expire unused by the cycle's end.
 
 Suggestions are found greedily (short members by id, givers by id, at most what

@@ -1,4 +1,4 @@
-"""Set-based rating of many accounts at once (DESIGN 1.3–1.5, 1.9; issue: bulk ingest).
+"""Set-based rating of many accounts at once (docs/ingest.md, "How it works").
 
 `BulkBook.rate` does what AccountBook.submit does event by event, for every
 account in one pass of array operations:
@@ -16,8 +16,9 @@ account in one pass of array operations:
 It covers accounts without a family pool, no plan change pending and events that
 sort after the account's last breakpoint (in order, or commuting: see
 AccountBook._commutes). The caller sends every other account through the object
-book. Entries are booked aggregated: one debit per bucket per stretch (DESIGN 1.9
-allows it; the per-event split is reproducible by replay).
+book. Entries are booked aggregated: one debit per bucket per stretch; the
+per-event split is reproducible by replay (docs/semantics.md, "The ledger and
+conservation").
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ class Buckets:
     def order(self) -> np.ndarray:
         """Indices in (line, unit, consumption order): priority, valid_until (none last),
         valid_from, id. Within one line every bucket is the line's own, so the owner
-        rank of DESIGN 1.8 never decides here."""
+        rank (a line's own before the pool's, docs/semantics.md, "Buckets and the
+        consumption order") never decides here."""
         keys = (self.valid_from, self.valid_until, self.priority, self.unit, self.line)
         order = np.lexsort(keys)
         # The id only breaks full ties, which are rare: sort those runs by id instead of

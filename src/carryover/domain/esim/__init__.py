@@ -1,4 +1,4 @@
-"""eSIM remote provisioning, operator side (GSMA SGP.22, DESIGN 2), as pure values and rules.
+"""eSIM remote provisioning, operator side (GSMA SGP.22, docs/esim.md), as pure values and rules.
 
 - identifiers: EID, ICCID and IMSI, each checked the way its standard says;
 - activation: the activation code a subscriber scans (`LPA:1$<SM-DP+>$<MatchingID>`);
