@@ -213,7 +213,7 @@ def test_switch_now_or_next_cycle_and_what_a_change_now_forfeits():
     assert items["twenty"]["switch"] == "now"
     # free: 2 GB prorated is less than the forfeited allowance: wait.
     assert items["free"]["switch"] == "next_cycle"
-    assert "switch" not in items["roll"]
+    assert items["roll"]["switch"] is None and items["roll"]["forfeits_now"] is None
 
 
 plan_strategy = st.builds(

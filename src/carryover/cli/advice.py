@@ -41,9 +41,12 @@ def advise(line: LineArg, at: AtOption = None, cycles: CyclesOption = DEFAULT_CY
     console.print(f"[bold]{view['line']}[/bold] at {local_time(view['at'], tz)} ({tz}), "
                   f"{view['cycles']} complete cycle(s) of history")
     f = view["forecast"]
-    console.print(f["text"] if f["kind"] == "no_forecast" else
-                  f"{f['text']} Method: {f['method']}; runs out at "
-                  f"{local_time(f['runs_out_at'], tz)}.")
+    if f["kind"] == "no_forecast":
+        console.print(f["text"])
+    else:
+        runs_out = ("" if f["runs_out_at"] is None else
+                    f"; runs out at {local_time(f['runs_out_at'], tz)}")
+        console.print(f"{f['text']} Method: {f['method']}{runs_out}.")
     deposits = view["rollover"]["deposits"]
     if deposits:
         table = Table(title="Rollover deposits")

@@ -193,8 +193,8 @@ def fit(book: AccountBook, line: str, at: datetime, usage: LineUsage,
     for pid in candidates(book.plans, current):
         item = replay(book.plans, pid, book.calendar, line, usage, window, book.grace)
         item["current"] = pid == current_id
-        if not item["current"]:
-            item.update(switch(book, line, pid, at))
+        item.update({"switch": None, "forfeits_now": None} if item["current"]
+                    else switch(book, line, pid, at))
         items.append(item)
     items.sort(key=rank_key)
     for item in items:

@@ -16,17 +16,19 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from carryover.domain.cycles import CycleCalendar, local_midnight
 from carryover.domain.inputs import DEFAULT_GRACE, Input, Usage, effective_instant
 from carryover.domain.units import Unit
 
 
-@dataclass(frozen=True, slots=True)
-class UsagePoint:
+class UsagePoint(NamedTuple):
+    """One usage event where the fold rates it; tuples sort by (instant, id)."""
+
     at: datetime  # effective instant
-    amount: int
     id: str
+    amount: int
     rating_group: str | None = None
 
 
@@ -70,11 +72,14 @@ def line_usage(inputs: Iterable[Input], line: str, calendar: CycleCalendar,
                grace: timedelta = DEFAULT_GRACE) -> LineUsage:
     """The line's data usage events, placed and ordered as the fold rates them."""
     points = []
+    data = Unit.DATA
     for item in inputs:
-        if isinstance(item, Usage) and item.line == line and item.unit is Unit.DATA:
-            at, _ = effective_instant(item, calendar, grace)
-            points.append(UsagePoint(at, item.amount, item.id, item.rating_group))
-    points.sort(key=lambda p: (p.at, p.id))
+        if type(item) is Usage and item.line == line and item.unit is data:
+            # Only a late report can move an event off its own instant.
+            at = item.at if item.received_at is None else effective_instant(
+                item, calendar, grace)[0]
+            points.append(UsagePoint(at, item.id, item.amount, item.rating_group))
+    points.sort()
     return LineUsage(points)
 
 
