@@ -53,7 +53,6 @@ PENDING = {
     "docs/plan-files.md",
     "docs/configuration.md",
     "README.md",
-    "docs/performance.md",  # being rewritten as the current report (issue 17)
 }
 
 # Pages that code already names and that are being written in parallel; each entry
