@@ -326,3 +326,30 @@ def test_a_gift_is_suggested_from_a_top_up_that_would_expire_to_a_member_short_o
     gifts = [s for s in fam["suggestions"] if s["kind"] == "gift"]
     assert gifts and gifts[0]["from"] == "m2" and gifts[0]["to"] == "m1"
     assert fam["shortfall_after"] < short["m1"]["projected_shortfall"]
+
+
+# ---------------------------------------------------------------- simulate
+
+
+def test_a_scenario_check_may_ask_for_advice():
+    from carryover.adapters.scenario_file import ScenarioError
+
+    events = daily("a", at(1, 1), 31, GB // 4) + daily("a", at(2, 1), 5, GB // 4)
+    text = _scenario("ten", events, at(1, 1), at(2, 6)).replace(
+        f"  - {{at: {at(2, 6).isoformat()}, line: a, check: true}}",
+        f"  - {{at: {at(2, 6).isoformat()}, line: a, check: true, advise: 1}}")
+    plans = {**PRESETS, **{p.id: p for p in OURS}}
+    result = run(parse_scenario(text, "advise.yaml", plans))
+    assert not result.problems
+    [checked] = [c for c in result.checks if "advice" in c]
+    book = book_with("ten", events)
+    assert checked["advice"] == advise(book, book.applied, "a", at(2, 6), 1)
+    assert [r.what for r in result.timeline].count("advice") == 2
+    assert "advice" not in result.checks[0]
+    bad = text.replace("usage: ", "advise: true, usage: ", 1)
+    try:
+        parse_scenario(bad, "bad.yaml", plans)
+    except ScenarioError as exc:
+        assert any("advise: only a check gives advice" in line for line in exc.lines), exc.lines
+    else:
+        raise AssertionError("advise on a usage event was accepted")

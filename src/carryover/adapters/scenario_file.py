@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from carryover.adapters.strict_yaml import load_yaml
+from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
 from carryover.domain.bounds import (
     MAX_SCENARIO_SPAN,
     MIN_INSTANT,
@@ -44,7 +45,8 @@ from carryover.domain.units import AmountError, Unit, parse_amount
 _TOP_KEYS = {"timezone", "bill_cycle_day", "start", "lines", "family", "events", "plans",
              "plan", "grace_hours"}
 _EVENT_KEYS = {"at", "line", "usage", "unit", "rating_group", "received_at", "event_id", "topup",
-               "valid_days", "change_plan", "effective", "gift_from", "amount", "check", "limit"}
+               "valid_days", "change_plan", "effective", "gift_from", "amount", "check", "limit",
+               "advise"}
 _ACTIONS = ("usage", "topup", "change_plan", "gift_from", "check", "limit")
 
 
@@ -57,6 +59,7 @@ class Step:
     item: Input | None
     check_lines: tuple[str, ...] = ()
     at: datetime | None = None
+    advise: int | None = None  # a check with advice: the complete cycles to use
 
 
 @dataclass(slots=True)
@@ -326,9 +329,22 @@ def _event(index: int, raw: Any, scenario: Scenario, tz, problems: _Problems) ->
         value = None if raw["limit"] in (None, "none") else amount("limit")
         if len(problems.lines) == before:
             item = SetLimit(ident, line, at, value, unit)
+    advise = None
+    if "advise" in raw:
+        value = raw["advise"]
+        if action != "check":
+            problems.add(f"{where}.advise", "only a check gives advice (check: true)")
+        elif value is True:
+            advise = DEFAULT_CYCLES
+        elif value is not False and (isinstance(value, bool) or not isinstance(value, int)
+                                     or not 1 <= value <= MAX_CYCLES):
+            problems.add(f"{where}.advise", f"{value!r} is not true, false or a number of "
+                                            f"cycles 1..{MAX_CYCLES}")
+        elif value is not False:
+            advise = value
     if len(problems.lines) != before or at is None:
         return None
     if action == "check":
         lines = (line,) if line is not None else tuple(scenario.lines)
-        return Step(index, at, None, lines, at)
+        return Step(index, at, None, lines, at, advise)
     return Step(index, arrival, item, at=at)

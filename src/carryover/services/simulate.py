@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from carryover.adapters.scenario_file import Scenario, Step
+from carryover.domain.advice import advise
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL
 from carryover.domain.inputs import ChangePlan, Gift, SetLimit, TopUp, Usage
@@ -136,9 +137,18 @@ def run(scenario: Scenario) -> SimulationResult:
         if step.item is None:
             for line in step.check_lines:
                 view = check(book, line, step.at)
+                if step.advise is not None:
+                    # Advice at the check's instant from what the book knows then.
+                    view["advice"] = advise(book, book.ordered_inputs(), line, step.at,
+                                            step.advise)
                 result.checks.append(view)
                 result.timeline.append(TimelineRow(step.at, line, "check",
                                                    f"available {_available(view)}"))
+                if "advice" in view:
+                    found = view["advice"]
+                    texts = [found["forecast"]["text"]] + [p["text"] for p in found["plans"][:1]]
+                    result.timeline.extend(TimelineRow(step.at, line, "advice", text)
+                                           for text in texts)
             timeline.entries()
             continue
         outcome = book.submit(step.item)
