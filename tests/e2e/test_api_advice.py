@@ -123,3 +123,23 @@ def test_cli_advise_prints_local_time_and_the_same_json():
     assert view["cycles"] == 1 and view["forecast"]["method"] == "weekday_profile"
     [deposit] = view["rollover"]["deposits"]
     assert deposit["remaining"] == 10 * GB - 31 * 200 * 1024**2
+
+
+def test_advice_of_a_family_member_lists_the_members(api: Api):
+    # fam: f1 and f2 draw the AT&T pool; f2 buys a 2 GB top-up valid to the cycle's end
+    # and uses nothing, f1 uses the pool. f1 has no plan of its own: no plan fit.
+    ledger_ops.top_up(api.engine, "f2", 2 * GB, datetime(2026, 1, 2, tzinfo=UTC), None, "t1")
+    for day in range(2, 9):
+        t = datetime(2026, 1, day, 9, tzinfo=UTC)
+        ledger_ops.record_usage(api.engine, "f1", GB, t, t, f"f1-{day}")
+    response = api.call("GET", "/v1/lines/f1/advice", "fam",
+                        params={"at": "2026-01-09T00:00Z"})
+    assert response.status_code == 200, response.text
+    body = Advice.model_validate(response.json())
+    assert body.plans == []
+    assert body.family is not None
+    members = {m.line: m for m in body.family.members}
+    assert set(members) == {"f1", "f2"}
+    assert members["f2"].projected_surplus == 2 * GB
+    assert api.call("GET", "/v1/lines/f1/advice", "acme",
+                    params={"at": "2026-01-09T00:00Z"}).status_code == 404
