@@ -340,7 +340,14 @@ def machine_for(engine):
             """The same inputs folded once, in effective order: no arrival was late."""
             fresh = AccountBook(self.model.calendar, self.plans, self.grace)
             for item in self.model.ordered_inputs():
-                assert fresh.submit(item).status == "accepted", item
+                outcome = fresh.submit(item)
+                # A gift accepted at arrival whose giver a later-arriving, earlier
+                # event drained has nothing to move in effective order: refused here,
+                # kept moving nothing in a replay (domain/book.py `_gift`): the same
+                # balances either way.
+                assert outcome.status == "accepted" or (
+                    isinstance(item, Gift) and "nothing giftable" in outcome.reason), (
+                        item, outcome)
             fresh.advance_to(self.now)
             return fresh
 
