@@ -1,11 +1,12 @@
 """Issue 15 defect 1 through the CLI, on both backends: a back-dated line's statements.
 
 Account and line p1 start in the past; usage for p1 with no --received-at moves
-the book to now; then line p2 starts in the past. Before the ledger was
-bitemporal, the corrections that brought p2 into the book were all dated at one
-instant, so p2's first statement showed `grant 0` and one `adjust` per bucket of
-every later cycle, and later cycles showed no grant at all, while `balance` in
-the same cycle said one allowance.
+the book to now; then line p2 starts in the past. The corrections that bring p2
+into the book are all booked now; were they also dated now, p2's first statement
+would show `grant 0` and one `adjust` per bucket of every later cycle, and later
+cycles no grant at all, while `balance` in the same cycle says one allowance.
+Each is effective in the cycle it corrects (docs/semantics.md, "The bitemporal
+ledger"), and the tests below check every statement against that.
 
 The plan is T-Mobile Data Stash 10 GB: nothing used on p2, so each boundary
 deposits the whole allowance into the stash. p2's October closes at 10 GB,

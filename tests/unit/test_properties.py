@@ -583,9 +583,9 @@ def test_grants_in_one_second_keep_their_own_ids() -> None:
 
 def test_a_gift_does_not_depend_on_when_earlier_usage_arrived() -> None:
     # Line a has a 1 MB allowance and a 1 GB top-up, uses 513 MB on Jan 3 and gifts 1 GB to
-    # b on Jan 4. The gift used to be refused in timestamp order (512 MB giftable < 1 GB)
-    # yet accepted when the usage arrived late, then replayed partially: balances depended
-    # on arrival order. A gift now moves what there is (512 MB) in both orders.
+    # b on Jan 4. Refused in timestamp order (512 MB giftable < 1 GB) yet accepted when the
+    # usage arrives late, the gift would make the balances depend on arrival order; it
+    # moves what there is (512 MB) in both orders.
     plan = plan_from_mapping({"id": "p", "allowance": {"data": "1MB"}})
 
     def day(n: int) -> datetime:

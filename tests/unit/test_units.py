@@ -70,8 +70,8 @@ def test_parse_bytes_accepts_an_int() -> None:
 
 
 def test_parse_bytes_is_exact_for_numbers_longer_than_decimal_precision() -> None:
-    # Regression: Decimal's default context keeps 28 significant digits, so
-    # 10**30 + 1 (31 digits) used to come back as 10**30.
+    # Decimal's default context keeps 28 significant digits, so a parse in it would give
+    # 10**30 for 10**30 + 1 (31 digits).
     n = 10**30 + 1
     assert parse_bytes(str(n)) == n
     # (10**30 + 1) GB = (10**30 + 1) * 1073741824 = 10**30 * 1073741824 + 1073741824
@@ -156,8 +156,8 @@ def _error_text(excinfo: pytest.ExceptionInfo[AmountError]) -> str:
         "90s",  # a voice suffix where data is expected
         "1h",  # a voice suffix where data is expected
         "0.5B",  # 0.5 * 1 = 0.5, not whole bytes
-        # 1 + 1e-28 GB = 1073741824 + 1073741824e-28 bytes, not whole; regression:
-        # Decimal's 28-digit precision used to round it to exactly 1073741824.
+        # 1 + 1e-28 GB = 1073741824 + 1073741824e-28 bytes, not whole; Decimal's
+        # 28-digit precision would round it to exactly 1073741824.
         "1.0000000000000000000000000001GB",
     ],
 )
@@ -246,8 +246,8 @@ def test_parse_speed_rejects_negative_int() -> None:
         (512, "512B"),  # below 1 KB: 512 B
         (0, "0B"),
         (-10737418240, "-10GB"),  # -(10 * 1073741824)
-        # Regression: 1025 GB = 1025/1024 TB = 1.0009765625 TB, which two decimals
-        # used to show as "1TB" (1024 GB). 1025 * 1073741824 = 1100585369600.
+        # 1025 GB = 1025/1024 TB = 1.0009765625 TB, which two decimals would show as
+        # "1TB" (1024 GB). 1025 * 1073741824 = 1100585369600.
         (1100585369600, "1025GB"),
         # 1030 GB = 1030/1024 TB = 1.005859375 TB, likewise not exact in TB;
         # 1030 * 1073741824 = 1105954078720.

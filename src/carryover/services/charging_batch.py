@@ -329,7 +329,8 @@ class _Batch:
         return self._charge(session, request)
 
     def _charge(self, session: _Session, request: ChargingRequest) -> ChargingAnswer:
-        """Rate the used units, grant the requested ones (what `_charge` did alone)."""
+        """Rate one request's used units and grant its requested ones, against the book as the
+        batch's earlier requests left it."""
         account = self.accounts[session.account_id]
         account.touched = True
         book, ref, line = account.book, session.ref, session.line

@@ -162,7 +162,8 @@ INGEST_GC_THRESHOLDS = (100_000, 50, 1000)
 
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Within: the collector's thresholds are INGEST_GC_THRESHOLDS; then as before."""
+    """Within: the collector's thresholds are INGEST_GC_THRESHOLDS; on leaving, the ones in
+    force on entering."""
     before = gc.get_threshold()
     gc.set_threshold(*INGEST_GC_THRESHOLDS)
     try:

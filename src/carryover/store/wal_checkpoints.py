@@ -13,7 +13,8 @@ asks a thread with its own connection for a PASSIVE checkpoint, which copies
 the committed pages while the writer rates the next chunk. SQLite runs the
 checkpoint with the GIL released, so it uses the second core. Nothing about
 durability changes: the commit is in the WAL either way, and with
-synchronous=NORMAL the database is synced at each checkpoint, as before.
+synchronous=NORMAL the database is synced at each checkpoint, whichever connection
+runs it.
 
 A WAL file only starts again from its beginning when a write transaction
 begins after a complete checkpoint. A writer that never waits would grow it by
