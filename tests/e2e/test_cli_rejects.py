@@ -13,6 +13,7 @@ import gzip
 import json
 import sqlite3
 
+import pytest
 from typer.testing import CliRunner
 
 from carryover.cli import app
@@ -168,3 +169,75 @@ def test_an_empty_file_says_so(tmp_path):
     lines.write_text("")
     result = cli("line", "import", str(lines))
     assert result.stderr == f"carryover: {lines}: empty: no lines to import\n"
+
+
+# Typed values, nested ones, keys in any order, a line cut short and a line that is JSON
+# but not an object: each reject must be the original line, not its cells as text.
+JSONL_SOURCE = [
+    '{"event_id": "j1", "line": "+491720000001", "at": "2026-01-05T10:00:00Z", "bytes": 100,'
+    ' "score": 1.5, "ok": true, "rating_group": null}',
+    '{"bytes":200,"line":"+491729999999","event_id":"j2","at":"2026-01-05T11:00:00Z",'
+    '"tags":["a",2,null],"cell":{"id":7,"lac":null,"ok":false}}',  # unknown line: ingest step
+    '{"event_id": "j3", "line": "+491720000001", "at": "2026-01-05T12:00:00Z", "bytes": -5,'
+    ' "ratio": 0.25, "big": 12345678901234567890, "note": "négatif \\"x\\""}',
+    '{"event_id": "j4", "line": "+491720000001", "at": "2026-01-05T13:00:00Z", "bytes": 4',
+    '{"at": "2025-12-01T00:00:00Z", "event_id": "j5", "line": "+491720000002", "bytes": 500,'
+    ' "unit": null, "flag": false}',  # before the line started: ingest step
+    '{"event_id": "j6", "line": "+491720000002", "at": "2026-01-06T25:00:00Z", "bytes": 600,'
+    ' "score": 2.50}',  # a bad instant: the checks
+    '[7, "j7"]',
+    '{"event_id": "j8", "line": "+491720000002", "at": "2026-01-07T10:00:00Z", "bytes": 800}',
+]
+J7 = {"event_id": "j7", "line": "+491720000002", "at": "2026-01-07T09:00:00Z", "bytes": 7}
+JSONL_FIXES = {2: ("line", "+491720000001"), 3: ("bytes", 5), 5: ("at", "2026-01-02T00:00:00Z"),
+               6: ("at", "2026-01-06T23:00:00Z")}
+REASON_KEYS = ["file", "row", "reason"]
+
+
+@pytest.mark.parametrize("chunk_rows", ["200000", "2"])  # 2: Arrow's batch path for rows 5-6
+def test_jsonl_rejects_are_the_original_lines_with_their_json_types(tmp_path, chunk_rows):
+    _lines(tmp_path)
+    usage = tmp_path / "cdr.jsonl"
+    usage.write_text("".join(line + "\n" for line in JSONL_SOURCE), encoding="utf-8")
+    rejects = tmp_path / "rejects.jsonl"
+    first = json.loads(cli("ingest", str(usage), "--rejects", str(rejects), "--json",
+                           "--chunk-rows", chunk_rows, code=2).stdout)
+    assert (first["accepted"], first["rejected"]) == (2, 6)
+    written = rejects.read_text(encoding="utf-8").splitlines()
+    got = [json.loads(line) for line in written]
+    assert [g["row"] for g in got] == [2, 3, 4, 5, 6, 7]  # file order, both steps mixed
+    for text, g in zip(written, got, strict=True):
+        source = JSONL_SOURCE[g["row"] - 1]
+        assert list(g)[:3] == REASON_KEYS and g["file"] == str(usage)
+        rest = {k: v for k, v in g.items() if k not in REASON_KEYS}
+        if g["row"] in (4, 7):  # not a JSON object: its text, whole
+            assert rest == {"original_line": source}
+            assert "not a JSON object" in g["reason"]
+            continue
+        original = json.loads(source)
+        assert rest == original and list(rest) == list(original)  # types and key order
+        assert text.endswith(", " + source[1:])  # the original object's text as it was
+    assert got[1]["big"] == 12345678901234567890 and got[0]["cell"]["ok"] is False
+    assert "unknown line" in got[0]["reason"] and "negative" in got[1]["reason"]
+    assert "before the line started" in got[3]["reason"] and "ISO 8601" in got[4]["reason"]
+
+    # Fed back unfixed: the same rows rejected again, the same originals (not nested).
+    again = tmp_path / "again.jsonl"
+    cli("ingest", str(rejects), "--rejects", str(again), code=2)
+    assert [{k: v for k, v in json.loads(line).items() if k not in REASON_KEYS}
+            for line in again.read_text(encoding="utf-8").splitlines()] == \
+        [{k: v for k, v in g.items() if k not in REASON_KEYS} for g in got]
+
+    # Fixed (a value in place; the cut line's text completed; the array replaced by the
+    # object it should have been) and fed back: every row ingested, nothing twice.
+    for g in got:
+        if g["row"] in JSONL_FIXES:
+            key, value = JSONL_FIXES[g["row"]]
+            g[key] = value
+    got[2]["original_line"] += "}"
+    got[5]["original_line"] = json.dumps(J7)
+    rejects.write_text("".join(json.dumps(g, ensure_ascii=False) + "\n" for g in got),
+                       encoding="utf-8")
+    fed = json.loads(cli("ingest", str(rejects), "--json").stdout)  # exit 0
+    assert (fed["accepted"], fed["duplicates"], fed["rejected"]) == (6, 0, 0)
+    assert _stored(tmp_path) == (8, 100 + 200 + 5 + 4 + 500 + 600 + 7 + 800)

@@ -418,6 +418,85 @@ def test_write_rejects_as_csv(tmp_path: Path) -> None:
         ]
 
 
+def test_json_rejects_carry_their_original_line(tmp_path: Path) -> None:
+    lines = ['{"event_id": "a", "line": "L", "at": "2026-01-10T12:00Z", "bytes": 1}',
+             '{"bytes": -1.0e0, "at": "2026-01-10T12:00Z", "line": "L", "event_id": "b",'
+             ' "x": null, "ok": true}',
+             '  {"event_id": "c", "line": "L", "at": "2026-01-10T12:00Z", "bytes": "2x"}  ',
+             '{"event_id": "d", "line": "L", "at": "2026-01-10T12:00Z", "bytes": 2}',
+             '{"event_id": "e", "line": "L", "at": "2026-01-10T12:00Z", "bytes": -3,'
+             ' "cell": {"id": 7}}',
+             '{cut', '']
+    path = tmp_path / "o.jsonl"
+    path.write_bytes("\r\n".join(lines).encode())  # CRLF: not part of the line
+    for chunk_rows in (1, 2, 3, 100):  # Arrow's batches and `json`'s both
+        chunks, rejects = read_all(path, chunk_rows=chunk_rows)
+        assert [r.row for r in rejects] == [2, 3, 5, 6]
+        assert [r.original for r in rejects] == [lines[1], lines[2], lines[4], lines[5]]
+        assert rejects[0].raw == {"bytes": "-1", "at": "2026-01-10T12:00Z", "line": "L",
+                                  "event_id": "b", "ok": "true"}  # cells as text, as before
+        assert all(c.fields is None and c.lines is not None for c in chunks if len(c))
+        # A good row refused later (an unknown line) is written from its line too.
+        assert [c.originals(np.flatnonzero(c.row == 4).tolist()) for c in chunks
+                if 4 in c.row] == [[({"event_id": "d", "line": "L", "at": "2026-01-10T12:00Z",
+                                      "bytes": "2"}, lines[3])]]
+
+
+def test_json_rejects_written_as_the_original_object(tmp_path: Path) -> None:
+    rejects = [
+        Reject("f.jsonl", 2, "bytes: negative", {}, '{"event_id": "b", "bytes": -1.50e0}'),
+        Reject("f.jsonl", 3, "not a JSON object: '{cut'", {}, "{cut"),
+        Reject("f.jsonl", 4, "not a JSON object: '[1]'", {}, "[1]"),
+        # Fed back: its leading reason keys give way to the new ones, the rest kept as is.
+        Reject("r.jsonl", 5, "line: empty", {},
+               '{"file":"f.jsonl","row":9,"reason":"old", "event_id": "q",  "n": 1.0}'),
+        # A reason key further on is no part of the row either.
+        Reject("r.jsonl", 6, "line: empty", {}, '{"event_id": "q", "row": 1, "n": 1.0}'),
+        Reject("g.jsonl", 7, "not a JSON object: '\\udcff'", {}, "{\udcff"),
+        Reject("g.csv", 8, "line: empty", {"event_id": "c", "line": ""}),
+    ]
+    out = tmp_path / "rejects.jsonl"
+    write_rejects(out, rejects)
+    assert out.read_text(encoding="utf-8").splitlines() == [
+        '{"file": "f.jsonl", "row": 2, "reason": "bytes: negative", "event_id": "b", '
+        '"bytes": -1.50e0}',
+        '{"file": "f.jsonl", "row": 3, "reason": "not a JSON object: \'{cut\'", '
+        '"original_line": "{cut"}',
+        '{"file": "f.jsonl", "row": 4, "reason": "not a JSON object: \'[1]\'", '
+        '"original_line": "[1]"}',
+        '{"file": "r.jsonl", "row": 5, "reason": "line: empty", "event_id": "q",  "n": 1.0}',
+        '{"file": "r.jsonl", "row": 6, "reason": "line: empty", "event_id": "q", "n": 1.0}',
+        '{"file": "g.jsonl", "row": 7, "reason": "not a JSON object: \'\\\\udcff\'", '
+        '"original_line": "{\\udcff"}',  # not UTF-8: escaped, so it encodes back the same
+        '{"file": "g.csv", "row": 8, "reason": "line: empty", "event_id": "c", "line": ""}']
+    as_csv = tmp_path / "rejects.csv"
+    write_rejects(as_csv, [*rejects[1:2], Reject("f.jsonl", 9, "x", {"event_id": "z"}, "{}")])
+    with as_csv.open(newline="") as f:
+        assert list(csv.reader(f)) == [["file", "row", "reason", "event_id"],
+                                       ["f.jsonl", "3", "not a JSON object: '{cut'", "",
+                                        "original_line={cut"],
+                                       ["f.jsonl", "9", "x", "z"]]
+
+
+def test_a_wrapped_original_line_is_read_as_the_line_it_wraps(tmp_path: Path) -> None:
+    fixed = json.dumps(row("w1", bytes=5))
+    path = tmp_path / "back.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in [
+        {"file": "f.jsonl", "row": 3, "reason": "not a JSON object", "original_line": "{cut"},
+        {"file": "f.jsonl", "row": 4, "reason": "not a JSON object", "original_line": fixed},
+        {"original_line": "[1]"},  # the reason keys may go
+        {"file": "f", "row": 1, "reason": "r", "original_line": "{x", "event_id": "k"},
+        row("w2")]))
+    for chunk_rows in (1, 2, 100):
+        chunks, rejects = read_all(path, chunk_rows=chunk_rows)
+        assert [r[:2] for r in good_rows(chunks)] == [(2, "w1"), (5, "w2")]
+        assert [(r.row, r.reason, r.original) for r in rejects] == [
+            (1, "not a JSON object: '{cut'", "{cut"), (3, "not a JSON object: '[1]'", "[1]"),
+            (4, "line: empty; at: empty; bytes: empty",  # another key: an ordinary row
+             json.dumps({"file": "f", "row": 1, "reason": "r", "original_line": "{x",
+                         "event_id": "k"}))]
+
+
 def test_reject_writer_appends_chunk_by_chunk(tmp_path: Path) -> None:
     path = write(tmp_path / "r.csv", [row(str(i), bytes=str(i % 3 - 1)) for i in range(9)])
     out = tmp_path / "rejects.csv"

@@ -6,7 +6,10 @@ pyarrow compute: instants to µs UTC, amounts to int64, units to codes. Every
 check yields a mask of the rows it fails; a row failing any is left out of the
 chunk and becomes one `Reject` whose reason lists each failure as
 `column: what 'value'`, in a fixed order. The text of the values is looked at
-only for the bad rows, so a clean batch costs a few vectorized passes.
+only for the bad rows, so a clean batch costs a few vectorized passes. A reject
+carries its row's original cells as text (`raw`) and, for JSON Lines, the
+original line itself (`original`), read back from the batch's bytes for the
+rejected rows only.
 
 What is accepted (the contract of `read_usage`, see `cdr_files`):
 - `event_id`, `line`: not empty after stripping.
@@ -32,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from carryover.adapters.cdr_formats import TextBatch
+from carryover.adapters.cdr_formats import Lines, TextBatch
 from carryover.domain.bounds import MAX_EVENT
 
 UNITS = ("data", "voice", "sms")
@@ -59,15 +62,21 @@ class Chunk:
     # The good rows' cells as read (aligned with `row`), so a row refused later (an
     # unknown line) is written to the rejects file as it stood. None: not kept.
     fields: pa.Table | None = None
+    lines: Lines | None = None  # JSON Lines: the original lines (then `fields` is None)
 
     def __len__(self) -> int:
         return len(self.row)
 
-    def raws(self, positions: list[int]) -> list[dict[str, str]]:
-        """The original cells of the good rows at `positions`, as text ({} if not kept)."""
+    def originals(self, positions: list[int]) -> list[tuple[dict[str, str], str | None]]:
+        """The good rows at `positions` as they stood: their cells as text ({} if not
+        kept) and, for JSON Lines, their original line."""
+        if self.lines is not None:
+            rows = self.row[positions].tolist()
+            return [(self.lines.cells(r), self.lines.text(r)) for r in rows]
         if self.fields is None:
-            return [{} for _ in positions]
-        return _raw_rows(self.fields.take(pa.array(positions, pa.int64())))
+            return [({}, None) for _ in positions]
+        raws = _raw_rows(self.fields.take(pa.array(positions, pa.int64())))
+        return [(raw, None) for raw in raws]
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class Reject:
     row: int
     reason: str
     raw: dict[str, str]       # the row's original fields, as text
+    original: str | None = None  # JSON Lines: the row's line as it was (no line ending)
 
 
 def empty_chunk(first_row: int) -> Chunk:
@@ -102,8 +112,8 @@ class Checker:
         self.problems: list[tuple[np.ndarray, str, str, pa.Array | None]] = []
 
     def __call__(self, batch: TextBatch) -> tuple[Chunk, list[Reject]]:
-        first_row, table, rows, early = batch
-        early = [Reject(self.name, *p) for p in early]
+        first_row, table, rows, early, lines = batch
+        early = [Reject(self.name, *p, lines.text(p.row) if lines else None) for p in early]
         n = table.num_rows
         if n == 0:
             return empty_chunk(first_row), early
@@ -157,7 +167,7 @@ class Checker:
 
         blank = ~np.logical_or.reduce(list(given.values()))  # a blank line: no record
         bad = self._bad(n) & ~blank
-        rejects = self._rejects(table, rows, bad) if bad.any() else []
+        rejects = self._rejects(table, rows, bad, lines) if bad.any() else []
         if early:
             rejects = sorted(rejects + early, key=lambda r: r.row)
         keep = np.flatnonzero(~bad & ~blank) if (bad | blank).any() else None
@@ -181,7 +191,8 @@ class Checker:
         chunk = Chunk(first_row, strings(text.get("event_id")), strings(text.get("line")),
                       pick(at), pick(received), pick(amount), pick(unit),
                       strings(group, few=True), pick(rows),
-                      table if keep is None else table.take(keep))
+                      None if lines is not None else table if keep is None else table.take(keep),
+                      lines)
         return chunk, rejects
 
     def _bad(self, n: int) -> np.ndarray:
@@ -195,7 +206,8 @@ class Checker:
         if mask.any():
             self.problems.append((mask, column, what, values))
 
-    def _rejects(self, table: pa.Table, rows: np.ndarray, bad: np.ndarray) -> list[Reject]:
+    def _rejects(self, table: pa.Table, rows: np.ndarray, bad: np.ndarray,
+                 lines: Lines | None) -> list[Reject]:
         idx = np.flatnonzero(bad)
         reasons: dict[int, list[str]] = {int(i): [] for i in idx}
         for mask, column, what, values in self.problems:
@@ -204,6 +216,9 @@ class Checker:
                      else [None] * len(hit))
             for i, v in zip(hit.tolist(), shown, strict=True):
                 reasons[i].append(f"{column}: {what}" + ("" if v is None else f" {v[:60]!r}"))
+        if lines is not None:
+            return [Reject(self.name, r, "; ".join(reasons[int(i)]), lines.cells(r),
+                           lines.text(r)) for i, r in zip(idx, rows[idx].tolist(), strict=True)]
         raws = _raw_rows(table.take(idx))
         return [Reject(self.name, int(rows[i]), "; ".join(reasons[int(i)]), raw)
                 for i, raw in zip(idx, raws, strict=True)]

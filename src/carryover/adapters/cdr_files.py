@@ -46,13 +46,13 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from carryover.adapters.cdr_checks import UNITS, Checker, Chunk, Reject, empty_chunk
-from carryover.adapters.cdr_formats import is_gzip, sources
+from carryover.adapters.cdr_formats import ORIGINAL_LINE, REASON_KEYS, is_gzip, sources
 
 __all__ = ["FORMATS", "UNITS", "CdrFileError", "Chunk", "Reject", "RejectWriter",
            "detect_format", "read_usage", "write_rejects"]
@@ -191,15 +191,21 @@ class RejectWriter:
     """Rejected rows written as they come, so they can be fixed and fed back as they are.
 
     Each reject is its reason columns (`file`, `row`, `reason`), then the original
-    row: in a CSV file (the default) the original header's fields, in a JSON Lines
-    file (a PATH ending .jsonl, .ndjson or .json) the original object's keys, with
-    values as the file's text. `carryover ingest` ignores the reason columns, so a
-    fixed rejects file is ingested as it stands. Fields are named after the first
-    reject; any name that header lacks is appended as a `name=value` cell so nothing
-    is lost. A reject of a whole file (row 0, no fields) is not a row: not written.
+    row. In a CSV file (the default): the original header's fields. In a JSON Lines
+    file (a PATH ending .jsonl, .ndjson or .json): one object per line, the reason
+    keys, then the original line's object exactly, its text as it was after its
+    `{` (same keys, order, values and JSON types); a row from a CSV or Parquet file
+    gets its fields as text. A line that was not a JSON object is kept whole as
+    text: `{"file", "row", "reason", "original_line": "<the line>"}` (bytes that
+    were not UTF-8 as `\\udcXX` escapes, so nothing is lost); `ingest` reads such a
+    line as the line it wraps (`cdr_formats`), so fixing the text inside fixes
+    the row. `carryover ingest` ignores the reason columns, so a fixed rejects file
+    is ingested as it stands. CSV fields are named after the first reject; any name
+    that header lacks is appended as a `name=value` cell so nothing is lost. A
+    reject of a whole file (row 0, no fields) is not a row: not written.
     """
 
-    REASON_COLUMNS = ("file", "row", "reason")
+    REASON_COLUMNS = REASON_KEYS
 
     def __init__(self, path: str | Path) -> None:
         self.jsonl = Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json")
@@ -216,8 +222,7 @@ class RejectWriter:
                 continue
             self.written += 1
             if self.jsonl:
-                self._file.write(json.dumps({"file": r.file, "row": r.row, "reason": r.reason,
-                                             **self._original(r)}, ensure_ascii=False) + "\n")
+                self._file.write(self._json_line(r) + "\n")
                 continue
             if self._fields is None:
                 if not r.raw:
@@ -225,6 +230,24 @@ class RejectWriter:
                     continue
                 self._header(list(self._original(r)))
             self._row(r)
+
+    def _json_line(self, r: Reject) -> str:
+        reason = {"file": r.file, "row": r.row, "reason": r.reason}
+        if r.original is None:  # a CSV or Parquet row: its cells
+            return json.dumps({**reason, **self._original(r)}, ensure_ascii=False)
+        obj = _object(r.original)
+        if obj is None or not _utf8(r.original):
+            return json.dumps({**reason, ORIGINAL_LINE: r.original},
+                              ensure_ascii=not _utf8(r.original))
+        # A rejects file fed back brings its own reason keys: they are not the row's.
+        body = _after_leading(r.original.strip(), self.REASON_COLUMNS)
+        rest = None if body is None else _object("{" + body)
+        if rest is None or any(k in self.REASON_COLUMNS for k in rest):  # one further on
+            return json.dumps({**reason, **{k: v for k, v in obj.items()
+                                            if k not in self.REASON_COLUMNS}},
+                              ensure_ascii=False)
+        head = json.dumps(reason, ensure_ascii=False)
+        return head if body.startswith("}") else f"{head[:-1]}, {body}"
 
     def _original(self, r: Reject) -> dict[str, str]:
         # A rejects file fed back brings its own reason columns: they are not the row's.
@@ -240,6 +263,8 @@ class RejectWriter:
     def _row(self, r: Reject) -> None:
         fields, raw = self._fields or [], self._original(r)
         extra = [f"{k}={v}" for k, v in raw.items() if k not in fields]
+        if not raw and r.original is not None:  # a JSON line that was no object: its text
+            extra.append(f"{ORIGINAL_LINE}={r.original}")
         self._out.writerow([r.file, r.row, r.reason, *(raw.get(k, "") for k in fields),
                             *extra])
 
@@ -256,6 +281,50 @@ class RejectWriter:
 
 
 def write_rejects(path: str | Path, rejects: Iterable[Reject]) -> None:
-    """Write every reject of `rejects` (any iterable, consumed lazily) to one CSV file."""
+    """Write every reject of `rejects` (any iterable, consumed lazily) to one file."""
     with RejectWriter(path) as out:
         out.write(rejects)
+
+
+def _object(line: str) -> dict[str, Any] | None:
+    """The JSON object a line holds, its keys in order (None: not an object)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _after_leading(line: str, keys: tuple[str, ...]) -> str | None:
+    """The text of a JSON object's line after its `{` and after any leading members
+    named in `keys` (None if the line does not scan as an object from its start).
+
+    A reject fed back again keeps the rest of its line byte for byte this way."""
+    at, decode = line.index("{") + 1, json.JSONDecoder().raw_decode
+    try:
+        while True:
+            body = line[at:].lstrip()
+            if not body.startswith('"'):
+                return body
+            start = len(line) - len(body)
+            key, end = json.decoder.scanstring(line, start + 1)
+            if key not in keys:
+                return body
+            colon = line[end:].lstrip()
+            if not colon.startswith(":"):
+                return None
+            value = len(line) - len(colon) + 1
+            value += len(line[value:]) - len(line[value:].lstrip())
+            _, at = decode(line, value)
+            rest = line[at:].lstrip()
+            at = len(line) - len(rest) + (1 if rest.startswith(",") else 0)
+    except ValueError:
+        return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # bytes the file had that were not UTF-8 (surrogateescape)
+        return False

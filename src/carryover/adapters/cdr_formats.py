@@ -20,6 +20,14 @@ time; where Arrow would type a value differently from its text (an integer too
 big for a double, a timestamp-looking string, an object) or cannot parse a
 line, that batch is read line by line with `json` instead. Both paths give the
 same cells, so results never depend on `chunk_rows`.
+
+A JSON Lines batch also keeps its bytes and where each line starts and ends
+(`Lines`), so a rejected row is written out as its original line, not as cells
+rebuilt from the parsed table: only the rejected rows' lines are ever looked at
+again. A line of a rejects file that wraps a line which was not a JSON object
+(`{"file", "row", "reason", "original_line": "<text>"}`, see `cdr_files`) is read
+as the line it wraps, so a fixed text ingests and an unfixed one is rejected as
+before, with the same text.
 """
 
 from __future__ import annotations
@@ -56,11 +64,48 @@ class Problem(NamedTuple):
     raw: dict[str, str]
 
 
+# The key holding, in a JSON Lines rejects file, the text of a line that was not a
+# JSON object (RejectWriter), and the reason keys written beside it.
+ORIGINAL_LINE = "original_line"
+REASON_KEYS = ("file", "row", "reason")
+_ORIGINAL_LINE_KEY = f"\"{ORIGINAL_LINE}\"".encode()
+
+
+class Lines(NamedTuple):
+    """The original lines of a JSON Lines batch, by row number (a row is a line)."""
+    first_row: int             # the row number of the first line in `data`
+    data: bytes                # the batch's bytes, newlines included
+    starts: np.ndarray         # int64: offset of each line in `data`
+    ends: np.ndarray           # int64: offset of each line's newline
+    unwrapped: dict[int, bytes]  # rows that wrapped an original line: the line wrapped
+
+    def raw(self, row: int) -> bytes:
+        if row in self.unwrapped:
+            return self.unwrapped[row]
+        i = row - self.first_row
+        line = self.data[self.starts[i]:self.ends[i]]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def text(self, row: int) -> str:
+        """The line as it was, without its line ending; bytes that are not UTF-8 kept as
+        surrogates (`surrogateescape`), so the text encodes back to the same bytes."""
+        return self.raw(row).decode("utf-8", "surrogateescape")
+
+    def cells(self, row: int) -> dict[str, str]:
+        """The line's object as cells of text (absent or null: left out), as the
+        checks read them; {} for a line that is not a JSON object."""
+        obj = _loads(self.raw(row))
+        if not isinstance(obj, dict):
+            return {}
+        return {k: cell for k, v in obj.items() if (cell := text(v)) is not None}
+
+
 class TextBatch(NamedTuple):
     first_row: int        # number of the first row read into this batch
     table: pa.Table       # the rows that split into fields
     rows: np.ndarray      # int64: the number of each of them
     problems: list[Problem]  # rows that did not
+    lines: Lines | None = None  # JSON Lines: the original lines; None: CSV, Parquet
 
 
 def sources(fmt: str, path: Path, chunk_rows: int) -> Iterator[Any]:
@@ -175,8 +220,8 @@ def _jsonl(path: Path, chunk_rows: int) -> Iterator[Any]:
     opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as f:
         head = f.read(1 << 20)
-        first = next((o for o in map(_loads, head.split(b"\n")[:1000]) if isinstance(o, dict)),
-                     None)
+        first = next((o for o in (_loads(_unwrap(x)[0]) for x in head.split(b"\n")[:1000])
+                      if isinstance(o, dict)), None)
         if first is None and not head.strip():
             yield None
             return
@@ -192,11 +237,14 @@ def _jsonl(path: Path, chunk_rows: int) -> Iterator[Any]:
             rows = np.flatnonzero(~blank).astype(np.int64) + number + 1
             first_row, number = number + 1, number + len(ends)
             table = _json_fast(data, len(rows), as_text) if len(rows) else None
-            if table is not None:
-                yield TextBatch(first_row, table, rows, [])
+            if table is not None and ORIGINAL_LINE not in table.column_names:
+                yield TextBatch(first_row, table, rows, [], Lines(first_row, data, starts, ends,
+                                                                  {}))
             else:
                 lines = [data[i:j] for i, j in zip(starts[~blank], ends[~blank], strict=True)]
-                yield TextBatch(first_row, *_json_slow(lines, rows))
+                unwrapped: dict[int, bytes] = {}
+                yield TextBatch(first_row, *_json_slow(lines, rows, unwrapped),
+                                Lines(first_row, data, starts, ends, unwrapped))
 
 
 def _line_blocks(blocks: Iterator[bytes], chunk_rows: int,
@@ -271,9 +319,24 @@ def text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _json_slow(lines: list[bytes], rows: np.ndarray) -> tuple[pa.Table, np.ndarray, list]:
+def _unwrap(line: bytes) -> tuple[bytes, bool]:
+    """The line a rejects file's line wraps (and True), else the line itself."""
+    if _ORIGINAL_LINE_KEY not in line:  # the usual case, decided without parsing
+        return line, False
+    obj = _loads(line)
+    if (isinstance(obj, dict) and isinstance(obj.get(ORIGINAL_LINE), str)
+            and set(obj) - set(REASON_KEYS) == {ORIGINAL_LINE}):
+        return obj[ORIGINAL_LINE].encode("utf-8", "surrogateescape"), True
+    return line, False
+
+
+def _json_slow(lines: list[bytes], rows: np.ndarray, unwrapped: dict[int, bytes],
+               ) -> tuple[pa.Table, np.ndarray, list]:
     objects, good, problems = [], [], []
     for line, number in zip(lines, rows.tolist(), strict=True):
+        line, wrapped = _unwrap(line)
+        if wrapped:
+            unwrapped[number] = line
         obj = _loads(line)
         if isinstance(obj, dict):
             objects.append(obj)

@@ -269,7 +269,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     latest = to_us(now + skew)
     future = ~unknown & ~before & ((chunk.at > latest) | (chunk.received_at > latest))
     refused = np.flatnonzero(unknown | before | future).tolist()
-    for i, cells in zip(refused, chunk.raws(refused), strict=True):
+    for i, (cells, original) in zip(refused, chunk.originals(refused), strict=True):
         if unknown[i]:
             why = f"line: unknown line {chunk.line[i]!r}"
         elif before[i]:
@@ -278,7 +278,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
             field = "at" if chunk.at[i] > latest else "received_at"
             why = f"{field}: " + bounds.future_reason(
                 from_us(int(getattr(chunk, field)[i])), now, skew)
-        bad.append(Reject(file, int(chunk.row[i]), why, cells))
+        bad.append(Reject(file, int(chunk.row[i]), why, cells, original))
     # Within a chunk the first row of an event id counts; the others are duplicates.
     keep = ~unknown & ~before & ~future
     _, first = np.unique(chunk.event_id.astype(str), return_index=True)
@@ -290,8 +290,8 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     too_much = over_total(raw, directory.ids[line[kept]], chunk.unit[kept], chunk.amount[kept],
                           UNIT_NAMES)
     over = kept[too_much].tolist()
-    for i, cells in zip(over, chunk.raws(over), strict=True):
-        bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", cells))
+    for i, (cells, original) in zip(over, chunk.originals(over), strict=True):
+        bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", cells, original))
     keep[kept[too_much]] = False
     idx = np.flatnonzero(keep)
     if len(idx) == 0:
