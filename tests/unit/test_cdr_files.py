@@ -434,7 +434,7 @@ def test_json_rejects_carry_their_original_line(tmp_path: Path) -> None:
         assert [r.row for r in rejects] == [2, 3, 5, 6]
         assert [r.original for r in rejects] == [lines[1], lines[2], lines[4], lines[5]]
         assert rejects[0].raw == {"bytes": "-1", "at": "2026-01-10T12:00Z", "line": "L",
-                                  "event_id": "b", "ok": "true"}  # cells as text, as before
+                                  "event_id": "b", "ok": "true"}  # cells as text, for CSV
         assert all(c.fields is None and c.lines is not None for c in chunks if len(c))
         # A good row refused later (an unknown line) is written from its line too.
         assert [c.originals(np.flatnonzero(c.row == 4).tolist()) for c in chunks

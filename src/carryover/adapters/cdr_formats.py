@@ -26,8 +26,8 @@ A JSON Lines batch also keeps its bytes and where each line starts and ends
 rebuilt from the parsed table: only the rejected rows' lines are ever looked at
 again. A line of a rejects file that wraps a line which was not a JSON object
 (`{"file", "row", "reason", "original_line": "<text>"}`, see `cdr_files`) is read
-as the line it wraps, so a fixed text ingests and an unfixed one is rejected as
-before, with the same text.
+as the line it wraps, so a fixed text ingests and an unfixed one is rejected
+again, with the same text.
 """
 
 from __future__ import annotations
