@@ -241,3 +241,16 @@ def test_jsonl_rejects_are_the_original_lines_with_their_json_types(tmp_path, ch
     fed = json.loads(cli("ingest", str(rejects), "--json").stdout)  # exit 0
     assert (fed["accepted"], fed["duplicates"], fed["rejected"]) == (6, 0, 0)
     assert _stored(tmp_path) == (8, 100 + 200 + 5 + 4 + 500 + 600 + 7 + 800)
+
+
+def test_line_import_rejects_keep_short_and_long_rows_as_they_were(tmp_path):
+    lines = tmp_path / "lines.csv"
+    rows = [["+491730000005", "", "acme", "no-such-plan"],  # short: no start
+            ["+491730000006", "", "acme", "no-such-plan", "2026-01-01T00:00", "a note"]]
+    with lines.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["msisdn", "imsi", "account", "plan", "start"], *rows])
+    rejects = tmp_path / "bad-lines.csv"
+    cli("line", "import", str(lines), "--rejects", str(rejects), code=2)
+    with rejects.open(newline="") as handle:
+        got = list(csv.reader(handle))
+    assert [r[3:] for r in got[1:]] == rows  # neither padded nor cut

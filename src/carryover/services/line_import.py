@@ -56,7 +56,7 @@ class ImportSummary:
 
     def write_rejects(self, path: Path, source: Path) -> None:
         """The rejected rows as CSV, in file order: file, row, reason, then the original
-        row under the original header (a rejects file's own reason columns left out),
+        row's fields under the original header (a rejects file's own reason columns left out),
         so the file can be fixed and imported again as it is."""
         keep = [i for i, name in enumerate(self.header)
                 if name.strip().lower() not in REASON_COLUMNS]
@@ -64,9 +64,12 @@ class ImportSummary:
             out = csv.writer(handle, lineterminator="\n")
             out.writerow([*REASON_COLUMNS, *(self.header[i] for i in keep)])
             for row, reason in sorted(self.rejected):
+                # The fields as the row had them: a short row is not padded, fields
+                # past the header are kept.
                 fields = self.originals.get(row, [])
                 out.writerow([str(source), row, reason,
-                              *(fields[i] if i < len(fields) else "" for i in keep)])
+                              *(fields[i] for i in keep if i < len(fields)),
+                              *fields[len(self.header):]])
 
 
 class LineFileError(ValueError):
