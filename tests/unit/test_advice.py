@@ -18,6 +18,7 @@ from carryover.adapters.scenario_file import parse_scenario
 from carryover.domain.advice import advise, family, forecast, plan_fit, profile
 from carryover.domain.buckets import POOL
 from carryover.domain.inputs import OpenLine, SetLimit, TopUp, Usage
+from carryover.domain.units import Unit
 from carryover.domain.views import position
 from carryover.services.simulate import run
 
@@ -35,6 +36,11 @@ CHARGE = plan("charge", allowance={"data": "5GB"},
               price={"amount": "10.00", "currency": "USD"})
 FREE = plan("free", allowance={"data": "2GB"}, overage={"action": "block"})
 OURS = (TEN, TWENTY, ROLL, CHARGE, FREE)
+TALK = plan("talk", allowance={"data": "5GB", "voice": "100min"},
+            overage={"action": "charge", "price": "0.50", "currency": "USD", "per": "1MB"},
+            price={"amount": "20.00", "currency": "USD"})
+TALK_MORE = plan("talk-more", allowance={"data": "8GB", "voice": "300min"},
+                 overage={"action": "throttle", "kbps": "128kbps"})
 
 
 def daily(line: str, start: datetime, count: int, amount: int, hour: int = 12) -> list[Usage]:
@@ -131,7 +137,9 @@ def test_rollover_at_risk_and_caps_follow_the_fold():
 
 def _scenario(plan_id: str, events: list[Usage], start: datetime, end: datetime) -> str:
     rows = "\n".join(f"  - {{at: {e.at.isoformat()}, line: a, usage: {e.amount}B}}"
-                     for e in events)
+                      if e.unit.value == "data" else
+                      f"  - {{at: {e.at.isoformat()}, line: a, usage: {e.amount}s, unit: voice}}"
+                      for e in events)
     checks = []
     t = start
     while t < end:
@@ -146,10 +154,11 @@ def _scenario(plan_id: str, events: list[Usage], start: datetime, end: datetime)
 
 def _simulated(plan_id: str, events: list[Usage], start: datetime, end: datetime) -> dict:
     """Overage and seconds per QoS state of `carryover simulate` of the same usage."""
-    plans = {**PRESETS, **{p.id: p for p in OURS}}
+    plans = {**PRESETS, **{p.id: p for p in (*OURS, TALK, TALK_MORE)}}
     result = run(parse_scenario(_scenario(plan_id, events, start, end), "fit.yaml", plans))
     assert not result.problems, result.problems
     overage = sum(c["cycle"]["overage"]["data"] for c in result.checks[:-1])
+    voice = sum(c["cycle"]["overage"].get("voice", 0) for c in result.checks[:-1])
     spent: dict[str, timedelta] = {}
     state, since = "normal", start
     for row in result.timeline:
@@ -157,7 +166,7 @@ def _simulated(plan_id: str, events: list[Usage], start: datetime, end: datetime
             spent[state] = spent.get(state, timedelta()) + row.at - since
             state, since = row.detail.split(" -> ")[1].split(" ")[0], row.at
     spent[state] = spent.get(state, timedelta()) + end - since
-    return {"overage": overage,
+    return {"overage": overage, "voice": voice,
             **{k: v // timedelta(seconds=1) for k, v in spent.items() if k != "normal"}}
 
 
@@ -326,6 +335,32 @@ def test_a_gift_is_suggested_from_a_top_up_that_would_expire_to_a_member_short_o
     gifts = [s for s in fam["suggestions"] if s["kind"] == "gift"]
     assert gifts and gifts[0]["from"] == "m2" and gifts[0]["to"] == "m1"
     assert fam["shortfall_after"] < short["m1"]["projected_shortfall"]
+
+
+def test_plan_fit_replays_voice_too_and_charges_it_as_a_statement_does():
+    from carryover.domain.statement import overage_charge
+
+    calls = [Usage(f"v{n:03d}", "a", at(1, 1, 8) + timedelta(hours=13 * n), 1000 + 37 * n,
+                   Unit.VOICE) for n in range(150)]
+    events = sorted(_heavy_usage()[:300] + calls, key=lambda e: (e.at, e.id))
+    book = new_book(TALK, TALK_MORE)
+    submit(book, OpenLine("open", "a", at(1, 1), "talk"), *[e for e in events if e.at < at(3, 2)])
+    items = {i["plan"]: i for i in advise(book, book.applied, "a", at(3, 2), cycles=2)["plans"]}
+    assert set(items) == {"talk", "talk-more"}  # the same unit kinds: data and voice
+    window = [e for e in events if at(1, 1) <= e.at < at(3, 1)]
+    for pid in items:
+        sim = _simulated(pid, window, at(1, 1), at(3, 1))
+        assert items[pid]["overage_by_unit"].get("voice", 0) == sim["voice"], pid
+        assert items[pid]["overage"] == sim["overage"], pid
+        assert items[pid]["seconds_throttled"] == sim.get("throttled", 0), pid
+    assert items["talk"]["overage_by_unit"]["voice"] > 0
+    # Charged per cycle and unit, as the statement charges: whole started increments.
+    replayed = new_book(TALK)
+    submit(replayed, OpenLine("open", "a", at(1, 1), "talk"), *window)
+    want = sum((overage_charge(replayed.counter(start, "a", unit, "overage"), TALK)
+                or Decimal(0)) for start in (at(1, 1), at(2, 1)) for unit in Unit)
+    assert Decimal(items["talk"]["overage_charged"]) == want > 0
+    assert Decimal(items["talk"]["price_total"]) == Decimal("40.00") + want
 
 
 # ---------------------------------------------------------------- simulate

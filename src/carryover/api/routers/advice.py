@@ -74,7 +74,9 @@ class PlanFit(BaseModel):
     cycles: int
     price_total: str | None = Field(description="Decimal string; null: the plan has no price.")
     currency: str | None
-    overage: int
+    overage: int = Field(description="Data overage, bytes.")
+    overage_by_unit: dict[str, int] = Field(description="Overage per unit: data bytes, voice "
+                                                        "seconds, SMS messages.")
     overage_charged: str | None
     seconds_throttled: int
     seconds_blocked: int

@@ -56,11 +56,15 @@ def advise(book: AccountBook, inputs: Iterable[Input], line: str, at: datetime,
     state = position(book, at)
     calendar = state.calendar
     usage: dict[str, profile.LineUsage] = {}
+    others: dict[Unit, profile.LineUsage] = {}
     paces: dict[str, forecast.Pace | None] = {}
     windows: dict[str, list] = {}
 
     def pace_of(name: str):
-        usage[name] = profile.line_usage(inputs, name, calendar, state.grace)
+        by_unit = profile.usage_by_unit(inputs, name, calendar, state.grace)
+        usage[name] = by_unit.pop(Unit.DATA, profile.LineUsage([]))
+        if name == line:
+            others.update(by_unit)
         windows[name] = profile.complete_cycles(calendar, state.lines[name].opened_at, at,
                                                 cycles)
         found = forecast.pace(calendar, usage[name], at, windows[name])
@@ -75,7 +79,7 @@ def advise(book: AccountBook, inputs: Iterable[Input], line: str, at: datetime,
         "cycles": len(windows[line]),
         "forecast": item,
         "rollover": rollover_risk.at_risk(state, line, at, pace),
-        "plans": plan_fit.fit(state, line, at, usage[line], windows[line]),
+        "plans": plan_fit.fit(state, line, at, usage[line], windows[line], others),
         "family": None,
     }
     if state.lines[line].member:

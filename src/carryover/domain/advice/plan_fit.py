@@ -2,8 +2,8 @@
 
 Every candidate (the current plan and each plan with the same unit kinds, packs
 only against packs) gets a fresh book that opens the line on it at the start of
-the window, with a full first allowance and no stash, and folds the line's data
-usage (domain/book.py, the one fold); QoS is asked of domain/views.qos. So the
+the window, with a full first allowance and no stash, and folds the line's usage,
+every unit of it (domain/book.py, the one fold); QoS is asked of domain/views.qos. So the
 figures are what `carryover simulate` of the same usage on that plan reports.
 
 Speed without a second copy of the rules: between two instants where the buckets
@@ -73,8 +73,11 @@ def _next_change(book: AccountBook, until: datetime) -> datetime:
 
 def replay(plans: Mapping[str, Plan], plan_id: str, calendar: CycleCalendar, line: str,
            usage: LineUsage, window: list[tuple[datetime, datetime]],
-           grace: timedelta = DEFAULT_GRACE) -> dict:
-    """The figures of `plan_id` over `window` (complete cycles, oldest first)."""
+           grace: timedelta = DEFAULT_GRACE,
+           others: Mapping[Unit, LineUsage] | None = None) -> dict:
+    """The figures of `plan_id` over `window` (complete cycles, oldest first); `others`:
+    the line's voice and SMS usage, folded too (they move no QoS: one event per unit
+    and stretch, at its start, before the stretch's data)."""
     first, last = window[0][0], window[-1][1]
     book = AccountBook(calendar, plans, grace)
     book.submit(OpenLine("advice:open", line, first, plan_id))
@@ -98,6 +101,10 @@ def replay(plans: Mapping[str, Plan], plan_id: str, calendar: CycleCalendar, lin
     t = first
     while t < last:
         stop = _next_change(book, last)
+        for unit, used in sorted((others or {}).items(), key=lambda kv: list(Unit).index(kv[0])):
+            amount = used.between(t, stop)
+            if amount > 0:
+                book.submit(Usage(f"advice:{unit}:{n}", line, t, amount, unit))
         end = bisect_left(instants, stop, index)
         left = _left(book, line, t)
         cross = end
@@ -121,14 +128,18 @@ def replay(plans: Mapping[str, Plan], plan_id: str, calendar: CycleCalendar, lin
 
 def _figures(book: AccountBook, plan: Plan, plan_id: str, calendar: CycleCalendar, line: str,
              window: list[tuple[datetime, datetime]], seconds: dict[str, int]) -> dict:
-    overage = 0
+    by_unit: dict[str, int] = {}
     charged: Decimal | None = None
     for start, _ in window:
-        over = book.counter(start, line, Unit.DATA, "overage")
-        overage += over
-        charge = overage_charge(over, book.plans.at(plan_id, start, calendar))
-        if charge is not None:
-            charged = (charged or Decimal(0)) + charge
+        version = book.plans.at(plan_id, start, calendar)
+        for unit in Unit:  # each unit charged on its own, as its statement charges it
+            over = book.counter(start, line, unit, "overage")
+            if over or unit is Unit.DATA:
+                by_unit[str(unit)] = by_unit.get(str(unit), 0) + over
+            charge = overage_charge(over, version)
+            if charge is not None:
+                charged = (charged or Decimal(0)) + charge
+    overage = by_unit[str(Unit.DATA)]
     version = [book.plans.at(plan_id, start, calendar) for start, _ in window]
     prices = [v.price for v in version]
     price_total = None
@@ -152,6 +163,7 @@ def _figures(book: AccountBook, plan: Plan, plan_id: str, calendar: CycleCalenda
         "price_total": None if price_total is None else str(price_total),
         "currency": currency if price_total is not None else None,
         "overage": overage,
+        "overage_by_unit": by_unit,
         "overage_charged": None if charged is None else str(charged),
         "seconds_throttled": seconds.get("throttled", 0),
         "seconds_blocked": seconds.get("blocked", 0),
@@ -182,7 +194,8 @@ def switch(book: AccountBook, line: str, plan_id: str, at: datetime) -> dict:
 
 
 def fit(book: AccountBook, line: str, at: datetime, usage: LineUsage,
-        window: list[tuple[datetime, datetime]]) -> list[dict]:
+        window: list[tuple[datetime, datetime]],
+        others: Mapping[Unit, LineUsage] | None = None) -> list[dict]:
     """Every candidate's figures, best first; `book` is positioned at `at`."""
     state = book.lines.get(line)
     current_id = state.plan_id if state is not None else None
@@ -191,7 +204,7 @@ def fit(book: AccountBook, line: str, at: datetime, usage: LineUsage,
     current = book.plan(current_id)
     items = []
     for pid in candidates(book.plans, current):
-        item = replay(book.plans, pid, book.calendar, line, usage, window, book.grace)
+        item = replay(book.plans, pid, book.calendar, line, usage, window, book.grace, others)
         item["current"] = pid == current_id
         item.update({"switch": None, "forfeits_now": None} if item["current"]
                     else switch(book, line, pid, at))

@@ -69,18 +69,27 @@ class LineUsage:
 
 
 def line_usage(inputs: Iterable[Input], line: str, calendar: CycleCalendar,
-               grace: timedelta = DEFAULT_GRACE) -> LineUsage:
-    """The line's data usage events, placed and ordered as the fold rates them."""
-    points = []
-    data = Unit.DATA
+               grace: timedelta = DEFAULT_GRACE, unit: Unit = Unit.DATA) -> LineUsage:
+    """The line's usage events of `unit`, placed and ordered as the fold rates them."""
+    return usage_by_unit(inputs, line, calendar, grace).get(unit, LineUsage([]))
+
+
+def usage_by_unit(inputs: Iterable[Input], line: str, calendar: CycleCalendar,
+                  grace: timedelta = DEFAULT_GRACE) -> dict[Unit, LineUsage]:
+    """The line's usage events per unit, placed and ordered as the fold rates them."""
+    points: dict[Unit, list[UsagePoint]] = {}
     for item in inputs:
-        if type(item) is Usage and item.line == line and item.unit is data:
+        if type(item) is Usage and item.line == line:
             # Only a late report can move an event off its own instant.
             at = item.at if item.received_at is None else effective_instant(
                 item, calendar, grace)[0]
-            points.append(UsagePoint(at, item.id, item.amount, item.rating_group))
-    points.sort()
-    return LineUsage(points)
+            points.setdefault(item.unit, []).append(
+                UsagePoint(at, item.id, item.amount, item.rating_group))
+    out = {}
+    for unit in sorted(points, key=list(Unit).index):
+        points[unit].sort()
+        out[unit] = LineUsage(points[unit])
+    return out
 
 
 def complete_cycles(calendar: CycleCalendar, opened_at: datetime, at: datetime,
