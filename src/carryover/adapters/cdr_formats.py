@@ -53,7 +53,7 @@ import pyarrow.parquet as pq
 # Arrow's streaming CSV reader reads and parses blocks ahead of the one asked for,
 # so the block size sets how much of the file it holds: with 4 MiB blocks, 120-170 MiB
 # of a 10,000,000-row file (pyarrow.total_allocated_bytes); with 1 MiB, about 57 MiB,
-# at the same speed (docs/performance.md, "Session 5").
+# at the same speed (docs/performance.md, "Bulk ingestion").
 _CSV_BLOCK = 1 << 20
 _INSTANTS = ("at", "start", "end", "received_at")
 

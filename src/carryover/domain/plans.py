@@ -1,4 +1,5 @@
-"""Plans and their policies (DESIGN 1.6, 1.7): what a line is granted and how.
+"""Plans and their policies: what a line is granted and how (docs/plan-files.md;
+docs/semantics.md, "Overage and QoS").
 
 A plan is data, not code: a frozen dataclass built from a mapping (the plan-file
 format of docs/plan-files.md). `plan_from_mapping` reports every problem of a
@@ -69,7 +70,8 @@ DEFAULT_PRIORITIES: Mapping[BucketKind, int] = {
 
 @dataclass(frozen=True, slots=True)
 class RolloverPolicy:
-    """How unused bytes cross a cycle boundary (DESIGN 1.4)."""
+    """How unused bytes cross a cycle boundary (docs/semantics.md, "Cycles and rollover at
+    the boundary instant")."""
 
     kinds: frozenset[BucketKind] = frozenset({BucketKind.ALLOWANCE})
     # Caps are per unit (a unit absent from the mapping has no cap; None: no cap in
@@ -85,7 +87,8 @@ class RolloverPolicy:
 
 @dataclass(frozen=True, slots=True)
 class OveragePolicy:
-    """What happens to usage no bucket covers (DESIGN 1.7). Overage is always recorded."""
+    """What happens to usage no bucket covers (docs/semantics.md, "Overage and QoS").
+    Overage is always recorded."""
 
     action: OverageAction = OverageAction.BLOCK
     throttle_kbps: int | None = None

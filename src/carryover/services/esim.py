@@ -7,8 +7,9 @@ the profile is first held by a new order row (so no other order takes it), then
 each answer is recorded as it comes. An order that fails is closed with the
 reason and its profile is given back.
 
-The line owns the balance, not the profile (DESIGN 2): nothing here touches an
-account's book, so a move keeps every bucket, stash deposit and usage record.
+The line owns the balance, not the profile (docs/esim.md, "Moving a line to a new
+device"): nothing here touches an account's book, so a move keeps every bucket,
+stash deposit and usage record.
 """
 
 from __future__ import annotations
