@@ -132,6 +132,28 @@ def test_rollover_at_risk_and_caps_follow_the_fold():
     assert lost["amount"] == 8 * GB - projected - 2 * GB
 
 
+def test_a_member_sees_the_pools_deposits_projected_with_every_members_pace():
+    # AT&T Mobile Share 15 GB: January's members use 5 GB and 2 GB: 8 GB roll into the
+    # pool (at most the allowance), valid to the end of February. In February both use
+    # 0.2 GB a day: the pace of both is far below the 15 GB allowance, which drains
+    # before rollover, so all 8 GB are projected to expire unused.
+    book = new_book()
+    submit(book, OpenLine("pool", POOL, at(1, 1), "att-mobile-share-15gb"),
+           OpenLine("o1", "f1", at(1, 1), None, member=True),
+           OpenLine("o2", "f2", at(1, 1), None, member=True),
+           *sorted(daily("f1", at(1, 1), 20, GB // 4) + daily("f2", at(1, 1), 8, GB // 4)
+                   + daily("f1", at(2, 1), 5, GB // 5, hour=10)
+                   + daily("f2", at(2, 1), 5, GB // 5, hour=11), key=lambda u: (u.at, u.id)))
+    advice = advise(book, book.applied, "f1", at(2, 6))
+    [deposit] = advice["rollover"]["deposits"]
+    assert deposit["bucket"].startswith("pool/") and deposit["remaining"] == 8 * GB
+    assert deposit["expires_at"] == at(3, 1).isoformat()
+    assert deposit["projected_unused_at_expiry"] == 8 * GB
+    # The pool's next boundary: February is projected to leave less than the 15 GB cap
+    # (AT&T: at most the allowance), so nothing is lost to it.
+    assert advice["rollover"]["lost_to_caps_next"]["amount"] == 0
+
+
 # ---------------------------------------------------------------- plan fit
 
 

@@ -71,6 +71,11 @@ def advise(book: AccountBook, inputs: Iterable[Input], line: str, at: datetime,
         paces[name] = None if isinstance(found, str) else found
 
     pace_of(line)
+    member = state.lines[line].member
+    if member:
+        for name in family.members(state):
+            if name not in paces:
+                pace_of(name)
     item, pace = forecast.forecast(calendar, usage[line], at, windows[line],
                                    high_speed_left(state, line, at))
     result = {
@@ -78,14 +83,11 @@ def advise(book: AccountBook, inputs: Iterable[Input], line: str, at: datetime,
         "at": at.astimezone(UTC).isoformat(),
         "cycles": len(windows[line]),
         "forecast": item,
-        "rollover": rollover_risk.at_risk(state, line, at, pace),
+        "rollover": rollover_risk.at_risk(state, line, at, pace, paces if member else None),
         "plans": plan_fit.fit(state, line, at, usage[line], windows[line], others),
         "family": None,
     }
-    if state.lines[line].member:
-        for name in family.members(state):
-            if name not in paces:
-                pace_of(name)
+    if member:
         result["family"] = family.suggest(state, at, paces)
     return result
 

@@ -82,13 +82,6 @@ def fold(book: AccountBook, items: list) -> None:
         book.submit(item)
 
 
-def spend(book: AccountBook, line: str, start: datetime, end: datetime, expected,
-          tag: str) -> None:
-    """Fold `line`'s expected use over [start, end) into a fork and move it to `end`."""
-    fold(book, planned(book, line, start, end, expected, tag))
-    book.advance_to(end)
-
-
 def booked(book: AccountBook, kind: EntryKind, bucket_id: str | None = None,
            line: str | None = None, note: str | None = None) -> int:
     """The sum of a fork's entries of `kind` (for one bucket, one owner, one note)."""

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 from carryover.domain import rollover
 from carryover.domain.advice.forecast import Pace
-from carryover.domain.advice.fork import booked, fork, instant, spend
+from carryover.domain.advice.fork import booked, fold, fork, instant, planned
 from carryover.domain.book import AccountBook
+from carryover.domain.buckets import POOL
 from carryover.domain.cycles import add_calendar_months
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import BucketKind
@@ -30,17 +31,27 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.astimezone(UTC).isoformat()
 
 
-def at_risk(book: AccountBook, line: str, at: datetime, pace: Pace | None) -> dict:
-    """The rollover item of the advice for `line`; `book` is positioned at `at`."""
-    deposits = [b for b in book.own_buckets(line, Unit.DATA, at)
+def at_risk(book: AccountBook, line: str, at: datetime, pace: Pace | None,
+            members: dict[str, Pace | None] | None = None) -> dict:
+    """The rollover item of the advice for `line`; `book` is positioned at `at`.
+
+    For a family member (`members`: every member's pace) the pool's deposits are
+    listed too, and the projection folds every member's pace, since they all draw
+    the pool; a member without a pace then projects no use."""
+    owners = [line] + ([POOL] if members is not None else [])
+    deposits = [b for owner in owners for b in book.own_buckets(owner, Unit.DATA, at)
                 if b.kind is BucketKind.ROLLOVER and (b.remaining or 0) > 0]
     _, end = book.calendar.cycle_at(at)
     projected = None
+    spenders = {line: pace} if members is None else members
     if pace is not None:
         horizon = max([end] + [b.valid_until for b in deposits if b.valid_until is not None])
         horizon = min(horizon, add_calendar_months(at, HORIZON_MONTHS, book.calendar.tz))
         projected = fork(book)
-        spend(projected, line, instant(projected, at), horizon, pace.expected, "pace")
+        start = instant(projected, at)
+        fold(projected, [u for name, p in sorted(spenders.items()) if p is not None
+                         for u in planned(projected, name, start, horizon, p.expected, "pace")])
+        projected.advance_to(horizon)
     items = []
     for b in deposits:
         unused = None
@@ -58,7 +69,7 @@ def at_risk(book: AccountBook, line: str, at: datetime, pace: Pace | None) -> di
     lost = None
     if projected is not None:
         lost = sum(e.amount for e in projected.entries
-                   if e.kind is EntryKind.EXPIRE and e.owner == line and e.at == end
+                   if e.kind is EntryKind.EXPIRE and e.owner in owners and e.at == end
                    and e.unit is Unit.DATA and e.note == rollover.EXPIRE_NOTE)
     if lost is None:
         lost_text = "No projection of the next boundary without a forecast."
