@@ -7,7 +7,9 @@ kind: NotFound 404; Forbidden 403; Conflict and Duplicate 409 (also an Idempoten
 in use); an SM-DP+ that could not be reached 502; any other refusal 422 (also
 an Idempotency-Key reused with another body, and an SM-DP+ refusal, whose ES2+
 subject and reason codes are in `detail`). An unexpected exception is a bare
-500 problem; its details go to the server log only.
+500 problem; its details go to the server log only, except for a database
+statement the statement timeout cancelled (store/engine.py, either backend): its
+500 says so, since the caller may narrow the request and retry.
 
 A body that cannot be read as JSON at all (not JSON, not UTF-8, or nested deeper
 than the parser allows) is one 422 with the field `body`, whatever the parser's
@@ -30,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carryover.services.errors import Conflict, Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.esim_port import SmdpError
+from carryover.store.engine import is_statement_timeout
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("carryover.api")
@@ -114,6 +117,9 @@ _UNREADABLE = "There was an error parsing the body"
 UNREADABLE_BODY = "the body is not readable JSON (UTF-8, not nested too deeply)"
 
 
+STATEMENT_TIMEOUT = ("a database statement ran longer than the statement timeout and was "
+                     "cancelled; its transaction was rolled back")
+
 JSON_BODY_EXPECTED = ("expected a JSON object as the body, sent with the header "
                       "Content-Type: application/json")
 
@@ -177,5 +183,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        if is_statement_timeout(exc):
+            log.warning("statement timeout on %s %s", request.method, request.url.path)
+            return problem(500, STATEMENT_TIMEOUT)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "the server could not complete the request")

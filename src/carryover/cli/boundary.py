@@ -4,7 +4,8 @@ A command refuses bad input itself (`common.fail`: exit 2). What escapes a
 command is sorted here:
 - an *expected* failure, one the user or the machine causes and can fix (the
   database cannot be opened or written: missing directory, read-only file,
-  disk full, a server that refuses; a file that is not UTF-8; any OSError),
+  disk full, a server that refuses, a statement cancelled by the statement
+  timeout on either backend; a file that is not UTF-8; any OSError),
   prints `carryover: <what>: <why>` and exits 2;
 - anything else is a defect: one line naming it and how to see the traceback
   (CARRYOVER_DEBUG=1), exit 1.
@@ -143,9 +144,13 @@ def _describe_one(exc: BaseException) -> Expected | None:
 
 
 def _database(orig: BaseException | None) -> Expected:
+    from carryover.store.engine import STATEMENT_TIMEOUT, is_statement_timeout
+
     url, path = _configured_url()
     message = _first_line(orig) if orig is not None else "cannot be used"
     what = f"database {url}" if url else "database"
+    if orig is not None and is_statement_timeout(orig):
+        return Expected(what, STATEMENT_TIMEOUT)
     lowered = message.lower()
     if "unable to open database file" in lowered and path is not None:
         if not path.parent.is_dir():

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from carryover.domain.bulk.state import I64, NEVER, Buckets, from_us
 from carryover.domain.cycles import CycleCalendar
+from carryover.store.engine import statement_started, timed_rows
 
 
 class Raw:
@@ -25,19 +26,21 @@ class Raw:
 
     def __init__(self, conn: Connection) -> None:
         self.dialect = conn.dialect.name
+        self.conn = conn
         self.cursor = conn.connection.dbapi_connection.cursor()
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.dialect == "postgresql" else text
 
     def run(self, text: str, params: Sequence = ()) -> list[tuple]:
+        statement_started(self.conn)  # SQLAlchemy's events do not see this cursor
         self.cursor.execute(self.sql(text), params)
         return self.cursor.fetchall() if self.cursor.description else []
 
     def many(self, text: str, rows: Sequence[Sequence]) -> int:
         if not rows:
             return 0
-        self.cursor.executemany(self.sql(text), rows)
+        self.cursor.executemany(self.sql(text), timed_rows(self.conn, rows))
         return self.cursor.rowcount
 
     # -- writing many rows: executemany on SQLite; COPY and one set-based statement on
@@ -163,9 +166,8 @@ class Raw:
         Queries name it first, as `ingest_accounts t CROSS JOIN x`: on SQLite that makes
         it the outer loop, so x is searched by its account index instead of scanned
         whole (a small chunk against a large database); PostgreSQL plans it as any join."""
-        self.cursor.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_accounts "
-                            "(id INTEGER PRIMARY KEY)")
-        self.cursor.execute("DELETE FROM ingest_accounts")
+        self.run("CREATE TEMP TABLE IF NOT EXISTS ingest_accounts (id INTEGER PRIMARY KEY)")
+        self.run("DELETE FROM ingest_accounts")
         self.append("ingest_accounts", ("id",), [(int(i),) for i in ids])
 
 

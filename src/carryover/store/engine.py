@@ -7,6 +7,10 @@ mid-transaction with "database is locked", so every SQLite connection gets:
 - synchronous=NORMAL: durable at each checkpoint, safe against corruption in WAL;
 - a busy timeout: a writer waits for the lock instead of failing at once;
 - foreign keys enforced;
+- a statement timeout (`statement_timeout`, as PostgreSQL's below): a progress
+  handler interrupts a statement that has run longer, timed from its start (every
+  statement SQLAlchemy sends, and those of the bulk writers' DBAPI cursor,
+  `statement_started`); idle time between statements does not count;
 - BEGIN IMMEDIATE: the write lock is taken when the transaction starts, so two
   writers queue at BEGIN. A deferred BEGIN would let both read, and the second
   to write would fail with SQLITE_BUSY without waiting (its snapshot is stale).
@@ -15,6 +19,10 @@ mid-transaction with "database is locked", so every SQLite connection gets:
   event. It also makes DDL and SAVEPOINTs transactional on SQLite.
 A transaction that only reads may ask for a plain (deferred) BEGIN, which does
 not queue behind writers: use `read_only(engine)`.
+
+PostgreSQL uses its own `statement_timeout` on every connection. A statement
+cancelled by either is recognized by `is_statement_timeout`, so the CLI and the
+API say the same thing whichever backend ran it.
 
 PostgreSQL uses psycopg 3; a bare `postgresql://` URL is read as
 `postgresql+psycopg://`. psycopg is the `postgres` extra: a SQLite install runs
@@ -25,7 +33,10 @@ to install.
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
 import threading
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -33,6 +44,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 READ_ONLY_OPTION = "carryover_read_only"
+_CLOCK = "carryover_statement_clock"  # a connection record's info key
+# SQLite calls the progress handler every this many virtual machine instructions:
+# about a tenth of a millisecond of work, so the check costs nothing measurable.
+_PROGRESS_STEPS = 10_000
 
 _cache: dict[tuple[str, bool, float, float], Engine] = {}
 _lock = threading.Lock()
@@ -77,8 +92,8 @@ def make_engine(url: str | URL, *, echo: bool = False, busy_timeout: float = 30.
 
     Creating it opens no connection. `busy_timeout` (seconds) only matters for
     SQLite: how long a writer waits for another writer before failing.
-    `statement_timeout` (seconds, 0: none) only for PostgreSQL: every connection's
-    `statement_timeout`, so no one statement holds the database longer.
+    `statement_timeout` (seconds, 0: none): no one statement holds the database
+    longer (PostgreSQL's `statement_timeout`; a progress handler on SQLite).
     """
     parsed = normalize_url(url)
     key = (parsed.render_as_string(hide_password=False), bool(echo), float(busy_timeout),
@@ -110,16 +125,74 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
+# What the CLI says of a statement the timeout cancelled, whichever backend ran it.
+STATEMENT_TIMEOUT = ("a statement ran longer than the statement timeout "
+                     "(statement_timeout_seconds) and was cancelled; its transaction was "
+                     "rolled back")
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    """Whether `exc` (a driver's error, or SQLAlchemy's wrapping it) is a statement
+    cancelled by the statement timeout, on either backend."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        # Only the progress handler below interrupts: carryover never calls interrupt().
+        return str(orig) == "interrupted"
+    return (getattr(orig, "sqlstate", None) == "57014"  # query_canceled
+            and "statement timeout" in str(orig))
+
+
+def statement_started(conn: Any) -> None:
+    """Start the SQLite statement clock of `conn` (a SQLAlchemy connection) for a
+    statement sent on its DBAPI cursor, which SQLAlchemy's events do not see."""
+    clock = conn.connection.info.get(_CLOCK)
+    if clock is not None:
+        clock.start()
+
+
+def timed_rows(conn: Any, rows: Iterable[Any]) -> Iterable[Any]:
+    """`rows` for an executemany on `conn`'s DBAPI cursor, each row timed as a
+    statement of its own (as PostgreSQL times each row's), when SQLite has a clock."""
+    clock = conn.connection.info.get(_CLOCK)
+    return rows if clock is None else clock.each(rows)
+
+
+class _StatementClock:
+    """When the running statement of one SQLite connection must stop (None: never)."""
+
+    __slots__ = ("deadline", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout, self.deadline = timeout, None
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def stop(self) -> None:
+        self.deadline = None
+
+    def each(self, rows: Iterable[Any]) -> Iterator[Any]:
+        for row in rows:
+            self.start()
+            yield row
+
+    def expired(self) -> int:
+        # sqlite3 interrupts the statement when the handler returns non-zero.
+        return int(self.deadline is not None and time.monotonic() > self.deadline)
+
+
 def _create(url: URL, *, echo: bool, busy_timeout: float, statement_timeout: float = 0,
             ) -> Engine:
     if url.get_backend_name() == "sqlite":
-        return _create_sqlite(url, echo=echo, busy_timeout=busy_timeout)
+        return _create_sqlite(url, echo=echo, busy_timeout=busy_timeout,
+                              statement_timeout=statement_timeout)
     args = ({"options": f"-c statement_timeout={int(statement_timeout * 1000)}"}
             if statement_timeout > 0 else {})
     return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=args)
 
 
-def _create_sqlite(url: URL, *, echo: bool, busy_timeout: float) -> Engine:
+def _create_sqlite(url: URL, *, echo: bool, busy_timeout: float,
+                   statement_timeout: float = 0) -> Engine:
     in_memory = url.database in (None, "", ":memory:") or "mode=memory" in str(url)
     engine = create_engine(url, echo=echo, connect_args={"timeout": busy_timeout})
 
@@ -140,6 +213,12 @@ def _create_sqlite(url: URL, *, echo: bool, busy_timeout: float) -> Engine:
             cursor.execute("PRAGMA temp_store = MEMORY")
         finally:
             cursor.close()
+        if statement_timeout > 0:
+            clock = _record.info[_CLOCK] = _StatementClock(statement_timeout)
+            dbapi_connection.set_progress_handler(clock.expired, _PROGRESS_STEPS)
+
+    if statement_timeout > 0:
+        _time_statements(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -149,3 +228,33 @@ def _create_sqlite(url: URL, *, echo: bool, busy_timeout: float) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _time_statements(engine: Engine) -> None:
+    """Time each statement from its start; nothing runs on a stale clock.
+
+    A result's rows are fetched after `before_cursor_execute`, so the clock keeps
+    running until the next statement starts it again; a commit or rollback (which
+    the driver sends itself) gets a clock of its own, and a connection handed out
+    of or back to the pool none, so a DBAPI user that never starts it (the WAL
+    checkpointer) is never interrupted.
+    """
+
+    def started(conn: Any, *_args: Any) -> None:
+        statement_started(conn)
+
+    for name in ("before_cursor_execute", "commit", "rollback"):
+        event.listen(engine, name, started)
+
+    @event.listens_for(engine, "do_executemany")
+    def _each_row(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        cursor.executemany(statement, timed_rows(context.root_connection, parameters))
+        return True  # done here
+
+    def stopped(_dbapi: Any, record: Any, *_args: Any) -> None:
+        clock = record.info.get(_CLOCK) if record is not None else None
+        if clock is not None:
+            clock.stop()
+
+    for name in ("checkout", "checkin"):
+        event.listen(engine.pool, name, stopped)
