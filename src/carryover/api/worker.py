@@ -4,7 +4,7 @@ Started by the app's lifespan when `webhook_worker` is on. With several worker
 processes (`serve --workers N`) or several hosts, only the one that holds the
 deployment's delivery lock (services.webhook_delivery.try_lock: a PostgreSQL
 advisory lock, or a lock file beside the SQLite database) runs the delivery
-loop; the others try again every LOCK_RETRY_SECONDS and take over when the
+loop; the others try again every few seconds (`lock_retry_seconds`) and take over when the
 holder stops. The loop runs on the app's event loop (its database calls in
 threads), so requests keep being served; a failing pass is logged and the next
 one tries again; the task is cancelled at shutdown, which releases the lock.
@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from carryover.services import webhook_delivery
 
 log = logging.getLogger("carryover.webhooks")
-LOCK_RETRY_SECONDS = 5.0
 
 
 async def deliver_forever(app: FastAPI) -> None:
@@ -41,7 +40,7 @@ async def deliver_forever(app: FastAPI) -> None:
         finally:
             if lock is not None:
                 await asyncio.shield(asyncio.to_thread(lock.release))
-        await asyncio.sleep(min(LOCK_RETRY_SECONDS, 10 * settings.webhook_poll_seconds)
+        await asyncio.sleep(webhook_delivery.lock_retry_seconds(settings)
                             if lock is None else settings.webhook_poll_seconds)
 
 

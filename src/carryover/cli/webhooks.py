@@ -8,6 +8,7 @@ can verify signatures with it.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -15,7 +16,10 @@ from rich.table import Table
 
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, engine, now, print_json, run
-from carryover.services import webhooks
+from carryover.services import webhook_delivery, webhooks
+
+HELD = ("another delivery loop (carryover serve or webhooks deliver) holds the "
+        "deployment's delivery lock")
 
 webhooks_app = typer.Typer(help="Webhook endpoints and delivery of notifications.",
                            no_args_is_help=True)
@@ -63,12 +67,25 @@ def webhooks_deliver(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Deliver due notifications: one pass with --once, else until interrupted."""
+    """Deliver due notifications: one pass with --once, else until interrupted.
+
+    One delivery loop runs per deployment: while another (carryover serve, or
+    another webhooks deliver) holds the delivery lock, --once delivers nothing and
+    says so; without --once it waits for the lock."""
     carry = app_object()
+
+    def waiting() -> None:
+        print(f"carryover: {HELD}; waiting for it to be released", file=sys.stderr,
+              flush=True)
+
     try:
-        done = webhooks.run(engine(), carry.settings, 1 if once else None)
+        done = webhook_delivery.run_locked(engine(), carry.settings, 1 if once else None,
+                                           waiting)
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         raise typer.Exit(130) from None
+    if done is None:
+        print(f"carryover: {HELD}; it delivers, nothing delivered here", file=sys.stderr)
+        done = {"delivered": 0, "retrying": 0, "dead": 0}
     if as_json:
         print_json(done)
     else:

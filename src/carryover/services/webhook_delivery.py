@@ -26,8 +26,10 @@
   on its own connection, or an exclusive lock on a file beside the SQLite
   database. `carryover serve` runs the loop in whichever worker process holds
   it (carryover.api.worker); the others wait and take over if it goes away.
-  Two loops running anyway (a `webhooks deliver --once` beside serve) are safe:
-  the lease keeps them off each other's rows.
+  `carryover webhooks deliver` takes the same lock (`run_locked`): its loop waits
+  for it likewise, and a `--once` pass while another loop holds it does nothing.
+  Two loops running anyway (one started with the lock file out of reach) are
+  safe: the lease keeps them off each other's rows.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ log = logging.getLogger("carryover.webhooks")
 LEASE_MARGIN = 30.0  # seconds of lease beyond an attempt's cut-off, for recording it
 LANE_ROWS = 100  # rows a lane delivers before it ends (the next pass starts another)
 LOCK_KEY = 0x636172727977  # the PostgreSQL advisory lock of the delivery loop
+LOCK_RETRY_SECONDS = 5.0  # how often a loop waiting for the lock tries again
 
 # The whole vocabulary of `last_error` besides "HTTP <status>".
 NO_RESPONSE = "no HTTP response (refused, unreachable, reset, timed out or not HTTP)"
@@ -268,6 +271,32 @@ def deliver_once(engine: Engine, settings: Settings, clock: Clock | None = None
 def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
     """The loop for `passes` passes (or until interrupted); the summed counts."""
     return asyncio.run(Loop(engine, settings).run(passes))
+
+
+def lock_retry_seconds(settings: Settings) -> float:
+    """How long a loop waiting for the delivery lock sleeps before it tries again."""
+    return min(LOCK_RETRY_SECONDS, 10 * settings.webhook_poll_seconds)
+
+
+def run_locked(engine: Engine, settings: Settings, passes: int | None = None,
+               waiting: Callable[[], None] = lambda: None) -> dict[str, int] | None:
+    """`run` while holding the deployment's delivery lock, as `carryover serve` does.
+
+    When another loop holds it: a bounded run (`passes`) returns None at once, as
+    that loop delivers; an endless one calls `waiting` once and waits for the lock.
+    """
+    lock = try_lock(engine)
+    if lock is None:
+        if passes is not None:
+            return None
+        waiting()
+        while lock is None:
+            time.sleep(lock_retry_seconds(settings))
+            lock = try_lock(engine)
+    try:
+        return run(engine, settings, passes)
+    finally:
+        lock.release()
 
 
 class DeliveryLock:
