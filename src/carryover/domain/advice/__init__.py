@@ -24,27 +24,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from carryover.domain.advice import family, forecast, plan_fit, profile, rollover_risk
+from carryover.domain.advice.plan_fit import high_speed_left
 from carryover.domain.book import AccountBook
 from carryover.domain.inputs import Input
-from carryover.domain.plans import PlanKind
 from carryover.domain.units import Unit
-from carryover.domain.views import available, position
+from carryover.domain.views import position
 
 DEFAULT_CYCLES = 3
 MAX_CYCLES = 24
-
-
-def high_speed_left(book: AccountBook, line: str, at: datetime) -> int | None:
-    """Bytes of high-speed data left at `at` (None: nothing limits them)."""
-    bounds = []
-    left = available(book, line, Unit.DATA, at)
-    if left is not None:
-        bounds.append(left)
-    plan = book.governing_plan(line)
-    if plan is not None and plan.kind is PlanKind.UNLIMITED and plan.unlimited is not None:
-        used = book.counter(book.cycle_start, line, Unit.DATA, "used")
-        bounds.append(max(0, plan.unlimited.premium_threshold - used))
-    return min(bounds, default=None)
 
 
 def advise(book: AccountBook, inputs: Iterable[Input], line: str, at: datetime,

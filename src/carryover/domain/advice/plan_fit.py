@@ -52,8 +52,9 @@ def candidates(plans: Mapping[str, Plan], current: Plan) -> list[str]:
                   if set(p.allowances) == units and (p.kind is PlanKind.PACK) == pack)
 
 
-def _left(book: AccountBook, line: str, at: datetime) -> int | None:
-    """Bytes of use before QoS would change at `at` (None: never in this stretch)."""
+def high_speed_left(book: AccountBook, line: str, at: datetime) -> int | None:
+    """Bytes of high-speed data left at `at`, i.e. of use before QoS would change
+    (None: nothing limits them)."""
     bounds = []
     left = available(book, line, Unit.DATA, at)
     if left is not None:
@@ -106,7 +107,7 @@ def replay(plans: Mapping[str, Plan], plan_id: str, calendar: CycleCalendar, lin
             if amount > 0:
                 book.submit(Usage(f"advice:{unit}:{n}", line, t, amount, unit))
         end = bisect_left(instants, stop, index)
-        left = _left(book, line, t)
+        left = high_speed_left(book, line, t)
         cross = end
         if left is not None and left > 0 and end > index:
             # First event whose cumulative use in this stretch reaches `left`.
