@@ -113,7 +113,7 @@ def test_the_columnar_fold_asks_for_the_same_versions():
     # as the object book does.
     import numpy as np
 
-    from carryover.domain.bulk.bridge import columnar_from_books, write_back
+    from tests.unit.bulk_bridge import columnar_from_books, write_back
     from carryover.domain.bulk.fold import Events
     from carryover.domain.bulk.state import UNITS, to_us
 

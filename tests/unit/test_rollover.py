@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from carryover.domain import rollover, views
 from carryover.domain.book import AccountBook
-from carryover.domain.bulk.bridge import columnar_from_books, write_back
+from tests.unit.bulk_bridge import columnar_from_books, write_back
 from carryover.domain.bulk.fold import Events
 from carryover.domain.bulk.state import UNITS, to_us
 from carryover.domain.cycles import CycleCalendar

@@ -1,8 +1,9 @@
-"""Between object books and the columnar book: build one from the other's state.
+"""Between object books and the columnar book, for tests that compare the two folds.
 
-`columnar_from_books` lays several AccountBooks side by side as columns (used by
-tests to compare the two folds, and by small batches); `write_back` applies the
-columnar result to the object books, so either can continue the fold.
+`columnar_from_books` lays several AccountBooks side by side as columns;
+`write_back` applies the columnar result to the object books, so either can
+continue the fold. Production never converts one into the other (the bulk
+ingest loads its columns from the store), so this lives with the tests.
 """
 
 from __future__ import annotations
