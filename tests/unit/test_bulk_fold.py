@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carryover.domain.book import AccountBook
-from tests.unit.bulk_bridge import columnar_from_books, entries_of, write_back
 from carryover.domain.bulk.fold import Events
 from carryover.domain.bulk.state import UNITS, to_us
 from carryover.domain.cycles import CycleCalendar
@@ -27,6 +26,7 @@ from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import balances, totals
 from carryover.domain.plans import plan_from_mapping
 from carryover.plan_files import load_presets
+from tests.unit.bulk_bridge import columnar_from_books, entries_of, write_back
 
 MB = 1024**2
 PLANS = dict(load_presets())

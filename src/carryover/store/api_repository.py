@@ -1,14 +1,26 @@
-"""The API repository: key rows and stored idempotent responses in, plain rows out."""
+"""The API's repositories: keys, rate-limit state and stored idempotent responses in,
+plain rows out (KeyRepository, IdempotencyRepository), and the pages the API lists
+(ApiRepository).
+
+`KeyRepository.admit` is the shared rate limit's one statement (the rate-limit
+service explains its GCRA): INSERT ... ON CONFLICT (key_id) DO UPDATE SET tat =
+CASE ... END RETURNING, so the database serializes the requests of a key across
+processes and hosts.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Insert
 
-from carryover.store.api_tables import api_keys, idempotency_keys
+from carryover.store.api_tables import api_keys, api_rate_limits, idempotency_keys
 from carryover.store.tables import accounts, lines, plans
 
 _KEY_COLUMNS = (api_keys.c.id, api_keys.c.role, api_keys.c.account_id, api_keys.c.label,
@@ -18,11 +30,10 @@ _KEYS = select(*_KEY_COLUMNS).select_from(
     api_keys.outerjoin(accounts, accounts.c.id == api_keys.c.account_id))
 
 
-class ApiRepository:
+class KeyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    # ---- keys ------------------------------------------------------------------------
     def add_key(self, **values: Any) -> None:
         self.conn.execute(insert(api_keys).values(**values))
 
@@ -40,7 +51,37 @@ class ApiRepository:
     def revoke(self, key_id: str, at: datetime) -> None:
         self.conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=at))
 
-    # ---- idempotency -----------------------------------------------------------------
+    def admit(self, key: str, now: int, interval: int, limit: int) -> tuple[int, bool]:
+        """Count a request of `key` at `now` (integer microseconds): the key's stored
+        `tat` afterwards and whether the request fits the tolerance `limit`."""
+        tat, allowed = self.conn.execute(_admit(self.conn.dialect.name), {
+            "key": key, "now": now, "interval": interval, "limit": limit}).one()
+        return int(tat), bool(allowed)
+
+
+@cache
+def _admit(dialect: str) -> Insert:
+    # Built once per dialect: the statement's cache key is memoized on the object.
+    t = api_rate_limits.c
+    now = bindparam("now", type_=BigInteger)
+    step = bindparam("interval", type_=BigInteger)
+    limit = bindparam("limit", type_=BigInteger)
+    # On conflict, the columns name the stored row (before the update) in both dialects.
+    start = case((t.tat > now, t.tat), else_=now)  # max(tat, now)
+    fits = start + step - now <= limit
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert_(api_rate_limits)
+            .values(key_id=bindparam("key"), tat=now + step, allowed=True)
+            .on_conflict_do_update(index_elements=["key_id"], set_={
+                "tat": case((fits, start + step), else_=t.tat),
+                "allowed": fits})
+            .returning(t.tat, t.allowed))
+
+
+class IdempotencyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
     def stored_response(self, api_key_id: str, route: str, key: str) -> Any:
         return self.conn.execute(select(idempotency_keys).where(
             idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
@@ -65,7 +106,10 @@ class ApiRepository:
             idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
             idempotency_keys.c.key == key))
 
-    # ---- reads the API pages through -------------------------------------------------
+
+class ApiRepository(KeyRepository, IdempotencyRepository):
+    """The pages the API lists."""
+
     def lines_page(self, account_id: int | None, after: str | None, limit: int,
                    plan_id: str | None = None) -> list[Any]:
         query = select(lines, accounts.c.name.label("account_name")).join(

@@ -1,4 +1,4 @@
-"""Several independent reads in one round trip.
+"""Several independent statements in one round trip.
 
 `read_all(conn, queries)` runs SELECTs that do not depend on each other and
 returns each one's rows, in order. On PostgreSQL they go out together in
@@ -6,6 +6,10 @@ psycopg's pipeline mode: the server answers them one after the other, but the
 client waits once, not once per query. That matters on a busy machine, where
 every wait for the server also costs a wait for the CPU and the GIL. Elsewhere
 (SQLite: no network) they simply run one by one.
+
+`pipeline(conn)` is the same for writes that need no answer but success: inside
+the block they go out one after the other without waiting for each, and their
+results come back together when it ends (an error surfaces there).
 
 On PostgreSQL the rows are the driver's (named tuples): instants come back aware
 and JSON parsed, as the table types would give them; callers pass instants
@@ -15,7 +19,8 @@ does not have it (it is the `postgres` extra).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -49,3 +54,12 @@ def read_all(conn: Connection, queries: Sequence[tuple[Executable, dict]]) -> li
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+@contextlib.contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    with conn.connection.driver_connection.pipeline():
+        yield

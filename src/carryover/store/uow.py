@@ -19,7 +19,11 @@ import threading
 
 from sqlalchemy import Connection, Engine
 
+from carryover.store.api_repository import IdempotencyRepository, KeyRepository
+from carryover.store.charging_repository import ChargingRepository
 from carryover.store.engine import READ_ONLY_OPTION
+from carryover.store.esim_repository import EsimRepository
+from carryover.store.outbox import OutboxRepository
 from carryover.store.repository import AccountRepository, PlanRepository
 
 _writers: dict[str, threading.RLock] = {}
@@ -38,6 +42,11 @@ class UnitOfWork:
     conn: Connection
     plans: PlanRepository
     accounts: AccountRepository
+    charging: ChargingRepository
+    esim: EsimRepository
+    keys: KeyRepository
+    idempotency: IdempotencyRepository
+    outbox: OutboxRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -56,6 +65,11 @@ class UnitOfWork:
             raise
         self.plans = PlanRepository(self.conn)
         self.accounts = AccountRepository(self.conn)
+        self.charging = ChargingRepository(self.conn, self.accounts)
+        self.esim = EsimRepository(self.conn)
+        self.keys = KeyRepository(self.conn)
+        self.idempotency = IdempotencyRepository(self.conn)
+        self.outbox = OutboxRepository(self.conn)
         self._committed = False
         return self
 

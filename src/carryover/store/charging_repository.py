@@ -1,0 +1,217 @@
+"""The charging repository: what one Nchf batch reads and writes, in few round trips.
+
+The charging service (group commit) answers a batch of requests against the
+books of the accounts they touch. This repository gives it those accounts
+locked, in one statement and in id order (so two batches that share accounts
+wait for each other instead of deadlocking), then every other read of the batch
+in one round trip (store.pipelined): the plans, the sessions, which reported
+containers are stored already and, for the accounts whose book the service does
+not keep, the book, its quota holds and its closed data buckets. The writes of
+the batch go out with one statement per kind of row, on PostgreSQL in psycopg's
+pipeline mode (one wait for all of them).
+
+Rows come back with UTC-aware instants whatever the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import Bucket
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.inputs import Usage
+from carryover.domain.plan_versions import PlanCatalog
+from carryover.store.bulk_update import insert_many, update_many
+from carryover.store.charging_tables import charging_sessions, quota_holds
+from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.pipelined import pipeline, read_all
+from carryover.store.repository import (
+    PLAN_TEXTS,
+    AccountRepository,
+    book_queries,
+    plans_from_rows,
+    usage_row,
+    utc,
+)
+from carryover.store.tables import accounts, usage_events
+
+# Built once: SQLAlchemy memoizes a statement's cache key on the object.
+_cs, _h = charging_sessions.c, quota_holds.c
+_REFS = bindparam("refs", expanding=True)
+_IDS = bindparam("ids", expanding=True)
+_SESSION_ACCOUNTS = select(_cs.ref, _cs.account_id).where(_cs.ref.in_(_REFS))
+_SESSIONS = select(charging_sessions).where(_cs.ref.in_(_REFS))
+_ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.id)
+# FOR NO KEY UPDATE, as AccountRepository.lock_account; in id order (no deadlocks).
+_ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
+_HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
+# `inline()`: no RETURNING of generated keys, which would be a result to wait for.
+_NEW_SESSIONS = insert(charging_sessions).inline()
+_NEW_USAGE = insert(usage_events).inline()
+_STORED = select(usage_events.c.event_id).where(
+    usage_events.c.event_id.in_(bindparam("events", expanding=True)))
+_SESSION_SETS = ("updated_at", "sequence", "last_result", "released_at")
+
+
+def _hold_upsert(dialect: str):
+    hold = (pg_insert if dialect == "postgresql" else sqlite_insert)(quota_holds)
+    return hold.on_conflict_do_update(
+        index_elements=["ref", "rating_group"],
+        set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
+              "expires_at": hold.excluded.expires_at})
+
+
+_HOLD_UPSERTS = {d: _hold_upsert(d) for d in ("postgresql", "sqlite")}
+_HOLD_CONFLICT = ("ON CONFLICT (ref, rating_group) DO UPDATE SET amount = EXCLUDED.amount, "
+                  "granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    ref: str
+    account_id: int
+    line: str
+    subscriber: str
+    opened_at: datetime
+    updated_at: datetime
+    sequence: int
+    last_result: list
+    released_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    account_id: int
+    ref: str
+    rating_group: int
+    line: str
+    amount: int
+    granted_at: datetime
+    expires_at: datetime
+
+
+@dataclass(slots=True)
+class BatchReads:
+    """What a batch reads after its lock (see the module docstring)."""
+
+    plans: PlanCatalog
+    sessions: list[SessionRow]
+    stored: set[str]  # the given usage event ids already stored
+    books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
+    holds: list[HoldRow]
+    closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
+
+
+class ChargingRepository:
+    def __init__(self, conn: Connection, accounts_repo: AccountRepository) -> None:
+        self.conn, self._accounts = conn, accounts_repo
+
+    def subscribers(self, idents: Iterable[str]) -> dict[str, Any]:
+        """Line rows by subscriber identifier (AccountRepository.find_lines)."""
+        return self._accounts.find_lines(idents)
+
+    def session_accounts(self, refs: Sequence[str]) -> dict[str, int]:
+        if not refs:
+            return {}
+        return dict(self.conn.execute(_SESSION_ACCOUNTS, {"refs": list(refs)}).all())
+
+    def lock_accounts(self, ids: Sequence[int]) -> list[Any]:
+        """The account rows, in id order, locked until the transaction ends (SQLite's
+        writer already holds the database's write lock)."""
+        if not ids:
+            return []
+        locking = self.conn.dialect.name == "postgresql"
+        return self.conn.execute(_ACCOUNTS_LOCKED if locking else _ACCOUNTS,
+                                 {"ids": list(ids)}).all()
+
+    def read(self, refs: Sequence[str], events: Sequence[str],
+             missing: Sequence[Any]) -> BatchReads:
+        """The plans, the sessions `refs`, which of `events` are stored, and the book,
+        holds and closed data buckets of each account row in `missing`."""
+        queries: list[tuple] = [(PLAN_TEXTS, {})]
+        if refs:
+            queries.append((_SESSIONS, {"refs": list(refs)}))
+        if events:
+            queries.append((_STORED, {"events": list(events)}))
+        loaded = sorted(row.id for row in missing)
+        first_book = len(queries)
+        if loaded:
+            since = [row.cycle_start for row in missing]
+            queries += [*book_queries(missing), (_HOLDS, {"ids": loaded}),
+                        closed_query(loaded, None if None in since else utc(min(since)))]
+        # Every read of the batch in one round trip (PostgreSQL's pipeline).
+        fetched = read_all(self.conn, queries)
+        plans = plans_from_rows(fetched[0])
+        sessions = [SessionRow(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
+                               utc(r.updated_at), r.sequence, r.last_result,
+                               utc(r.released_at))
+                    for r in (fetched[1] if refs else ())]
+        stored = {r.event_id for r in fetched[2 if refs else 1]} if events else set()
+        books: dict[int, tuple[AccountBook, dict]] = {}
+        holds: list[HoldRow] = []
+        closed: dict[int, list[Bucket]] = {}
+        if loaded:
+            *book_rows, hold_rows, closed_rows = fetched[first_book:]
+            books = self._accounts.load_books(missing, plans, book_rows)
+            holds = [HoldRow(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
+                             utc(r.granted_at), utc(r.expires_at)) for r in hold_rows]
+            closed = closed_from_rows(closed_rows)
+        return BatchReads(plans, sessions, stored, books, holds, closed)
+
+    def attach(self, account_id: int, book: AccountBook) -> None:
+        """Give a book kept from an earlier transaction this one's history readers."""
+        book.history, book.booked_totals = self._accounts.readers(account_id, book)
+
+    @contextlib.contextmanager
+    def writing(self, pipelined: bool = True) -> Iterator[None]:
+        """The batch's writes in one round trip where the backend allows (PostgreSQL's
+        pipeline mode): they need no answer but success, so they go out without waiting
+        for each, and an error surfaces when the block ends (rolling the batch back like
+        any other). `pipelined=False` when a write must read (saving a replayed book
+        reads which buckets exist)."""
+        with pipeline(self.conn) if pipelined else contextlib.nullcontext():
+            yield
+
+    def add_sessions(self, sessions: Iterable[Any]) -> None:
+        insert_many(self.conn, _NEW_SESSIONS, charging_sessions, [
+            {"ref": s.ref, "account_id": s.account_id, "line": s.line,
+             "subscriber": s.subscriber, "opened_at": s.opened_at,
+             "updated_at": s.updated_at, "sequence": s.sequence,
+             "last_result": s.last_result, "released_at": s.released_at} for s in sessions])
+
+    def update_sessions(self, sessions: Iterable[Any]) -> None:
+        update_many(self.conn, charging_sessions, ("ref",), _SESSION_SETS, [
+            {"ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
+             "last_result": s.last_result, "released_at": s.released_at} for s in sessions])
+
+    def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, Any]]) -> None:
+        """Store rated used units: (account id, event, the book's calendar, its grace)."""
+        insert_many(self.conn, _NEW_USAGE, usage_events,
+                    [usage_row(account_id, event, calendar, grace)
+                     for account_id, event, calendar, grace in events])
+
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+        self._accounts.save_books(changed)
+
+    def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
+        """Delete the holds of these (ref, rating group) pairs."""
+        if keys:
+            self.conn.execute(delete(quota_holds).where(
+                tuple_(_h.ref, _h.rating_group).in_(list(keys))))
+
+    def put_holds(self, holds: Iterable[Any]) -> None:
+        """Insert these holds, or replace the amount and instants of the stored ones."""
+        insert_many(self.conn, _HOLD_UPSERTS[self.conn.dialect.name], quota_holds, [
+            {"ref": h.ref, "rating_group": h.rating_group, "account_id": h.account_id,
+             "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
+             "expires_at": h.expires_at} for h in holds], _HOLD_CONFLICT)
+
