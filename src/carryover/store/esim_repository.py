@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from carryover.store.esim_tables import esim_events, esim_orders, esim_profiles
+from carryover.store.tables import accounts, lines
 
 _OPEN = esim_orders.c.closed_at.is_(None)
 
@@ -155,3 +156,11 @@ class EsimRepository:
     def events(self, iccid: str) -> list[Any]:
         return list(self.conn.execute(select(esim_events).where(
             esim_events.c.iccid == iccid).order_by(esim_events.c.id)))
+
+    # ---- the line a notice is about -----------------------------------------------
+    def line_account(self, line_id: str) -> Any:
+        """The line's MSISDN with its account's id, name and calendar, or None."""
+        return self.conn.execute(select(
+            lines.c.msisdn, accounts.c.id, accounts.c.name, accounts.c.cycle_start,
+            accounts.c.cycle_day, accounts.c.timezone).join(
+            accounts, accounts.c.id == lines.c.account_id).where(lines.c.id == line_id)).first()
