@@ -8,19 +8,23 @@ notifies the operator app, which shares the CLI's SQLite file.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
 
 from carryover.api.app import create_app
 from carryover.cli import app
+from carryover.domain.esim.notifications import parse_download_progress
 from carryover.runtime import Carryover
+from carryover.services import esim_notifications
 from tests.esim_support import (
     EID_A,
     EID_B,
     NOTIFICATION_TOKENS,
     SMDP_TOKEN,
     emulator,
+    iccid,
     inventory_csv,
     records,
 )
@@ -256,3 +260,21 @@ def test_the_emulator_notifies_with_its_token_and_warns_without(monkeypatch):
     out = cli("smdp", "serve").stdout
     assert "Authorization" not in started[-1].notify.headers
     assert "CARRYOVER_SMDP_EMULATOR_TOKEN is not set" in out
+
+
+def test_status_of_an_iccid_outside_the_inventory_shows_its_refused_notifications(
+        provisioned):
+    outsider = iccid(4242)
+    assert "unknown line" in cli("esim", "status", outsider, code=2).stderr  # nothing yet
+    progress = parse_download_progress({
+        "iccid": outsider, "profileType": "consumer", "timestamp": "2026-01-02T10:00:00Z",
+        "eid": EID_A, "notificationPointId": 3,
+        "notificationPointStatus": {"status": "Executed-Success"}})
+    with pytest.raises(esim_notifications.UnknownProfile):
+        esim_notifications.receive(Carryover().open(), progress, datetime.now(UTC), "smdp")
+    out = cli("esim", "status", outsider).stdout
+    assert f"ICCID {outsider} is not in the inventory" in out
+    assert "(refused)" in out
+    [kept] = json.loads(cli("esim", "status", outsider, "--json").stdout)["history"]
+    assert kept["kind"] == "point 3 Executed-Success"
+    assert kept["detail"]["refusal"]["reasonCode"] == "3.9"

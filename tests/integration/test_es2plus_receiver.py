@@ -158,11 +158,31 @@ def test_a_failed_install_is_an_error_the_operator_can_cancel(world):
     assert world.store.profiles[ordered.iccid].state == "available"
 
 
-def test_unknown_iccid_gets_a_failed_header(world):
-    response = world.post(notification(iccid(777), 3))
+def test_unknown_iccid_gets_a_failed_header_and_is_kept_once(world):
+    unknown = iccid(777)
+    before = world.events()
+    response = world.post(notification(unknown, 3))
     assert failed_codes(response) == ("8.2.1", "3.9")
-    assert iccid(777) in response.json()["header"]["functionExecutionStatus"][
+    assert unknown in response.json()["header"]["functionExecutionStatus"][
         "statusCodeData"]["message"]
+    # The SM-DP+ retries: the same answer, and the history keeps it once.
+    assert failed_codes(world.post(notification(unknown, 3))) == ("8.2.1", "3.9")
+    assert world.events() == before + 1
+    view = esim.status(world.engine, unknown)
+    assert view["state"] is None and view["orders"] == []
+    [kept] = view["history"]
+    assert kept["source"] == "notification" and kept["from"] is None and kept["to"] is None
+    assert kept["detail"]["outcome"] == "refused"
+    assert kept["detail"]["refusal"]["subjectCode"] == "8.2.1"
+    assert kept["detail"]["refusal"]["reasonCode"] == "3.9"
+    assert kept["detail"]["smdp"] and kept["detail"]["eid"] == EID_A
+
+
+def test_an_unauthenticated_notification_about_an_unknown_iccid_is_not_kept(world):
+    before = world.events()
+    response = world.post(notification(iccid(778), 3), authorization=None)
+    assert response.status_code == 401
+    assert world.events() == before
 
 
 @pytest.mark.parametrize(("body", "codes"), [

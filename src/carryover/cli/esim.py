@@ -200,9 +200,13 @@ def status(
     if as_json:
         print_json(view)
         return
-    say(f"profile {view['iccid']} ({view['profile_type']}, IMSI {view['imsi']}): "
-                  f"{view['state']}" + (f" on EID {view['eid']}" if view["eid"] else "")
-                  + (f", line {view['line']}" if view["line"] else ""))
+    if view["state"] is None:
+        say(f"ICCID {view['iccid']} is not in the inventory; notifications about it were "
+            "refused and kept:")
+    else:
+        say(f"profile {view['iccid']} ({view['profile_type']}, IMSI {view['imsi']}): "
+            f"{view['state']}" + (f" on EID {view['eid']}" if view["eid"] else "")
+            + (f", line {view['line']}" if view["line"] else ""))
     if view["activation_code"]:
         needs = " (needs the confirmation code)" if view["confirmation_code_required"] else ""
         say(f"activation code: {view['activation_code']}{needs}")

@@ -290,12 +290,15 @@ def status(engine: Engine, ident: str) -> dict:
     """A profile by ICCID, or a line's current (else latest) profile, with its history."""
     with UnitOfWork(engine) as uow:
         repo = EsimRepository(uow.conn)
-        profile = None
+        profile, iccid = None, None
         with contextlib.suppress(IdentifierError):
-            profile = repo.profile(parse_iccid(ident))
+            iccid = parse_iccid(ident)
+            profile = repo.profile(iccid)
         if profile is not None:
             orders = repo.orders(iccid=profile.iccid)
             history = repo.events(profile.iccid)
+        elif iccid is not None and (refused := repo.events(iccid)):
+            return _outside_inventory(iccid, refused)
         else:
             profile, orders, history = _line_profile(uow, repo, ident)
     return _view(profile, orders, history)
@@ -349,10 +352,21 @@ def _view(profile, orders: list, history: list) -> dict:
         "orders": [{"line": o.line_id, "eid": o.eid, "created_at": _iso(o.created_at),
                     "closed_at": _iso(o.closed_at), "closed_reason": o.closed_reason}
                    for o in orders],
-        "history": [{"at": _iso(e.at), "source": e.source, "kind": e.kind,
-                     "from": e.from_state, "to": e.to_state, "detail": e.detail}
-                    for e in history],
+        "history": _history(history),
     }
+
+
+def _outside_inventory(iccid: str, history: list) -> dict:
+    """The view of an ICCID the inventory does not hold: only what SM-DP+s said of it."""
+    return {"iccid": iccid, "imsi": None, "profile_type": None, "state": None, "eid": None,
+            "line": None, "matching_id": None, "activation_code": None,
+            "confirmation_code_required": False, "orders": [],
+            "history": _history(history)}
+
+
+def _history(history: list) -> list[dict]:
+    return [{"at": _iso(e.at), "source": e.source, "kind": e.kind, "from": e.from_state,
+             "to": e.to_state, "detail": e.detail} for e in history]
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -7,6 +7,9 @@ changes nothing. One that does not fit the profile's state (a late duplicate of
 an earlier step, say) is kept in the history as not applied: the SM-DP+ has
 nothing to correct, so it is still acknowledged.
 
+One about an ICCID the inventory does not hold is refused (ES2+ 8.2.1 / 3.9) and
+kept in the history under that ICCID, once however often the SM-DP+ retries it.
+
 One that contradicts the order is refused: an EID other than the one the
 profile is bound to (the EID its order was made for, or the device it was
 downloaded to), no EID at all on a step that would move a bound profile, or a
@@ -75,16 +78,37 @@ def _refused_again(prior) -> StatusCode | None:
     return StatusCode.from_json(prior.detail.get("refusal"))
 
 
+UNKNOWN = "unknown ICCID {iccid}"
+
+
+def _keep_unknown(uow: UnitOfWork, repo: EsimRepository, progress: DownloadProgress,
+                  key: str, received_at: datetime, smdp: str | None) -> None:
+    """Keep a notification about an ICCID outside the inventory as refused (once)."""
+    refusal = StatusCode("8.2.1", "3.9", UNKNOWN.format(iccid=progress.iccid), progress.iccid)
+    detail = {"point": progress.point_id, "point_name": progress.point_name,
+              "status": progress.status, "eid": progress.eid,
+              "profile_type": progress.profile_type,
+              "timestamp": progress.timestamp.isoformat(), "outcome": "refused",
+              "refusal": refusal.as_json()}
+    if smdp is not None:
+        detail["smdp"] = smdp
+    if repo.add_event(progress.iccid, received_at, "notification",
+                      f"point {progress.point_id} {progress.status}", None, None, detail,
+                      dedupe_key=key):
+        uow.commit()
+
+
 def receive(engine: Engine, progress: DownloadProgress, received_at: datetime,
             smdp: str | None = None) -> Received:
     """Apply (or record, or refuse) one notification; `smdp` names the authenticated sender."""
     with UnitOfWork(engine) as uow:
         repo = EsimRepository(uow.conn)
         profile = repo.profile(progress.iccid, lock=True)
-        if profile is None:
-            raise UnknownProfile(f"unknown ICCID {progress.iccid}")
-        before = ProfileState(profile.state)
         key = progress.key()
+        if profile is None:
+            _keep_unknown(uow, repo, progress, key, received_at, smdp)
+            raise UnknownProfile(UNKNOWN.format(iccid=progress.iccid))
+        before = ProfileState(profile.state)
         prior = repo.event_with_key(key)
         if prior is not None:
             again = _refused_again(prior)

@@ -48,7 +48,9 @@ esim_orders = Table(
 esim_events = Table(
     "esim_events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("iccid", String(20), ForeignKey("esim_profiles.iccid"), nullable=False),
+    # No foreign key: a refused notification about an ICCID the inventory does not hold
+    # is kept here too, so the operator can see what an SM-DP+ said about it.
+    Column("iccid", String(20), nullable=False),
     Column("at", Instant, nullable=False),
     Column("source", String(16), nullable=False),  # es2plus | notification | operator
     Column("kind", String(40), nullable=False),
