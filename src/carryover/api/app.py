@@ -9,15 +9,12 @@ worker (carryover.api.worker) unless `webhook_worker` is off. Each resource is i
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
 
-from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.api import es2plus, nchf, ops, problems, worker
-from carryover.api.deps import make_limiter
 from carryover.api.nchf_fast import NchfFastPath
 from carryover.api.printable import PrintableRequest
 from carryover.api.routers import (
@@ -31,24 +28,22 @@ from carryover.api.routers import (
     webhooks,
 )
 from carryover.runtime import Carryover
-from carryover.services.api_keys import KeyCache
 
 
 def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) -> FastAPI:
-    """The app over `carry`; `smdp_factory` makes an ES2+ client (default: the settings)."""
+    """The app over `carry` (the composition root: every shared part comes from it);
+    `smdp_factory`, when given, makes the ES2+ clients instead of the settings."""
     app = FastAPI(title="carryover", summary="Exact balances for eSIM mobile plans.",
                   version="1", lifespan=worker.lifespan, docs_url=None)
+    if smdp_factory is not None:
+        carry.smdp_factory = smdp_factory
     app.state.carry = carry
     settings = carry.settings
-    app.state.limiter = make_limiter(settings, carry.open)
-    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)
-    app.state.metrics = ops.Metrics(carry.open)
-    app.state.smdp_factory = smdp_factory or (lambda: Es2PlusClient.from_settings(settings))
     problems.install(app)
     # Inside Observe (added later, so outside it): the hot path is counted and timed too.
     app.add_middleware(NchfFastPath)
     app.add_middleware(PrintableRequest)
-    app.add_middleware(ops.Observe, metrics=app.state.metrics)
+    app.add_middleware(ops.Observe, metrics=carry.metrics)
     app.add_middleware(ops.BodyLimit, limit=settings.api_max_body_bytes)
     for module in (plans, accounts, lines, usage, ledger, advice, esim, webhooks):
         app.include_router(module.router)
@@ -111,20 +106,7 @@ def _document_errors(app: FastAPI) -> None:
 
 
 def app_from_environment() -> FastAPI:
-    app = create_app(Carryover())
-    quiet_garbage_collector()
+    carry = Carryover()
+    app = create_app(carry)
+    carry.tune_for_serving()
     return app
-
-
-def quiet_garbage_collector() -> None:
-    """Fewer, shorter collector pauses in a serving worker.
-
-    Under a packet core's load the cyclic garbage collector's full passes over every
-    object the worker holds (kept books, the app, SQLAlchemy's caches) paused all of
-    its threads for tens of milliseconds: they were most of the Nchf p99 at 300
-    updates/s (docs/performance.md). What exists once the app is built lives as long
-    as the process, so it is frozen out of the collector's passes, and young
-    collections run after 20,000 allocations instead of 700."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 50)

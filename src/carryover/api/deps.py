@@ -108,14 +108,14 @@ async def caller(request: Request, eng: EngineDep,
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiProblem(401, "send an API key as `Authorization: Bearer <token>`", challenge)
-    cache = request.app.state.key_cache
+    cache = request.app.state.carry.key_cache
     found = api_keys.remembered(credentials.credentials, cache)
     if found is None:
         found = await run_in_threadpool(api_keys.authenticate, eng, credentials.credentials,
                                         cache)
     if found is None:
         raise ApiProblem(401, "the API key is unknown or revoked", challenge)
-    wait = await take_token(request.app.state.limiter, found.key_id)
+    wait = await take_token(request.app.state.carry.limiter, found.key_id)
     if wait > 0:
         raise ApiProblem(429, "rate limit of this API key exceeded",
                          {"Retry-After": str(max(1, math.ceil(wait)))})

@@ -30,29 +30,25 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from carryover.api.deps import Operator
 from carryover.api.printable import printable
-from carryover.api.problems import PROBLEM_JSON, responses
+from carryover.api.problems import PROBLEM_JSON, nchf_problem, responses
 from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.quota import Grant
 from carryover.services import time_window
 from carryover.services.charging import (
     ChargingAnswer,
     ChargingOp,
-    ChargingPolicy,
     ChargingRequest,
     SessionNotFound,
     UnitRequest,
     UnknownSubscriber,
     UsedUnits,
 )
-from carryover.services.charging_queue import ChargingQueue
 from carryover.services.errors import ServiceError
-from carryover.store.uow import UnitOfWork
 
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -149,27 +145,6 @@ class ProblemDetails(BaseModel):
     detail: str
     cause: str
     invalidParams: list[dict[str, str]] | None = None
-
-
-def nchf_problem(status: int, cause: str, detail: str,
-                 invalid: list[dict[str, str]] | None = None) -> JSONResponse:
-    titles = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
-    body: dict[str, Any] = {"title": titles.get(status, "Error"), "status": status,
-                            "detail": detail, "cause": cause}
-    if invalid:
-        body["invalidParams"] = invalid
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-
-
-def invalid_request(exc: RequestValidationError) -> JSONResponse:
-    """400 with one invalidParams entry per bad member (a JSON pointer into the body)."""
-    invalid = []
-    for error in exc.errors():
-        where = [str(p) for p in error.get("loc", ()) if p != "body"]
-        invalid.append({"param": "/" + "/".join(where), "reason": error.get("msg", "invalid")})
-    missing = any(e.get("type") == "missing" for e in exc.errors())
-    return nchf_problem(400, "MANDATORY_IE_MISSING" if missing else "INVALID_MSG_FORMAT",
-                        f"{len(invalid)} invalid member(s) in the ChargingDataRequest", invalid)
 
 
 NCHF_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -299,34 +274,12 @@ def response_body(answer: ChargingAnswer, body: ChargingDataRequest) -> dict:
     return out
 
 
-def charging_queue(app) -> ChargingQueue:
-    """The app's charging queue (group commit), made on first use."""
-    queue = getattr(app.state, "charging", None)
-    if queue is None:
-        carry = app.state.carry
-        engine = carry.open()
-        # SQLite has one writer at a time: a second lane would only wait for the first.
-        lanes = 1 if engine.dialect.name == "sqlite" else carry.settings.nchf_lanes
-        queue = app.state.charging = ChargingQueue(
-            lambda: UnitOfWork(engine), ChargingPolicy.from_settings(carry.settings),
-            carry.settings.nchf_max_batch, lanes, _observer(app.state.metrics),
-            carry.settings.nchf_cached_accounts)
-    return queue
-
-
-def _observer(metrics) -> Callable[[int, float], None]:
-    def observe(requests: int, seconds: float) -> None:
-        metrics.nchf_batch.observe(requests)
-        metrics.nchf_batch_seconds.observe(seconds)
-    return observe
-
-
 async def answer(app, op: Callable[[], ChargingOp],
                  respond: Callable[[Any], Response]) -> Response:
     """Hand the request to the queue, wait for its answer and respond, or map its
     refusal to a ProblemDetails (shared by the routes and api.nchf_fast)."""
     try:
-        future = charging_queue(app).submit(op())
+        future = app.state.carry.charging().submit(op())
         return respond(await asyncio.wrap_future(future))
     except BadRequest as exc:
         return nchf_problem(400, "INVALID_MSG_FORMAT", exc.reason,

@@ -171,7 +171,7 @@ async def readyz(request: Request) -> Any:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry),
+    return Response(generate_latest(request.app.state.carry.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 
 

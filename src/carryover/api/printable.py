@@ -15,7 +15,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from carryover.api.problems import problem
+from carryover.api.problems import nchf_problem, problem
 
 # C0 controls, DEL and the C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -52,7 +52,6 @@ class PrintableRequest:
             return
         if scope["path"].startswith("/nchf-"):
             # An SMF is answered as every Nchf error is: a TS 29.571 400 with `cause`.
-            from carryover.api.nchf import nchf_problem
             response = nchf_problem(400, "INVALID_MSG_FORMAT", f"{where}: {MESSAGE}")
         else:
             response = problem(422, "1 invalid field(s)",

@@ -16,7 +16,8 @@ than the parser allows) is one 422 with the field `body`, whatever the parser's
 reason; on Nchf it is a 400 ProblemDetails with `cause` (TS 29.571), as every
 Nchf error is. `document_errors` writes the 413 of the body limit into the
 OpenAPI of each operation that takes a body, so the schema names every status
-the API can answer with.
+the API can answer with. `nchf_problem` builds that ProblemDetails; this module
+imports no other module of the API, so every one of them may use it.
 """
 
 from __future__ import annotations
@@ -141,6 +142,28 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def nchf_problem(status: int, cause: str, detail: str,
+                 invalid: list[dict[str, str]] | None = None) -> JSONResponse:
+    """A TS 29.571 ProblemDetails: what an SMF reads, `cause` above all."""
+    titles = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}
+    body: dict[str, Any] = {"title": titles.get(status, "Error"), "status": status,
+                            "detail": detail, "cause": cause}
+    if invalid:
+        body["invalidParams"] = invalid
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def invalid_request(exc: RequestValidationError) -> JSONResponse:
+    """400 with one invalidParams entry per bad member (a JSON pointer into the body)."""
+    invalid = []
+    for error in exc.errors():
+        where = [str(p) for p in error.get("loc", ()) if p != "body"]
+        invalid.append({"param": "/" + "/".join(where), "reason": error.get("msg", "invalid")})
+    missing = any(e.get("type") == "missing" for e in exc.errors())
+    return nchf_problem(400, "MANDATORY_IE_MISSING" if missing else "INVALID_MSG_FORMAT",
+                        f"{len(invalid)} invalid member(s) in the ChargingDataRequest", invalid)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem."""
 
@@ -156,7 +179,6 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         if request.url.path.startswith("/nchf-"):
             # 3GPP service operations answer 400 with a TS 29.571 ProblemDetails.
-            from carryover.api.nchf import invalid_request
             return invalid_request(exc)
         errors = field_errors(exc)
         if not _json_content_type(request):
@@ -173,7 +195,6 @@ def install(app: FastAPI) -> None:
         unreadable = exc.status_code == 400 and detail == _UNREADABLE
         if request.url.path.startswith("/nchf-") and exc.status_code == 400:
             # An SMF reads `cause`: every Nchf 400 is a TS 29.571 ProblemDetails.
-            from carryover.api.nchf import nchf_problem
             return nchf_problem(400, "INVALID_MSG_FORMAT",
                                 UNREADABLE_BODY if unreadable else detail)
         if unreadable:  # as a body that is not JSON: FastAPI's own json_invalid is a 422

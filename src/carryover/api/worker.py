@@ -52,9 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        charging = getattr(app.state, "charging", None)
-        if charging is not None:  # answer what is queued, then stop its thread
-            await asyncio.to_thread(charging.close)
+        # Answer what the charging queue holds, then stop its thread.
+        await asyncio.to_thread(app.state.carry.close)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

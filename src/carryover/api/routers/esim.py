@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1/lines/{line}/esim", tags=["eSIM"],
 def smdp(request: Request) -> Iterator[Smdp]:
     """An ES2+ client for one request, from the app's factory (the settings by default)."""
     try:
-        client = request.app.state.smdp_factory()
+        client = request.app.state.carry.smdp_client()
     except (OSError, ValueError) as exc:  # unreadable certificate, key or CA file
         log.error("ES2+ client settings: %s", exc)
         raise ApiProblem(503, "the SM-DP+ client is not configured") from exc

@@ -92,7 +92,7 @@ def top_up(line: str, body: TopUpIn, request: Request, eng: EngineDep, who: Oper
         ref = _ref("topup")
         done = ledger_ops.top_up(eng, line, body.amount, body.at, body.valid_days, ref,
                                  Unit(body.unit), actor(who))
-        request.app.state.metrics.top_ups.labels(body.unit).inc()
+        request.app.state.carry.metrics.top_ups.labels(body.unit).inc()
         return {"line": done.line, "ref": ref, "kind": "top_up", "amount": body.amount,
                 "amount_human": human(body.amount, body.unit),
                 "detail": {"valid_days": body.valid_days, "unit": body.unit}}

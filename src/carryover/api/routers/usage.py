@@ -39,7 +39,7 @@ def record_usage(body: UsageIn, request: Request, eng: EngineDep, who: Operator,
         recorded = ledger_ops.record_usage(
             eng, body.line, body.amount, body.at, body.received_at or datetime.now(UTC),
             body.event_id, Unit(body.unit), body.rating_group)
-        request.app.state.metrics.usage_rated.labels("one").inc()
+        request.app.state.carry.metrics.usage_rated.labels("one").inc()
         entries = recorded.outcome.entries
         overage = sum(e.amount for e in entries if e.kind == "overage")
         return {"line": recorded.line, "event_id": body.event_id, "amount": body.amount,
@@ -91,7 +91,7 @@ def record_batch(body: UsageBatchIn, request: Request, eng: EngineDep, who: Oper
             on_rejects=lambda found: rejects.extend(
                 {"row": r.row, "reason": r.reason} for r in found))
         rejects.sort(key=lambda r: r["row"])
-        request.app.state.metrics.usage_rated.labels("batch").inc(summary.accepted)
+        request.app.state.carry.metrics.usage_rated.labels("batch").inc(summary.accepted)
         return {"rows": len(body.rows), "accepted": summary.accepted,
                 "duplicates": summary.duplicates, "late": summary.late,
                 "rejected": len(rejects), "rejects": rejects}
