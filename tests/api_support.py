@@ -61,9 +61,9 @@ def populate(engine: Any) -> dict[str, str]:
     provisioning.create_line(engine, "fam", "+14155550202", JAN, line_id="f2")
     provisioning.create_account(engine, "other", 1, "UTC", JAN)
     provisioning.create_line(engine, "other", "+14155550301", JAN, PLAN, line_id="o1")
-    tokens = {"operator": api_keys.create_key(engine, "operator", JAN)[1]}
+    tokens = {"operator": api_keys.create_key(UnitOfWork(engine), "operator", JAN)[1]}
     for name in ("acme", "fam", "other"):
-        tokens[name] = api_keys.create_key(engine, "subscriber", JAN, name)[1]
+        tokens[name] = api_keys.create_key(UnitOfWork(engine), "subscriber", JAN, name)[1]
     return tokens
 
 

@@ -66,6 +66,10 @@ class Carryover:
             self._engine = engine
         return self._engine
 
+    def uow(self) -> UnitOfWork:
+        """A unit of work on the database (`open()`): what every service takes."""
+        return UnitOfWork(self.open())
+
     # ---- the parts a serving process shares ----------------------------------------
     @cached_property
     def key_cache(self) -> KeyCache:

@@ -15,6 +15,7 @@ import pytest
 
 from carryover.services import api_keys, idempotency
 from carryover.services.directory import unknown_line
+from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, PLAN, SELF_SERVICE, Api, served_api
 
 AT = "2026-01-05T00:00:00+00:00"
@@ -244,10 +245,10 @@ def test_authentication(api: Api):
     is_problem(api.call("GET", "/v1/plans", None), 401)
     bad = api.call("GET", "/v1/plans", None, headers={"Authorization": "Bearer co_nope"})
     assert is_problem(bad, 401) and bad.headers["WWW-Authenticate"] == "Bearer"
-    info, token = api_keys.create_key(api.engine, "subscriber", JAN, "acme")
+    info, token = api_keys.create_key(UnitOfWork(api.engine), "subscriber", JAN, "acme")
     headers = {"Authorization": f"Bearer {token}"}
     assert api.call("GET", "/v1/lines/a1", None, headers=headers).status_code == 200
-    api_keys.revoke_key(api.engine, info["id"], JAN)
+    api_keys.revoke_key(UnitOfWork(api.engine), info["id"], JAN)
     is_problem(api.call("GET", "/v1/lines/a1", None, headers=headers), 401)
 
 
@@ -269,15 +270,15 @@ def test_problem_shapes(api: Api):
 
 def test_idempotency_key_in_progress_and_released(api: Api):
     # A claim left by a request still running: a retry is told to wait, not run.
-    who = api_keys.authenticate(api.engine, api.tokens["operator"])
+    who = api_keys.authenticate(UnitOfWork(api.engine), api.tokens["operator"])
     body = {"name": "busy", "cycle_day": 3, "timezone": "UTC"}
     digest = idempotency.request_hash({**body, "pool_plan": None, "at": None})
-    assert idempotency.claim(api.engine, who.key_id, "POST /v1/accounts", "k9", digest,
+    assert idempotency.claim(UnitOfWork(api.engine), who.key_id, "POST /v1/accounts", "k9", digest,
                              datetime.now(UTC)) is None
     busy = is_problem(api.call("POST", "/v1/accounts", json=body,
                                headers={"Idempotency-Key": "k9"}), 409)
     assert "in progress" in busy["detail"]
     assert api.call("GET", "/v1/accounts/busy").status_code == 404
-    idempotency.release(api.engine, who.key_id, "POST /v1/accounts", "k9")
+    idempotency.release(UnitOfWork(api.engine), who.key_id, "POST /v1/accounts", "k9")
     assert api.call("POST", "/v1/accounts", json=body,
                     headers={"Idempotency-Key": "k9"}).status_code == 201

@@ -24,6 +24,7 @@ from carryover.adapters.smdp_emulator import HttpNotifier
 from carryover.domain.esim.inventory import ProfileRecord
 from carryover.services import esim_inventory
 from carryover.services.directory import unknown_line
+from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, served_api
 from tests.e2e.test_api import is_problem
 from tests.esim_support import EID_A, NOTIFICATION_TOKENS, SMDP_TOKEN, emulator, iccid, records
@@ -39,7 +40,7 @@ def world(db_url: str) -> Iterator[SimpleNamespace]:
     with emulator(PROFILES) as (store, smdp_url), \
             served_api(db_url, es2plus_url=smdp_url, es2plus_retries=0,
                        es2plus_notification_tokens=NOTIFICATION_TOKENS) as api:
-        esim_inventory.import_profiles(api.engine, PROFILES, JAN)
+        esim_inventory.import_profiles(UnitOfWork(api.engine), PROFILES, JAN)
         store.notify = HttpNotifier(api.url, SMDP_TOKEN)  # installs reach the API's ES2+ receiver
         yield SimpleNamespace(api=api, store=store, smdp_url=smdp_url)
 
@@ -144,7 +145,7 @@ def test_refusals_are_problems(world):
 
     # A profile we hold but the SM-DP+ does not: ES2+ refuses with subject 8.2.1, reason 3.9.
     ghost = ProfileRecord(iccid(90), "262019999999999", "travel")
-    esim_inventory.import_profiles(api.engine, [ghost], JAN)
+    esim_inventory.import_profiles(UnitOfWork(api.engine), [ghost], JAN)
     refused = is_problem(api.call("POST", "/v1/lines/a1/esim/orders",
                                   json={"profile_type": "travel"}), 422)
     assert "8.2.1" in refused["detail"] and "3.9" in refused["detail"]
@@ -163,7 +164,7 @@ def test_an_unreachable_smdp_is_a_502(db_url):
         port = probe.getsockname()[1]
     with served_api(db_url, es2plus_url=f"http://127.0.0.1:{port}", es2plus_retries=0,
                     es2plus_timeout=2) as api:
-        esim_inventory.import_profiles(api.engine, PROFILES, JAN)
+        esim_inventory.import_profiles(UnitOfWork(api.engine), PROFILES, JAN)
         down = is_problem(api.call("POST", "/v1/lines/a1/esim/orders", json={}), 502)
         assert "unreachable" in down["detail"]
         assert "Traceback" not in down["detail"]

@@ -37,7 +37,7 @@ def api(db_url: str, tmp_path) -> Iterator[Api]:
 
 
 def key_id(api: Api, who: str) -> str:
-    principal = api_keys.authenticate(api.engine, api.tokens[who])
+    principal = api_keys.authenticate(UnitOfWork(api.engine), api.tokens[who])
     assert principal is not None
     return principal.key_id
 

@@ -254,7 +254,7 @@ class Run:
     def flush(self, steps: list[tuple]) -> None:
         ops = [ChargingOp(kind, request, None if kind == "create" else self.ref_of(session))
                for kind, session, request in steps]
-        results = charge(lambda: UnitOfWork(self.engine), POLICY, ops, self.cache)
+        results = charge(UnitOfWork(self.engine), POLICY, ops, self.cache)
         assert len(results) == len(ops)
         for op, result in zip(ops, results, strict=True):
             if op.kind == "create":

@@ -52,7 +52,7 @@ def ask(at, seq: int, used: tuple[UsedUnits, ...] = (), subscriber: str | None =
 
 
 def run(engine, cache, ops):
-    return charge(lambda: UnitOfWork(engine), POLICY, ops, cache)
+    return charge(UnitOfWork(engine), POLICY, ops, cache)
 
 
 def granted(result) -> int:

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from carryover.services import provisioning
-from carryover.services.charging import open_session, release_session
 from carryover.services.charging_model import (
     ChargingAnswer,
     ChargingOp,
@@ -36,6 +35,7 @@ from carryover.settings import Settings
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.tables import usage_events
 from carryover.store.uow import UnitOfWork
+from tests.charging_support import open_session, release_session
 
 MB = 1024**2
 OPENED = datetime(2026, 1, 1, tzinfo=UTC)

@@ -51,10 +51,10 @@ class World:
     client: Es2PlusClient
 
     def order(self, line: str = "alice", eid: str | None = EID_A) -> esim.OrderResult:
-        return esim.order(self.engine, self.client, line, JAN, eid=eid)
+        return esim.order(UnitOfWork(self.engine), self.client, line, JAN, eid=eid)
 
     def state(self, ident: str) -> str:
-        return esim.status(self.engine, ident)["state"]
+        return esim.status(UnitOfWork(self.engine), ident)["state"]
 
     def events(self) -> int:
         with UnitOfWork(self.engine) as uow:
@@ -82,7 +82,7 @@ def world(db_url):
     provisioning.create_account(engine, "acct", 1, "UTC", JAN)
     provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",
                              line_id="alice")
-    esim_inventory.import_profiles(engine, PROFILES, JAN)
+    esim_inventory.import_profiles(UnitOfWork(engine), PROFILES, JAN)
     with serving(create_app(carry)) as operator_url, \
             emulator(PROFILES, operator_url) as (store, smdp_url), \
             Es2PlusClient(smdp_url, retries=1, sleep=lambda s: None) as client:
@@ -111,7 +111,7 @@ def test_the_device_steps_reach_the_operator(world):
     with SimulatedDevice(world.smdp_url, EID_A) as phone:
         phone.download(ordered.activation_code.format())
     assert [record["delivered"] for record in world.store.sent] == [True, True]
-    view = esim.status(world.engine, ordered.iccid)
+    view = esim.status(UnitOfWork(world.engine), ordered.iccid)
     assert (view["state"], view["eid"], view["line"]) == ("installed", EID_A, "alice")
     assert [h["kind"] for h in view["history"]][-2:] == [
         "point 3 Executed-Success", "point 4 Executed-Success"]
@@ -122,7 +122,7 @@ def test_the_device_steps_reach_the_operator(world):
         phone.act("disable", ordered.iccid)
         phone.act("delete", ordered.iccid)
     assert world.state(ordered.iccid) == "available"
-    assert esim.status(world.engine, ordered.iccid)["eid"] is None
+    assert esim.status(UnitOfWork(world.engine), ordered.iccid)["eid"] is None
 
 
 def test_the_same_notification_twice_changes_nothing(world):
@@ -131,19 +131,19 @@ def test_the_same_notification_twice_changes_nothing(world):
     first = world.post(body)
     assert first.status_code == 204 and first.content == b""
     assert world.state("alice") == "downloaded"
-    events, history = world.events(), esim.status(world.engine, "alice")
+    events, history = world.events(), esim.status(UnitOfWork(world.engine), "alice")
 
     body["header"]["functionCallIdentifier"] = "n1-retry"  # the SM-DP+ retrying
     again = world.post(body)
     assert again.status_code == 204
     assert world.events() == events
-    assert esim.status(world.engine, "alice") == history
+    assert esim.status(UnitOfWork(world.engine), "alice") == history
 
 
 def test_a_notification_out_of_step_is_kept_but_not_applied(world):
     ordered = world.order()
     assert world.post(notification(ordered.iccid, 4)).status_code == 204  # no point 3 yet
-    view = esim.status(world.engine, "alice")
+    view = esim.status(UnitOfWork(world.engine), "alice")
     assert view["state"] == "released"
     assert view["history"][-1]["detail"]["outcome"] == "not applied"
 
@@ -154,7 +154,7 @@ def test_a_failed_install_is_an_error_the_operator_can_cancel(world):
         assert phone.download(ordered.activation_code.format(), fail="install")["state"] \
             == "error"
     assert world.state("alice") == "error"
-    assert esim.cancel(world.engine, world.client, "alice", JAN)["state"] == "available"
+    assert esim.cancel(UnitOfWork(world.engine), world.client, "alice", JAN)["state"] == "available"
     assert world.store.profiles[ordered.iccid].state == "available"
 
 
@@ -236,14 +236,14 @@ def test_the_emulator_presents_its_token_and_is_named_in_the_history(world):
     ordered = world.order()
     with SimulatedDevice(world.smdp_url, EID_A) as phone:
         phone.download(ordered.activation_code.format())
-    history = esim.status(world.engine, "alice")["history"]
+    history = esim.status(UnitOfWork(world.engine), "alice")["history"]
     assert [h["detail"].get("smdp") for h in history[-2:]] == ["smdp.localhost"] * 2
 
 
 def test_an_emulator_without_the_token_is_not_heard(world):
     with emulator(PROFILES, world.operator_url, token=None) as (store, smdp_url), \
             Es2PlusClient(smdp_url, retries=1, sleep=lambda s: None) as client:
-        ordered = esim.order(world.engine, client, "alice", JAN, eid=EID_A)
+        ordered = esim.order(UnitOfWork(world.engine), client, "alice", JAN, eid=EID_A)
         with SimulatedDevice(smdp_url, EID_A) as phone:
             phone.download(ordered.activation_code.format())
         assert [record["delivered"][:8] for record in store.sent] == ["HTTP 401"] * 2
@@ -254,7 +254,7 @@ def test_an_emulator_without_the_token_is_not_heard(world):
 
 def refused(world, ordered_iccid: str) -> dict:
     """The newest history row, which must be a refused notification."""
-    row = esim.status(world.engine, ordered_iccid)["history"][-1]
+    row = esim.status(UnitOfWork(world.engine), ordered_iccid)["history"][-1]
     assert row["source"] == "notification" and row["detail"]["outcome"] == "refused"
     return row
 
@@ -268,7 +268,7 @@ def test_another_eid_than_the_orders_is_refused_and_kept(world):
         assert (row["from"], row["to"], row["detail"]["eid"]) == ("released", "released", EID_B)
         assert row["detail"]["refusal"]["subjectCode"] == "8.1.1"
         assert "is not the EID" in row["detail"]["refusal"]["message"]
-    view = esim.status(world.engine, ordered.iccid)
+    view = esim.status(UnitOfWork(world.engine), ordered.iccid)
     assert (view["state"], view["eid"]) == ("released", EID_A)
     assert world.installed_webhooks() == []
 
@@ -287,7 +287,7 @@ def test_a_deletion_from_another_device_does_not_return_the_profile_to_stock(wor
         "8.1.1", "3.10")
     assert failed_codes(world.post(notification(ordered.iccid, 5, eid=None))) == (
         "8.1.1", "2.2")
-    view = esim.status(world.engine, ordered.iccid)
+    view = esim.status(UnitOfWork(world.engine), ordered.iccid)
     assert (view["state"], view["eid"], view["line"]) == ("installed", EID_A, "alice")
     assert world.store.profiles[ordered.iccid].state == "installed"  # as the SM-DP+ has it
     assert [h["detail"]["outcome"] for h in view["history"][-2:]] == ["refused", "refused"]
@@ -296,7 +296,7 @@ def test_a_deletion_from_another_device_does_not_return_the_profile_to_stock(wor
 def test_once_on_a_device_an_unbound_order_refuses_every_other_eid(world):
     ordered = world.order(eid=None)
     assert world.post(notification(ordered.iccid, 3, eid=EID_B)).status_code == 204
-    assert esim.status(world.engine, ordered.iccid)["eid"] == EID_B  # downloaded there
+    assert esim.status(UnitOfWork(world.engine), ordered.iccid)["eid"] == EID_B  # downloaded there
     assert failed_codes(world.post(notification(ordered.iccid, 4, eid=EID_A))) == (
         "8.1.1", "3.10")
     assert failed_codes(world.post(notification(ordered.iccid, 4, eid=None))) == (
@@ -347,13 +347,13 @@ def test_an_overlong_field_is_refused_and_nothing_is_stored(world):
 
 
 def test_fields_at_their_limits_are_taken(world):
-    esim_inventory.import_profiles(world.engine, records(1, "p" * 64, start=50), JAN)
+    esim_inventory.import_profiles(UnitOfWork(world.engine), records(1, "p" * 64, start=50), JAN)
     profile = records(1, "p" * 64, start=50)[0]
     response = world.post(notification(
         profile.iccid + "F", 999, profileType="p" * 64, resultData="AAAA" * 2048,
         header={"functionCallIdentifier": "c" * 256}))
     assert response.status_code == 204, response.text
-    row = esim.status(world.engine, profile.iccid)["history"][-1]
+    row = esim.status(UnitOfWork(world.engine), profile.iccid)["history"][-1]
     assert (row["kind"], row["detail"]["outcome"]) == ("point 999 Executed-Success",
                                                        "recorded")
 

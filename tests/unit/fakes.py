@@ -7,9 +7,9 @@ committing throws the copy away, as the store's UnitOfWork rolls back. Like the
 store's, one FakeUnitOfWork may be entered again and again, each time a new
 transaction; `db.commits` counts the commits.
 
-The repositories implement the protocols the services declare (services.charging.ports,
-services.esim.ports, services.access.ports); tests/unit/test_fakes_match.py checks that
-they and the store's classes have the same methods with the same parameters.
+The repositories implement the protocols the services declare (services.charging_ports,
+services.esim_port, services.access_ports); tests/unit/test_fakes_match.py checks that
+they and the store's classes have the methods of the protocols, with their parameters.
 """
 
 from __future__ import annotations
@@ -216,6 +216,10 @@ class FakeUnitOfWork:
 
     def __exit__(self, *exc_info: object) -> None:
         self._work = None  # what was not committed is gone
+
+    def reading(self) -> FakeUnitOfWork:
+        """A unit of work for reads only: in memory, any unit of work on the database."""
+        return FakeUnitOfWork(self.db)
 
 
 class FakeAccounts:

@@ -29,6 +29,7 @@ from carryover.services import api_keys, rate_limits
 from carryover.services.api_keys import Principal
 from carryover.services.ledger_ops import Actor
 from carryover.settings import Settings
+from carryover.store.uow import UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `carryover apikey create`.")
 
@@ -71,7 +72,8 @@ class DatabaseRateLimiter:
         if self.rate <= 0:
             return 0.0
         now_us = time.time_ns() // 1000 if now is None else round(now * rate_limits.US)
-        wait = rate_limits.admit(self.engine(), key, now_us, self.interval, self.burst)
+        wait = rate_limits.admit(UnitOfWork(self.engine()), key, now_us, self.interval,
+                                 self.burst)
         return wait / rate_limits.US
 
 
@@ -111,8 +113,8 @@ async def caller(request: Request, eng: EngineDep,
     cache = request.app.state.carry.key_cache
     found = api_keys.remembered(credentials.credentials, cache)
     if found is None:
-        found = await run_in_threadpool(api_keys.authenticate, eng, credentials.credentials,
-                                        cache)
+        found = await run_in_threadpool(api_keys.authenticate, UnitOfWork(eng),
+                                        credentials.credentials, cache)
     if found is None:
         raise ApiProblem(401, "the API key is unknown or revoked", challenge)
     wait = await take_token(request.app.state.carry.limiter, found.key_id)

@@ -120,7 +120,7 @@ async def handle_download_progress_info(request: Request, carry: CarryDep) -> Re
         return _failed(progress)
     try:
         received = await run_in_threadpool(
-            lambda: esim_notifications.receive(carry.open(), progress, received_at, smdp))
+            lambda: esim_notifications.receive(carry.uow(), progress, received_at, smdp))
     except esim_notifications.UnknownProfile as exc:
         return _failed(StatusCode("8.2.1", "3.9", str(exc), progress.iccid))
     if received.refusal is not None:

@@ -23,6 +23,7 @@ from carryover.api.problems import PROBLEM_JSON, problem_body, service_status
 from carryover.services import idempotency
 from carryover.services.api_keys import Principal
 from carryover.services.errors import ServiceError
+from carryover.store.uow import UnitOfWork
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=200,
@@ -44,7 +45,7 @@ def respond(request: Request, eng: Engine, who: Principal, key: str | None, payl
     route = f"{request.method} {request.url.path}"
     digest = idempotency.request_hash(jsonable_encoder(payload))
     try:
-        hit = idempotency.claim(eng, who.key_id, route, key, digest, datetime.now(UTC))
+        hit = idempotency.claim(UnitOfWork(eng), who.key_id, route, key, digest, datetime.now(UTC))
     except ServiceError as exc:  # reused with another body, or still running
         return _response(service_status(exc), problem_body(service_status(exc), str(exc)))
     if hit is not None:
@@ -55,8 +56,8 @@ def respond(request: Request, eng: Engine, who: Principal, key: str | None, payl
         status = service_status(exc)
         body = problem_body(status, str(exc))
     except BaseException:
-        idempotency.release(eng, who.key_id, route, key)
+        idempotency.release(UnitOfWork(eng), who.key_id, route, key)
         raise
     stored = redact(body) if redact is not None and status < 400 else body
-    idempotency.complete(eng, who.key_id, route, key, status, stored)
+    idempotency.complete(UnitOfWork(eng), who.key_id, route, key, status, stored)
     return _response(status, body)

@@ -39,7 +39,7 @@ from carryover.api.problems import PROBLEM_JSON, nchf_problem, responses
 from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.quota import Grant
 from carryover.services import time_window
-from carryover.services.charging import (
+from carryover.services.charging_model import (
     ChargingAnswer,
     ChargingOp,
     ChargingRequest,

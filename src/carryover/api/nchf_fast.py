@@ -30,7 +30,7 @@ from starlette.requests import Request
 from carryover.api import nchf
 from carryover.api.deps import take_token
 from carryover.services import api_keys
-from carryover.services.charging import ChargingOp
+from carryover.services.charging_model import ChargingOp
 
 # The media types FastAPI reads as a JSON body (fastapi.routing).
 _JSON = re.compile(r"application/(?:[\w.+-]+\+)?json")

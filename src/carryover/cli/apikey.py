@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from carryover.cli import app
-from carryover.cli.common import JsonOption, console, engine, now, print_json, run
+from carryover.cli.common import JsonOption, console, now, print_json, run, uow
 from carryover.human_time import local_time
 from carryover.services import api_keys
 
@@ -38,7 +38,7 @@ def apikey_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key; its token is shown this once and stored only as a hash."""
-    info, token = run(api_keys.create_key, engine(), role.value, now(), account, label)
+    info, token = run(api_keys.create_key, uow(), role.value, now(), account, label)
     if as_json:
         print_json({**info, "token": token})
         return
@@ -51,7 +51,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(as_json: JsonOption = False) -> None:
     """List keys (never their tokens)."""
-    keys = api_keys.list_keys(engine())
+    keys = api_keys.list_keys(uow())
     if as_json:
         print_json(keys)
         return
@@ -72,7 +72,7 @@ def apikey_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key: requests with its token are refused from now on."""
-    info = run(api_keys.revoke_key, engine(), key_id, now())
+    info = run(api_keys.revoke_key, uow(), key_id, now())
     if as_json:
         print_json(info)
     else:

@@ -81,6 +81,12 @@ def engine():
         fail(str(exc))
 
 
+def uow():
+    """A unit of work on the database (`engine()`), for a service to run in."""
+    engine()  # refuses a database carryover cannot use, with one line
+    return app_object().uow()
+
+
 def run(action, *args: Any, **kwargs: Any) -> Any:
     """Call a service; its refusals become one line and exit status 2."""
     try:

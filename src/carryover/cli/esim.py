@@ -20,7 +20,7 @@ from rich.table import Table
 from carryover.adapters.es2plus_client import Es2PlusClient
 from carryover.adapters.inventory_csv import read_inventory
 from carryover.cli import app
-from carryover.cli.common import JsonOption, app_object, console, engine, fail, now, print_json, run
+from carryover.cli.common import JsonOption, app_object, console, fail, now, print_json, run, uow
 from carryover.domain.esim.classify import classify
 from carryover.services import esim, esim_inventory
 
@@ -60,7 +60,7 @@ def _smdp():
 def _warn_low_stock() -> None:
     sys.stdout.flush()  # results first, then the warnings, when both go to one terminal
     threshold = app_object().settings.esim_low_stock_threshold
-    for low in esim_inventory.stock(engine(), threshold).low:
+    for low in esim_inventory.stock(uow(), threshold).low:
         print(f"warning: {low.message()}", file=sys.stderr)
 
 
@@ -100,7 +100,7 @@ def inventory_import(
     if errors:
         fail(errors)
     try:
-        count = esim_inventory.import_profiles(engine(), records, now(), str(file))
+        count = esim_inventory.import_profiles(uow(), records, now(), str(file))
     except esim_inventory.InventoryRejected as exc:
         fail(exc.problems)
     if as_json:
@@ -117,8 +117,8 @@ def inventory_list(
     as_json: JsonOption = False,
 ) -> None:
     """List profiles and the stock per profile type; warn when a type runs low."""
-    profiles = run(esim_inventory.list_profiles, engine(), state)
-    stock = esim_inventory.stock(engine(), app_object().settings.esim_low_stock_threshold)
+    profiles = run(esim_inventory.list_profiles, uow(), state)
+    stock = esim_inventory.stock(uow(), app_object().settings.esim_low_stock_threshold)
     if as_json:
         print_json({"profiles": profiles, "stock": stock.counts,
                     "low_stock": [low.profile_type for low in stock.low]})
@@ -183,7 +183,7 @@ def order(
         fail("give --png or --svg, not both")
     settings = app_object().settings
     with _smdp() as smdp:
-        result = run(esim.order, engine(), smdp, line, now(), eid=eid,
+        result = run(esim.order, uow(), smdp, line, now(), eid=eid,
                      profile_type=profile_type, with_confirmation_code=confirmation_code,
                      smdp_address=settings.activation_address())
     _show(result, png, svg, as_json)
@@ -196,7 +196,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """A line's profile (or a profile by ICCID): state, device, activation code, history."""
-    view = run(esim.status, engine(), ident)
+    view = run(esim.status, uow(), ident)
     if as_json:
         print_json(view)
         return
@@ -226,7 +226,7 @@ def status(
 def cancel(line: LineArg, as_json: JsonOption = False) -> None:
     """Cancel LINE's order (cancelOrder); refused once the profile is on a device."""
     with _smdp() as smdp:
-        result = run(esim.cancel, engine(), smdp, line, now())
+        result = run(esim.cancel, uow(), smdp, line, now())
     if as_json:
         print_json(result)
     else:
@@ -248,7 +248,7 @@ def move(
         fail("give --png or --svg, not both")
     settings = app_object().settings
     with _smdp() as smdp:
-        result = run(esim.move, engine(), smdp, line, eid, now(),
+        result = run(esim.move, uow(), smdp, line, eid, now(),
                      new_iccid=settings.esim_new_iccid_on_move,
                      with_confirmation_code=confirmation_code,
                      smdp_address=settings.activation_address())

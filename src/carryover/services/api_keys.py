@@ -19,12 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
+from carryover.services.access_ports import KeysUnit
 from carryover.services.errors import NotFound, ServiceError
-from carryover.store.api_repository import ApiRepository
-from carryover.store.engine import read_only
-from carryover.store.uow import UnitOfWork
 
 ROLES = ("operator", "subscriber")
 TOKEN_PREFIX = "co_"
@@ -59,7 +55,7 @@ def key_dict(row: Any) -> dict:
             "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None}
 
 
-def create_key(engine: Engine, role: str, at: datetime, account: str | None = None,
+def create_key(uow: KeysUnit, role: str, at: datetime, account: str | None = None,
                label: str | None = None) -> tuple[dict, str]:
     """A new key: its description and the token, which is never available again."""
     if role not in ROLES:
@@ -70,14 +66,14 @@ def create_key(engine: Engine, role: str, at: datetime, account: str | None = No
         raise ServiceError("an operator key is not bound to an account; drop --account")
     key_id = f"key_{secrets.token_hex(8)}"
     token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
-    with UnitOfWork(engine) as uow:
+    with uow:
         account_id = None
         if account is not None:
             row = uow.accounts.account_by_name(account)
             if row is None:
                 raise NotFound(f"unknown account {account!r}")
             account_id = row.id
-        repo = ApiRepository(uow.conn)
+        repo = uow.keys
         repo.add_key(id=key_id, token_hash=token_hash(token), role=role,
                      account_id=account_id, label=label, created_at=at)
         info = key_dict(repo.key(key_id))
@@ -85,14 +81,14 @@ def create_key(engine: Engine, role: str, at: datetime, account: str | None = No
     return info, token
 
 
-def list_keys(engine: Engine) -> list[dict]:
-    with UnitOfWork(engine) as uow:
-        return [key_dict(row) for row in ApiRepository(uow.conn).all_keys()]
+def list_keys(uow: KeysUnit) -> list[dict]:
+    with uow:
+        return [key_dict(row) for row in uow.keys.all_keys()]
 
 
-def revoke_key(engine: Engine, key_id: str, at: datetime) -> dict:
-    with UnitOfWork(engine) as uow:
-        repo = ApiRepository(uow.conn)
+def revoke_key(uow: KeysUnit, key_id: str, at: datetime) -> dict:
+    with uow:
+        repo = uow.keys
         row = repo.key(key_id)
         if row is None:
             raise NotFound(f"unknown API key {key_id!r}")
@@ -137,7 +133,7 @@ def remembered(token: str, cache: KeyCache | None) -> Principal | None:
     return cache.get(token_hash(token), time.monotonic())
 
 
-def authenticate(engine: Engine, token: str, cache: KeyCache | None = None) -> Principal | None:
+def authenticate(uow: KeysUnit, token: str, cache: KeyCache | None = None) -> Principal | None:
     """The caller of a presented token, or None (unknown, malformed or revoked).
 
     With a `cache` (setting api_key_cache_seconds) a key checked within its
@@ -150,17 +146,17 @@ def authenticate(engine: Engine, token: str, cache: KeyCache | None = None) -> P
         who = cache.get(digest, now)
         if who is not None:
             return who
-        who = _lookup(engine, digest)
+        who = _lookup(uow, digest)
         if who is not None:
             cache.put(digest, who, now)
         return who
-    return _lookup(engine, digest)
+    return _lookup(uow, digest)
 
 
-def _lookup(engine: Engine, digest: str) -> Principal | None:
+def _lookup(uow: KeysUnit, digest: str) -> Principal | None:
     # A read: on SQLite it must not queue for the write lock behind every writer.
-    with UnitOfWork(read_only(engine)) as uow:
-        row = ApiRepository(uow.conn).key_by_hash(digest)
+    with uow.reading() as reading:
+        row = reading.keys.key_by_hash(digest)
     # The lookup is by hash, so timing says nothing about the token; the constant-time
     # comparison guards against a backend that matched loosely.
     if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at:

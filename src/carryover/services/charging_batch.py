@@ -39,10 +39,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import Usage
@@ -61,61 +57,22 @@ from carryover.services.charging_model import (
     UnitRequest,
     UnknownSubscriber,
 )
+from carryover.services.charging_ports import ChargingUnit
 from carryover.services.errors import ServiceError
-from carryover.store.bulk_update import insert_many, update_many
-from carryover.store.charging_tables import charging_sessions, quota_holds
-from carryover.store.pipelined import read_all
-from carryover.store.repository import (
-    PLAN_TEXTS,
-    book_queries,
-    plans_from_rows,
-    snapshot_of,
-    usage_row,
-    utc,
-)
-from carryover.store.tables import accounts, usage_events
-from carryover.store.uow import UnitOfWork
+from carryover.store.repository import snapshot_of
 
 Result = ChargingAnswer | ServiceError | None  # None: a release
 
-# Built once: SQLAlchemy memoizes a statement's cache key on the object.
-_cs, _h = charging_sessions.c, quota_holds.c
-_REFS = bindparam("refs", expanding=True)
-_IDS = bindparam("ids", expanding=True)
-_SESSION_ACCOUNTS = select(_cs.ref, _cs.account_id).where(_cs.ref.in_(_REFS))
-_SESSIONS = select(charging_sessions).where(_cs.ref.in_(_REFS))
-_ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.id)
-# FOR NO KEY UPDATE, as AccountRepository.lock_account; in id order (no deadlocks).
-_ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
-_HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
-# `inline()`: no RETURNING of generated keys, which would be a result to wait for.
-_NEW_SESSIONS = insert(charging_sessions).inline()
-_NEW_USAGE = insert(usage_events).inline()
-_STORED = select(usage_events.c.event_id).where(
-    usage_events.c.event_id.in_(bindparam("events", expanding=True)))
 
-
-def _hold_upsert(dialect: str):
-    hold = (pg_insert if dialect == "postgresql" else sqlite_insert)(quota_holds)
-    return hold.on_conflict_do_update(
-        index_elements=["ref", "rating_group"],
-        set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
-              "expires_at": hold.excluded.expires_at})
-
-
-_HOLD_UPSERTS = {d: _hold_upsert(d) for d in ("postgresql", "sqlite")}
-
-
-def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp],
+def charge(uow: ChargingUnit, policy: ChargingPolicy, ops: Sequence[ChargingOp],
            cache: BookCache | None = None) -> list[Result]:
-    """Answer `ops` in order in one transaction: per op its answer or its error.
+    """Answer `ops` in order in one transaction of `uow`: per op its answer or its error.
 
-    `uow_factory()` opens a UnitOfWork; `cache` keeps the books between batches.
-    Errors that are not the request's own (the database went away) are raised
-    when the batch is a single request."""
+    `cache` keeps the books between batches. Errors that are not the request's own
+    (the database went away) are raised when the batch is a single request."""
     ops = list(ops)
     try:
-        with uow_factory() as uow:
+        with uow:
             batch = _Batch(uow, policy, cache)
             results = batch.run(ops)
             uow.commit()
@@ -134,14 +91,10 @@ def charge(uow_factory, policy: ChargingPolicy, ops: Sequence[ChargingOp],
     results: list[Result | Exception] = []
     for op in ops:
         try:
-            results.append(charge(uow_factory, policy, [op], cache)[0])
+            results.append(charge(uow, policy, [op], cache)[0])
         except Exception as exc:
             results.append(exc)
     return results
-
-
-def charge_on(engine, policy: ChargingPolicy, ops: Sequence[ChargingOp]) -> list[Result]:
-    return charge(lambda: UnitOfWork(engine), policy, ops)
 
 
 class _Refused(Exception):
@@ -192,13 +145,13 @@ class _Account:
 
 
 class _Batch:
-    def __init__(self, uow: UnitOfWork, policy: ChargingPolicy,
+    def __init__(self, uow: ChargingUnit, policy: ChargingPolicy,
                  cache: BookCache | None = None) -> None:
-        self.uow, self.conn, self.policy, self.cache = uow, uow.conn, policy, cache
+        self.uow, self.store, self.policy, self.cache = uow, uow.charging, policy, cache
         self.accounts: dict[int, _Account] = {}
         self.sessions: dict[str, _Session] = {}
         self.stored: set[str] = set()
-        self.usage_rows: list[dict] = []
+        self.usage_rows: list[tuple] = []  # (account id, event, calendar, grace)
         self.outbox: dict[tuple, dict] = {}
         self.initial_holds: dict[tuple[str, int], _HoldRow] = {}
 
@@ -206,9 +159,9 @@ class _Batch:
     def run(self, ops: list[ChargingOp]) -> list[Result]:
         creates = [op.request.subscriber for op in ops
                    if op.kind == "create" and op.request.subscriber]
-        found = self.uow.accounts.find_lines(creates) if creates else {}
+        found = self.store.subscribers(creates) if creates else {}
         refs = sorted({op.ref for op in ops if op.kind != "create" and op.ref})
-        owners = dict(self.conn.execute(_SESSION_ACCOUNTS, {"refs": refs}).all()) if refs else {}
+        owners = self.store.session_accounts(refs)
         ids = sorted({row.account_id for row in found.values()} | set(owners.values()))
         self._load(ids, refs, ops)
         results: list[Result] = []
@@ -225,17 +178,10 @@ class _Batch:
     def _load(self, ids: list[int], refs: list[str], ops: list[ChargingOp]) -> None:
         if not ids:
             return
-        locking = self.conn.dialect.name == "postgresql"
-        rows = self.conn.execute(_ACCOUNTS_LOCKED if locking else _ACCOUNTS, {"ids": ids}).all()
-        plans_at = 0
-        queries: list[tuple] = [(PLAN_TEXTS, {})]
-        if refs:
-            queries.append((_SESSIONS, {"refs": refs}))
+        rows = self.store.lock_accounts(ids)
         events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
                          for op in ops if op.ref for unit in op.request.units
                          for used in unit.used})
-        if events:
-            queries.append((_STORED, {"events": events}))
         kept: dict[int, Kept] = {}
         missing = []
         for row in rows:
@@ -244,45 +190,29 @@ class _Batch:
                 missing.append(row)
             else:
                 kept[row.id] = hit
-        loaded = sorted(row.id for row in missing)
-        first_book = len(queries)
-        if loaded:
-            since = [row.cycle_start for row in missing]
-            queries += [*book_queries(missing), (_HOLDS, {"ids": loaded}),
-                        notifications.stored_closed_query(
-                            loaded, None if None in since else utc(min(since)))]
-        # Every read of the batch in one round trip (PostgreSQL's pipeline).
-        fetched = read_all(self.conn, queries)
-        plans = plans_from_rows(fetched[plans_at])
-        if refs:
-            for r in fetched[1]:
-                self.sessions[r.ref] = _Session(
-                    r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
-                    utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at))
-        if events:
-            self.stored = {r.event_id for r in fetched[2 if refs else 1]}
+        reads = self.store.read(refs, events, missing)
+        for r in reads.sessions:
+            self.sessions[r.ref] = _Session(
+                r.ref, r.account_id, r.line, r.subscriber, r.opened_at, r.updated_at,
+                r.sequence, r.last_result, r.released_at)
+        self.stored = set(reads.stored)
         for row in rows:
             hit = kept.get(row.id)
             if hit is None:
                 continue
             book = hit.book
-            book.plans = plans  # a plan's new body is a new Plan: the book sees it
-            book.history, book.booked_totals = self.uow.accounts.readers(row.id, book)
+            book.plans = reads.plans  # a plan's new body is a new Plan: the book sees it
+            self.store.attach(row.id, book)
             self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
                                              hit.closed)
-        if loaded:
-            *book_rows, hold_rows, closed_rows = fetched[first_book:]
-            books = self.uow.accounts.load_books(missing, plans, book_rows)
-            for row in missing:
-                book, snapshot = books[row.id]
-                self.accounts[row.id] = _Account(row, book, snapshot)
-            for r in hold_rows:
-                self.accounts[r.account_id].holds[(r.ref, int(r.rating_group))] = _HoldRow(
-                    r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
-                    utc(r.granted_at), utc(r.expires_at))
-            closed = notifications.closed_from_rows(closed_rows)
-            for i in loaded:
-                self.accounts[i].closed = closed.get(i, [])
+        for row in missing:
+            book, snapshot = reads.books[row.id]
+            self.accounts[row.id] = _Account(row, book, snapshot,
+                                             closed=reads.closed.get(row.id, []))
+        for r in reads.holds:
+            self.accounts[r.account_id].holds[(r.ref, r.rating_group)] = _HoldRow(
+                r.account_id, r.ref, r.rating_group, r.line, r.amount, r.granted_at,
+                r.expires_at)
         for account in self.accounts.values():
             self.initial_holds.update(account.holds)
 
@@ -320,8 +250,8 @@ class _Batch:
         row = found.get(request.subscriber)
         if row is None:
             raise UnknownSubscriber(f"no line has subscriber {request.subscriber!r}")
-        if request.at < utc(row.opened_at):
-            raise ServiceError(f"line {row.id!r} starts at {utc(row.opened_at).isoformat()}, "
+        if request.at < row.opened_at:
+            raise ServiceError(f"line {row.id!r} starts at {row.opened_at.isoformat()}, "
                                f"after the request's {request.at.isoformat()}")
         session = _Session(uuid.uuid4().hex, row.account_id, row.id, request.subscriber,
                            request.at, request.at, -1, [], None, new=True)
@@ -390,8 +320,7 @@ class _Batch:
                 if event.id in self.stored:
                     continue  # reported before (the core retransmitted): counted once
                 self.stored.add(event.id)
-                self.usage_rows.append(usage_row(session.account_id, event, book.calendar,
-                                                 book.grace))
+                self.usage_rows.append((session.account_id, event, book.calendar, book.grace))
                 outcome = book.submit(event)
                 if outcome.status == "rejected":
                     raise ServiceError(outcome.reason or "usage refused")
@@ -409,54 +338,26 @@ class _Batch:
                 closed = as_loaded(book, closed)
                 snapshot = {**snapshot_of(book), "msisdns": snapshot["msisdns"]}
                 version += 1
-            book.history = book.booked_totals = None  # they read through this batch's conn
+            book.history = book.booked_totals = None  # they read through this transaction
             self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))
 
     # ---- writing -----------------------------------------------------------------------
     def _write(self) -> None:
+        # Saving a replayed book reads which buckets exist: its writes cannot be pipelined.
         replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
-        if self.conn.dialect.name != "postgresql" or replayed:
-            # (Saving a replayed book reads which buckets exist: it cannot be pipelined.)
-            self._write_rows()
-            return
-        # Pipeline mode (psycopg): the writes need no answer but success, so they go
-        # out one after the other without waiting for each, and their results come
-        # back together: one round trip for all of them instead of one each. An error
-        # surfaces when the pipeline ends, and rolls the batch back like any other.
-        with self.conn.connection.driver_connection.pipeline():
-            self._write_rows()
-
-    def _write_rows(self) -> None:
-        conn = self.conn
-        new = [s for s in self.sessions.values() if s.new]
-        if new:
-            insert_many(conn, _NEW_SESSIONS, charging_sessions, [
-                {"ref": s.ref, "account_id": s.account_id, "line": s.line,
-                 "subscriber": s.subscriber, "opened_at": s.opened_at,
-                 "updated_at": s.updated_at, "sequence": s.sequence,
-                 "last_result": s.last_result, "released_at": s.released_at} for s in new])
-        insert_many(conn, _NEW_USAGE, usage_events, self.usage_rows)
-        touched = sorted(i for i, a in self.accounts.items() if a.touched)
-        self.uow.accounts.save_books(
-            [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])
-        final = {key: hold for a in self.accounts.values() for key, hold in a.holds.items()}
-        gone = sorted(set(self.initial_holds) - set(final))
-        if gone:
-            conn.execute(delete(quota_holds).where(tuple_(_h.ref, _h.rating_group).in_(gone)))
-        fresh = [{"ref": h.ref, "rating_group": h.rating_group, "account_id": h.account_id,
-                  "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
-                  "expires_at": h.expires_at}
-                 for key, h in sorted(final.items()) if self.initial_holds.get(key) != h]
-        insert_many(conn, _HOLD_UPSERTS[conn.dialect.name], quota_holds, fresh,
-                    "ON CONFLICT (ref, rating_group) DO UPDATE SET amount = EXCLUDED.amount, "
-                    "granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at")
-        changed = [s for s in self.sessions.values() if s.changed and not s.new]
-        update_many(conn, charging_sessions, ("ref",),
-                    ("updated_at", "sequence", "last_result", "released_at"), [
-                        {"ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
-                         "last_result": s.last_result, "released_at": s.released_at}
-                        for s in changed])
-        notifications.insert_rows(conn, list(self.outbox.values()))
+        store = self.store
+        with store.writing(pipelined=not replayed):
+            store.add_sessions([s for s in self.sessions.values() if s.new])
+            store.add_usage(self.usage_rows)
+            touched = sorted(i for i, a in self.accounts.items() if a.touched)
+            store.save_books(
+                [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])
+            final = {key: hold for a in self.accounts.values() for key, hold in a.holds.items()}
+            store.drop_holds(sorted(set(self.initial_holds) - set(final)))
+            store.put_holds([h for key, h in sorted(final.items())
+                             if self.initial_holds.get(key) != h])
+            store.update_sessions([s for s in self.sessions.values() if s.changed and not s.new])
+            self.uow.outbox.offer(list(self.outbox.values()))
 
 
 def _event_id(ref: str, rating_group: int, sequence: int) -> str:

@@ -1,9 +1,28 @@
 """The vocabulary of real-time charging: requests, answers, policy and refusals.
 
-A ChargingRequest is what carryover reads of a TS 32.291 ChargingDataRequest
-(api/nchf.py maps the JSON to it); a ChargingAnswer the grants it decided
-(domain.quota) per rating group. services.charging answers them;
-services.charging_batch answers many in one transaction.
+Real-time charging sessions for the 5G core (Nchf_ConvergedCharging): open,
+update, release. A ChargingRequest is what carryover reads of a TS 32.291
+ChargingDataRequest (api/nchf.py maps the JSON to it); a ChargingAnswer the
+grants it decided (domain.quota) per rating group.
+
+Each request is answered on the subscriber's account in this order: lock the
+account (so two sessions of one account are answered one after the other and
+can never be granted the same bytes), load its book, rate the used units the
+request reports as ordinary usage events at their own instants (event id
+`nchf:<ref>:<rating group>:<localSequenceNumber>`, so a report sent twice is
+counted once and late reports follow docs/semantics.md, "Late usage"), bring
+the book to the request's instant (a boundary on the way rolls over as on every
+other path), then grant each requested rating group with domain.quota, holding
+every other live grant of the account against the buckets. The new grants
+replace the session's holds for those rating groups, the book and the holds are
+written, and the answer is stored on the session so that a retransmission (same
+invocationSequenceNumber) gets the same answer rather than a second grant. The
+request's instants are the packet core's (invocationTimeStamp, and each
+container's triggerTimestamp for its usage), as with CDR files.
+
+services.charging_batch answers many requests in one transaction (group
+commit) with the same result as answering them one by one; the API hands its
+requests to services.charging_queue, which batches them.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from concurrent.futures import Future, InvalidStateError
 from carryover.services.book_cache import BookCache
 from carryover.services.charging_batch import charge
 from carryover.services.charging_model import ChargingOp, ChargingPolicy
-from carryover.store.uow import UnitOfWork
+from carryover.services.charging_ports import ChargingUnit
 
 _STOP = object()
 log = logging.getLogger("carryover.charging")
@@ -38,11 +38,12 @@ log = logging.getLogger("carryover.charging")
 class ChargingQueue:
     """Answers ChargingOps in batches of at most `max_batch`, on `lanes` threads."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], policy: ChargingPolicy,
+    def __init__(self, uow_factory: Callable[[], ChargingUnit], policy: ChargingPolicy,
                  max_batch: int = 64, lanes: int = 1,
                  observe: Callable[[int, float], None] | None = None,
                  cached_accounts: int = 0) -> None:
-        """`observe(requests, seconds)` is told of every batch answered (metrics);
+        """`uow_factory()` makes the unit of work of one batch (a lane's thread has its
+        own); `observe(requests, seconds)` is told of every batch answered (metrics);
         `cached_accounts` books are kept between batches (charging_batch.BookCache)."""
         self.uow_factory, self.policy, self.max_batch = uow_factory, policy, max_batch
         self.cache = BookCache(cached_accounts) if cached_accounts > 0 else None
@@ -66,7 +67,7 @@ class ChargingQueue:
     def _answer(self, batch: list[tuple[ChargingOp, Future]]) -> None:
         started = time.perf_counter()
         try:
-            results = charge(self.uow_factory, self.policy, [op for op, _ in batch],
+            results = charge(self.uow_factory(), self.policy, [op for op, _ in batch],
                              self.cache)
         except BaseException as exc:  # every waiter must hear of it
             for _, future in batch:

@@ -7,6 +7,10 @@ the profile is first held by a new order row (so no other order takes it), then
 each answer is recorded as it comes. An order that fails is closed with the
 reason and its profile is given back.
 
+Each use case takes a unit of work (`EsimUnit`, services.esim_port) and opens one
+short transaction on it after another (`with uow: ...`), never one across a
+call to the SM-DP+.
+
 The line owns the balance, not the profile (docs/esim.md, "Moving a line to a new
 device"): nothing here touches an account's book, so a move keeps every bucket,
 stash deposit and usage record.
@@ -19,18 +23,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-
 from carryover.domain.esim import confirmation
 from carryover.domain.esim.activation import ActivationCode
 from carryover.domain.esim.identifiers import IdentifierError, parse_eid, parse_iccid
 from carryover.domain.esim.states import LIVE, ON_DEVICE, IllegalTransition, Request, next_state
 from carryover.domain.esim.states import ProfileState as S
 from carryover.services.errors import NotFound, ServiceError
-from carryover.services.esim_port import AVAILABLE, SMDP_FAILURES, Smdp, SmdpError
-from carryover.store.esim_repository import EsimRepository
-from carryover.store.repository import utc
-from carryover.store.uow import UnitOfWork
+from carryover.services.esim_port import (
+    AVAILABLE,
+    SMDP_FAILURES,
+    EsimStore,
+    EsimUnit,
+    Smdp,
+    SmdpError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +63,14 @@ def _eid(value: str | None) -> str | None:
         raise ServiceError(str(exc)) from exc
 
 
-def _line(uow: UnitOfWork, ident: str):
+def _line(uow: EsimUnit, ident: str):
     row = uow.accounts.find_line(ident)
     if row is None:
         raise NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
     return row
 
 
-def _record(repo: EsimRepository, iccid: str, request: Request, at: datetime, detail: dict,
+def _record(repo: EsimStore, iccid: str, request: Request, at: datetime, detail: dict,
             target: S) -> S:
     """Record that the SM-DP+ executed `request`: the profile is now in `target` there.
 
@@ -88,14 +94,14 @@ def new_confirmation_code() -> str:
                    for _ in range(confirmation.CODE_LENGTH))
 
 
-def order(engine: Engine, smdp: Smdp, line: str, at: datetime, *, eid: str | None = None,
+def order(uow: EsimUnit, smdp: Smdp, line: str, at: datetime, *, eid: str | None = None,
           profile_type: str | None = None, with_confirmation_code: bool = False,
           smdp_address: str | None = None) -> OrderResult:
     """Take an available profile for `line` and have the SM-DP+ release it for download."""
     eid = _eid(eid)
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line)
-        repo = EsimRepository(uow.conn)
+        repo = uow.esim
         stale = _refuse_live_order(repo, row.id)
         if stale is not None:  # its profile was deleted or cancelled: close it, free the ICCID
             repo.close_order(stale.id, at, "superseded by a new order")
@@ -106,11 +112,11 @@ def order(engine: Engine, smdp: Smdp, line: str, at: datetime, *, eid: str | Non
                        {"line": row.id, "eid": eid})
         uow.commit()
         line_id = row.id
-    return _download(engine, smdp, order_id, line_id, profile.iccid, eid, at,
+    return _download(uow, smdp, order_id, line_id, profile.iccid, eid, at,
                      with_confirmation_code, smdp_address)
 
 
-def _refuse_live_order(repo: EsimRepository, line_id: str):
+def _refuse_live_order(repo: EsimStore, line_id: str):
     """The line's open order whose profile is no longer live, if any; refuse a live one."""
     current = repo.open_order(line_id)
     if current is None:
@@ -122,7 +128,7 @@ def _refuse_live_order(repo: EsimRepository, line_id: str):
     return current
 
 
-def _pick(repo: EsimRepository, profile_type: str | None, exclude: str | None = None):
+def _pick(repo: EsimStore, profile_type: str | None, exclude: str | None = None):
     if profile_type is None:
         types = repo.available_types()
         if len(types) > 1:
@@ -136,16 +142,16 @@ def _pick(repo: EsimRepository, profile_type: str | None, exclude: str | None = 
     return profile
 
 
-def _download(engine: Engine, smdp: Smdp, order_id: int, line_id: str, iccid: str,
+def _download(uow: EsimUnit, smdp: Smdp, order_id: int, line_id: str, iccid: str,
               eid: str | None, at: datetime, with_code: bool,
               smdp_address: str | None) -> OrderResult:
     try:
         smdp.download_order(iccid=iccid, eid=eid)
     except SMDP_FAILURES as exc:
-        _give_up(engine, order_id, iccid, at, f"downloadOrder failed: {exc}")
+        _give_up(uow, order_id, iccid, at, f"downloadOrder failed: {exc}")
         raise SmdpError.from_exception(exc, iccid) from exc
-    with UnitOfWork(engine) as uow:
-        _record(EsimRepository(uow.conn), iccid, Request.DOWNLOAD_ORDER, at, {"eid": eid},
+    with uow:
+        _record(uow.esim, iccid, Request.DOWNLOAD_ORDER, at, {"eid": eid},
                 S.LINKED if eid is not None else S.ALLOCATED)
         uow.commit()
     code = new_confirmation_code() if with_code else None
@@ -153,7 +159,7 @@ def _download(engine: Engine, smdp: Smdp, order_id: int, line_id: str, iccid: st
         confirmed = smdp.confirm_order(iccid=iccid, release=True, eid=eid,
                                        confirmation_code=code)
     except SMDP_FAILURES as exc:
-        _undo_download_order(engine, smdp, order_id, iccid, eid, at, exc)
+        _undo_download_order(uow, smdp, order_id, iccid, eid, at, exc)
         raise SmdpError.from_exception(exc, iccid) from exc
     address = confirmed.smdp_address or smdp_address
     if not address:
@@ -162,8 +168,8 @@ def _download(engine: Engine, smdp: Smdp, order_id: int, line_id: str, iccid: st
     activation = ActivationCode(address, confirmed.matching_id,
                                 confirmation_code_required=code is not None)
     eid = confirmed.eid or eid
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         _record(repo, iccid, Request.CONFIRM_ORDER, at,
                 {"matching_id": confirmed.matching_id, "release": True}, S.RELEASED)
         repo.set_profile(iccid, at, eid=eid)
@@ -175,15 +181,15 @@ def _download(engine: Engine, smdp: Smdp, order_id: int, line_id: str, iccid: st
     return OrderResult(line_id, iccid, eid, confirmed.matching_id, activation, code)
 
 
-def _give_up(engine: Engine, order_id: int, iccid: str, at: datetime, reason: str) -> None:
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+def _give_up(uow: EsimUnit, order_id: int, iccid: str, at: datetime, reason: str) -> None:
+    with uow:
+        repo = uow.esim
         repo.close_order(order_id, at, reason)
         repo.add_event(iccid, at, "operator", "order failed", detail={"reason": reason})
         uow.commit()
 
 
-def _undo_download_order(engine: Engine, smdp: Smdp, order_id: int, iccid: str,
+def _undo_download_order(uow: EsimUnit, smdp: Smdp, order_id: int, iccid: str,
                          eid: str | None, at: datetime, cause: Exception) -> None:
     """confirmOrder failed: cancel the download order so the profile is not left linked."""
     try:
@@ -191,8 +197,8 @@ def _undo_download_order(engine: Engine, smdp: Smdp, order_id: int, iccid: str,
         cancelled = True
     except SMDP_FAILURES:
         cancelled = False
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         if cancelled:
             _record(repo, iccid, Request.CANCEL_ORDER, at, {"after": "confirmOrder failed"},
                     S.AVAILABLE)
@@ -200,18 +206,18 @@ def _undo_download_order(engine: Engine, smdp: Smdp, order_id: int, iccid: str,
         uow.commit()
 
 
-def cancel(engine: Engine, smdp: Smdp, line: str, at: datetime,
+def cancel(uow: EsimUnit, smdp: Smdp, line: str, at: datetime,
            final: str = AVAILABLE) -> dict:
     """cancelOrder for the line's current order; the SM-DP+ refuses once it is on a device."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line)
-        repo = EsimRepository(uow.conn)
+        repo = uow.esim
         current = repo.open_order(row.id)
         if current is None:
             raise ServiceError(f"line {row.id!r} has no open eSIM order to cancel")
         state = S(repo.profile(current.iccid).state)
     if state in (S.AVAILABLE, S.UNAVAILABLE):  # never reached the SM-DP+, or already gone
-        _close(engine, current.id, current.iccid, at, "cancel", "cancelled")
+        _close(uow, current.id, current.iccid, at, "cancel", "cancelled")
         return {"line": row.id, "iccid": current.iccid, "state": str(state)}
     target = S.AVAILABLE if final == AVAILABLE else S.UNAVAILABLE
     try:
@@ -219,8 +225,8 @@ def cancel(engine: Engine, smdp: Smdp, line: str, at: datetime,
                           matching_id=current.matching_id)
     except SMDP_FAILURES as exc:
         raise SmdpError.from_exception(exc, current.iccid) from exc
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         after = _record(repo, current.iccid, Request.CANCEL_ORDER, at, {"final": final}, target)
         repo.set_profile(current.iccid, at, eid=None)
         repo.close_order(current.id, at, "cancelled")
@@ -228,16 +234,16 @@ def cancel(engine: Engine, smdp: Smdp, line: str, at: datetime,
     return {"line": row.id, "iccid": current.iccid, "state": str(after)}
 
 
-def _close(engine: Engine, order_id: int, iccid: str, at: datetime, kind: str,
+def _close(uow: EsimUnit, order_id: int, iccid: str, at: datetime, kind: str,
            reason: str) -> None:
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         repo.close_order(order_id, at, reason)
         repo.add_event(iccid, at, "operator", kind, detail={"order": order_id, "reason": reason})
         uow.commit()
 
 
-def move(engine: Engine, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
+def move(uow: EsimUnit, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
          new_iccid: bool = False, with_confirmation_code: bool = False,
          smdp_address: str | None = None) -> OrderResult:
     """Order the line's profile for a new device; the line's balance is not touched.
@@ -247,9 +253,9 @@ def move(engine: Engine, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
     once the device's deletion was notified, else `new_iccid` takes a fresh one.
     """
     eid = _eid(new_eid)
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line)
-        repo = EsimRepository(uow.conn)
+        repo = uow.esim
         current = repo.open_order(row.id)
         if current is None:
             raise ServiceError(f"line {row.id!r} has no eSIM to move: order one "
@@ -267,13 +273,13 @@ def move(engine: Engine, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
             _pick(repo, repo.profile(current.iccid).profile_type, exclude=current.iccid)
         line_id, old_iccid = row.id, current.iccid
     if state in LIVE - ON_DEVICE:
-        cancel(engine, smdp, line_id, at)
+        cancel(uow, smdp, line_id, at)
     else:
         reason = (f"moved to EID {eid}" + (f"; profile still {state} on EID {current.eid}"
                                            if state in ON_DEVICE else ""))
-        _close(engine, current.id, old_iccid, at, "order closed", reason)
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+        _close(uow, current.id, old_iccid, at, "order closed", reason)
+    with uow:
+        repo = uow.esim
         reuse = repo.profile(old_iccid, lock=True)
         if new_iccid or reuse.state != S.AVAILABLE or repo.open_order_for(old_iccid):
             reuse = _pick(repo, reuse.profile_type, exclude=old_iccid)
@@ -282,14 +288,14 @@ def move(engine: Engine, smdp: Smdp, line: str, new_eid: str, at: datetime, *,
         repo.add_event(reuse.iccid, at, "operator", "move",
                        detail={"line": line_id, "eid": eid, "from_iccid": old_iccid})
         uow.commit()
-    return _download(engine, smdp, order_id, line_id, reuse.iccid, eid, at,
+    return _download(uow, smdp, order_id, line_id, reuse.iccid, eid, at,
                      with_confirmation_code, smdp_address)
 
 
-def status(engine: Engine, ident: str) -> dict:
+def status(uow: EsimUnit, ident: str) -> dict:
     """A profile by ICCID, or a line's current (else latest) profile, with its history."""
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         profile, iccid = None, None
         with contextlib.suppress(IdentifierError):
             iccid = parse_iccid(ident)
@@ -304,23 +310,23 @@ def status(engine: Engine, ident: str) -> dict:
     return _view(profile, orders, history)
 
 
-def line_status(engine: Engine, line: str) -> dict:
+def line_status(uow: EsimUnit, line: str) -> dict:
     """The line's current (else latest) profile with its history; never read as an ICCID."""
-    with UnitOfWork(engine) as uow:
-        return _view(*_line_profile(uow, EsimRepository(uow.conn), line))
+    with uow:
+        return _view(*_line_profile(uow, uow.esim, line))
 
 
-def activation_code(engine: Engine, line: str) -> ActivationCode:
+def activation_code(uow: EsimUnit, line: str) -> ActivationCode:
     """The activation code of the line's open order, released for download; else NotFound."""
-    with UnitOfWork(engine) as uow:
-        _, orders, _ = _line_profile(uow, EsimRepository(uow.conn), line)
+    with uow:
+        _, orders, _ = _line_profile(uow, uow.esim, line)
     activation = _activation(orders[-1] if orders else None)
     if activation is None:
         raise NotFound(f"line {line!r} has no open eSIM order with an activation code")
     return activation
 
 
-def _line_profile(uow: UnitOfWork, repo: EsimRepository, ident: str) -> tuple:
+def _line_profile(uow: EsimUnit, repo: EsimStore, ident: str) -> tuple:
     """The line's current (else latest) profile, its orders and its history."""
     row = _line(uow, ident)
     orders = repo.orders(line_id=row.id)
@@ -370,4 +376,4 @@ def _history(history: list) -> list[dict]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else utc(value).isoformat()
+    return None if value is None else value.isoformat()

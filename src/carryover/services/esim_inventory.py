@@ -10,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-
 from carryover.domain.esim.inventory import LowStock, ProfileRecord, low_stock
 from carryover.domain.esim.states import ProfileState
 from carryover.services.errors import ServiceError
-from carryover.store.esim_repository import EsimRepository
-from carryover.store.repository import utc
-from carryover.store.uow import UnitOfWork
+from carryover.services.esim_port import EsimUnit
 
 
 class InventoryRejected(ServiceError):
@@ -34,10 +30,10 @@ class Stock:
     low: list[LowStock]
 
 
-def import_profiles(engine: Engine, records: list[ProfileRecord], at: datetime,
+def import_profiles(uow: EsimUnit, records: list[ProfileRecord], at: datetime,
                     source: str = "import") -> int:
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         iccids, imsis = repo.known((r.iccid for r in records), (r.imsi for r in records))
         problems = [f"{source}: ICCID {r.iccid} is already in the inventory"
                     for r in records if r.iccid in iccids]
@@ -54,20 +50,20 @@ def import_profiles(engine: Engine, records: list[ProfileRecord], at: datetime,
         return len(records)
 
 
-def list_profiles(engine: Engine, state: str | None = None) -> list[dict]:
+def list_profiles(uow: EsimUnit, state: str | None = None) -> list[dict]:
     if state is not None and state not in set(ProfileState):
         raise ServiceError(f"unknown state {state!r}; one of: {', '.join(ProfileState)}")
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         rows = repo.profiles(state)
         holders = {row.iccid: row.line_id for row in repo.orders() if row.closed_at is None}
         return [{"iccid": r.iccid, "imsi": r.imsi, "profile_type": r.profile_type,
                  "state": r.state, "eid": r.eid, "line": holders.get(r.iccid),
-                 "updated_at": utc(r.updated_at).isoformat()} for r in rows]
+                 "updated_at": r.updated_at.isoformat()} for r in rows]
 
 
-def stock(engine: Engine, threshold: int) -> Stock:
+def stock(uow: EsimUnit, threshold: int) -> Stock:
     """Counts per type and state (`reserved`: available but held by an order in progress)."""
-    with UnitOfWork(engine) as uow:
-        counts = EsimRepository(uow.conn).counts()
+    with uow:
+        counts = uow.esim.counts()
     return Stock(counts, low_stock(counts, threshold))

@@ -23,15 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
-
+from carryover.domain.cycles import CycleCalendar
 from carryover.domain.esim.notifications import DownloadProgress
 from carryover.domain.esim.states import IllegalTransition, ProfileState, Request, next_state
 from carryover.domain.esim.status import StatusCode
 from carryover.services.errors import NotFound
-from carryover.services.notifications import emit_esim_installed
-from carryover.store.esim_repository import EsimRepository
-from carryover.store.uow import UnitOfWork
+from carryover.services.esim_port import EsimStore, EsimUnit
 
 
 class UnknownProfile(NotFound):
@@ -63,7 +60,7 @@ def contradiction(progress: DownloadProgress, profile_type: str,
     return None
 
 
-def _bound_eid(repo: EsimRepository, profile) -> str | None:
+def _bound_eid(repo: EsimStore, profile) -> str | None:
     """The EID the profile is downloaded to or ordered for (None: any device may take it)."""
     if profile.eid is not None:
         return profile.eid
@@ -81,7 +78,7 @@ def _refused_again(prior) -> StatusCode | None:
 UNKNOWN = "unknown ICCID {iccid}"
 
 
-def _keep_unknown(uow: UnitOfWork, repo: EsimRepository, progress: DownloadProgress,
+def _keep_unknown(uow: EsimUnit, repo: EsimStore, progress: DownloadProgress,
                   key: str, received_at: datetime, smdp: str | None) -> None:
     """Keep a notification about an ICCID outside the inventory as refused (once)."""
     refusal = StatusCode("8.2.1", "3.9", UNKNOWN.format(iccid=progress.iccid), progress.iccid)
@@ -98,11 +95,11 @@ def _keep_unknown(uow: UnitOfWork, repo: EsimRepository, progress: DownloadProgr
         uow.commit()
 
 
-def receive(engine: Engine, progress: DownloadProgress, received_at: datetime,
+def receive(uow: EsimUnit, progress: DownloadProgress, received_at: datetime,
             smdp: str | None = None) -> Received:
     """Apply (or record, or refuse) one notification; `smdp` names the authenticated sender."""
-    with UnitOfWork(engine) as uow:
-        repo = EsimRepository(uow.conn)
+    with uow:
+        repo = uow.esim
         profile = repo.profile(progress.iccid, lock=True)
         key = progress.key()
         if profile is None:
@@ -146,7 +143,24 @@ def receive(engine: Engine, progress: DownloadProgress, received_at: datetime,
             repo.set_profile(progress.iccid, received_at, state=after, eid=eid)
             orders = repo.orders(iccid=progress.iccid) if after is ProfileState.INSTALLED else []
             if orders:
-                emit_esim_installed(uow.conn, orders[-1].line_id, progress.iccid, eid,
-                                    received_at)
+                uow.outbox.offer(installed_notice(repo, orders[-1].line_id, progress.iccid,
+                                                  eid, received_at))
         uow.commit()
         return Received(progress.iccid, outcome, after, refusal)
+
+
+def installed_notice(repo: EsimStore, line_id: str, iccid: str, eid: str | None,
+                     at: datetime) -> list[dict]:
+    """The outbox row saying the line's eSIM profile was installed on a device (kept
+    once per line per cycle: the cycle is the account's, else the one `at` falls in)."""
+    row = repo.line_account(line_id)
+    if row is None:
+        return []
+    start = row.cycle_start
+    if start is None or start > at:
+        start = CycleCalendar(row.cycle_day, row.timezone).cycle_at(at)[0]
+    payload = {"kind": "esim_installed", "line": line_id, "msisdn": row.msisdn,
+               "account": row.name, "cycle_start": start.isoformat(), "at": at.isoformat(),
+               "iccid": iccid, "eid": eid}
+    return [{"account_id": row.id, "line": line_id, "cycle_start": start.isoformat(),
+             "kind": "esim_installed", "at": at, "payload": payload}]

@@ -17,11 +17,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
+from carryover.services.access_ports import IdempotencyUnit
 from carryover.services.errors import Conflict, ServiceError
-from carryover.store.api_repository import ApiRepository
-from carryover.store.uow import UnitOfWork
 
 
 class KeyReused(ServiceError):
@@ -32,11 +29,11 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def claim(engine: Engine, api_key_id: str, route: str, key: str, body_hash: str,
+def claim(uow: IdempotencyUnit, api_key_id: str, route: str, key: str, body_hash: str,
           at: datetime) -> tuple[int, Any] | None:
     """None when the key is now ours to run; else the first (status, body) to replay."""
-    with UnitOfWork(engine) as uow:
-        repo = ApiRepository(uow.conn)
+    with uow:
+        repo = uow.idempotency
         if repo.claim(api_key_id=api_key_id, route=route, key=key, request_hash=body_hash,
                       created_at=at):
             uow.commit()
@@ -50,15 +47,15 @@ def claim(engine: Engine, api_key_id: str, route: str, key: str, body_hash: str,
     return row.status, row.body
 
 
-def complete(engine: Engine, api_key_id: str, route: str, key: str, status: int,
+def complete(uow: IdempotencyUnit, api_key_id: str, route: str, key: str, status: int,
              body: Any) -> None:
-    with UnitOfWork(engine) as uow:
-        ApiRepository(uow.conn).complete(api_key_id, route, key, status, body)
+    with uow:
+        uow.idempotency.complete(api_key_id, route, key, status, body)
         uow.commit()
 
 
-def release(engine: Engine, api_key_id: str, route: str, key: str) -> None:
+def release(uow: IdempotencyUnit, api_key_id: str, route: str, key: str) -> None:
     """Forget a claim whose request failed unexpectedly, so a retry can run."""
-    with UnitOfWork(engine) as uow:
-        ApiRepository(uow.conn).release(api_key_id, route, key)
+    with uow:
+        uow.idempotency.release(api_key_id, route, key)
         uow.commit()

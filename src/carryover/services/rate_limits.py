@@ -12,9 +12,9 @@ was and should come back after max(tat, now) + T - now - L. That is the token
 bucket of `api_rate_per_second` / `api_rate_burst` (a full bucket of `burst`
 requests refilled at `rate`), with a single integer of state.
 
-`admit` decides and moves the state in ONE statement, INSERT ... ON CONFLICT
-(key_id) DO UPDATE SET tat = CASE ... END RETURNING ..., in its own short
-transaction: the database serializes concurrent requests of a key (a row lock
+`admit` decides and moves the state in ONE statement (`uow.keys.admit`, store:
+INSERT ... ON CONFLICT (key_id) DO UPDATE SET tat = CASE ... END RETURNING ...),
+in its own short transaction: the database serializes concurrent requests of a key (a row lock
 on PostgreSQL, the write lock on SQLite >= 3.35), so N worker processes, or N
 hosts, share one budget. Instants are integer microseconds since the Unix epoch
 from the caller's wall clock (hosts must keep their clocks in sync, as NTP
@@ -23,14 +23,7 @@ does), so no float rounding drifts the state.
 
 from __future__ import annotations
 
-from functools import cache
-
-from sqlalchemy import BigInteger, Engine, bindparam, case
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.dml import Insert
-
-from carryover.store.api_tables import api_rate_limits
+from carryover.services.access_ports import KeysUnit
 
 US = 1_000_000
 
@@ -40,33 +33,14 @@ def interval_us(rate: float) -> int:
     return max(1, round(US / rate))
 
 
-@cache
-def _statement(dialect: str) -> Insert:
-    # Built once per dialect: the statement's cache key is memoized on the object.
-    t = api_rate_limits.c
-    now = bindparam("now", type_=BigInteger)
-    step = bindparam("interval", type_=BigInteger)
-    limit = bindparam("limit", type_=BigInteger)
-    # On conflict, the columns name the stored row (before the update) in both dialects.
-    start = case((t.tat > now, t.tat), else_=now)  # max(tat, now)
-    fits = start + step - now <= limit
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (insert(api_rate_limits)
-            .values(key_id=bindparam("key"), tat=now + step, allowed=True)
-            .on_conflict_do_update(index_elements=["key_id"], set_={
-                "tat": case((fits, start + step), else_=t.tat),
-                "allowed": fits})
-            .returning(t.tat, t.allowed))
-
-
-def admit(engine: Engine, key: str, now_us: int, interval: int, burst: int) -> int:
+def admit(uow: KeysUnit, key: str, now_us: int, interval: int, burst: int) -> int:
     """Count one request of `key` at `now_us`: 0 when allowed, else microseconds to wait.
 
     A first request of a key is always allowed (burst >= 1)."""
     limit = burst * interval
-    with engine.begin() as conn:
-        tat, allowed = conn.execute(_statement(conn.dialect.name), {
-            "key": key, "now": now_us, "interval": interval, "limit": limit}).one()
+    with uow:
+        tat, allowed = uow.keys.admit(key, now_us, interval, limit)
+        uow.commit()
     if allowed:
         return 0
-    return max(1, max(int(tat), now_us) + interval - now_us - limit)
+    return max(1, max(tat, now_us) + interval - now_us - limit)

@@ -107,8 +107,11 @@ class IdempotencyRepository:
             idempotency_keys.c.key == key))
 
 
-class ApiRepository(KeyRepository, IdempotencyRepository):
+class ApiRepository:
     """The pages the API lists."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def lines_page(self, account_id: int | None, after: str | None, limit: int,
                    plan_id: str | None = None) -> list[Any]:

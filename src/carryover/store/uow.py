@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from carryover.store.api_repository import IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
-from carryover.store.engine import READ_ONLY_OPTION
+from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.repository import AccountRepository, PlanRepository
@@ -76,6 +76,11 @@ class UnitOfWork:
     def commit(self) -> None:
         self._tx.commit()
         self._committed = True
+
+    def reading(self) -> UnitOfWork:
+        """A unit of work on the same database for reads only (store.engine.read_only):
+        on SQLite it neither queues for the writer lock nor takes it."""
+        return UnitOfWork(read_only(self.engine))
 
     def __exit__(self, *exc_info: object) -> None:
         try:

@@ -26,6 +26,7 @@ from carryover.api.problems import ApiProblem, responses
 from carryover.api.schemas import EsimOrderIn, EsimOrderOut, EsimStatusOut
 from carryover.services import directory, esim
 from carryover.services.esim_port import Smdp
+from carryover.store.uow import UnitOfWork
 
 log = logging.getLogger("carryover.api")
 router = APIRouter(prefix="/v1/lines/{line}/esim", tags=["eSIM"],
@@ -58,7 +59,7 @@ def order(line: str, body: EsimOrderIn, request: Request, eng: EngineDep, who: O
     settings = request.app.state.carry.settings
 
     def action() -> dict:
-        result = esim.order(eng, client, line, datetime.now(UTC), eid=body.eid,
+        result = esim.order(UnitOfWork(eng), client, line, datetime.now(UTC), eid=body.eid,
                             profile_type=body.profile_type,
                             with_confirmation_code=body.confirmation_code,
                             smdp_address=settings.activation_address())
@@ -70,12 +71,12 @@ def order(line: str, body: EsimOrderIn, request: Request, eng: EngineDep, who: O
             summary="The line's eSIM profile: state, device, activation code, history")
 def status(line: str, eng: EngineDep, who: Caller) -> dict[str, Any]:
     line_id = directory.line(eng, line, who.scope)["id"]
-    return esim.line_status(eng, line_id)
+    return esim.line_status(UnitOfWork(eng), line_id)
 
 
 def _qr(eng: Any, line: str, who: Any) -> segno.QRCode:
     line_id = directory.line(eng, line, who.scope)["id"]
-    return segno.make_qr(esim.activation_code(eng, line_id).qr_text(), error="m")
+    return segno.make_qr(esim.activation_code(UnitOfWork(eng), line_id).qr_text(), error="m")
 
 
 def _image(media_type: str) -> dict[int | str, dict[str, Any]]:

@@ -1,0 +1,70 @@
+"""The fake unit of work and the store implement the same protocols the services declare.
+
+Each protocol method must exist on the store's class and on the fake's with the
+protocol's parameters (names and kinds, in order), so a service unit test on the
+fakes exercises the calls production makes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+
+from carryover.services import access_ports, charging_ports, esim_port
+from carryover.store.api_repository import IdempotencyRepository, KeyRepository
+from carryover.store.charging_repository import ChargingRepository
+from carryover.store.esim_repository import EsimRepository
+from carryover.store.outbox import OutboxRepository
+from carryover.store.repository import AccountRepository
+from carryover.store.uow import UnitOfWork
+from tests.unit import fakes
+
+PAIRS = [
+    (charging_ports.ChargingStore, ChargingRepository, fakes.FakeCharging),
+    (charging_ports.Outbox, OutboxRepository, fakes.FakeOutbox),
+    (esim_port.EsimStore, EsimRepository, fakes.FakeEsim),
+    (esim_port.Lines, AccountRepository, fakes.FakeAccounts),
+    (esim_port.Outbox, OutboxRepository, fakes.FakeOutbox),
+    (access_ports.KeyStore, KeyRepository, fakes.FakeKeys),
+    (access_ports.IdempotencyStore, IdempotencyRepository, fakes.FakeIdempotency),
+    (access_ports.Accounts, AccountRepository, fakes.FakeAccounts),
+]
+UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
+         access_ports.IdempotencyUnit]
+
+
+def _methods(protocol: type) -> list[str]:
+    return [name for name, value in vars(protocol).items()
+            if callable(value) and not name.startswith("_")]
+
+
+def _shape(function) -> list[tuple[str, object]]:
+    return [(p.name, p.kind) for p in inspect.signature(function).parameters.values()]
+
+
+@pytest.mark.parametrize(("protocol", "store", "fake"), PAIRS,
+                         ids=[f"{p.__name__}-{s.__name__}" for p, s, _ in PAIRS])
+def test_store_and_fake_have_the_protocol_methods(protocol, store, fake) -> None:
+    methods = _methods(protocol)
+    assert methods, protocol
+    for name in methods:
+        expected = _shape(getattr(protocol, name))
+        for implementation in (store, fake):
+            assert hasattr(implementation, name), f"{implementation.__name__}.{name}"
+            assert _shape(getattr(implementation, name)) == expected, \
+                f"{implementation.__name__}.{name}"
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[u.__name__ for u in UNITS])
+def test_units_of_work_carry_the_repositories(unit) -> None:
+    repositories = typing.get_type_hints(unit)
+    store = typing.get_type_hints(UnitOfWork)
+    probe = fakes.FakeUnitOfWork(fakes.FakeDatabase({}))
+    with probe:
+        for name in repositories:
+            assert name in store, f"UnitOfWork.{name}"
+            assert hasattr(probe, name), f"FakeUnitOfWork.{name}"
+    for name in _methods(unit):
+        assert hasattr(UnitOfWork, name) and hasattr(fakes.FakeUnitOfWork, name), name
