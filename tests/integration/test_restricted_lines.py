@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from carryover.runtime import Carryover
 from carryover.services import business_metrics, ledger_ops, provisioning
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 
 GB = 1024**3
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -19,7 +20,7 @@ FEB = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def counts(engine, now: datetime) -> tuple[int, int]:
-    found = business_metrics.figures(engine, now)
+    found = business_metrics.figures(UnitOfWork(engine), now)
     return found.lines_throttled, found.lines_blocked
 
 

@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from carryover.api.problems import problem
 from carryover.services import business_metrics
 from carryover.store.schema import current_revision, head_revision
+from carryover.store.uow import UnitOfWork
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger("carryover.api")
@@ -52,7 +53,7 @@ class BusinessCollector(Collector):
         up = GaugeMetricFamily("carryover_business_metrics_up",
                                "1 when the business gauges could be read from the database.")
         try:
-            found = business_metrics.figures(self.engine())
+            found = business_metrics.figures(UnitOfWork(self.engine()))
         except Exception:  # a scrape must not fail: the reason goes to the server log
             log.exception("business metrics could not be read")
             up.add_metric([], 0)

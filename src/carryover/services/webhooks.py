@@ -182,7 +182,7 @@ def dead_letters(engine: Engine, after: int | None = None, limit: int | None = N
             for r in rows]
 
 
-def backlog(engine: Engine, now: datetime) -> tuple[int, float]:
+def backlog(uow: UnitOfWork, now: datetime) -> tuple[int, float]:
     """Pending deliveries and the age in seconds of the oldest (0 when none).
 
     A delivery is a (notification, enabled endpoint that wants it) pair not yet
@@ -197,8 +197,8 @@ def backlog(engine: Engine, now: datetime) -> tuple[int, float]:
                            .join(webhook_endpoints, e.id == d.endpoint_id))
               .where(d.status == "pending", e.disabled_at.is_(None)))
     waiting = _unfanned(func.count(), func.min(o.written_at))
-    with UnitOfWork(read_only(engine)) as uow:
-        counted = [uow.conn.execute(q).one() for q in (fanned, waiting)]
+    with uow.reading() as reading:
+        counted = [reading.conn.execute(q).one() for q in (fanned, waiting)]
     oldest = [_instant(first) for _, first in counted if first is not None]
     age = max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0
     return sum(int(n) for n, _ in counted), age

@@ -23,6 +23,7 @@ from carryover.store.api_repository import IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.repository import AccountRepository, PlanRepository
 
@@ -47,6 +48,7 @@ class UnitOfWork:
     keys: KeyRepository
     idempotency: IdempotencyRepository
     outbox: OutboxRepository
+    metrics: MetricsRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -70,6 +72,7 @@ class UnitOfWork:
         self.keys = KeyRepository(self.conn)
         self.idempotency = IdempotencyRepository(self.conn)
         self.outbox = OutboxRepository(self.conn)
+        self.metrics = MetricsRepository(self.conn)
         self._committed = False
         return self
 
