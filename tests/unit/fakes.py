@@ -306,6 +306,9 @@ class FakeCharging:
             account.version += 1
             account.cycle_start = book.cycle_start
 
+    def snapshot(self, book: AccountBook) -> dict:
+        return {}
+
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         for key in keys:
             self.s.holds.pop(tuple(key), None)

@@ -59,7 +59,6 @@ from carryover.services.charging_model import (
 )
 from carryover.services.charging_ports import ChargingUnit
 from carryover.services.errors import ServiceError
-from carryover.store.repository import snapshot_of
 
 Result = ChargingAnswer | ServiceError | None  # None: a release
 
@@ -336,7 +335,7 @@ class _Batch:
                 if book.replayed:
                     continue  # its save also closed buckets it no longer holds: read again
                 closed = as_loaded(book, closed)
-                snapshot = {**snapshot_of(book), "msisdns": snapshot["msisdns"]}
+                snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"]}
                 version += 1
             book.history = book.booked_totals = None  # they read through this transaction
             self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))

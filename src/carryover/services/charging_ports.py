@@ -100,6 +100,9 @@ class ChargingStore(Protocol):
     def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
         """Write back what the books' folds changed (and bump their accounts' versions)."""
 
+    def snapshot(self, book: AccountBook) -> dict:
+        """What `save_books` compares `book` against: its state as now saved."""
+
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""
 

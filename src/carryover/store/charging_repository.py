@@ -39,6 +39,7 @@ from carryover.store.repository import (
     AccountRepository,
     book_queries,
     plans_from_rows,
+    snapshot_of,
     usage_row,
     utc,
 )
@@ -201,6 +202,9 @@ class ChargingRepository:
 
     def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
         self._accounts.save_books(changed)
+
+    def snapshot(self, book: AccountBook) -> dict:
+        return snapshot_of(book)
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""
