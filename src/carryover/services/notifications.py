@@ -28,8 +28,8 @@ Kinds (data only):
 - rollover_expiring: an open rollover bucket with something left ends within 7
   days after `at`.
 - member_limit_reached: the member's `pool` counter reached its data limit.
-- esim_installed: written by `emit_esim_installed` from the eSIM notification
-  service when a profile reaches `installed`.
+- esim_installed: written by the eSIM notification service
+  (services.esim_notifications) when a profile reaches `installed`.
 
 The decision itself is pure (carryover.domain.notices). The single-event path
 (services.ledger_ops) already holds the account's book in memory, so
@@ -40,13 +40,11 @@ concerns another line, the lines' MSISDNs. Both ways offer the same rows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL, Bucket
@@ -58,18 +56,15 @@ from carryover.domain.notices import (
     notices,
     plan_in_force,
 )
-from carryover.domain.plans import BucketKind
-from carryover.domain.units import Unit
-from carryover.store.bulk_io import Raw
-from carryover.store.bulk_update import insert_many
+from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.outbox import offer
 from carryover.store.repository import PlanRepository, utc
-from carryover.store.tables import Instant, accounts, buckets, counters, lines
-from carryover.store.webhook_tables import outbox
+from carryover.store.tables import accounts, buckets, counters, lines
 
 KINDS = ("usage_50", "usage_80", "usage_100", "throttled", "blocked", "rollover_credited",
          "rollover_expiring", "member_limit_reached", "esim_installed")
-__all__ = ["EXPIRING_WITHIN", "KINDS", "THRESHOLDS", "emit_esim_installed", "emit_from_book",
-           "emit_notifications", "notification_rows"]
+__all__ = ["EXPIRING_WITHIN", "KINDS", "THRESHOLDS", "emit_from_book", "emit_notifications",
+           "notification_rows"]
 
 
 def emit_notifications(conn: Connection, account_ids: Iterable[int],
@@ -187,66 +182,12 @@ def stored_closed(conn: Connection, account_ids: list[int],
     either ends after the cycle starts), which gives the same notices."""
     if not account_ids:
         return {}
-    return closed_from_rows(conn.execute(*stored_closed_query(account_ids, since)))
+    return closed_from_rows(conn.execute(*closed_query(account_ids, since)))
 
 
-def stored_closed_query(account_ids: list[int], since: datetime | None) -> tuple[Any, dict]:
-    """The query of `stored_closed` and its parameters (for store.pipelined.read_all)."""
-    if since is None:
-        return _CLOSED_OF, {"ids": account_ids}
-    return _CLOSED_OF_SINCE, {"ids": account_ids, "since": since}
-
-
-def closed_from_rows(rows: Iterable[Any]) -> dict[int, list[Bucket]]:
-    out: dict[int, list[Bucket]] = {}
-    for r in rows:
-        out.setdefault(r.account_id, []).append(_closed_bucket(r))
-    return out
-
-
-def insert_rows(conn: Connection, rows: list[dict]) -> None:
-    """Offer outbox rows; each (line, cycle, kind) is kept once."""
-    _insert(conn, rows)
-
-
-# Built once: SQLAlchemy memoizes a statement's cache key on the object, and this one
-# runs on every single event (as the repository's hot-path statements do).
-_b = buckets.c
-_CLOSED_COLUMNS = (_b.id, _b.owner, _b.kind, _b.granted, _b.remaining, _b.valid_from,
-                   _b.valid_until, _b.priority, _b.rollable)
-_CLOSED_OF = select(_b.account_id, *_CLOSED_COLUMNS).where(
-    _b.account_id.in_(bindparam("ids", expanding=True)), _b.closed.is_(True),
-    _b.unit == "data").order_by(_b.account_id, _b.id)
-_CLOSED_OF_SINCE = _CLOSED_OF.where(
-    _b.valid_until.is_(None) | (_b.valid_until > bindparam("since", type_=Instant)))
+# Built once: SQLAlchemy memoizes a statement's cache key on the object.
 _ACCOUNT_MSISDNS = select(lines.c.id, lines.c.msisdn).where(
     lines.c.account_id == bindparam("account_id"))
-
-
-def _closed_bucket(r: Any) -> Bucket:
-    return Bucket(id=r.id, owner=r.owner, unit=Unit.DATA, kind=BucketKind(r.kind),
-                  granted=r.granted, valid_from=utc(r.valid_from),
-                  valid_until=utc(r.valid_until), priority=r.priority, rollable=r.rollable,
-                  remaining=r.remaining, closed=True)
-
-
-def emit_esim_installed(conn: Connection, line_id: str, iccid: str, eid: str | None,
-                        at: datetime) -> None:
-    """The line's eSIM profile was installed on a device (once per line per cycle)."""
-    row = conn.execute(select(lines.c.msisdn, accounts.c.id, accounts.c.name,
-                              accounts.c.cycle_start, accounts.c.cycle_day, accounts.c.timezone)
-                       .join(accounts, accounts.c.id == lines.c.account_id)
-                       .where(lines.c.id == line_id)).first()
-    if row is None:
-        return
-    start = utc(row.cycle_start)
-    if start is None or start > at:
-        start = CycleCalendar(row.cycle_day, row.timezone).cycle_at(at)[0]
-    payload = {"kind": "esim_installed", "line": line_id, "msisdn": row.msisdn,
-               "account": row.name, "cycle_start": start.isoformat(), "at": at.isoformat(),
-               "iccid": iccid, "eid": eid}
-    _insert(conn, [{"account_id": row.id, "line": line_id, "cycle_start": start.isoformat(),
-                    "kind": "esim_installed", "at": at, "payload": payload}])
 
 
 def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plans: dict,
@@ -332,28 +273,7 @@ def _bucket_facts(conn: Connection, account_ids: list[int], at: datetime) -> dic
     return out
 
 
-OUTBOX_COLUMNS = ("account_id", "line", "cycle_start", "kind", "at", "payload", "written_at")
-
-
 def _insert(conn: Connection, rows: list[dict]) -> None:
-    """Offer `rows` to the outbox, stamped with the time of writing; a (line,
-    cycle_start, kind) already there is left as it is (ON CONFLICT DO NOTHING)."""
-    if not rows:
-        return
-    written = datetime.now(UTC)
-    if conn.dialect.name == "postgresql":  # one statement, the rows as one JSON text
-        insert_many(conn, pg_insert(outbox).inline().on_conflict_do_nothing(
-            index_elements=["line", "cycle_start", "kind"]), outbox,
-            [{**row, "written_at": written} for row in rows],
-            "ON CONFLICT (line, cycle_start, kind) DO NOTHING")
-        return
-    # SQLite: an executemany on the driver, the instants and the JSON made here. Through
-    # SQLAlchemy's typed executemany, binding them row by row was a third of an ingest
-    # chunk's notifications; the text is what its Instant and JSON types write.
-    raw = Raw(conn)
-    instants = {at: raw.instant(at) for at in {row["at"] for row in rows}}  # a few per call
-    stamp = raw.instant(written)
-    raw.append_new("outbox", OUTBOX_COLUMNS,
-                   [(row["account_id"], row["line"], row["cycle_start"], row["kind"],
-                     instants[row["at"]], json.dumps(row["payload"]), stamp) for row in rows],
-                   "line, cycle_start, kind")
+    """Offer `rows` to the outbox (store.outbox.offer): a (line, cycle_start, kind)
+    already there is left as it is."""
+    offer(conn, rows)
