@@ -271,7 +271,7 @@ def test_status_of_an_iccid_outside_the_inventory_shows_its_refused_notification
         "eid": EID_A, "notificationPointId": 3,
         "notificationPointStatus": {"status": "Executed-Success"}})
     with pytest.raises(esim_notifications.UnknownProfile):
-        esim_notifications.receive(Carryover().open(), progress, datetime.now(UTC), "smdp")
+        esim_notifications.receive(Carryover().uow(), progress, datetime.now(UTC), "smdp")
     out = cli("esim", "status", outsider).stdout
     assert f"ICCID {outsider} is not in the inventory" in out
     assert "(refused)" in out

@@ -168,7 +168,7 @@ def test_unknown_iccid_gets_a_failed_header_and_is_kept_once(world):
     # The SM-DP+ retries: the same answer, and the history keeps it once.
     assert failed_codes(world.post(notification(unknown, 3))) == ("8.2.1", "3.9")
     assert world.events() == before + 1
-    view = esim.status(world.engine, unknown)
+    view = esim.status(UnitOfWork(world.engine), unknown)
     assert view["state"] is None and view["orders"] == []
     [kept] = view["history"]
     assert kept["source"] == "notification" and kept["from"] is None and kept["to"] is None

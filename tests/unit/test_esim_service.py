@@ -141,3 +141,15 @@ def test_an_installed_notification_moves_the_profile_and_notifies_once(db) -> No
     assert row["payload"]["iccid"] == ordered.iccid and row["payload"]["eid"] == EID_A
     again = esim_notifications.receive(FakeUnitOfWork(db), installed, JAN + timedelta(minutes=2))
     assert again.outcome == "duplicate" and len(db.state.outbox) == 1
+
+
+def test_a_notification_about_an_unknown_iccid_is_refused_and_kept_once(db) -> None:
+    stranger = records(1, start=40)[0].iccid
+    progress = DownloadProgress(iccid=stranger, profile_type="consumer", timestamp=JAN,
+                                point_id=3, status=SUCCESS, eid=EID_A)
+    for _ in range(2):  # the SM-DP+ retries
+        with pytest.raises(esim_notifications.UnknownProfile):
+            esim_notifications.receive(FakeUnitOfWork(db), progress, JAN, "smdp.example.com")
+    (kept,) = [e for e in db.state.events if e.iccid == stranger]
+    assert kept.detail["outcome"] == "refused" and kept.detail["smdp"] == "smdp.example.com"
+    assert stranger not in db.state.profiles
