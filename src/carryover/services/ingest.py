@@ -46,6 +46,7 @@ from carryover.services.total_bounds import REASON as TOTAL_REASON
 from carryover.services.total_bounds import over_total
 from carryover.store import bulk_io
 from carryover.store.repository import booking_clock
+from carryover.store.totals import UsageTotals
 from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
@@ -287,8 +288,8 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     summary.duplicates += int((keep & ~firsts).sum())
     keep &= firsts
     kept = np.flatnonzero(keep)
-    too_much = over_total(raw, directory.ids[line[kept]], chunk.unit[kept], chunk.amount[kept],
-                          UNIT_NAMES)
+    too_much = over_total(UsageTotals(raw), directory.ids[line[kept]], chunk.unit[kept],
+                          chunk.amount[kept], UNIT_NAMES)
     over = kept[too_much].tolist()
     for i, (cells, original) in zip(over, chunk.originals(over), strict=True):
         bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", cells, original))

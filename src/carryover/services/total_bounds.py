@@ -16,17 +16,27 @@ can refuse early only when a line's usage in a cycle is already past 2^61.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
 import numpy as np
 
 from carryover.domain.bounds import MAX_TOTAL, past_total
-from carryover.store.bulk_io import Raw
-from carryover.store.tables import BIG_TOTAL
-from carryover.store.totals import big_usage_totals, usage_totals
 
 REASON = past_total("the line's usage in the cycle")
 
 
-def over_total(raw: Raw, lines: np.ndarray, units: np.ndarray, amounts: np.ndarray,
+class StoredTotals(Protocol):
+    """The largest stored usage total per (line, unit) over all cycles (store/totals.py)."""
+
+    above: int  # `big()` has every total past this; below it, ask `of()`
+
+    def big(self) -> dict[tuple[str, str], int]: ...
+
+    def of(self, lines: Iterable[str]) -> dict[tuple[str, str], int]: ...
+
+
+def over_total(totals: StoredTotals, lines: np.ndarray, units: np.ndarray, amounts: np.ndarray,
                unit_names: np.ndarray) -> np.ndarray:
     """Which events (aligned arrays: line id, unit code, amount) are refused."""
     refused = np.zeros(len(amounts), dtype=bool)
@@ -37,15 +47,15 @@ def over_total(raw: Raw, lines: np.ndarray, units: np.ndarray, amounts: np.ndarr
     keys, inverse = np.unique(np.array([f"{a}\x00{b}" for a, b in pairs], dtype=object),
                               return_inverse=True)
     # float64 sums are within a relative 2^-35 of the exact ones here: enough to tell
-    # which lines could come near BIG_TOTAL.
+    # which lines could come near `totals.above`.
     approx = np.bincount(inverse, weights=amounts.astype(np.float64), minlength=len(keys))
-    big = big_usage_totals(raw)
-    near = {int(k) for k in np.flatnonzero(approx > BIG_TOTAL * 0.99)}
+    big = totals.big()
+    near = {int(k) for k in np.flatnonzero(approx > totals.above * 0.99)}
     near |= {int(k) for k, key in enumerate(keys.tolist())
              if tuple(key.split("\x00", 1)) in big}
     if not near:
         return refused
-    stored = usage_totals(raw, [keys[k].split("\x00", 1)[0] for k in near])
+    stored = totals.of([keys[k].split("\x00", 1)[0] for k in near])
     running: dict[int, int] = {}
     for i in np.flatnonzero(np.isin(inverse, list(near))).tolist():
         k = int(inverse[i])

@@ -17,6 +17,21 @@ from carryover.store.bulk_io import Raw
 from carryover.store.tables import BIG_TOTAL
 
 
+class UsageTotals:
+    """The stored usage totals a chunk is checked against (services.total_bounds)."""
+
+    above = BIG_TOTAL  # `big()` holds every total past this
+
+    def __init__(self, raw: Raw) -> None:
+        self.raw = raw
+
+    def big(self) -> dict[tuple[str, str], int]:
+        return big_usage_totals(self.raw)
+
+    def of(self, lines: Iterable[str]) -> dict[tuple[str, str], int]:
+        return usage_totals(self.raw, lines)
+
+
 def big_usage_totals(raw: Raw) -> dict[tuple[str, str], int]:
     """(line, unit) -> the largest stored usage total past BIG_TOTAL, over all cycles."""
     rows = raw.run("SELECT line, unit, MAX(value) FROM counters "
