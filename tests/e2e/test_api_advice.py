@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from carryover.api.routers.advice import Advice
+from carryover.api.rest.advice import Advice
 from carryover.cli import app
 from carryover.domain.advice import advise
 from carryover.domain.book import AccountBook

@@ -4,7 +4,7 @@
 `app_from_environment` is the factory `carryover serve` gives uvicorn, so each
 worker process reads the settings itself. The lifespan runs the webhook delivery
 worker (carryover.api.worker) unless `webhook_worker` is off. Each resource is its own router
-(carryover.api.routers); docs/api.md describes the API.
+(carryover.api.rest); docs/api.md describes the API.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from carryover.api import es2plus, nchf, ops, problems, worker
-from carryover.api.nchf_fast import NchfFastPath
+from carryover.api import es2plus, ops, problems, worker
+from carryover.api.nchf import routes as nchf
+from carryover.api.nchf.fast_path import NchfFastPath
 from carryover.api.printable import PrintableRequest
-from carryover.api.routers import (
+from carryover.api.rest import (
     accounts,
     advice,
     esim,

@@ -2,7 +2,7 @@
 
 Real-time charging sessions for the 5G core (Nchf_ConvergedCharging): open,
 update, release. A ChargingRequest is what carryover reads of a TS 32.291
-ChargingDataRequest (api/nchf.py maps the JSON to it); a ChargingAnswer the
+ChargingDataRequest (api/nchf/routes.py maps the JSON to it); a ChargingAnswer the
 grants it decided (domain.quota) per rating group.
 
 Each request is answered on the subscriber's account in this order: lock the

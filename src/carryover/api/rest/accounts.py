@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from carryover.api.deps import Caller, CarryDep, EngineDep, Operator, actor
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
-from carryover.api.schemas import AccountIn, AccountOut
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import AccountIn, AccountOut
 from carryover.services import directory, provisioning
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=responses(401, 422, 429))

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Request
 
 from carryover.adapters.cdr_files import Chunk
 from carryover.api.deps import EngineDep, Operator
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
-from carryover.api.schemas import UsageBatchIn, UsageBatchOut, UsageIn, UsageOut, human
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import UsageBatchIn, UsageBatchOut, UsageIn, UsageOut, human
 from carryover.domain.bulk.state import to_us
 from carryover.domain.units import Unit
 from carryover.services import ledger_ops

@@ -19,9 +19,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from carryover.api.deps import Caller, EngineDep, Operator, actor
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
-from carryover.api.schemas import ChangeOut, GiftIn, LimitIn, PlanChangeIn, TopUpIn, human
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import ChangeOut, GiftIn, LimitIn, PlanChangeIn, TopUpIn, human
 from carryover.domain.units import Unit
 from carryover.services import directory, ledger_ops
 

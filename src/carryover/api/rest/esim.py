@@ -21,9 +21,9 @@ import segno
 from fastapi import APIRouter, Depends, Request, Response
 
 from carryover.api.deps import Caller, EngineDep, Operator
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import ApiProblem, responses
-from carryover.api.schemas import EsimOrderIn, EsimOrderOut, EsimStatusOut
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import EsimOrderIn, EsimOrderOut, EsimStatusOut
 from carryover.services import directory, esim
 from carryover.services.esim_port import Smdp
 from carryover.store.uow import UnitOfWork

@@ -4,8 +4,8 @@ A packet core sends hundreds of requests a second, and for each one FastAPI's
 route matching over every route of the API, its dependency solving and its
 exception middleware cost about half of the request's CPU in the worker
 (measured with py-spy under bench/nchf_load.py). This ASGI middleware answers
-the ordinary case of the routes in api/nchf.py itself, with the same code
-they use (api.nchf.answer, .created, .updated, .released):
+the ordinary case of the routes in api/nchf/routes.py itself, with the same code
+they use (routes.answer, .created, .updated, .released):
 
 - a POST to `/chargingdata`, `/chargingdata/{ref}/update` or `.../release`;
 - an operator key this process checked within `api_key_cache_seconds`;
@@ -27,14 +27,14 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from carryover.api import nchf
 from carryover.api.deps import take_token
+from carryover.api.nchf import routes
 from carryover.services import api_keys
 from carryover.services.charging_model import ChargingOp
 
 # The media types FastAPI reads as a JSON body (fastapi.routing).
 _JSON = re.compile(r"application/(?:[\w.+-]+\+)?json")
-_PATH = re.compile(re.escape(nchf.PREFIX) + r"/chargingdata(?:/([^/]+)/(update|release))?")
+_PATH = re.compile(re.escape(routes.PREFIX) + r"/chargingdata(?:/([^/]+)/(update|release))?")
 
 
 class NchfFastPath:
@@ -60,19 +60,19 @@ class NchfFastPath:
         model, op = op
         if op.kind == "create":
             url = str(Request(scope).url)
-            response = await nchf.answer(app, lambda: op,
-                                         lambda result: nchf.created(result, model, url))
+            response = await routes.answer(app, lambda: op,
+                                         lambda result: routes.created(result, model, url))
         elif op.kind == "update":
-            response = await nchf.answer(app, lambda: op,
-                                         lambda result: nchf.updated(result, model))
+            response = await routes.answer(app, lambda: op,
+                                         lambda result: routes.updated(result, model))
         else:
-            response = await nchf.answer(app, lambda: op, nchf.released)
+            response = await routes.answer(app, lambda: op, routes.released)
         await response(scope, _replay(b""), send)
 
     def _route(self, app: Any, match: re.Match) -> Any:
         if self._routes is None:
             self._routes = {route.name: route for route in app.routes
-                            if getattr(route, "path", "").startswith(nchf.PREFIX)}
+                            if getattr(route, "path", "").startswith(routes.PREFIX)}
         return self._routes.get(match[2] or "create")
 
 
@@ -83,13 +83,13 @@ def _ordinary(app: Any, scope: dict, match: re.Match, body: bytes):
     if kind is None or not _JSON.fullmatch(kind.split(";", 1)[0].strip().lower()):
         return None  # whether FastAPI reads it as JSON is the route's to decide
     try:
-        model = nchf.ChargingDataRequest.model_validate_json(body)
+        model = routes.ChargingDataRequest.model_validate_json(body)
     except ValidationError:
         return None
     ref, kind = match[1], match[2] or "create"
     try:
-        return model, ChargingOp(kind, nchf.charging_request(model, kind == "create"), ref)
-    except nchf.BadRequest:
+        return model, ChargingOp(kind, routes.charging_request(model, kind == "create"), ref)
+    except routes.BadRequest:
         return None
 
 

@@ -6,18 +6,18 @@ from fastapi import APIRouter
 
 from carryover.api.deps import Caller, EngineDep
 from carryover.api.problems import responses
-from carryover.api.routers import pages
-from carryover.api.schemas import PlanOut, PlanPage
+from carryover.api.rest import pagination
+from carryover.api.rest.schemas import PlanOut, PlanPage
 from carryover.services import directory
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], responses=responses(401, 422, 429))
 
 
 @router.get("", response_model=PlanPage, summary="List plans")
-def list_plans(eng: EngineDep, who: Caller, limit: pages.Limit = 100,
-               cursor: pages.Cursor = None) -> dict:
-    items, last = directory.plans_page(eng, pages.decode(cursor), limit)
-    return {"items": items, "next_cursor": pages.encode(last)}
+def list_plans(eng: EngineDep, who: Caller, limit: pagination.Limit = 100,
+               cursor: pagination.Cursor = None) -> dict:
+    items, last = directory.plans_page(eng, pagination.decode(cursor), limit)
+    return {"items": items, "next_cursor": pagination.encode(last)}
 
 
 @router.get("/{plan_id}", response_model=PlanOut, summary="Show a plan",

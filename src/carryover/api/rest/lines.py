@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from carryover.api.deps import Caller, EngineDep, Operator, actor
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import responses
-from carryover.api.routers import pages
-from carryover.api.schemas import LineIn, LineOut, LinePage
+from carryover.api.rest import pagination
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import LineIn, LineOut, LinePage
 from carryover.services import directory, provisioning
 
 router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=responses(401, 422, 429))
@@ -30,13 +30,13 @@ def create_line(body: LineIn, request: Request, eng: EngineDep, who: Operator,
 
 
 @router.get("", response_model=LinePage, summary="List lines", responses=responses(404))
-def list_lines(eng: EngineDep, who: Caller, limit: pages.Limit = 100,
-               cursor: pages.Cursor = None,
+def list_lines(eng: EngineDep, who: Caller, limit: pagination.Limit = 100,
+               cursor: pagination.Cursor = None,
                account: Annotated[str | None, Query(max_length=200,
                                                     description="Only this account's.")] = None,
                ) -> dict:
-    items, last = directory.lines_page(eng, pages.decode(cursor), limit, who.scope, account)
-    return {"items": items, "next_cursor": pages.encode(last)}
+    items, last = directory.lines_page(eng, pagination.decode(cursor), limit, who.scope, account)
+    return {"items": items, "next_cursor": pagination.encode(last)}
 
 
 @router.get("/{line}", response_model=LineOut, summary="Show a line (id, MSISDN or IMSI)",

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Path, Request
 
 from carryover.api.deps import CarryDep, EngineDep, Operator
-from carryover.api.idempotent import IdempotencyKey, respond
 from carryover.api.problems import ApiProblem, responses
-from carryover.api.routers import pages
-from carryover.api.schemas import (
+from carryover.api.rest import pagination
+from carryover.api.rest.idempotent import IdempotencyKey, respond
+from carryover.api.rest.schemas import (
     DeadLetterPage,
     ReplayOut,
     WebhookCreated,
@@ -51,23 +51,23 @@ def add(body: WebhookIn, request: Request, eng: EngineDep, carry: CarryDep, who:
 
 
 @router.get("", response_model=WebhookPage, summary="List webhook endpoints (no secrets)")
-def list_endpoints(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
-                   cursor: pages.Cursor = None) -> dict:
-    after = pages.decode(cursor)
+def list_endpoints(eng: EngineDep, who: Operator, limit: pagination.Limit = 100,
+                   cursor: pagination.Cursor = None) -> dict:
+    after = pagination.decode(cursor)
     # Endpoint ids are at most 32 printable ASCII characters; a longer or binary
     # cursor (a NUL byte fails on PostgreSQL) was not returned by this API.
     if after is not None and not (len(after) <= 32 and after.isascii()
                                   and after.isprintable()):
         raise ApiProblem(422, "cursor is not one this API returned")
     items, last = webhooks.endpoints_page(eng, after, limit)
-    return {"items": items, "next_cursor": pages.encode(last)}
+    return {"items": items, "next_cursor": pagination.encode(last)}
 
 
 @router.get("/dead", response_model=DeadLetterPage,
             summary="Dead letters: deliveries that used up their attempts")
-def dead(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
-         cursor: pages.Cursor = None) -> dict:
-    after = pages.decode(cursor)
+def dead(eng: EngineDep, who: Operator, limit: pagination.Limit = 100,
+         cursor: pagination.Cursor = None) -> dict:
+    after = pagination.decode(cursor)
     # Delivery ids are positive 32-bit integers; anything else (a 300-digit number,
     # Unicode digits) was not returned by this API, and must not reach the database.
     if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 10
@@ -76,7 +76,7 @@ def dead(eng: EngineDep, who: Operator, limit: pages.Limit = 100,
     rows = webhooks.dead_letters(eng, int(after) if after else None, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": rows, "next_cursor": pages.encode(str(rows[-1]["id"]) if more else None)}
+    return {"items": rows, "next_cursor": pagination.encode(str(rows[-1]["id"]) if more else None)}
 
 
 @router.delete("/{endpoint_id}", response_model=WebhookOut, responses=responses(404),
