@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from carryover.cli import app
-from carryover.cli.common import AtOption, JsonOption, console, engine, instant, print_json, run
+from carryover.cli.common import AtOption, JsonOption, console, instant, print_json, run, uow
 from carryover.cli.operator import LineArg, line_timezone
 from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
 from carryover.domain.units import format_amount
@@ -33,7 +33,7 @@ def advise(line: LineArg, at: AtOption = None, cycles: CyclesOption = DEFAULT_CY
            as_json: JsonOption = False) -> None:
     """Advice computed from the line's own history: forecast, rollover at risk, plan fit
     (the last N complete cycles replayed on each plan), family gifts (docs/advice.md)."""
-    view = run(advice_service.advise, engine(), line, instant(at), cycles)
+    view = run(advice_service.advise, uow(), line, instant(at), cycles)
     if as_json:
         print_json(view)
         return

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
-
 from carryover.domain import advice
 from carryover.services.errors import ServiceError
 from carryover.services.ledger_ops import read_book
 
 
-def advise(engine: Engine, line: str, at: datetime,
+def advise(uow, line: str, at: datetime,
            cycles: int = advice.DEFAULT_CYCLES) -> dict:
-    """The advice object for the line at `at` over its last `cycles` complete cycles."""
+    """The advice object for the line at `at` over its last `cycles` complete cycles,
+    read in `uow` (a unit of work, as services.ledger_ops.read_book takes)."""
     if not 1 <= cycles <= advice.MAX_CYCLES:
         raise ServiceError(f"cycles: {cycles} is not in 1..{advice.MAX_CYCLES}")
 
     def view(uow, book, row, t):
         return advice.advise(book, book.ordered_inputs(), row.id, t, cycles)
-    return read_book(engine, line, at, view)
+    return read_book(uow, line, at, view)

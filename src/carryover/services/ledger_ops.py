@@ -234,9 +234,9 @@ def change_rows(uow: UnitOfWork, account_id: int, line: str, start: datetime,
     return out
 
 
-def read_book(engine: Engine, line_ident: str, at: datetime, view):
+def read_book(uow: UnitOfWork, line_ident: str, at: datetime, view):
     """`view(uow, book, row, at)` on the line's account book, as every read of it goes."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line_ident)
         at = localizer(row.timezone)(at)
         time_window.check_read("at", at, utc(row.opened_at), f"line {row.id!r}")
@@ -255,13 +255,14 @@ def read_book(engine: Engine, line_ident: str, at: datetime, view):
 
 def balance(engine: Engine, line: str, at: datetime) -> dict:
     """The check object (docs/scenarios.md, "Output") for the line at `at`."""
-    return read_book(engine, line, at, lambda uow, book, row, t: check(book, row.id, t))
+    return read_book(UnitOfWork(engine), line, at,
+                     lambda uow, book, row, t: check(book, row.id, t))
 
 
 def qos_at(engine: Engine, line: str, at: datetime, rating_group: str | None = None) -> QosDecision:
     def view(uow, book, row, t):
         return qos(position(book, t), row.id, t, rating_group)
-    return read_book(engine, line, at, view)
+    return read_book(UnitOfWork(engine), line, at, view)
 
 
 def statement(engine: Engine, line: str, at: datetime, as_of: datetime | None = None
@@ -287,4 +288,4 @@ def statement(engine: Engine, line: str, at: datetime, as_of: datetime | None = 
                         if recorded_by is None or c["recorded_at"] is None
                         or datetime.fromisoformat(c["recorded_at"]) <= recorded_by]
         return stmt
-    return read_book(engine, line, at, view)
+    return read_book(UnitOfWork(engine), line, at, view)

@@ -18,6 +18,7 @@ from carryover.api.problems import responses
 from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
 from carryover.services import advice as advice_service
 from carryover.services import directory
+from carryover.store.uow import UnitOfWork
 
 # Instants are ISO 8601 strings with their offset, as the domain writes them (UTC).
 Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -132,4 +133,4 @@ def advice(line: str, eng: EngineDep, who: Caller,
                "Complete cycles of history to learn from and replay plans over."))]
            = DEFAULT_CYCLES):
     directory.line(eng, line, who.scope)
-    return advice_service.advise(eng, line, at or datetime.now(UTC), cycles)
+    return advice_service.advise(UnitOfWork(eng), line, at or datetime.now(UTC), cycles)
