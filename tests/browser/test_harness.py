@@ -36,9 +36,6 @@ def test_the_api_docs_page_runs_from_this_server_alone(api: Api, page, screensho
     assert [png_width(p) for p in saved] == [375, 1280]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the swagger-ui-bundle package ships Swagger UI 4.15.5, which renders OpenAPI 3.0 only; "
-    "/openapi.json is 3.1 and /docs shows 'Unable to render this definition'"))
 def test_the_api_docs_page_shows_the_operations(api: Api, page):
     page.goto(f"{api.url}/docs")
     page.locator(".opblock").first.wait_for(timeout=3_000)

@@ -1,4 +1,4 @@
-"""/docs works offline (Swagger UI served from the swagger-ui-bundle package), and a body
+"""/docs works offline (Swagger UI served from the fastapi-offline package), and a body
 sent without a JSON content type is answered with what is expected (issue 16 item 7)."""
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ worker (carryover.api.worker) unless `webhook_worker` is off. Each resource is i
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Callable
 from typing import Any
 
@@ -60,26 +61,28 @@ DOCS_ASSETS = "/docs/assets"
 
 
 def _local_docs(app: FastAPI) -> None:
-    """/docs, the interactive API docs, from the swagger-ui-bundle package: no CDN.
+    """/docs, the interactive API docs, from the fastapi-offline package: no CDN.
 
     FastAPI's default /docs loads Swagger UI's script and style from a CDN, so
     on a machine without internet access (a lab, a private network) it is blank.
-    The same files ship in the swagger-ui-bundle package and are served here."""
+    The fastapi-offline package ships a Swagger UI 5 build, which renders the
+    OpenAPI 3.1 document FastAPI writes (Swagger UI 4 cannot), and it is served
+    from here."""
     from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
     from fastapi.responses import HTMLResponse, PlainTextResponse
     from fastapi.staticfiles import StaticFiles
 
     try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:  # an install that skipped a dependency: the API still serves
+        assets = importlib.resources.files("fastapi_offline") / "static"
+    except ModuleNotFoundError:  # an install that skipped a dependency: the API still serves
         @app.get("/docs", include_in_schema=False)
         def no_docs() -> PlainTextResponse:
-            return PlainTextResponse("the interactive docs need the swagger-ui-bundle package "
-                                     "(pip install swagger-ui-bundle); /openapi.json is "
+            return PlainTextResponse("the interactive docs need the fastapi-offline package "
+                                     "(pip install fastapi-offline); /openapi.json is "
                                      "the API's description", status_code=503)
         return
 
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -87,7 +90,7 @@ def _local_docs(app: FastAPI) -> None:
             openapi_url=app.openapi_url or "/openapi.json", title="carryover API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             oauth2_redirect_url="/docs/oauth2-redirect")
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
