@@ -136,6 +136,17 @@ class Settings(BaseSettings):
         description="Seconds a worker process may reuse an API key it has checked, instead "
                     "of looking it up again; a key revoked meanwhile keeps working that long "
                     "in that process. 0 (default): every request looks the key up.")
+    portal_session_minutes: int = Field(
+        default=480, ge=1, le=60 * 24 * 30,
+        description="Minutes a subscriber portal session lasts after sign-in (8 hours).")
+    portal_link_minutes: int = Field(
+        default=15, ge=1, le=60 * 24 * 7,
+        description="Minutes a one-time portal sign-in link stays usable when "
+                    "`carryover portal link` is not given --ttl.")
+    portal_base_url: str = Field(
+        default="http://127.0.0.1:8000", max_length=500,
+        description="Where subscribers reach `carryover serve`: the start of the links "
+                    "`carryover portal link` prints.")
     api_access_log: bool = Field(
         default=True,
         description="Whether `carryover serve` logs a line per request (uvicorn's access "

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from carryover.api import es2plus, ops, problems, worker
+from carryover.api import es2plus, ops, portal, problems, worker
 from carryover.api.nchf import routes as nchf
 from carryover.api.nchf.fast_path import NchfFastPath
+from carryover.api.portal.render import HERE as PORTAL_HERE
+from carryover.api.portal.session import PortalRefusal, refused
 from carryover.api.printable import PrintableRequest
 from carryover.api.rest import (
     accounts,
@@ -52,11 +55,15 @@ def create_app(carry: Carryover, smdp_factory: Callable[[], Any] | None = None) 
     app.include_router(ops.router)
     app.include_router(es2plus.router)
     app.include_router(nchf.router)
+    app.include_router(portal.router)
+    app.mount("/portal/static", StaticFiles(directory=str(PORTAL_STATIC)), name="portal-static")
+    app.add_exception_handler(PortalRefusal, refused)  # type: ignore[arg-type]
     _document_errors(app)
     _local_docs(app)
     return app
 
 
+PORTAL_STATIC = PORTAL_HERE / "static"
 DOCS_ASSETS = "/docs/assets"
 
 

@@ -47,6 +47,7 @@ from carryover.cli import (  # noqa: E402,F401
     esim,
     operator,
     plans,
+    portal,
     serve,
     simulate,
     smdp,

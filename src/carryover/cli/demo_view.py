@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,10 +17,12 @@ from carryover.cli.render import statement_tables
 from carryover.domain.units import format_amount
 from carryover.human_time import local_time
 from carryover.runtime import Carryover
+from carryover.services import portal_access
 from carryover.services.demo import DAYS, TZ, run_demo
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.schema import SchemaError
+from carryover.store.uow import UnitOfWork
 
 
 def _fresh(database: str) -> None:
@@ -49,12 +52,17 @@ def show_demo(database: str, as_json: bool) -> None:
         report = run_demo(engine, step)
     seconds = time.perf_counter() - started
     stmt = report.statement
+    settings = get_settings(database_url=database)
+    token, *_ = portal_access.create_link(UnitOfWork(engine), report.statement_line,
+                                          datetime.now(UTC),
+                                          timedelta(minutes=settings.portal_link_minutes))
+    portal_link = f"{settings.portal_base_url.rstrip('/')}/portal/link/{token}"
     if as_json:
         print_json({"database": database, "lines": report.lines, "events": report.events,
                     "late_events": report.late_events, "seconds": round(seconds, 2),
                     "rolled_over_by_plan": report.rolled_over_by_plan,
                     "throttled_at": report.end.isoformat(), "throttled": report.throttled,
-                    "statement": stmt.as_dict()})
+                    "statement": stmt.as_dict(), "portal_link": portal_link})
         return
     console.print(f"[bold]Demo database[/bold] {database}: {report.lines} lines, "
                   f"{report.events:,} usage events ({report.late_events} arrived late), "
@@ -81,6 +89,11 @@ def show_demo(database: str, as_json: bool) -> None:
     if command != "carryover":
         console.print(f"(or `. {Path(command).parent}/activate` first, then type `carryover`)",
                       highlight=False)
+    console.print(f"The subscriber portal: start the server with CARRYOVER_DATABASE_URL="
+                  f"{database} {command} serve, then open this one-time link to "
+                  f"{report.statement_line}'s page (usable for "
+                  f"{settings.portal_link_minutes} minutes):", highlight=False)
+    print(portal_link)
 
 
 def runnable_command(argv0: str | None = None, search_path: str | None = None) -> str:

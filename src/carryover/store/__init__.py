@@ -10,4 +10,5 @@ state of each account's book (see carryover.store.tables).
 from carryover.store import api_tables as _api_tables  # noqa: F401
 from carryover.store import charging_tables as _charging_tables  # noqa: F401
 from carryover.store import esim_tables as _esim_tables  # noqa: F401
+from carryover.store import portal_tables as _portal_tables  # noqa: F401
 from carryover.store import webhook_tables as _webhook_tables  # noqa: F401

@@ -25,6 +25,7 @@ from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
+from carryover.store.portal_repository import PortalRepository
 from carryover.store.repository import AccountRepository, PlanRepository
 
 _writers: dict[str, threading.RLock] = {}
@@ -49,6 +50,7 @@ class UnitOfWork:
     idempotency: IdempotencyRepository
     outbox: OutboxRepository
     metrics: MetricsRepository
+    portal: PortalRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -73,6 +75,7 @@ class UnitOfWork:
         self.idempotency = IdempotencyRepository(self.conn)
         self.outbox = OutboxRepository(self.conn)
         self.metrics = MetricsRepository(self.conn)
+        self.portal = PortalRepository(self.conn)
         self._committed = False
         return self
 
