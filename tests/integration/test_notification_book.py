@@ -5,8 +5,9 @@ book they just saved. These tests put a spy there that also computes
 `notification_rows` (the set-based queries `emit_notifications` runs for
 batches and ingest) in the same transaction, on the state just written, and
 require the two lists of outbox rows to be equal, for random sequences of
-usage (in order and late), top-ups, plan changes, member limits, gifts and
-reads that cross cycle boundaries and pack expiries, on SQLite and PostgreSQL.
+usage (in order and late), top-ups, plan changes, member limits, gifts, alert
+thresholds picked (and reset to the defaults) and reads that cross cycle boundaries
+and pack expiries, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, notifications, provisioning
+from carryover.services import alert_thresholds, ledger_ops, notifications, provisioning
 from carryover.services.errors import ServiceError
 from carryover.settings import get_settings
 from carryover.store.webhook_tables import outbox
@@ -44,6 +45,8 @@ steps = st.one_of(
         lambda n: n * GB)), hours, st.just(None)),
     st.tuples(st.just("gift"), who, amounts, hours, who),
     st.tuples(st.just("read"), who, st.just(0), hours, st.just(None)),
+    st.tuples(st.just("thresholds"), who, st.one_of(st.none(), st.lists(
+        st.integers(1, 100), min_size=1, max_size=5)), hours, st.just(None)),
 )
 calendars = st.sampled_from([("UTC", 1), ("America/New_York", 5), ("Asia/Kolkata", 31)])
 worlds = st.one_of(
@@ -63,8 +66,8 @@ class Spy:
         self.calls = 0
         self.rows = 0
 
-    def __call__(self, conn, account, book, at, known=None) -> int:
-        from_book = notifications.book_rows(conn, account, book, at, known)
+    def __call__(self, conn, account, book, at, known=None, thresholds=None) -> int:
+        from_book = notifications.book_rows(conn, account, book, at, known, thresholds)
         stored = notifications.notification_rows(conn, [account.id], at)
         assert sorted(from_book, key=_key) == sorted(stored, key=_key)
         self.calls += 1
@@ -106,6 +109,8 @@ def run_world(engine, n: int, world: tuple, script: list[tuple], spy: Spy) -> No
                 ledger_ops.set_limit(engine, line, amount, now, f"l{n}-{s}")
             elif op == "gift":
                 ledger_ops.gift(engine, line, lines[extra], amount, now, f"g{n}-{s}")
+            elif op == "thresholds":
+                alert_thresholds.set_thresholds(engine, line, amount)
             else:
                 ledger_ops.balance(engine, line, now)
         except ServiceError:

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import OpenLine, TopUp, Usage
-from carryover.domain.notices import notices, owner_facts, plan_in_force
+from carryover.domain.notices import (
+    ThresholdError,
+    alert_thresholds,
+    notices,
+    owner_facts,
+    plan_in_force,
+)
 from carryover.domain.plan_versions import PlanVersion
 from carryover.domain.plans import BucketKind, OverageAction
 from tests.unit.rules_support import DATA, GB, at, new_book, submit
@@ -37,6 +45,23 @@ def test_thresholds_then_throttled_then_a_top_up():
     assert ("ann", "throttled") not in kinds(notices(book, at(1, 4)))
     # `at` is a parameter: before the top-up was valid the line had nothing left.
     assert ("ann", "throttled") in kinds(notices(book, at(1, 3, 12)))
+
+
+def test_a_lines_picked_thresholds_replace_the_defaults_for_it_alone():
+    book = new_book()
+    submit(book, OpenLine("o", "ann", at(1, 1), STASH), OpenLine("o2", "bob", at(1, 1), STASH))
+    submit(book, Usage("e1", "ann", at(1, 2), 7 * GB, DATA),
+           Usage("e2", "bob", at(1, 2), 7 * GB, DATA))
+    found = notices(book, at(1, 2), thresholds={"ann": (10, 70, 75)})
+    assert kinds(found) == [("ann", "usage_10"), ("ann", "usage_70"), ("bob", "usage_50")]
+    assert found[1][2] == {"used": 7 * GB, "allowance": 10 * GB, "threshold": 70}
+
+
+def test_a_choice_of_thresholds_is_checked():
+    assert alert_thresholds([100, 1, 50, 50]) == (1, 50, 100)
+    for bad in ([], [0], [101], [2.0], ["5"], [None], [False], [1, 2, 3, 4, 5, 6]):
+        with pytest.raises(ThresholdError):
+            alert_thresholds(bad)
 
 
 def test_rollover_credited_in_the_new_cycle_and_expiring_near_its_end():

@@ -25,6 +25,12 @@ The facts of an owner (a line, or the family pool), over its data buckets:
   current cycle, closed or not;
 - `rollover_expiring` / `expiring_until`: what is left of open rollover buckets
   that end within 7 days after `at`, and the first such end.
+
+Usage thresholds: a line's `used` counter against its allowance fires `usage_<pct>`
+at each of the line's alert thresholds, percentages a subscriber picks (1 to 100,
+at most MAX_THRESHOLDS of them; `alert_thresholds` checks a choice). A line that
+picked none has DEFAULT_THRESHOLDS. The picks are stored per line; they come into
+the decision as data (`thresholds`), never read here.
 """
 
 from __future__ import annotations
@@ -42,7 +48,38 @@ from carryover.domain.units import Unit
 if TYPE_CHECKING:
     from carryover.domain.book import AccountBook
 
-THRESHOLDS = ((50, "usage_50"), (80, "usage_80"), (100, "usage_100"))
+DEFAULT_THRESHOLDS = (50, 80, 100)
+MAX_THRESHOLDS = 5
+
+
+def usage_kind(percent: int) -> str:
+    """The notice kind of a usage threshold: usage_80 for 80 %."""
+    return f"usage_{percent}"
+
+
+THRESHOLDS = tuple((percent, usage_kind(percent)) for percent in DEFAULT_THRESHOLDS)
+USAGE_KINDS = frozenset(usage_kind(percent) for percent in range(1, 101))
+
+
+class ThresholdError(ValueError):
+    """A choice of alert thresholds that cannot be kept."""
+
+
+def alert_thresholds(values: Iterable[object]) -> tuple[int, ...]:
+    """A subscriber's choice of alert thresholds, checked: whole percentages from 1 to
+    100, one to MAX_THRESHOLDS of them; returned ascending, each once."""
+    picked = list(values)
+    if not picked:
+        raise ThresholdError("pick at least one alert threshold")
+    out = set()
+    for value in picked:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+            raise ThresholdError(
+                f"an alert threshold is a whole percentage from 1 to 100, not {value!r}")
+        out.add(value)
+    if len(out) > MAX_THRESHOLDS:
+        raise ThresholdError(f"at most {MAX_THRESHOLDS} alert thresholds, not {len(out)}")
+    return tuple(sorted(out))
 EXPIRING_WITHIN = timedelta(days=7)
 
 
@@ -85,6 +122,7 @@ def owner_facts(buckets: Iterable[Bucket], cycle_start: datetime, cycle_end: dat
 def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | None,
                     data_limit: int | None, spent: int, from_pool: int, own: Mapping,
                     pool: Mapping, plan: Callable[[str], Plan | None],
+                    thresholds: Iterable[int] = DEFAULT_THRESHOLDS,
                     ) -> Iterator[tuple[str, dict]]:
     """(kind, numbers) of every condition that holds for one line.
 
@@ -93,14 +131,16 @@ def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | No
     mappings; `data_limit` a member's data limit on the pool. Instants in the facts
     are aware. `plan(id)` is the version of a plan in force at the notice's instant
     (None for an unknown id): a version loaded to start next cycle does not decide
-    this cycle's throttled/blocked notice."""
+    this cycle's throttled/blocked notice. `thresholds`: the line's alert thresholds
+    (percentages, ascending)."""
     plan_less_member = member and plan_id is None
     grant = pool if plan_less_member else own
     if grant.get("allowance_unlimited", 0) == 0 and grant.get("allowance", 0) > 0:
         allowance = grant["allowance"]
-        for percent, kind in THRESHOLDS:
+        for percent in thresholds:
             if spent * 100 >= allowance * percent:
-                yield kind, {"used": spent, "allowance": allowance, "threshold": percent}
+                yield usage_kind(percent), {"used": spent, "allowance": allowance,
+                                            "threshold": percent}
     limit = data_limit if member else None
     limit_reached = limit is not None and from_pool >= limit
     if limit_reached:
@@ -136,13 +176,16 @@ def decided_at(book: AccountBook, at: datetime) -> datetime:
     return book.until if book.until is not None and book.until > at else at
 
 
-def notices(book: AccountBook, at: datetime,
-            stored_closed: Iterable[Bucket] = ()) -> list[tuple[str, str, dict]]:
+def notices(book: AccountBook, at: datetime, stored_closed: Iterable[Bucket] = (),
+            thresholds: Mapping[str, Iterable[int]] | None = None,
+            ) -> list[tuple[str, str, dict]]:
     """(line, kind, numbers) of every condition that holds in `book` at `at`, by line id.
 
     The services ask at `decided_at(book, at)`. `stored_closed`: data buckets closed
-    in the store that the book may not hold (see the module docstring). Nothing holds
-    before the book's first cycle."""
+    in the store that the book may not hold (see the module docstring). `thresholds`:
+    the alert thresholds of the lines that picked some (others have the defaults).
+    Nothing holds before the book's first cycle."""
+    picked = thresholds or {}
     if book.cycle_start is None or book.cycle_end is None:
         return []
     merged = {b.id: b for b in stored_closed}
@@ -160,7 +203,7 @@ def notices(book: AccountBook, at: datetime,
                 spent=book.counter(book.cycle_start, line, Unit.DATA, "used"),
                 from_pool=book.counter(book.cycle_start, line, Unit.DATA, "pool"),
                 own=facts.get(line, {}), pool=facts.get(POOL, {}) if state.member else {},
-                plan=in_force):
+                plan=in_force, thresholds=picked.get(line, DEFAULT_THRESHOLDS)):
             out.append((line, kind, numbers))
     return out
 

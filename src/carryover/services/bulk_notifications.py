@@ -48,6 +48,7 @@ class _Line:
     plan_id: str | None
     member: bool
     limits: dict
+    alert_thresholds: list | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,9 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime | Non
     facts = _bucket_facts(raw)
     parsed: dict[str, dict] = {}
     stamps = {t: t.isoformat() for t in set(when.values())}
-    for line_id, account_id, msisdn, plan_id, member, limits in raw.run(
-            "SELECT l.id, l.account_id, l.msisdn, l.plan_id, l.member, l.limits "
+    for line_id, account_id, msisdn, plan_id, member, limits, picked in raw.run(
+            "SELECT l.id, l.account_id, l.msisdn, l.plan_id, l.member, l.limits, "
+            "l.alert_thresholds "
             "FROM ingest_accounts t CROSS JOIN lines l WHERE l.account_id = t.id ORDER BY l.id"):
         if account_id not in acct:
             continue
@@ -139,7 +141,9 @@ def _candidates(raw: bulk_io.Raw, account_ids: Iterable[int], at: datetime | Non
             if limits not in parsed:
                 parsed[limits] = json.loads(limits)
             limits = parsed[limits]
-        line = _Line(line_id, account_id, msisdn, plan_id, bool(member), limits or {})
+        if isinstance(picked, str):  # SQLite's JSON text
+            picked = json.loads(picked)
+        line = _Line(line_id, account_id, msisdn, plan_id, bool(member), limits or {}, picked)
         account = acct[account_id]
         own = facts.get((account_id, line_id), {})
         pool = facts.get((account_id, POOL), {}) if line.member else {}

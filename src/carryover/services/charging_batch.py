@@ -301,7 +301,7 @@ class _Batch:
                     + self.policy.hold_margin)
         for row in notifications.book_rows_with(
                 account.row, book, decided_at(book, at), account.closed,
-                account.snapshot["msisdns"]):
+                account.snapshot["msisdns"], account.snapshot.get("alert_thresholds")):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence
         session.last_result = [[rg, g.as_dict()] for rg, g in grants]
@@ -335,7 +335,8 @@ class _Batch:
                 if book.replayed:
                     continue  # its save also closed buckets it no longer holds: read again
                 closed = as_loaded(book, closed)
-                snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"]}
+                snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"],
+                            "alert_thresholds": snapshot.get("alert_thresholds", {})}
                 version += 1
             book.history = book.booked_totals = None  # they read through this transaction
             self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))

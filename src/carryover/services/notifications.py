@@ -20,6 +20,8 @@ Kinds (data only):
 - usage_50, usage_80, usage_100: the line's `used` counter of the current cycle
   against the data allowance granted to it in that cycle (its allowance buckets;
   a plan-less family member: the pool's). Unlimited allowances have no thresholds.
+  A line whose subscriber picked its alert thresholds (`lines.alert_thresholds`)
+  has usage_<pct> at each of those percentages instead.
 - throttled, blocked: the line used data this cycle and has nothing usable left
   (own buckets, and the pool's for a member within its limit), and the governing
   plan's overage action is throttle or block.
@@ -50,6 +52,7 @@ from carryover.domain.book import AccountBook
 from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.notices import (
+    DEFAULT_THRESHOLDS,
     EXPIRING_WITHIN,
     THRESHOLDS,
     line_conditions,
@@ -115,26 +118,27 @@ def notification_rows(conn: Connection, account_ids: Iterable[int],
 
 
 def emit_from_book(conn: Connection, account: Any, book: AccountBook, at: datetime,
-                   known: Any = None) -> int:
+                   known: Any = None, thresholds: dict | None = None) -> int:
     """Insert the notifications that hold at `at` for the lines of `book`, just saved.
 
     `account` is the account's row (id, name); `known` a line row (id, msisdn) the
-    caller already read, which spares the MSISDN query when only it has notices.
+    caller already read, which spares the MSISDN query when only it has notices;
+    `thresholds` the lines' picked alert thresholds (the book's snapshot has them).
     Offers the same rows as `emit_notifications` on the stored state."""
-    rows = book_rows(conn, account, book, at, known)
+    rows = book_rows(conn, account, book, at, known, thresholds)
     _insert(conn, rows)
     return len(rows)
 
 
 def book_rows(conn: Connection, account: Any, book: AccountBook, at: datetime,
-              known: Any = None) -> list[dict]:
+              known: Any = None, thresholds: dict | None = None) -> list[dict]:
     """The outbox rows of `emit_from_book`, without writing them."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
     closed = stored_closed(conn, [account.id], book.cycle_start).get(account.id, [])
     msisdn = _Lazy(lambda: dict(conn.execute(_ACCOUNT_MSISDNS, {"account_id": account.id}).all()),
                    {known.id: known.msisdn} if known is not None else {})
-    return book_rows_with(account, book, at, closed, msisdn)
+    return book_rows_with(account, book, at, closed, msisdn, thresholds)
 
 
 class _Lazy(dict):
@@ -152,14 +156,15 @@ class _Lazy(dict):
 
 
 def book_rows_with(account: Any, book: AccountBook, at: datetime, closed: Iterable[Bucket],
-                   msisdn: dict[str, str]) -> list[dict]:
+                   msisdn: dict[str, str], thresholds: dict | None = None) -> list[dict]:
     """The outbox rows for the conditions that hold in `book` at `at`, given the closed
     data buckets the store holds for the account (`stored_closed`; any superset of
     those counting for the cycle gives the same rows) and the lines' MSISDNs. Callers
-    pass `domain.notices.decided_at(book, t)` for a change at t (the module docstring)."""
+    pass `domain.notices.decided_at(book, t)` for a change at t (the module docstring).
+    `thresholds`: line -> its picked alert thresholds (the snapshot's `alert_thresholds`)."""
     if book.cycle_start is None or book.cycle_end is None:
         return []
-    found = notices(book, at, closed)
+    found = notices(book, at, closed, thresholds)
     if not found:
         return []
     start = book.cycle_start.astimezone(UTC).isoformat()
@@ -203,7 +208,8 @@ def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plan
         member=bool(line.member), plan_id=line.plan_id, pool_plan_id=account.pool_plan_id,
         data_limit=(line.limits or {}).get("data"),
         spent=used.get((*key, "used"), 0), from_pool=used.get((*key, "pool"), 0),
-        own=_aware(own), pool=_aware(pool), plan=_in_force(plans, at, account))
+        own=_aware(own), pool=_aware(pool), plan=_in_force(plans, at, account),
+        thresholds=line.alert_thresholds or DEFAULT_THRESHOLDS)
 
 
 def _in_force(plans: dict, at: datetime, account: Any):

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from carryover.domain.notices import USAGE_KINDS
 from carryover.services import webhook_targets
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notifications import KINDS
@@ -58,10 +59,11 @@ def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
     webhook_allow_private_targets). Each delivery checks again.
     """
     webhook_targets.check(url, allow_private)
-    unknown = sorted(set(kinds or []) - set(KINDS))
+    # usage_<pct> for any alert threshold a subscriber may pick, not only the defaults.
+    unknown = sorted(set(kinds or []) - set(KINDS) - USAGE_KINDS)
     if unknown:
         raise ServiceError(f"--kinds: unknown kind(s) {', '.join(unknown)}; "
-                           f"known: {', '.join(KINDS)}")
+                           f"known: {', '.join(KINDS)} (and usage_1 to usage_100)")
     ident, secret = "wh_" + secrets.token_hex(8), "whsec_" + secrets.token_urlsafe(32)
     with UnitOfWork(engine) as uow:
         since = uow.conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()

@@ -280,6 +280,20 @@ class AccountRepository:
         query = _ACCOUNT_FOR_UPDATE if locking else _ACCOUNT
         return self.conn.execute(query, {"account_id": account_id}).first()
 
+    def set_alert_thresholds(self, account_id: int, line_id: str,
+                             thresholds: list[int] | None) -> None:
+        """Store the line's alert thresholds (None: the defaults). The account's version
+        moves too: a book kept with the old thresholds in its snapshot is read again."""
+        self.conn.execute(update(lines).where(lines.c.id == line_id)
+                          .values(alert_thresholds=thresholds))
+        self.conn.execute(update(accounts).where(accounts.c.id == account_id)
+                          .values(version=accounts.c.version + 1))
+
+    def alert_thresholds(self, line_id: str) -> list[int] | None:
+        """The line's stored alert thresholds; None where it picked none."""
+        return self.conn.execute(select(lines.c.alert_thresholds)
+                                 .where(lines.c.id == line_id)).scalar_one_or_none()
+
     def find_line(self, ident: str) -> Any:
         """A line by id, MSISDN (with or without +) or IMSI, with its account's calendar."""
         return self.find_lines([ident]).get(ident)
@@ -426,7 +440,8 @@ class AccountRepository:
         (`book_queries`; `fetched`: their rows, when the caller ran them).
 
         Each book comes with its snapshot, what `save_books` diffs against; the
-        snapshot also carries the lines' MSISDNs (`msisdns`) for notifications."""
+        snapshot also carries, for notifications, the lines' MSISDNs (`msisdns`) and the
+        alert thresholds of the lines that picked some (`alert_thresholds`)."""
         rows = {row.id: row for row in account_rows}
         if not rows:
             return {}
@@ -436,12 +451,15 @@ class AccountRepository:
         line_rows, bucket_rows, counter_rows = [*fetched, []][:3]
         out: dict[int, tuple[AccountBook, dict]] = {}
         msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
+        thresholds: dict[int, dict[str, tuple[int, ...]]] = {i: {} for i in ids}
         books = {i: self._empty_book(rows[i], all_plans) for i in ids}
         for row in line_rows:
             books[row.account_id].lines[row.id] = LineState(
                 row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
                 {Unit(k): v for k, v in (row.limits or {}).items()})
             msisdns[row.account_id][row.id] = row.msisdn
+            if row.alert_thresholds is not None:
+                thresholds[row.account_id][row.id] = tuple(row.alert_thresholds)
         for row in bucket_rows:
             books[row.account_id].buckets[row.id] = Bucket(
                 id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
@@ -454,7 +472,8 @@ class AccountRepository:
         for i in ids:
             book = books[i]
             book.history, book.booked_totals = self.readers(i, book)
-            out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i]})
+            out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i],
+                             "alert_thresholds": thresholds[i]})
         return out
 
     def readers(self, account_id: int, book: AccountBook) -> tuple:

@@ -129,6 +129,8 @@ lines = Table(
     Column("member", Boolean, nullable=False, default=False),
     Column("pending_plan", String(120)),
     Column("limits", JSON, nullable=False, default=dict),
+    # The alert thresholds the subscriber picked (percentages); null: the defaults.
+    Column("alert_thresholds", JSON),
 )
 
 inputs = Table(

@@ -1,12 +1,13 @@
 """A line's balance, statement and QoS, and the changes to it: top-ups, plan
-change, family limit and gifts.
+change, family limit and gifts; the alert thresholds its usage notices fire at.
 
 Reads and self-service changes (plan change, limit, gift) are open to a
 subscriber key on its own account's lines; anything else answers 404 exactly
 as an unknown line does. Top-ups are operator-only (403). A subscriber's change
 takes effect at the server's now: `at` in its body is refused (403), and a plan
 change only reaches plans offered for self-service (403 otherwise). Every change
-is recorded with the key's id (docs/security.md). Amounts come with a `*_human`
+is recorded with the key's id (docs/security.md). Alert thresholds are not a
+ledger input: no `at`, nothing recorded but the line's choice. Amounts come with a `*_human`
 string; instants carry their offset.
 """
 
@@ -21,9 +22,18 @@ from fastapi import APIRouter, Query, Request
 from carryover.api.deps import Caller, EngineDep, Operator, actor
 from carryover.api.problems import responses
 from carryover.api.rest.idempotent import IdempotencyKey, respond
-from carryover.api.rest.schemas import ChangeOut, GiftIn, LimitIn, PlanChangeIn, TopUpIn, human
+from carryover.api.rest.schemas import (
+    AlertThresholdsIn,
+    AlertThresholdsOut,
+    ChangeOut,
+    GiftIn,
+    LimitIn,
+    PlanChangeIn,
+    TopUpIn,
+    human,
+)
 from carryover.domain.units import Unit
-from carryover.services import directory, ledger_ops
+from carryover.services import alert_thresholds, directory, ledger_ops
 
 router = APIRouter(prefix="/v1/lines/{line}", tags=["balances"],
                    responses=responses(401, 404, 422, 429))
@@ -141,3 +151,17 @@ def gift(line: str, body: GiftIn, request: Request, eng: EngineDep, who: Caller,
         return {"line": giver, "ref": ref, "kind": "gift", "amount": body.amount,
                 "amount_human": human(body.amount), "detail": {"to_line": done.line}}
     return respond(request, eng, who, idempotency_key, body, action)
+
+
+@router.get("/alert-thresholds", response_model=AlertThresholdsOut,
+            summary="The percentages of the data allowance the line's usage notices fire at")
+def get_alert_thresholds(line: str, eng: EngineDep, who: Caller):
+    _visible(eng, line, who)
+    return alert_thresholds.thresholds(eng, line)
+
+
+@router.put("/alert-thresholds", response_model=AlertThresholdsOut,
+            summary="Pick the percentages the line's usage notices fire at")
+def put_alert_thresholds(line: str, body: AlertThresholdsIn, eng: EngineDep, who: Caller):
+    _visible(eng, line, who)
+    return alert_thresholds.set_thresholds(eng, line, body.thresholds)

@@ -9,12 +9,13 @@ every instant in a response carries its offset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from carryover.api.printable import printable
 from carryover.domain.bounds import MAX_BUCKET, MAX_EVENT
+from carryover.domain.notices import MAX_THRESHOLDS
 from carryover.domain.units import Unit, format_amount
 
 UnitName = Literal["data", "voice", "sms"]
@@ -198,6 +199,23 @@ class ChangeOut(BaseModel):
     amount: int | None = None
     amount_human: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+Percent = Annotated[StrictInt, Field(ge=1, le=100)]
+
+
+class AlertThresholdsIn(Strict):
+    thresholds: list[Percent] | None = Field(
+        min_length=1, max_length=MAX_THRESHOLDS,
+        description="Whole percentages of the cycle's data allowance, each firing the "
+                    "notice usage_<pct> once per cycle; null: back to the defaults "
+                    "(50, 80, 100).")
+
+
+class AlertThresholdsOut(BaseModel):
+    line: str
+    thresholds: list[int] = Field(description="Ascending, each once.")
+    default: bool = Field(description="True: the line picked none and has the defaults.")
 
 
 class EsimOrderIn(Strict):
