@@ -1,4 +1,4 @@
-"""Migration carryover_0014 on both backends: lines get `alert_thresholds`.
+"""Migration carryover_0015 on both backends: lines get `alert_thresholds`.
 
 Lines of the previous schema come through with none picked (null), so their notices
 stay those of the defaults; a line can then pick its own; the downgrade drops the
@@ -19,7 +19,7 @@ from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
-PREVIOUS = "carryover_0013"
+PREVIOUS = "carryover_0014"
 GB = 1024**3
 
 

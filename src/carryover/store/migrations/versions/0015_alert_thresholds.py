@@ -5,8 +5,8 @@ carryover.domain.notices.MAX_THRESHOLDS of them). Null: the line picked none and
 has the defaults (50, 80, 100 %). Existing lines keep null, so their notices are
 those they had. See docs/api.md.
 
-Revision ID: carryover_0014
-Revises: carryover_0013
+Revision ID: carryover_0015
+Revises: carryover_0014
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "carryover_0014"
-down_revision: str | None = "carryover_0013"
+revision: str = "carryover_0015"
+down_revision: str | None = "carryover_0014"
 branch_labels: str | None = None
 depends_on: str | None = None
 
