@@ -79,8 +79,8 @@ class Carryover:
     @cached_property
     def limiter(self) -> Any:
         """The per-key rate limiter `api_rate_limit_store` asks for."""
-        from carryover.api.deps import make_limiter
-        return make_limiter(self.settings, self.open)
+        from carryover.services.rate_limits import make_limiter
+        return make_limiter(self.settings, lambda: UnitOfWork(self.open()))
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -8,9 +8,9 @@ import httpx
 from typer.testing import CliRunner
 
 from carryover.api.app import create_app
-from carryover.api.deps import RateLimiter
 from carryover.cli import app
 from carryover.runtime import Carryover
+from carryover.services.rate_limits import RateLimiter
 from carryover.settings import get_settings
 from carryover.store.schema import head_revision
 from tests.api_support import served_api

@@ -13,14 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from carryover.api.deps import DatabaseRateLimiter
+from carryover.services.rate_limits import DatabaseRateLimiter
 from carryover.store.engine import make_engine
+from carryover.store.uow import UnitOfWork
 
 
 def main() -> None:
     url, key, attempts, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     engine = make_engine(url)
-    limiter = DatabaseRateLimiter(rate=0.0001, burst=10, engine=lambda: engine)
+    limiter = DatabaseRateLimiter(rate=0.0001, burst=10, uow=lambda: UnitOfWork(engine))
     deadline = time.monotonic() + 30
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.005)

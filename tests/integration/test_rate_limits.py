@@ -20,11 +20,12 @@ import httpx
 from sqlalchemy import select
 
 from carryover.api.app import create_app
-from carryover.api.deps import DatabaseRateLimiter, RateLimiter, make_limiter
 from carryover.runtime import Carryover
 from carryover.services import rate_limits
+from carryover.services.rate_limits import DatabaseRateLimiter, RateLimiter, make_limiter
 from carryover.settings import get_settings
 from carryover.store.api_tables import api_rate_limits
+from carryover.store.uow import UnitOfWork
 from tests.api_support import populate
 from tests.loopback import serving
 
@@ -33,7 +34,7 @@ T0 = 1_790_000_000.0  # an instant in seconds since the epoch, well inside int64
 
 
 def test_gcra_burst_then_one_per_interval(engine):
-    limiter = DatabaseRateLimiter(rate=2, burst=3, engine=lambda: engine)  # 500 ms a cell
+    limiter = DatabaseRateLimiter(rate=2, burst=3, uow=lambda: UnitOfWork(engine))  # 500 ms a cell
     assert [limiter.wait_for("k", now=T0) for _ in range(3)] == [0, 0, 0]
     assert limiter.wait_for("k", now=T0) == 0.5  # the next cell is 500 ms away
     assert limiter.wait_for("k", now=T0 + 0.25) == 0.25  # a refusal costs nothing
@@ -55,7 +56,7 @@ def test_interval_is_whole_microseconds():
 
 
 def test_zero_rate_turns_the_limit_off(engine):
-    limiter = DatabaseRateLimiter(rate=0, burst=1, engine=lambda: engine)
+    limiter = DatabaseRateLimiter(rate=0, burst=1, uow=lambda: UnitOfWork(engine))
     assert all(limiter.wait_for("k", now=T0) == 0 for _ in range(5))
 
 
@@ -99,7 +100,7 @@ def test_two_apps_on_one_database_answer_429(db_url):
 
 
 def test_store_setting_picks_the_limiter(db_url):
-    engine = lambda: None  # noqa: E731 - never called when building
+    engine = lambda: None  # noqa: E731 - the unit-of-work factory, never called when building
     assert isinstance(make_limiter(get_settings(database_url=db_url), engine), RateLimiter)
     assert isinstance(make_limiter(get_settings(database_url=db_url,
                                                 api_rate_limit_store="memory"), engine),

@@ -1,21 +1,14 @@
 """Dependencies every route shares: the app object, the engine, and the caller.
 
 `Caller` authenticates the `Authorization: Bearer <token>` header (401 without
-a valid key) and applies the key's rate limit (429 with Retry-After); `Operator`
-also refuses subscriber keys (403). The limit is a token bucket per key:
-`api_rate_per_second` refills it, `api_rate_burst` is its size. `make_limiter`
-picks where it lives (setting `api_rate_limit_store`): in this process
-(`RateLimiter`, for a single worker), or in the database (`DatabaseRateLimiter`,
-GCRA, services.rate_limits), so several worker processes or hosts share one
-budget per key instead of each allowing the whole limit.
+a valid key) and applies the key's rate limit (429 with Retry-After, the
+Carryover's limiter: services.rate_limits); `Operator` also refuses subscriber
+keys (403).
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,66 +18,13 @@ from sqlalchemy import Engine
 
 from carryover.api.problems import ApiProblem
 from carryover.runtime import Carryover
-from carryover.services import api_keys, rate_limits
+from carryover.services import api_keys
 from carryover.services.api_keys import Principal
 from carryover.services.ledger_ops import Actor
-from carryover.settings import Settings
+from carryover.services.rate_limits import DatabaseRateLimiter, RateLimiter
 from carryover.store.uow import UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `carryover apikey create`.")
-
-
-class RateLimiter:
-    """A token bucket per key: `rate` tokens a second, at most `burst` saved up."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def wait_for(self, key: str, now: float | None = None) -> float:
-        """Take a token: 0 when allowed, else the seconds until one is available."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
-
-
-class DatabaseRateLimiter:
-    """The same limit for every process on the database: one GCRA row per key.
-
-    `now` (seconds since the Unix epoch) is for tests; the default is the wall
-    clock, which every process and host shares, unlike time.monotonic()."""
-
-    def __init__(self, rate: float, burst: int, engine: Callable[[], Engine]) -> None:
-        self.rate, self.burst, self.engine = rate, burst, engine
-        self.interval = rate_limits.interval_us(rate) if rate > 0 else 0
-
-    def wait_for(self, key: str, now: float | None = None) -> float:
-        """Take a cell: 0 when allowed, else the seconds until one is available."""
-        if self.rate <= 0:
-            return 0.0
-        now_us = time.time_ns() // 1000 if now is None else round(now * rate_limits.US)
-        wait = rate_limits.admit(UnitOfWork(self.engine()), key, now_us, self.interval,
-                                 self.burst)
-        return wait / rate_limits.US
-
-
-def make_limiter(settings: Settings,
-                 engine: Callable[[], Engine]) -> RateLimiter | DatabaseRateLimiter:
-    """The limiter `api_rate_limit_store` asks for; `auto` is this process's own.
-
-    `carryover serve --workers N` (N > 1) turns `auto` into `database` for its workers."""
-    if settings.api_rate_limit_store == "database":
-        return DatabaseRateLimiter(settings.api_rate_per_second, settings.api_rate_burst, engine)
-    return RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
 
 
 # The dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency
