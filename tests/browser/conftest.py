@@ -20,8 +20,9 @@ Helpers for the tests (fixtures, to keep them per worker):
   "critical", printing each violation with the elements it found.
 - `screenshots(page, name)`: saves the page at 375 px and at 1280 px wide as test
   artefacts under build/browser-artifacts/ (git-ignored; CARRYOVER_BROWSER_ARTIFACTS
-  names another directory); with CARRYOVER_UPDATE_DOCS_SCREENSHOTS=1 the same
-  pictures also replace docs/portal/<name>-<width>.png.
+  names another directory); with CARRYOVER_UPDATE_DOCS_SCREENSHOTS=1 the pictures
+  of the portal's pages (names starting `portal-`) also replace
+  docs/portal/<name>-<width>.png.
 """
 
 from __future__ import annotations
@@ -191,7 +192,9 @@ def screenshots() -> Callable[[Any, str], list[Path]]:
     def take(page: Any, name: str) -> list[Path]:
         out = artifacts_dir()
         out.mkdir(parents=True, exist_ok=True)
-        update_docs = os.environ.get("CARRYOVER_UPDATE_DOCS_SCREENSHOTS") == "1"
+        # Only the portal's pages illustrate docs/portal.md.
+        update_docs = (os.environ.get("CARRYOVER_UPDATE_DOCS_SCREENSHOTS") == "1"
+                       and name.startswith("portal-"))
         before = page.viewport_size
         saved = []
         try:

@@ -3,7 +3,7 @@
 A JSON list of whole percentages (ascending, each once, 1 to 100, at most
 carryover.domain.notices.MAX_THRESHOLDS of them). Null: the line picked none and
 has the defaults (50, 80, 100 %). Existing lines keep null, so their notices are
-those they had. See docs/api.md.
+those they had. See docs/api.md and docs/portal.md.
 
 Revision ID: carryover_0015
 Revises: carryover_0014
