@@ -5,7 +5,8 @@ the service the REST API calls, under the same self-service rules: the change
 happens at the server's now and is recorded with the portal session's account as
 a subscriber actor (docs/security.md). A line outside the session's account is a
 404, as on every page. After a change the browser is sent back to the page it
-came from (303), which shows the new state; a refused change shows why (422).
+came from (303), which shows the new state; a refused change shows why (422; 403
+for one a subscriber may not make, such as a plan not offered for self-service).
 
 - `GET /portal/family`: the family owner's page (domain.family_view), for an
   account with a pool; 404 for any other account.
@@ -34,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from carryover.api.portal.render import page
 from carryover.api.portal.session import PortalRefusal, Signed, checked_form
 from carryover.services import advice, alert_thresholds, ledger_ops, portal_family
-from carryover.services.errors import NotFound, ServiceError
+from carryover.services.errors import Forbidden, NotFound, ServiceError
 from carryover.store.uow import UnitOfWork
 
 router = APIRouter()
@@ -69,6 +70,8 @@ async def _change(call, *args):
         return await run_in_threadpool(call, *args)
     except NotFound as exc:
         raise PortalRefusal(404, str(exc)) from None
+    except Forbidden as exc:
+        raise PortalRefusal(403, f"That change is not yours to make here: {exc}") from None
     except ServiceError as exc:
         raise PortalRefusal(422, f"That change was refused: {exc}") from None
 
