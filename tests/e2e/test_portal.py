@@ -230,6 +230,8 @@ def test_the_usage_page_draws_each_day_and_the_forecast(portal):
     bars = re.findall(r'<rect [^>]*class="bar"', page.text)
     assert rows and len(bars) == len(rows)
     assert rows == sorted(rows)
+    # The days so far, no day after today (the forecast covers the rest of the cycle).
+    assert rows[-1] == f"{datetime.now(ZoneInfo(ZONE)):%Y-%m-%d}"
     assert "Estimate at the end of the cycle" in page.text
     assert 'role="img"' in page.text
 

@@ -57,7 +57,10 @@ def usage(uow, line: str, at: datetime, previous_cycles: int = 3) -> dict:
         forecast = advice.advise(book, history, row.id, t, advice.DEFAULT_CYCLES)["forecast"]
         return {"line": row.id, "at": t, "timezone": row.timezone, "cycle_start": start,
                 "cycle_end": end, "forecast": forecast,
-                "days": daily_use(history, row.id, Unit.DATA, start, end,
+                # The days up to today; the chart spans the whole cycle.
+                "days": daily_use(history, row.id, Unit.DATA, start, min(end, t),
                                   ZoneInfo(row.timezone)),
+                "cycle_days": len(daily_use((), row.id, Unit.DATA, start, end,
+                                            ZoneInfo(row.timezone))),
                 "previous": previous}
     return read_book(uow, line, at, view)

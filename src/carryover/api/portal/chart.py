@@ -15,17 +15,19 @@ from carryover.domain.units import Unit, format_amount
 WIDTH, HEIGHT, PAD = 640, 240, 36
 
 
-def usage_chart(days: list[tuple[date, int]], forecast: dict, zone: str) -> dict:
-    """What usage.html draws: bars, the running line and the forecast band, in SVG units."""
+def usage_chart(days: list[tuple[date, int]], cycle_days: int, forecast: dict,
+                zone: str) -> dict:
+    """What usage.html draws: a bar a day so far (`days`) on an axis of the cycle's
+    `cycle_days`, the running line, and the forecast band from today to the end."""
     running, total = [], 0
     for _, used in days:
         total += used
         running.append(total)
-    today = len([d for d in running if d is not None])
+    today = len(days)
     projected = max(forecast.get("projected_use") or 0, total)
     high = max(forecast.get("high") or 0, projected)
     top = max([high, *running, 1])
-    n = max(len(days), 1)
+    n = max(cycle_days, len(days), 1)
     step = (WIDTH - 2 * PAD) / n
 
     def y(value: int) -> float:

@@ -63,7 +63,8 @@ async def usage(request: Request, line: str, session: Signed) -> Response:
     found = await run_in_threadpool(portal_pages.usage, UnitOfWork(_engine(request)),
                                     _line(session, line), datetime.now(UTC))
     return page(request, "usage.html", session=session, view=found, tab="usage",
-                chart=usage_chart(found["days"], found["forecast"], found["timezone"]),
+                chart=usage_chart(found["days"], found["cycle_days"], found["forecast"],
+                                  found["timezone"]),
                 parse=datetime.fromisoformat)
 
 
