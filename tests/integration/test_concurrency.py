@@ -59,9 +59,12 @@ def test_two_processes_on_one_line(db_url):
             select(usage_events.c.event_id).order_by(usage_events.c.seq)).scalars()]
         live = {row.id: row.remaining for row in uow.conn.execute(select(buckets))}
     assert (count, int(total)) == (2 * PER_PROCESS, sent)
-    # The commit order switched between the processes many times: they really ran at once.
+    # The commit order switched between the processes: each committed both between and
+    # after commits of the other, so they really ran at once (one after the other would
+    # switch once). How often they switch depends on the machine's load, not on
+    # carryover: on a loaded 2-core machine SQLite's lock handed over 4 to 11 times.
     switches = sum(1 for x, y in pairwise(order) if x != y)
-    assert switches >= 20, switches
+    assert switches >= 3, switches
     assert usage_by_line(entries) == {("L1", Unit.DATA): sent}
     assert balances(entries) == live
     # 10 GB allowance = 10_737_418_240 bytes; everything sent fits, so no overage.
