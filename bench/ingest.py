@@ -416,7 +416,7 @@ def forget_engines() -> None:
 
 def provision(url: str, files: Files) -> dict:
     """`line import` of every calendar's file (service called in-process), timed."""
-    from carryover.services.line_import import import_lines
+    from carryover.services.ledger.line_import import import_lines
 
     engine = open_engine(url)
     t0 = time.perf_counter()
@@ -671,7 +671,7 @@ def naive(url: str, w: Workload, sample: int) -> dict:
     """(c) `ledger_ops.record_usage` per row, on the first `sample` rows of the file."""
     from carryover.domain.bulk.state import from_us
     from carryover.services.errors import ServiceError
-    from carryover.services.ledger_ops import record_usage
+    from carryover.services.ledger.operations import record_usage
 
     engine = open_engine(url)
     rows = [(w.ident[i], int(w.amount[i]), from_us(int(w.at_us[i])),
@@ -851,7 +851,7 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
     from sqlalchemy import event
 
     from carryover.adapters.cdr_files import read_usage
-    from carryover.services.ingest import ingest_chunks
+    from carryover.services.ingest.chunks import ingest_chunks
     from carryover.store import bulk_io
     from carryover.store.uow import UnitOfWork
 
@@ -1152,9 +1152,9 @@ def code_version() -> dict:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                                 capture_output=True, text=True, timeout=10).stdout.strip()
     digest = hashlib.sha256()
-    for rel in ("src/carryover/services/ingest.py", "src/carryover/store/bulk_io.py",
-                "src/carryover/domain/bulk/fold.py", "src/carryover/services/ingest_cache.py",
-                "src/carryover/services/bulk_notifications.py"):
+    for rel in ("src/carryover/services/ingest/chunks.py", "src/carryover/store/bulk_io.py",
+                "src/carryover/domain/bulk/fold.py", "src/carryover/services/ingest/state_cache.py",
+                "src/carryover/services/notify/chunk_notices.py"):
         with contextlib.suppress(OSError):
             digest.update((root / rel).read_bytes())
     return {"commit": commit or None, "ingest_sha256": digest.hexdigest()[:12]}

@@ -33,7 +33,9 @@ import httpx
 
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import batch, portal_access, provisioning
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.ingest import values as batch
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 

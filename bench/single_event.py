@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -21,7 +21,8 @@ import httpx
 
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import api_keys, catalog, provisioning
+from carryover.services.access import api_keys
+from carryover.services.ledger import catalog, provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from tests.loopback import serving

@@ -1,7 +1,7 @@
 """One Nchf request in a transaction of its own: what the charging tests compare batches to.
 
 Production answers every request through the charging queue, in batches
-(services.charging_batch); these answer one request alone, as a batch of one,
+(services.charging.group_commit); these answer one request alone, as a batch of one,
 which the tests use to set up sessions and to check that a batch gives the same
 answers as its requests one by one.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from carryover.services.charging_batch import charge
-from carryover.services.charging_model import (
+from carryover.services.charging.group_commit import charge
+from carryover.services.charging.model import (
     ChargingAnswer,
     ChargingOp,
     ChargingPolicy,

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from carryover.services import time_window
-from carryover.services.catalog import seed_presets
+from carryover.services.ledger import time_window
+from carryover.services.ledger.catalog import seed_presets
 from carryover.settings import Settings, get_settings
 from carryover.store.engine import make_engine
 from carryover.store.schema import ensure_schema
@@ -33,8 +33,8 @@ from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from carryover.api.ops import Metrics
-    from carryover.services.api_keys import KeyCache
-    from carryover.services.charging_queue import ChargingQueue
+    from carryover.services.access.api_keys import KeyCache
+    from carryover.services.charging.queue import ChargingQueue
 
 
 @dataclass
@@ -73,13 +73,13 @@ class Carryover:
     # ---- the parts a serving process shares ----------------------------------------
     @cached_property
     def key_cache(self) -> KeyCache:
-        from carryover.services.api_keys import KeyCache
+        from carryover.services.access.api_keys import KeyCache
         return KeyCache(self.settings.api_key_cache_seconds)
 
     @cached_property
     def limiter(self) -> Any:
         """The per-key rate limiter `api_rate_limit_store` asks for."""
-        from carryover.services.rate_limits import make_limiter
+        from carryover.services.access.rate_limits import make_limiter
         return make_limiter(self.settings, lambda: UnitOfWork(self.open()))
 
     @cached_property
@@ -98,8 +98,8 @@ class Carryover:
         """The Nchf charging queue (group commit), started on first use."""
         with self._charging_guard:
             if self._charging is None:
-                from carryover.services.charging_model import ChargingPolicy
-                from carryover.services.charging_queue import ChargingQueue
+                from carryover.services.charging.model import ChargingPolicy
+                from carryover.services.charging.queue import ChargingQueue
                 engine = self.open()
                 # SQLite has one writer at a time: a second lane would only wait for it.
                 lanes = 1 if engine.dialect.name == "sqlite" else self.settings.nchf_lanes

@@ -20,8 +20,10 @@ import pytest
 from carryover.api.app import create_app
 from carryover.domain.units import format_amount
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, portal_access, provisioning
-from carryover.services.batch import UsageRow, record_batch
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from tests.loopback import serving
@@ -52,9 +54,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     engine = carry.open()
     now = datetime.now(UTC)
     opened = (now - timedelta(days=75)).replace(microsecond=0)
-    provisioning.create_account(engine, "stash", 1, ZONE, opened)
+    provisioning.create_account(engine, "stash", 1, ZONE, opened, grace=carry.grace)
     provisioning.create_line(engine, "stash", "+14155550101", opened, STASH, line_id="L1")
-    provisioning.create_account(engine, "other", 1, ZONE, opened)
+    provisioning.create_account(engine, "other", 1, ZONE, opened, grace=carry.grace)
     provisioning.create_line(engine, "other", "+14155550301", opened, STASH, line_id="O1")
     # 300 MB a day: about 1 GB of each allowance rolls over, under the stash's cap, so a
     # late event changes the newest deposit byte for byte.

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from carryover.services import api_keys, idempotency
-from carryover.services.directory import unknown_line
+from carryover.services.access import api_keys, idempotency
+from carryover.services.ledger.directory import unknown_line
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, PLAN, SELF_SERVICE, Api, served_api
 

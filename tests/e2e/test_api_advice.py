@@ -19,7 +19,8 @@ from carryover.domain.advice import advise
 from carryover.domain.book import AccountBook
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import OpenLine, Usage
-from carryover.services import catalog, ledger_ops, provisioning
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, Api, served_api
 

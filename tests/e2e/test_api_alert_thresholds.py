@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from carryover.services import ledger_ops
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
 from tests.api_support import JAN, Api, served_api

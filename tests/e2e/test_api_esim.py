@@ -22,8 +22,8 @@ import segno
 from carryover.adapters.smdp_device import SimulatedDevice
 from carryover.adapters.smdp_emulator import HttpNotifier
 from carryover.domain.esim.inventory import ProfileRecord
-from carryover.services import esim_inventory
-from carryover.services.directory import unknown_line
+from carryover.services.esim import inventory as esim_inventory
+from carryover.services.ledger.directory import unknown_line
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, served_api
 from tests.e2e.test_api import is_problem

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from carryover.api.app import create_app
 from carryover.cli import app
 from carryover.runtime import Carryover
-from carryover.services.rate_limits import RateLimiter
+from carryover.services.access.rate_limits import RateLimiter
 from carryover.settings import get_settings
 from carryover.store.schema import head_revision
 from tests.api_support import served_api

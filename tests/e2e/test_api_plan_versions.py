@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from carryover.services import catalog, time_window
+from carryover.services.ledger import catalog, time_window
 from carryover.store.uow import UnitOfWork
 from tests.api_support import PLAN, Api, served_api
 

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carryover.services import api_keys, catalog, ledger_ops, provisioning
+from carryover.services.access import api_keys
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN, Api, served_api
 

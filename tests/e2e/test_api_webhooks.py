@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from carryover.cli import app as cli_app
-from carryover.services import webhooks
+from carryover.services.notify import webhooks
 from carryover.settings import get_settings
 from tests.api_support import Api, served_api
 from tests.e2e.test_api_metrics import scrape

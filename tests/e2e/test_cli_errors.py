@@ -260,7 +260,7 @@ def test_a_refused_url_never_shows_its_password():
 
 
 def test_an_interrupted_ingest_says_what_was_stored(tmp_path, monkeypatch):
-    from carryover.services import ingest
+    from carryover.services.ingest import chunks as ingest
 
     db = tmp_path / "cli.db"
     _lines(tmp_path)

@@ -17,7 +17,7 @@ from carryover.api.app import create_app
 from carryover.cli import app
 from carryover.domain.esim.notifications import parse_download_progress
 from carryover.runtime import Carryover
-from carryover.services import esim_notifications
+from carryover.services.esim import download_progress as esim_notifications
 from tests.esim_support import (
     EID_A,
     EID_B,

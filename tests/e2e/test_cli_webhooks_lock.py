@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from carryover.services import webhook_delivery, webhooks
+from carryover.services.notify import delivery as webhook_delivery
+from carryover.services.notify import webhooks
 from tests.integration.test_webhook_concurrency import Timed
 from tests.integration.test_webhooks import JAN, use_up, world
 from tests.loopback import serving

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from carryover.cli import app
-from carryover.services import provisioning
 from carryover.services.errors import Conflict, ServiceError
+from carryover.services.ledger import provisioning
 from carryover.store.engine import make_engine
 from carryover.store.tables import inputs
 from carryover.store.uow import UnitOfWork

@@ -17,7 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.store.charging_tables import quota_holds
 from carryover.store.tables import ledger_entries, usage_events
 from carryover.store.uow import UnitOfWork

@@ -22,7 +22,10 @@ import pytest
 from carryover.api.app import create_app
 from carryover.domain.units import format_amount
 from carryover.runtime import Carryover
-from carryover.services import api_keys, ledger_ops, portal_access, provisioning
+from carryover.services.access import api_keys
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from tests.loopback import serving
@@ -69,9 +72,9 @@ def portal(db_url) -> Iterator[Portal]:
     engine = carry.open()
     now = datetime.now(UTC)
     opened = (now - timedelta(days=100)).replace(microsecond=0)
-    provisioning.create_account(engine, "stash", 1, ZONE, opened)
+    provisioning.create_account(engine, "stash", 1, ZONE, opened, grace=carry.grace)
     provisioning.create_line(engine, "stash", "+14155550101", opened, STASH, line_id="L1")
-    provisioning.create_account(engine, "other", 1, ZONE, opened)
+    provisioning.create_account(engine, "other", 1, ZONE, opened, grace=carry.grace)
     provisioning.create_line(engine, "other", "+14155550301", opened, STASH, line_id="O1")
     for day in range(95):  # 300 MB a day: about 1 GB of each allowance rolls over, under
         # the stash's cap, so a late event changes the next deposit byte for byte

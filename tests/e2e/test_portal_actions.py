@@ -12,7 +12,10 @@ import pytest
 
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import alert_thresholds, ledger_ops, portal_access, provisioning
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import alert_thresholds
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from tests.loopback import serving

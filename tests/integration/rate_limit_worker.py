@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from carryover.services.rate_limits import DatabaseRateLimiter
+from carryover.services.access.rate_limits import DatabaseRateLimiter
 from carryover.store.engine import make_engine
 from carryover.store.uow import UnitOfWork
 

@@ -14,11 +14,9 @@ from sqlalchemy import select
 from carryover.adapters.cdr_files import read_usage
 from carryover.domain.quota import QuotaPolicy
 from carryover.runtime import Carryover
-from carryover.services import alert_thresholds, ledger_ops, provisioning
-from carryover.services.batch import UsageRow, record_batch
-from carryover.services.book_cache import BookCache
-from carryover.services.charging_batch import charge
-from carryover.services.charging_model import (
+from carryover.services.charging.book_cache import BookCache
+from carryover.services.charging.group_commit import charge
+from carryover.services.charging.model import (
     ChargingOp,
     ChargingPolicy,
     ChargingRequest,
@@ -26,6 +24,10 @@ from carryover.services.charging_model import (
     UsedUnits,
 )
 from carryover.services.errors import NotFound, ServiceError
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import alert_thresholds
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
@@ -96,7 +98,7 @@ def test_a_value_batch_uses_the_picked_thresholds(engine):
 
 
 def test_an_ingest_chunk_uses_the_picked_thresholds(engine, tmp_path):
-    from carryover.services.ingest import ingest_chunks
+    from carryover.services.ingest.chunks import ingest_chunks
     alert_thresholds.set_thresholds(engine, "p", [15, 45])
     path = tmp_path / "cdr.csv"
     with path.open("w", newline="") as handle:

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import inspect, select
 
-from carryover.services import alert_thresholds, catalog, ledger_ops, provisioning
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.notify import alert_thresholds
 from carryover.store.engine import make_engine
 from carryover.store.schema import downgrade, upgrade
 from carryover.store.tables import lines

@@ -19,9 +19,10 @@ import pytest
 from carryover.adapters.cdr_files import read_usage
 from carryover.domain.bounds import MAX_EVENT, MAX_TOTAL
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
 from carryover.services.errors import ServiceError
-from carryover.services.ingest import ingest_chunks
+from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -19,7 +19,8 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import ChangePlan, OpenLine, Usage
 from carryover.plan_files import load_presets
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store import tables
 from carryover.store.schema import downgrade, upgrade

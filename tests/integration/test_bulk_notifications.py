@@ -14,7 +14,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, insert, select
 
 from carryover.runtime import Carryover
-from carryover.services import bulk_notifications, ledger_ops, notifications, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import chunk_notices as bulk_notifications
+from carryover.services.notify import notices as notifications
 from carryover.settings import get_settings
 from carryover.store.bulk_io import Raw
 from carryover.store.uow import UnitOfWork

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from carryover.services import provisioning
+from carryover.services.ledger import provisioning
 from carryover.store.bulk_update import insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.tables import accounts, buckets, counters, lines

@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.engine import make_url
 
-from carryover.services import charging_batch, ledger_ops, provisioning
-from carryover.services.book_cache import BookCache
-from carryover.services.charging_batch import charge
-from carryover.services.charging_model import (
+from carryover.services.charging import group_commit as charging_batch
+from carryover.services.charging.book_cache import BookCache
+from carryover.services.charging.group_commit import charge
+from carryover.services.charging.model import (
     ChargingAnswer,
     ChargingOp,
     ChargingPolicy,
@@ -48,6 +48,8 @@ from carryover.services.charging_model import (
     UsedUnits,
 )
 from carryover.services.errors import ServiceError
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import Settings
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.engine import dispose_engines, make_engine

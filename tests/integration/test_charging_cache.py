@@ -1,8 +1,8 @@
-"""The charging queue's book cache (services.charging_batch.BookCache) never answers
+"""The charging queue's book cache (services.charging.group_commit.BookCache) never answers
 from a stale book, on SQLite and PostgreSQL.
 
 A kept book is used only at the account version it was kept at: a top-up by the
-REST path (services.ledger_ops) in between must be seen by the next grant, a
+REST path (services.ledger.operations) in between must be seen by the next grant, a
 batch that rolled back must leave nothing behind, and a run with the cache must
 answer exactly as a run without it.
 """
@@ -14,10 +14,9 @@ from datetime import timedelta
 import pytest
 
 from carryover.domain.quota import QuotaPolicy
-from carryover.services import ledger_ops, provisioning
-from carryover.services.book_cache import BookCache
-from carryover.services.charging_batch import charge
-from carryover.services.charging_model import (
+from carryover.services.charging.book_cache import BookCache
+from carryover.services.charging.group_commit import charge
+from carryover.services.charging.model import (
     ChargingOp,
     ChargingPolicy,
     ChargingRequest,
@@ -25,6 +24,8 @@ from carryover.services.charging_model import (
     UsedUnits,
 )
 from carryover.services.errors import ServiceError
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN
 

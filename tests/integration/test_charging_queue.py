@@ -17,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from carryover.services import provisioning
-from carryover.services.charging_model import (
+from carryover.services.charging.model import (
     ChargingAnswer,
     ChargingOp,
     ChargingPolicy,
@@ -29,8 +28,9 @@ from carryover.services.charging_model import (
     UnknownSubscriber,
     UsedUnits,
 )
-from carryover.services.charging_queue import ChargingQueue
+from carryover.services.charging.queue import ChargingQueue
 from carryover.services.errors import ServiceError
+from carryover.services.ledger import provisioning
 from carryover.settings import Settings
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.tables import usage_events

@@ -24,8 +24,9 @@ from sqlalchemy import func, select
 from carryover.domain.ledger import Entry, EntryKind, balances, usage_by_line
 from carryover.domain.units import Unit
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
 from carryover.services.errors import Duplicate
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.tables import buckets, usage_events
 from carryover.store.uow import UnitOfWork

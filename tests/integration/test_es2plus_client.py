@@ -17,7 +17,7 @@ from carryover.adapters.smdp_emulator import create_emulator_app
 from carryover.adapters.smdp_store import Fault
 from carryover.domain.esim.states import ProfileState
 from carryover.domain.esim.status import FunctionFailed
-from carryover.services.esim_port import TransportFailure
+from carryover.services.esim.ports import TransportFailure
 from tests.esim_support import EID_A, EID_B, emulator, iccid, records
 from tests.loopback import serving
 

@@ -21,7 +21,9 @@ from carryover.adapters.smdp_device import SimulatedDevice
 from carryover.adapters.smdp_store import SmdpStore
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import esim, esim_inventory, provisioning
+from carryover.services.esim import inventory as esim_inventory
+from carryover.services.esim import orders as esim
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.esim_tables import esim_events
 from carryover.store.uow import UnitOfWork

@@ -19,9 +19,12 @@ from carryover.adapters.smdp_device import SimulatedDevice
 from carryover.api.app import create_app
 from carryover.domain.esim import confirmation
 from carryover.runtime import Carryover
-from carryover.services import esim, esim_inventory, ledger_ops, provisioning
 from carryover.services.errors import NotFound, ServiceError
-from carryover.services.esim_port import SmdpError
+from carryover.services.esim import inventory as esim_inventory
+from carryover.services.esim import orders as esim
+from carryover.services.esim.ports import SmdpError
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.esim_tables import esim_orders
 from carryover.store.tables import buckets, ledger_entries, usage_events

@@ -16,9 +16,11 @@ import pytest
 from carryover.adapters.cdr_files import Chunk
 from carryover.domain.bulk.state import to_us
 from carryover.runtime import Carryover
-from carryover.services import ingest, ledger_ops, provisioning
-from carryover.services.ingest import ingest_chunks
-from carryover.services.ingest_cache import AccountCache
+from carryover.services.ingest import chunks as ingest
+from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ingest.state_cache import AccountCache
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 
 GB = 1024**3

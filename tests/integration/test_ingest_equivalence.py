@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
-from carryover.services.ingest import ingest_chunks
+from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from carryover.services import provisioning
-from carryover.services.ingest_cache import AccountCache
+from carryover.services.ingest.state_cache import AccountCache
+from carryover.services.ledger import provisioning
 from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, inspect, select
 
-from carryover.services import catalog, ledger_ops, provisioning
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store import codec
 from carryover.store.engine import make_engine
 from carryover.store.repository import AccountRepository

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.tables import buckets
 from carryover.store.uow import UnitOfWork

@@ -65,9 +65,10 @@ from carryover.domain.statement import build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import check, position
 from carryover.runtime import Carryover
-from carryover.services import catalog, ledger_ops, provisioning
-from carryover.services.batch import UsageRow, record_batch
 from carryover.services.errors import Duplicate, ServiceError
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.uow import UnitOfWork

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
-from carryover.services.batch import UsageRow, record_batch
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox

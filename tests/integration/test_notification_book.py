@@ -22,8 +22,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from carryover.runtime import Carryover
-from carryover.services import alert_thresholds, ledger_ops, notifications, provisioning
 from carryover.services.errors import ServiceError
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import alert_thresholds
+from carryover.services.notify import notices as notifications
 from carryover.settings import get_settings
 from carryover.store.webhook_tables import outbox
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from tests.integration.test_notifications import GB, JAN, events, kinds, setup
 

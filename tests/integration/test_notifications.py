@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
-from carryover.services import catalog, ledger_ops, provisioning
-from carryover.services.batch import UsageRow, record_batch
-from carryover.services.ingest import ingest_chunks
-from carryover.services.notifications import emit_notifications
+from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import catalog, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.notify.notices import emit_notifications
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox

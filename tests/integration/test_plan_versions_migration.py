@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from carryover.services import catalog
+from carryover.services.ledger import catalog
 from carryover.store.engine import make_engine
 from carryover.store.schema import downgrade, upgrade
 from carryover.store.uow import UnitOfWork

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from carryover.runtime import Carryover
-from carryover.services import catalog, ledger_ops, provisioning, time_window
+from carryover.services.ledger import catalog, provisioning, time_window
+from carryover.services.ledger import operations as ledger_ops
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.uow import UnitOfWork

@@ -1,4 +1,5 @@
-"""The shared rate limit (services.rate_limits): GCRA in the database, on SQLite and PostgreSQL.
+"""The shared rate limit (services.access.rate_limits): GCRA in the database,
+on SQLite and PostgreSQL.
 
 - the algorithm: a burst, then one request per interval, Retry-After exact;
 - two separate OS processes on the same database share one key's budget;
@@ -21,8 +22,8 @@ from sqlalchemy import select
 
 from carryover.api.app import create_app
 from carryover.runtime import Carryover
-from carryover.services import rate_limits
-from carryover.services.rate_limits import DatabaseRateLimiter, RateLimiter, make_limiter
+from carryover.services.access import rate_limits
+from carryover.services.access.rate_limits import DatabaseRateLimiter, RateLimiter, make_limiter
 from carryover.settings import get_settings
 from carryover.store.api_tables import api_rate_limits
 from carryover.store.uow import UnitOfWork

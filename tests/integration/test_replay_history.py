@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from carryover.domain.inputs import TopUp, Usage, order_key
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 

@@ -1,4 +1,4 @@
-"""The throttled and blocked line gauges of `/metrics` (services.business_metrics), exact.
+"""The throttled and blocked line gauges of `/metrics` (services.ops.business_metrics), exact.
 
 A line counts when its latest throttled or blocked notification belongs to its
 account's current cycle, that cycle has not ended, and it has nothing usable now
@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from carryover.runtime import Carryover
-from carryover.services import business_metrics, ledger_ops, provisioning
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.ops import business_metrics
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 

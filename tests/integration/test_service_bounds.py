@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 
 from carryover.domain.bounds import MAX_EVENT
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
-from carryover.services.batch import UsageRow, record_batch
 from carryover.services.errors import ServiceError
+from carryover.services.ingest.values import UsageRow, record_batch
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store import tables
 from carryover.store.uow import UnitOfWork

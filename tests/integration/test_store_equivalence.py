@@ -17,8 +17,9 @@ from carryover.domain.buckets import POOL
 from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
 from carryover.plan_files import load_presets
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
-from carryover.services.simulate import run
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.scenarios.simulate import run
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 

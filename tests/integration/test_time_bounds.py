@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning
-from carryover.services.time_window import OutOfWindow
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.ledger.time_window import OutOfWindow
 from carryover.settings import get_settings
 from carryover.store.engine import make_engine
 from carryover.store.tables import accounts, buckets, counters, ledger_entries

@@ -24,7 +24,8 @@ import pytest
 
 from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
-from carryover.services import ingest, provisioning
+from carryover.services.ingest import chunks as ingest
+from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store import wal_checkpoints
 from carryover.store.engine import dispose_engines

@@ -20,7 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from carryover.services import ledger_ops, provisioning, webhook_delivery, webhooks
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import delivery as webhook_delivery
+from carryover.services.notify import webhooks
 from tests.integration.test_webhooks import GB, JAN, use_up, world
 from tests.loopback import serving
 

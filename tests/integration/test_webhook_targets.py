@@ -17,13 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from carryover.cli import app as cli_app
-from carryover.services import (
-    ledger_ops,
-    provisioning,
-    webhook_delivery,
-    webhook_targets,
-    webhooks,
-)
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import delivery as webhook_delivery
+from carryover.services.notify import targets as webhook_targets
+from carryover.services.notify import webhooks
 from carryover.settings import get_settings
 from tests.api_support import served_api
 from tests.integration.test_webhooks import JAN, Receiver, use_up, world

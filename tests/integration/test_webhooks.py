@@ -14,7 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops, provisioning, webhooks
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.ledger import provisioning
+from carryover.services.notify import webhooks
 from carryover.settings import get_settings
 from tests.loopback import serving
 

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from carryover.runtime import Carryover
-from carryover.services import ledger_ops
+from carryover.services.ledger import operations as ledger_ops
 from carryover.settings import get_settings
 
 

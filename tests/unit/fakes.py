@@ -7,8 +7,8 @@ committing throws the copy away, as the store's UnitOfWork rolls back. Like the
 store's, one FakeUnitOfWork may be entered again and again, each time a new
 transaction; `db.commits` counts the commits.
 
-The repositories implement the protocols the services declare (services.charging_ports,
-services.esim_port, services.access_ports); tests/unit/test_fakes_match.py checks that
+The repositories implement the protocols the services declare (services.charging.ports,
+services.esim.ports, services.access.ports); tests/unit/test_fakes_match.py checks that
 they and the store's classes have the methods of the protocols, with their parameters.
 """
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from carryover.plan_files import load_presets
-from carryover.services import api_keys, idempotency, rate_limits
+from carryover.services.access import api_keys, idempotency, rate_limits
 from carryover.services.errors import Conflict, NotFound, ServiceError
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 

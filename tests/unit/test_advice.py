@@ -20,7 +20,7 @@ from carryover.domain.buckets import POOL
 from carryover.domain.inputs import OpenLine, SetLimit, TopUp, Usage
 from carryover.domain.units import Unit
 from carryover.domain.views import position
-from carryover.services.simulate import run
+from carryover.services.scenarios.simulate import run
 
 from .rules_support import GB, MB, PRESETS, at, new_book, plan, submit
 

@@ -1,4 +1,4 @@
-"""The Nchf group commit (services.charging_batch) on a fake unit of work: no database.
+"""The Nchf group commit (services.charging.group_commit) on a fake unit of work: no database.
 
 Plans of a few MB; grants of at most 1 MB (as tests/integration/test_charging_batch.py),
 so the numbers can be followed by hand: a 4 MB allowance grants 1 MB, 1 MB, 1 MB, 1 MB,
@@ -14,8 +14,8 @@ import pytest
 from carryover.domain.plans import plan_from_mapping
 from carryover.domain.quota import QUOTA_LIMIT_REACHED, SUCCESS
 from carryover.plan_files import load_presets
-from carryover.services.charging_batch import charge
-from carryover.services.charging_model import (
+from carryover.services.charging.group_commit import charge
+from carryover.services.charging.model import (
     ChargingAnswer,
     ChargingOp,
     ChargingPolicy,

@@ -1,4 +1,4 @@
-"""eSIM orders and inventory (services.esim, services.esim_inventory) on a fake unit of work.
+"""eSIM orders and inventory (services.esim.orders, services.esim.inventory) on a fake unit of work.
 
 The SM-DP+ is a fake too: it answers every ES2+ function at once, or fails the one
 it is told to, and records what it was asked.
@@ -13,9 +13,11 @@ import pytest
 from carryover.domain.esim.notifications import DownloadProgress
 from carryover.domain.esim.status import SUCCESS, FunctionFailed, StatusCode
 from carryover.plan_files import load_presets
-from carryover.services import esim, esim_inventory, esim_notifications
 from carryover.services.errors import ServiceError
-from carryover.services.esim_port import ConfirmedOrder, SmdpError
+from carryover.services.esim import download_progress as esim_notifications
+from carryover.services.esim import inventory as esim_inventory
+from carryover.services.esim import orders as esim
+from carryover.services.esim.ports import ConfirmedOrder, SmdpError
 from tests.esim_support import EID_A, EID_B, records
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 

@@ -31,7 +31,7 @@ from carryover.domain.inputs import Usage
 from carryover.domain.ledger import balances, usage_by_line
 from carryover.domain.views import position, qos
 from carryover.plan_files import load_presets
-from carryover.services.simulate import run
+from carryover.services.scenarios.simulate import run
 
 GB = 1024**3
 MB = 1024**2

@@ -12,8 +12,11 @@ import typing
 
 import pytest
 
-from carryover.services import access_ports, business_metrics, charging_ports, esim_port
-from carryover.services.total_bounds import StoredTotals
+from carryover.services.access import ports as access_ports
+from carryover.services.charging import ports as charging_ports
+from carryover.services.esim import ports as esim_port
+from carryover.services.ingest.total_bounds import StoredTotals
+from carryover.services.ops import business_metrics
 from carryover.store.api_repository import IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import event
 
 from carryover.runtime import Carryover
-from carryover.services import api_keys
+from carryover.services.access import api_keys
 from carryover.settings import get_settings
 from carryover.store.uow import UnitOfWork
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from carryover.adapters.scenario_file import load_scenario
 from carryover.plan_files import load_presets
-from carryover.services.simulate import run
+from carryover.services.scenarios.simulate import run
 
 HEAD = """timezone: America/New_York
 bill_cycle_day: 5

@@ -1,4 +1,4 @@
-"""Refusing events that would take a stored total past MAX_TOTAL (services.total_bounds),
+"""Refusing events that would take a stored total past MAX_TOTAL (services.ingest.total_bounds),
 against stored totals given in memory."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from carryover.domain.bounds import MAX_TOTAL
-from carryover.services.total_bounds import over_total
+from carryover.services.ingest.total_bounds import over_total
 
 UNITS = np.array(["data", "voice"], dtype=object)
 

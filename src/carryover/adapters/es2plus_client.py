@@ -33,7 +33,7 @@ from carryover.domain.esim.status import (
     FunctionFailed,
     StatusCode,
 )
-from carryover.services.esim_port import AVAILABLE, ConfirmedOrder, TransportFailure
+from carryover.services.esim.ports import AVAILABLE, ConfirmedOrder, TransportFailure
 
 BASE_PATH = "/gsma/rsp2/es2plus/"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -51,7 +51,7 @@ def tls_context(client_cert: str | None, client_key: str | None,
 
 
 class Es2PlusClient:
-    """Implements services.esim_port.Smdp over HTTP(S)."""
+    """Implements services.esim.ports.Smdp over HTTP(S)."""
 
     def __init__(self, base_url: str, *, requester_id: str = "carryover",
                  timeout: float = 10.0, retries: int = 3, backoff: float = 0.5,

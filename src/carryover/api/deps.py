@@ -2,7 +2,7 @@
 
 `Caller` authenticates the `Authorization: Bearer <token>` header (401 without
 a valid key) and applies the key's rate limit (429 with Retry-After, the
-Carryover's limiter: services.rate_limits); `Operator` also refuses subscriber
+Carryover's limiter: services.access.rate_limits); `Operator` also refuses subscriber
 keys (403).
 """
 
@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from carryover.api.problems import ApiProblem
 from carryover.runtime import Carryover
-from carryover.services import api_keys
-from carryover.services.api_keys import Principal
-from carryover.services.ledger_ops import Actor
-from carryover.services.rate_limits import DatabaseRateLimiter, RateLimiter
+from carryover.services.access import api_keys
+from carryover.services.access.api_keys import Principal
+from carryover.services.access.rate_limits import DatabaseRateLimiter, RateLimiter
+from carryover.services.ledger.operations import Actor
 from carryover.store.uow import UnitOfWork
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `carryover apikey create`.")

@@ -39,7 +39,7 @@ from carryover.domain.esim.status import (
     failed,
 )
 from carryover.runtime import Carryover
-from carryover.services import esim_notifications
+from carryover.services.esim import download_progress as esim_notifications
 
 PROTOCOL_HEADER = {ADMIN_PROTOCOL_HEADER: ADMIN_PROTOCOL}
 FAILED_EXAMPLE = {"header": {"functionExecutionStatus": {

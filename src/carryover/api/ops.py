@@ -5,7 +5,7 @@
 - `/metrics`: Prometheus text format: requests by method, route template and
   status, and their latencies; usage events rated and top-ups added through
   this process; and, read from the database at scrape time
-  (services.business_metrics), rollover deposited, lines throttled and lines
+  (services.ops.business_metrics), rollover deposited, lines throttled and lines
   blocked now (exact), lines without data (an older approximation), pending
   webhook deliveries and the outbox lag.
   Unauthenticated, like the probes: keep the port on a private network
@@ -35,7 +35,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from carryover.api.problems import problem
-from carryover.services import business_metrics
+from carryover.services.ops import business_metrics
 from carryover.store.schema import current_revision, head_revision
 from carryover.store.uow import UnitOfWork
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from carryover.services.errors import Conflict, Duplicate, Forbidden, NotFound, ServiceError
-from carryover.services.esim_port import SmdpError
+from carryover.services.esim.ports import SmdpError
 from carryover.store.engine import is_statement_timeout
 
 PROBLEM_JSON = "application/problem+json"

@@ -2,7 +2,7 @@
 
 Started by the app's lifespan when `webhook_worker` is on. With several worker
 processes (`serve --workers N`) or several hosts, only the one that holds the
-deployment's delivery lock (services.webhook_delivery.try_lock: a PostgreSQL
+deployment's delivery lock (services.notify.delivery.try_lock: a PostgreSQL
 advisory lock, or a lock file beside the SQLite database) runs the delivery
 loop; the others try again every few seconds (`lock_retry_seconds`) and take over when the
 holder stops. The loop runs on the app's event loop (its database calls in
@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from carryover.services import webhook_delivery
+from carryover.services.notify import delivery as webhook_delivery
 
 log = logging.getLogger("carryover.webhooks")
 

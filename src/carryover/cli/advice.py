@@ -1,6 +1,6 @@
 """`carryover advise LINE`: the advice of docs/advice.md, as tables or `--json`.
 
-Thin: parse, call services.advice, render. Instants are shown in the account's
+Thin: parse, call services.advice.advise, render. Instants are shown in the account's
 local time (human_time.local_time); `--json` keeps ISO 8601 in UTC.
 """
 
@@ -17,7 +17,7 @@ from carryover.cli.operator import LineArg, line_timezone
 from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
 from carryover.domain.units import format_amount
 from carryover.human_time import local_time
-from carryover.services import advice as advice_service
+from carryover.services.advice import advise as advice_service
 
 CyclesOption = Annotated[int, typer.Option(
     "--cycles", min=1, max=MAX_CYCLES,

@@ -15,7 +15,7 @@ from rich.table import Table
 from carryover.cli import app
 from carryover.cli.common import JsonOption, console, now, print_json, run, uow
 from carryover.human_time import local_time
-from carryover.services import api_keys
+from carryover.services.access import api_keys
 
 apikey_app = typer.Typer(help="API keys for `carryover serve`: operator or subscriber.",
                          no_args_is_help=True)

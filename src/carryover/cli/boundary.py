@@ -9,7 +9,7 @@ command is sorted here:
   prints `carryover: <what>: <why>` and exits 2;
 - anything else is a defect: one line naming it and how to see the traceback
   (CARRYOVER_DEBUG=1), exit 1.
-An ingest stopped by either also prints what it had stored (services.ingest,
+An ingest stopped by either also prints what it had stored (services.ingest.chunks,
 `IngestStopped`), so a re-run can be reasoned about. With CARRYOVER_DEBUG=1 the
 traceback is printed first. No message carries a password: database URLs are
 shown with it hidden, and any password of the configured URL is blanked out of
@@ -234,7 +234,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _stopped(exc: BaseException):
-    from carryover.services.ingest import IngestStopped
+    from carryover.services.ingest.chunks import IngestStopped
     for error in _chain(exc):
         if isinstance(error, IngestStopped):
             return error

@@ -24,8 +24,8 @@ from carryover.cli import app, line_app
 from carryover.cli.common import JsonOption, console, engine, fail, now, print_json
 from carryover.domain.bulk.state import to_us
 from carryover.domain.cycles import CycleError
-from carryover.services.ingest import Committed, IngestStopped, ingest_chunks
-from carryover.services.line_import import import_lines
+from carryover.services.ingest.chunks import Committed, IngestStopped, ingest_chunks
+from carryover.services.ledger.line_import import import_lines
 
 RejectsOption = Annotated[Path | None, typer.Option(
     "--rejects", metavar="PATH", help="Write every rejected row here, in file order: "

@@ -17,8 +17,8 @@ from carryover.cli.render import statement_tables
 from carryover.domain.units import format_amount
 from carryover.human_time import local_time
 from carryover.runtime import Carryover
-from carryover.services import portal_access
-from carryover.services.demo import DAYS, TZ, run_demo
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.scenarios.demo import DAYS, TZ, run_demo
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
 from carryover.store.schema import SchemaError

@@ -22,7 +22,8 @@ from carryover.adapters.inventory_csv import read_inventory
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, fail, now, print_json, run, uow
 from carryover.domain.esim.classify import classify
-from carryover.services import esim, esim_inventory
+from carryover.services.esim import inventory as esim_inventory
+from carryover.services.esim import orders as esim
 
 
 def say(text: object) -> None:

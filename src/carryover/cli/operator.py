@@ -27,7 +27,8 @@ from carryover.cli.render import statement_tables
 from carryover.domain.bounds import MAX_BUCKET
 from carryover.domain.units import Unit, format_amount
 from carryover.human_time import local_time
-from carryover.services import catalog, directory, ledger_ops, provisioning
+from carryover.services.ledger import catalog, directory, provisioning
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store.schema import current_revision
 from carryover.store.uow import UnitOfWork
 

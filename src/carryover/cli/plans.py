@@ -26,7 +26,8 @@ from carryover.domain.plans import Plan, PlanKind
 from carryover.domain.units import Unit, format_amount
 from carryover.human_time import local_time
 from carryover.plan_files import PlanFileError, load_plan_file
-from carryover.services import catalog, ledger_ops
+from carryover.services.ledger import catalog
+from carryover.services.ledger import operations as ledger_ops
 from carryover.store.uow import UnitOfWork
 
 

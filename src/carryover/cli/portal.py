@@ -16,7 +16,7 @@ import typer
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, fail, now, print_json, run, uow
 from carryover.human_time import local_time
-from carryover.services import portal_access
+from carryover.services.access import portal_sessions as portal_access
 
 portal_app = typer.Typer(help="The subscriber portal: sign-in links.", no_args_is_help=True)
 app.add_typer(portal_app, name="portal")

@@ -14,7 +14,7 @@ from carryover.cli import app
 from carryover.cli.common import JsonOption, console, fail
 from carryover.human_time import local_time
 from carryover.plan_files import load_presets
-from carryover.services.simulate import run
+from carryover.services.scenarios.simulate import run
 
 STYLES = {"check": "bold cyan", "rollover_in": "green", "expire": "yellow",
           "forfeit": "yellow", "qos": "bold red", "adjust": "magenta"}

@@ -16,7 +16,8 @@ from rich.table import Table
 
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, engine, now, print_json, run
-from carryover.services import webhook_delivery, webhooks
+from carryover.services.notify import delivery as webhook_delivery
+from carryover.services.notify import webhooks
 
 HELD = ("another delivery loop (carryover serve or webhooks deliver) holds the "
         "deployment's delivery lock")

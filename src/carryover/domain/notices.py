@@ -7,7 +7,7 @@ services decide them after every change and write each to the outbox once per
 (line, cycle, kind); this module is the decision, with no I/O and no clock.
 
 Two inputs give the same answer:
-- facts aggregated by SQL over the stored buckets (services.notifications,
+- facts aggregated by SQL over the stored buckets (services.notify.notices,
   for batches and ingest chunks), passed to `line_conditions`;
 - an AccountBook already in memory (the single-event path): `notices(book, at,
   stored_closed)` computes the same facts from the book's buckets with

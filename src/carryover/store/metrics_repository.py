@@ -1,6 +1,6 @@
 """The business figures of `/metrics`: cheap aggregate reads over the ledger and the outbox.
 
-services.business_metrics defines each figure; these are its queries, one each,
+services.ops.business_metrics defines each figure; these are its queries, one each,
 never a rating or QoS evaluation per line. `restricted` compares the outbox's
 ISO 8601 `cycle_start` text with the account's instant column, which each
 backend spells its own way.
@@ -67,7 +67,7 @@ class MetricsRepository:
         return int(self.conn.execute(empty).scalar_one())
 
     def restricted(self, now: datetime) -> dict[str, int]:
-        """Lines throttled and blocked at `now` (services.business_metrics), per kind."""
+        """Lines throttled and blocked at `now` (services.ops.business_metrics), per kind."""
         found = dict.fromkeys(RESTRICTED, 0)
         found.update({kind: int(n) for kind, n in self.conn.execute(
             restricted_lines(now, self.conn.dialect.name))})

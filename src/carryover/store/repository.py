@@ -85,7 +85,7 @@ _LIVE_BUCKETS_OF = select(buckets).where(and_(
     buckets.c.account_id.in_(bindparam("ids", expanding=True)), buckets.c.closed.is_(False))
     ).order_by(buckets.c.account_id, buckets.c.id)
 # `inline()`: no RETURNING of generated keys (nothing reads them), so the statements
-# need no answer and can go out in a pipeline (services.charging_batch).
+# need no answer and can go out in a pipeline (services.charging.group_commit).
 _NEW_ENTRIES = insert(ledger_entries).inline()
 _NEW_BUCKETS = insert(buckets).inline()
 _CURSOR_SETS = ("cycle_start", "cycle_end", "until", "segment_start", "last_key")

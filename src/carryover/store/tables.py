@@ -216,7 +216,7 @@ counters = Table(
     Column("name", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
     # The few totals past half their bound (domain/bounds.py): ingest looks them up
-    # before adding a chunk, without reading every counter (services/total_bounds.py).
+    # before adding a chunk, without reading every counter (services/ingest/total_bounds.py).
     Index("ix_counters_big", "value", sqlite_where=text(f"value > {BIG_TOTAL}"),
           postgresql_where=text(f"value > {BIG_TOTAL}")),
 )

@@ -18,7 +18,7 @@ from carryover.store.tables import BIG_TOTAL
 
 
 class UsageTotals:
-    """The stored usage totals a chunk is checked against (services.total_bounds)."""
+    """The stored usage totals a chunk is checked against (services.ingest.total_bounds)."""
 
     above = BIG_TOTAL  # `big()` holds every total past this
 

@@ -23,7 +23,7 @@ chunk waits for the running checkpoint before it begins (`before_chunk`). And
 `close` waits for the last one, so an ingest returns with its pages in the
 database file, as the automatic checkpoint would leave them.
 
-`carryover ingest` uses it (services.ingest, `long_run`); a small API
+`carryover ingest` uses it (services.ingest.chunks, `long_run`); a small API
 batch does not, as its own commit's checkpoint is short. On PostgreSQL, on an
 in-memory SQLite database, or when not `enabled`, every method does nothing.
 """

@@ -1,7 +1,7 @@
 """Notification tables: the transactional outbox and webhook delivery.
 
 - `outbox`: one row per notification, written in the transaction of the change
-  that made its condition true (services.notifications). The unique key
+  that made its condition true (services.notify.notices). The unique key
   (line, cycle_start, kind) makes each kind fire once per line per cycle,
   whichever path evaluated it and however often.
 - `webhook_endpoints`: where notifications are POSTed. The secret is stored as

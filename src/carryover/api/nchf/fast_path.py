@@ -29,8 +29,8 @@ from starlette.requests import Request
 
 from carryover.api.deps import take_token
 from carryover.api.nchf import routes
-from carryover.services import api_keys
-from carryover.services.charging_model import ChargingOp
+from carryover.services.access import api_keys
+from carryover.services.charging.model import ChargingOp
 
 # The media types FastAPI reads as a JSON body (fastapi.routing).
 _JSON = re.compile(r"application/(?:[\w.+-]+\+)?json")

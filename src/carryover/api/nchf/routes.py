@@ -38,8 +38,7 @@ from carryover.api.printable import printable
 from carryover.api.problems import PROBLEM_JSON, nchf_problem, responses
 from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.quota import Grant
-from carryover.services import time_window
-from carryover.services.charging_model import (
+from carryover.services.charging.model import (
     ChargingAnswer,
     ChargingOp,
     ChargingRequest,
@@ -49,6 +48,7 @@ from carryover.services.charging_model import (
     UsedUnits,
 )
 from carryover.services.errors import ServiceError
+from carryover.services.ledger import time_window
 
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -195,7 +195,7 @@ def _volume(container: UsedUnitContainer, where: str) -> int:
 
 def _in_window(at: datetime, where: str) -> None:
     """Usage is booked at these instants: 1970 up to now plus the clock skew
-    (services.time_window), or the book would materialize cycles up to any year."""
+    (services.ledger.time_window), or the book would materialize cycles up to any year."""
     try:
         time_window.check_write("instant", at)
     except time_window.OutOfWindow as exc:

@@ -12,13 +12,13 @@ for one a subscriber may not make, such as a plan not offered for self-service).
   account with a pool; 404 for any other account.
 - `POST /portal/family/gift`: `from_line`, `to_line`, `amount` with `unit` (MB or GB).
 - `POST /portal/family/limit`: `line`, `amount` with `unit`, or empty for no cap.
-- `GET /portal/lines/{line}/advice`: the advice cards (services.advice), each with
+- `GET /portal/lines/{line}/advice`: the advice cards (services.advice.advise), each with
   its action: change plan (now or at the next cycle, with what a change now
   forfeits), the family's suggested gifts and member limits, alert thresholds.
 - `POST /portal/lines/{line}/plan-change`: `plan`, `effective` (now or next_cycle);
   only plans offered for self-service, as for a subscriber key.
 - `POST /portal/lines/{line}/alert-thresholds`: `thresholds`, percentages separated
-  by commas or spaces, or empty for the defaults (services.alert_thresholds).
+  by commas or spaces, or empty for the defaults (services.notify.alert_thresholds).
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ from starlette.concurrency import run_in_threadpool
 
 from carryover.api.portal.render import page
 from carryover.api.portal.session import PortalRefusal, Signed, checked_form
-from carryover.services import advice, alert_thresholds, ledger_ops, portal_family
+from carryover.services.advice import advise as advice
 from carryover.services.errors import Forbidden, NotFound, ServiceError
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.notify import alert_thresholds
+from carryover.services.portal import family as portal_family
 from carryover.store.uow import UnitOfWork
 
 router = APIRouter()

@@ -1,6 +1,6 @@
 """The pages a subscriber reads: the overview of a line, its usage, its statement.
 
-Each page is one read through services.portal_pages or services.ledger_ops at the
+Each page is one read through services.portal.pages or services.ledger.operations at the
 server's now; a line outside the session's account is a 404, worded as an
 unknown line's.
 """
@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from carryover.api.portal.chart import usage_chart
 from carryover.api.portal.render import page
 from carryover.api.portal.session import PortalRefusal, Signed
-from carryover.services import ledger_ops, portal_pages
-from carryover.services.portal_access import Session
+from carryover.services.access.portal_sessions import Session
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.portal import pages as portal_pages
 from carryover.store.uow import UnitOfWork
 
 router = APIRouter()

@@ -30,8 +30,8 @@ from starlette.concurrency import run_in_threadpool
 
 from carryover.api.deps import take_token
 from carryover.api.portal.render import page
-from carryover.services import portal_access
-from carryover.services.portal_access import Session, SignInRefused
+from carryover.services.access import portal_sessions as portal_access
+from carryover.services.access.portal_sessions import Session, SignInRefused
 from carryover.store.uow import UnitOfWork
 
 log = logging.getLogger("carryover.portal")

@@ -10,7 +10,7 @@ from carryover.api.deps import Caller, CarryDep, EngineDep, Operator, actor
 from carryover.api.problems import responses
 from carryover.api.rest.idempotent import IdempotencyKey, respond
 from carryover.api.rest.schemas import AccountIn, AccountOut
-from carryover.services import directory, provisioning
+from carryover.services.ledger import directory, provisioning
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=responses(401, 422, 429))
 

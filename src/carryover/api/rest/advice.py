@@ -1,7 +1,7 @@
 """`GET /v1/lines/{line}/advice`: the advice of docs/advice.md, scoped like the balance.
 
 A subscriber key sees the advice of its own account's lines only; any other line
-answers 404 exactly as an unknown line does. Thin: parse, call services.advice,
+answers 404 exactly as an unknown line does. Thin: parse, call services.advice.advise,
 render through the response models below (the OpenAPI schema of the object).
 """
 
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from carryover.api.deps import Caller, EngineDep
 from carryover.api.problems import responses
 from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
-from carryover.services import advice as advice_service
-from carryover.services import directory
+from carryover.services.advice import advise as advice_service
+from carryover.services.ledger import directory
 from carryover.store.uow import UnitOfWork
 
 # Instants are ISO 8601 strings with their offset, as the domain writes them (UTC).

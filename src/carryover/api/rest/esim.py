@@ -1,7 +1,7 @@
 """eSIM orders for a line: order a profile, read its status, show its QR code.
 
 Ordering is operator-only (403 for a subscriber key); it runs ES2+ downloadOrder
-and confirmOrder through services.esim against the SM-DP+ configured by the
+and confirmOrder through services.esim.orders against the SM-DP+ configured by the
 `es2plus_*` settings. The status and the QR code (PNG or SVG, holding the
 `LPA:` activation code) are open to a subscriber key on its own account's
 lines; another account's line answers the 404 of an unknown line. An SM-DP+
@@ -24,8 +24,9 @@ from carryover.api.deps import Caller, EngineDep, Operator
 from carryover.api.problems import ApiProblem, responses
 from carryover.api.rest.idempotent import IdempotencyKey, respond
 from carryover.api.rest.schemas import EsimOrderIn, EsimOrderOut, EsimStatusOut
-from carryover.services import directory, esim
-from carryover.services.esim_port import Smdp
+from carryover.services.esim import orders as esim
+from carryover.services.esim.ports import Smdp
+from carryover.services.ledger import directory
 from carryover.store.uow import UnitOfWork
 
 log = logging.getLogger("carryover.api")

@@ -1,7 +1,7 @@
 """Creating POSTs under an `Idempotency-Key`: the first response is replayed.
 
 `respond` runs the action once per (API key, method and path, Idempotency-Key)
-and stores its response, success or refusal, through services.idempotency; a
+and stores its response, success or refusal, through services.access.idempotency; a
 retry gets the stored status and body back with `Idempotent-Replayed: true`,
 one that comes while the first still runs gets 409. Without the header the
 action simply runs. A secret shown once (an eSIM confirmation code) is
@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from carryover.api.problems import PROBLEM_JSON, problem_body, service_status
-from carryover.services import idempotency
-from carryover.services.api_keys import Principal
+from carryover.services.access import idempotency
+from carryover.services.access.api_keys import Principal
 from carryover.services.errors import ServiceError
 from carryover.store.uow import UnitOfWork
 

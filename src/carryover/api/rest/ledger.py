@@ -33,7 +33,9 @@ from carryover.api.rest.schemas import (
     human,
 )
 from carryover.domain.units import Unit
-from carryover.services import alert_thresholds, directory, ledger_ops
+from carryover.services.ledger import directory
+from carryover.services.ledger import operations as ledger_ops
+from carryover.services.notify import alert_thresholds
 
 router = APIRouter(prefix="/v1/lines/{line}", tags=["balances"],
                    responses=responses(401, 404, 422, 429))

@@ -12,7 +12,7 @@ from carryover.api.problems import responses
 from carryover.api.rest import pagination
 from carryover.api.rest.idempotent import IdempotencyKey, respond
 from carryover.api.rest.schemas import LineIn, LineOut, LinePage
-from carryover.services import directory, provisioning
+from carryover.services.ledger import directory, provisioning
 
 router = APIRouter(prefix="/v1/lines", tags=["lines"], responses=responses(401, 422, 429))
 

@@ -8,7 +8,7 @@ from carryover.api.deps import Caller, EngineDep
 from carryover.api.problems import responses
 from carryover.api.rest import pagination
 from carryover.api.rest.schemas import PlanOut, PlanPage
-from carryover.services import directory
+from carryover.services.ledger import directory
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"], responses=responses(401, 422, 429))
 

@@ -2,7 +2,7 @@
 
 Both are operator-only (usage comes from the network, not from subscribers).
 A single event answers 409 when its event_id was already counted. A batch is
-rated as one chunk by services.ingest: duplicates are counted, not repeated,
+rated as one chunk by services.ingest.chunks: duplicates are counted, not repeated,
 and each row that cannot be taken comes back in `rejects` with its index and
 why, while the good rows go on. Batch instants must carry an offset (a batch
 may span accounts in different timezones). Events rated are counted on
@@ -24,8 +24,8 @@ from carryover.api.rest.idempotent import IdempotencyKey, respond
 from carryover.api.rest.schemas import UsageBatchIn, UsageBatchOut, UsageIn, UsageOut, human
 from carryover.domain.bulk.state import to_us
 from carryover.domain.units import Unit
-from carryover.services import ledger_ops
-from carryover.services.ingest import ingest_chunks
+from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ledger import operations as ledger_ops
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=responses(401, 403, 422, 429))
 UNIT_CODES = {"data": 0, "voice": 1, "sms": 2}

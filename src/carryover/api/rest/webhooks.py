@@ -4,7 +4,7 @@ Operator keys only (403 for a subscriber key). Adding an endpoint returns its
 signing secret in that response only; under an `Idempotency-Key` a replay
 returns the endpoint with `"secret": null` (the stored response is redacted,
 as eSIM confirmation codes are). Removing an endpoint disables it
-(services.webhooks.remove_endpoint): it gets no new deliveries and its pending
+(services.notify.webhooks.remove_endpoint): it gets no new deliveries and its pending
 ones are not sent. Lists are cursor-paginated by id and never show secrets.
 """
 
@@ -26,7 +26,7 @@ from carryover.api.rest.schemas import (
     WebhookOut,
     WebhookPage,
 )
-from carryover.services import webhooks
+from carryover.services.notify import webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
                    responses=responses(401, 403, 422, 429))

@@ -3,7 +3,7 @@
 - `ix_counters_big`: counters whose value is more than half of MAX_TOTAL (2^62,
   domain/bounds.py). Before a chunk is added, ingest reads these (almost always
   none) to refuse an event that would take a line's total past the bound
-  (services/total_bounds.py), without reading every counter of the chunk's lines.
+  (services/ingest/total_bounds.py), without reading every counter of the chunk's lines.
 
 Revision ID: carryover_0009
 Revises: carryover_0008

@@ -1,0 +1,364 @@
+"""Group commit for real-time charging: many Nchf requests, one transaction.
+
+A packet core sends its requests one by one, and each answered in a transaction
+of its own costs about fourteen statements and a commit. Here a batch of
+requests, of any accounts and sessions, is answered in one transaction with a
+fixed number of statements, whatever its size:
+
+1. find the subscribers of the creates, and the accounts of the sessions;
+2. lock every account of the batch in one statement, in id order, so that two
+   workers' batches wait for each other instead of deadlocking;
+3. read the sessions after the lock (so a retransmission answered by another
+   worker a moment ago is seen), the plans, which of the reported containers
+   are stored already and, for accounts whose book is not kept (BookCache),
+   the book, its holds and its closed buckets: one query each, sent together
+   on PostgreSQL (store.pipelined);
+4. answer each request in memory, in arrival order, exactly as it is answered
+   alone: request k sees what requests 1..k-1 left, as if each had been a
+   transaction of its own (the locks serialize an account's writers anyway);
+5. write it all with one statement per kind of row (on PostgreSQL one
+   `json_to_recordset` statement each, all in one pipeline), and commit once.
+
+A request refused before it changes anything (unknown subscriber or reference,
+an old invocationSequenceNumber) gets its error and the batch goes on. One
+refused midway (usage the book refuses) or a database error rolls the batch
+back; then every request is answered again in a batch of its own, so one bad
+request never costs another its answer.
+
+Used units are usage events keyed `nchf:<ref>:<rating group>:<localSequenceNumber>`.
+The key is checked against `usage_events` before rating and the new rows are
+inserted with the rest: no other transaction can store the same key meanwhile,
+because a session's events are only written under its account's lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import Bucket
+from carryover.domain.inputs import Usage
+from carryover.domain.notices import decided_at
+from carryover.domain.quota import Grant, Hold, decide
+from carryover.domain.units import Unit
+from carryover.services.charging.book_cache import BookCache, Kept, as_loaded
+from carryover.services.charging.model import (
+    ChargingAnswer,
+    ChargingOp,
+    ChargingPolicy,
+    ChargingRequest,
+    SessionNotFound,
+    StaleRequest,
+    UnitRequest,
+    UnknownSubscriber,
+)
+from carryover.services.charging.ports import ChargingUnit
+from carryover.services.errors import ServiceError
+from carryover.services.notify import notices as notifications
+
+Result = ChargingAnswer | ServiceError | None  # None: a release
+
+
+def charge(uow: ChargingUnit, policy: ChargingPolicy, ops: Sequence[ChargingOp],
+           cache: BookCache | None = None) -> list[Result]:
+    """Answer `ops` in order in one transaction of `uow`: per op its answer or its error.
+
+    `cache` keeps the books between batches. Errors that are not the request's own
+    (the database went away) are raised when the batch is a single request."""
+    ops = list(ops)
+    try:
+        with uow:
+            batch = _Batch(uow, policy, cache)
+            results = batch.run(ops)
+            uow.commit()
+        batch.remember()  # only what was committed is worth keeping
+        return results
+    except _Refused as refused:
+        if len(ops) == 1:
+            return [refused.error]
+    except Exception:
+        # Not the request's doing (the database, a deadlock, a bug): alone, it is raised.
+        if len(ops) == 1:
+            raise
+    # Rolled back: each request again on its own, so only the bad one is refused. An
+    # error that is not a refusal (a value the database cannot store, the database
+    # gone) is that request's answer alone: the others' are already committed.
+    results: list[Result | Exception] = []
+    for op in ops:
+        try:
+            results.append(charge(uow, policy, [op], cache)[0])
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+class _Refused(Exception):
+    """A request was refused after it changed the batch's state: roll back."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Session:
+    ref: str
+    account_id: int
+    line: str
+    subscriber: str
+    opened_at: datetime
+    updated_at: datetime
+    sequence: int
+    last_result: list
+    released_at: datetime | None
+    new: bool = False
+    changed: bool = False
+
+
+@dataclass(slots=True)
+class _HoldRow:
+    account_id: int
+    ref: str
+    rating_group: int
+    line: str
+    amount: int
+    granted_at: datetime
+    expires_at: datetime
+
+    def order(self) -> tuple:
+        return (self.granted_at, self.ref, self.rating_group)
+
+
+@dataclass(slots=True)
+class _Account:
+    row: Any
+    book: AccountBook
+    snapshot: dict
+    holds: dict[tuple[str, int], _HoldRow] = field(default_factory=dict)
+    closed: list[Bucket] = field(default_factory=list)
+    touched: bool = False
+
+
+class _Batch:
+    def __init__(self, uow: ChargingUnit, policy: ChargingPolicy,
+                 cache: BookCache | None = None) -> None:
+        self.uow, self.store, self.policy, self.cache = uow, uow.charging, policy, cache
+        self.accounts: dict[int, _Account] = {}
+        self.sessions: dict[str, _Session] = {}
+        self.stored: set[str] = set()
+        self.usage_rows: list[tuple] = []  # (account id, event, calendar, grace)
+        self.outbox: dict[tuple, dict] = {}
+        self.initial_holds: dict[tuple[str, int], _HoldRow] = {}
+
+    # ---- reading ---------------------------------------------------------------------
+    def run(self, ops: list[ChargingOp]) -> list[Result]:
+        creates = [op.request.subscriber for op in ops
+                   if op.kind == "create" and op.request.subscriber]
+        found = self.store.subscribers(creates) if creates else {}
+        refs = sorted({op.ref for op in ops if op.kind != "create" and op.ref})
+        owners = self.store.session_accounts(refs)
+        ids = sorted({row.account_id for row in found.values()} | set(owners.values()))
+        self._load(ids, refs, ops)
+        results: list[Result] = []
+        for op in ops:
+            try:
+                results.append(self._answer(op, found))
+            except _Refused:
+                raise
+            except ServiceError as exc:  # refused before it changed anything
+                results.append(exc)
+        self._write()
+        return results
+
+    def _load(self, ids: list[int], refs: list[str], ops: list[ChargingOp]) -> None:
+        if not ids:
+            return
+        rows = self.store.lock_accounts(ids)
+        events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
+                         for op in ops if op.ref for unit in op.request.units
+                         for used in unit.used})
+        kept: dict[int, Kept] = {}
+        missing = []
+        for row in rows:
+            hit = self.cache.take(row.id, row.version) if self.cache is not None else None
+            if hit is None:
+                missing.append(row)
+            else:
+                kept[row.id] = hit
+        reads = self.store.read(refs, events, missing)
+        for r in reads.sessions:
+            self.sessions[r.ref] = _Session(
+                r.ref, r.account_id, r.line, r.subscriber, r.opened_at, r.updated_at,
+                r.sequence, r.last_result, r.released_at)
+        self.stored = set(reads.stored)
+        for row in rows:
+            hit = kept.get(row.id)
+            if hit is None:
+                continue
+            book = hit.book
+            book.plans = reads.plans  # a plan's new body is a new Plan: the book sees it
+            self.store.attach(row.id, book)
+            self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
+                                             hit.closed)
+        for row in missing:
+            book, snapshot = reads.books[row.id]
+            self.accounts[row.id] = _Account(row, book, snapshot,
+                                             closed=reads.closed.get(row.id, []))
+        for r in reads.holds:
+            self.accounts[r.account_id].holds[(r.ref, r.rating_group)] = _HoldRow(
+                r.account_id, r.ref, r.rating_group, r.line, r.amount, r.granted_at,
+                r.expires_at)
+        for account in self.accounts.values():
+            self.initial_holds.update(account.holds)
+
+    # ---- answering ---------------------------------------------------------------------
+    def _answer(self, op: ChargingOp, found: dict) -> Result:
+        request = op.request
+        if op.kind == "create":
+            return self._create(request, found)
+        session = self.sessions.get(op.ref or "")
+        if session is None or (session.released_at is not None and op.kind == "update"):
+            raise SessionNotFound(f"no open charging session {op.ref!r}")
+        if op.kind == "release":
+            if session.released_at is not None:
+                return None  # released already: releasing again changes nothing
+            final = ChargingRequest(request.at, request.sequence, tuple(
+                UnitRequest(u.rating_group, False, None, u.used) for u in request.units))
+            self._charge(session, final)
+            account = self.accounts[session.account_id]
+            for key in [k for k in account.holds if k[0] == session.ref]:
+                del account.holds[key]
+            session.released_at = request.at
+            return None
+        if request.sequence == session.sequence:  # a retransmission: the same answer
+            grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
+            return ChargingAnswer(session.ref, session.line, request.at, request.sequence,
+                                  grants, replayed=True)
+        if request.sequence < session.sequence:
+            raise StaleRequest(f"invocationSequenceNumber {request.sequence} is older than "
+                               f"the last one answered ({session.sequence})")
+        return self._charge(session, request)
+
+    def _create(self, request: ChargingRequest, found: dict) -> ChargingAnswer:
+        if not request.subscriber:
+            raise UnknownSubscriber("the request names no subscriber (subscriberIdentifier)")
+        row = found.get(request.subscriber)
+        if row is None:
+            raise UnknownSubscriber(f"no line has subscriber {request.subscriber!r}")
+        if request.at < row.opened_at:
+            raise ServiceError(f"line {row.id!r} starts at {row.opened_at.isoformat()}, "
+                               f"after the request's {request.at.isoformat()}")
+        session = _Session(uuid.uuid4().hex, row.account_id, row.id, request.subscriber,
+                           request.at, request.at, -1, [], None, new=True)
+        self.sessions[session.ref] = session
+        return self._charge(session, request)
+
+    def _charge(self, session: _Session, request: ChargingRequest) -> ChargingAnswer:
+        """Rate one request's used units and grant its requested ones, against the book as the
+        batch's earlier requests left it."""
+        account = self.accounts[session.account_id]
+        account.touched = True
+        book, ref, line = account.book, session.ref, session.line
+        try:
+            self._rate_used(account, session, request)
+        except ServiceError as exc:
+            raise _Refused(exc) from exc
+        at = request.at
+        if book.until is None or at >= book.until:
+            book.advance_to(at)
+        else:
+            at = book.until  # the book already knows later events: answer from its latest state
+        replaced = {u.rating_group for u in request.units if u.wants_quota or u.used}
+        live, mine = [], set()
+        for key, hold in sorted(account.holds.items(), key=lambda kv: kv[1].order()):
+            if hold.ref == ref and hold.rating_group in replaced:
+                mine.add(hold.rating_group)
+            elif hold.expires_at <= request.at:
+                del account.holds[key]  # expired: it holds nothing any more
+            else:
+                live.append(Hold(hold.line, hold.amount))
+        grants: list[tuple[int, Grant]] = []
+        for unit in sorted(request.units, key=lambda u: u.rating_group):
+            if not unit.wants_quota:
+                continue
+            grant = decide(book, line, at, unit.requested,
+                           self.policy.rating_group(unit.rating_group), live, self.policy.quota)
+            grants.append((unit.rating_group, grant))
+            if grant.amount:
+                live.append(Hold(line, grant.amount))
+        # The new grants replace the session's holds of the groups it reported or asked for.
+        for rating_group in mine:
+            del account.holds[(ref, rating_group)]
+        for rating_group, grant in grants:
+            if grant.amount:
+                account.holds[(ref, rating_group)] = _HoldRow(
+                    session.account_id, ref, rating_group, line, grant.amount, request.at,
+                    request.at + timedelta(seconds=grant.validity_seconds)
+                    + self.policy.hold_margin)
+        for row in notifications.book_rows_with(
+                account.row, book, decided_at(book, at), account.closed,
+                account.snapshot["msisdns"], account.snapshot.get("alert_thresholds")):
+            self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
+        session.updated_at, session.sequence = request.at, request.sequence
+        session.last_result = [[rg, g.as_dict()] for rg, g in grants]
+        session.changed = True
+        return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
+
+    def _rate_used(self, account: _Account, session: _Session,
+                   request: ChargingRequest) -> None:
+        book = account.book
+        for unit in request.units:
+            for used in unit.used:
+                event = Usage(_event_id(session.ref, unit.rating_group, used.sequence),
+                              session.line, used.at or request.at, used.amount, Unit.DATA,
+                              self.policy.rating_group(unit.rating_group), request.at)
+                if event.id in self.stored:
+                    continue  # reported before (the core retransmitted): counted once
+                self.stored.add(event.id)
+                self.usage_rows.append((session.account_id, event, book.calendar, book.grace))
+                outcome = book.submit(event)
+                if outcome.status == "rejected":
+                    raise ServiceError(outcome.reason or "usage refused")
+
+    def remember(self) -> None:
+        """After the commit: keep the books, at the versions the batch left them."""
+        if self.cache is None:
+            return
+        for account_id, account in self.accounts.items():
+            book, version, snapshot = account.book, account.row.version, account.snapshot
+            closed = account.closed
+            if account.touched:  # save_books wrote it and bumped the version once
+                if book.replayed:
+                    continue  # its save also closed buckets it no longer holds: read again
+                closed = as_loaded(book, closed)
+                snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"],
+                            "alert_thresholds": snapshot.get("alert_thresholds", {})}
+                version += 1
+            book.history = book.booked_totals = None  # they read through this transaction
+            self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))
+
+    # ---- writing -----------------------------------------------------------------------
+    def _write(self) -> None:
+        # Saving a replayed book reads which buckets exist: its writes cannot be pipelined.
+        replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
+        store = self.store
+        with store.writing(pipelined=not replayed):
+            store.add_sessions([s for s in self.sessions.values() if s.new])
+            store.add_usage(self.usage_rows)
+            touched = sorted(i for i, a in self.accounts.items() if a.touched)
+            store.save_books(
+                [(i, self.accounts[i].book, self.accounts[i].snapshot) for i in touched])
+            final = {key: hold for a in self.accounts.values() for key, hold in a.holds.items()}
+            store.drop_holds(sorted(set(self.initial_holds) - set(final)))
+            store.put_holds([h for key, h in sorted(final.items())
+                             if self.initial_holds.get(key) != h])
+            store.update_sessions([s for s in self.sessions.values() if s.changed and not s.new])
+            self.uow.outbox.offer(list(self.outbox.values()))
+
+
+def _event_id(ref: str, rating_group: int, sequence: int) -> str:
+    return f"nchf:{ref}:{rating_group}:{sequence}"

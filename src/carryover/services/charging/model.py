@@ -1,0 +1,110 @@
+"""The vocabulary of real-time charging: requests, answers, policy and refusals.
+
+Real-time charging sessions for the 5G core (Nchf_ConvergedCharging): open,
+update, release. A ChargingRequest is what carryover reads of a TS 32.291
+ChargingDataRequest (api/nchf/routes.py maps the JSON to it); a ChargingAnswer the
+grants it decided (domain.quota) per rating group.
+
+Each request is answered on the subscriber's account in this order: lock the
+account (so two sessions of one account are answered one after the other and
+can never be granted the same bytes), load its book, rate the used units the
+request reports as ordinary usage events at their own instants (event id
+`nchf:<ref>:<rating group>:<localSequenceNumber>`, so a report sent twice is
+counted once and late reports follow docs/semantics.md, "Late usage"), bring
+the book to the request's instant (a boundary on the way rolls over as on every
+other path), then grant each requested rating group with domain.quota, holding
+every other live grant of the account against the buckets. The new grants
+replace the session's holds for those rating groups, the book and the holds are
+written, and the answer is stored on the session so that a retransmission (same
+invocationSequenceNumber) gets the same answer rather than a second grant. The
+request's instants are the packet core's (invocationTimeStamp, and each
+container's triggerTimestamp for its usage), as with CDR files.
+
+services.charging.group_commit answers many requests in one transaction (group
+commit) with the same result as answering them one by one; the API hands its
+requests to services.charging.queue, which batches them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from carryover.domain.quota import Grant, QuotaPolicy
+from carryover.services.errors import NotFound, ServiceError
+
+
+class UnknownSubscriber(NotFound):
+    """No line has this SUPI/GPSI."""
+
+
+class SessionNotFound(NotFound):
+    """No open charging session has this chargingDataRef."""
+
+
+class StaleRequest(ServiceError):
+    """The invocationSequenceNumber is older than the last one answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsedUnits:
+    """One usedUnitContainer: bytes used, keyed by its localSequenceNumber."""
+
+    sequence: int
+    amount: int
+    at: datetime | None  # triggerTimestamp; None: the request's invocationTimeStamp
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRequest:
+    """One multipleUnitUsage entry: a rating group, what it asks for, what it used."""
+
+    rating_group: int
+    wants_quota: bool  # a requestedUnit was present
+    requested: int | None  # bytes asked for; None: as much as the operator grants
+    used: tuple[UsedUnits, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingRequest:
+    at: datetime  # invocationTimeStamp
+    sequence: int  # invocationSequenceNumber
+    units: tuple[UnitRequest, ...] = ()
+    subscriber: str | None = None  # the line: an IMSI, MSISDN or line id (create only)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingAnswer:
+    ref: str
+    line: str
+    at: datetime
+    sequence: int
+    grants: tuple[tuple[int, Grant], ...]
+    replayed: bool = False  # a retransmission answered from the stored answer
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingPolicy:
+    quota: QuotaPolicy
+    hold_margin: timedelta
+    rating_groups: dict[int, str]  # 3GPP rating group -> carryover rating group
+
+    @classmethod
+    def from_settings(cls, settings) -> ChargingPolicy:
+        return cls(QuotaPolicy(settings.nchf_max_grant, settings.nchf_threshold_percent,
+                               timedelta(seconds=settings.nchf_validity_seconds)),
+                   timedelta(seconds=settings.nchf_hold_margin_seconds),
+                   dict(settings.nchf_rating_groups))
+
+    def rating_group(self, number: int) -> str:
+        return self.rating_groups.get(number, str(number))
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingOp:
+    """One request to answer: `create` (the request names its subscriber), or `update`
+    or `release` of the session `ref`."""
+
+    kind: str  # create | update | release
+    request: ChargingRequest
+    ref: str | None = None

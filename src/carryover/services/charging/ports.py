@@ -1,0 +1,128 @@
+"""What real-time charging needs from the store: the interfaces the charging service owns.
+
+A batch of Nchf requests (services.charging.group_commit) runs in one unit of work
+(`ChargingUnit`): it locks the accounts it touches, reads what it needs in one
+go, answers every request in memory and writes the result. The store implements
+these protocols (store.charging_repository, store.outbox); tests/unit/fakes.py
+implements them in memory. Instants come back UTC-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from carryover.domain.book import AccountBook
+from carryover.domain.buckets import Bucket
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.inputs import Usage
+from carryover.domain.plans import Plan
+
+
+class LineRow(Protocol):
+    """A line a create names: its id, its account, when it opened."""
+
+    id: str
+    account_id: int
+    opened_at: datetime
+
+
+class AccountRow(Protocol):
+    id: int
+    name: str
+    version: int  # bumped by every writer of the account's state
+    cycle_start: datetime | None
+
+
+class SessionRow(Protocol):
+    ref: str
+    account_id: int
+    line: str
+    subscriber: str
+    opened_at: datetime
+    updated_at: datetime
+    sequence: int
+    last_result: list
+    released_at: datetime | None
+
+
+class HoldRow(Protocol):
+    account_id: int
+    ref: str
+    rating_group: int
+    line: str
+    amount: int
+    granted_at: datetime
+    expires_at: datetime
+
+
+class BatchReads(Protocol):
+    plans: Mapping[str, Plan]
+    sessions: Sequence[SessionRow]
+    stored: set[str]  # the asked-for usage event ids already stored
+    books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
+    holds: Sequence[HoldRow]
+    closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
+
+
+class ChargingStore(Protocol):
+    def subscribers(self, idents: Iterable[str]) -> dict[str, Any]:
+        """Line rows (LineRow) by subscriber identifier: line id, MSISDN or IMSI."""
+
+    def session_accounts(self, refs: Sequence[str]) -> dict[str, int]:
+        """The account of each known session."""
+
+    def lock_accounts(self, ids: Sequence[int]) -> list[Any]:
+        """Account rows (AccountRow) in id order, locked until the unit of work ends."""
+
+    def read(self, refs: Sequence[str], events: Sequence[str],
+             missing: Sequence[Any]) -> BatchReads:
+        """The plans, the sessions `refs`, which of `events` are stored, and the book
+        (with its snapshot), holds and closed data buckets of each account in `missing`."""
+
+    def attach(self, account_id: int, book: AccountBook) -> None:
+        """Let a book kept from an earlier unit of work read its history in this one."""
+
+    def writing(self, pipelined: bool = True) -> AbstractContextManager[None]:
+        """The batch's writes, sent together when `pipelined`; an error surfaces at the
+        end of the block at the latest."""
+
+    def add_sessions(self, sessions: Iterable[Any]) -> None: ...
+
+    def update_sessions(self, sessions: Iterable[Any]) -> None: ...
+
+    def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, timedelta]]
+                  ) -> None:
+        """Store rated used units: (account id, event, its book's calendar and grace)."""
+
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+        """Write back what the books' folds changed (and bump their accounts' versions)."""
+
+    def snapshot(self, book: AccountBook) -> dict:
+        """What `save_books` compares `book` against: its state as now saved."""
+
+    def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
+        """Delete the holds of these (ref, rating group) pairs."""
+
+    def put_holds(self, holds: Iterable[Any]) -> None:
+        """Insert these holds (HoldRow), or replace the stored ones of the same key."""
+
+
+class Outbox(Protocol):
+    def offer(self, rows: list[dict]) -> None:
+        """Offer notification rows; each (line, cycle_start, kind) is kept once."""
+
+
+class ChargingUnit(Protocol):
+    """A unit of work: each `with` block one transaction, rolled back unless committed."""
+
+    charging: ChargingStore
+    outbox: Outbox
+
+    def __enter__(self) -> ChargingUnit: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def commit(self) -> None: ...

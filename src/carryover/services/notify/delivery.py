@@ -1,0 +1,362 @@
+"""The webhook delivery loop: one lane per endpoint, a bounded pool of lanes, a lease per delivery.
+
+- Each pass fans the outbox out into delivery rows (services.notify.webhooks) and
+  starts a *lane* for every enabled endpoint with due deliveries and no lane
+  running. A lane delivers its endpoint's due rows one after another (in id
+  order, so a receiver sees them in order and is never hit by more than one
+  POST at a time); at most `webhook_concurrency` lanes run at once, so a slow
+  endpoint holds one lane and the others go on. The loop does not wait for a
+  lane to end before its next pass: a lane stuck on a slow endpoint never
+  delays what is due elsewhere.
+- A lane claims ONE row at a time, just before its attempt: the claim pushes
+  the row's `next_attempt_at` to now + `webhook_timeout` + LEASE_MARGIN (a
+  compare-and-set, FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's writers are
+  serialised), and the attempt is cut off `webhook_timeout` after the claim,
+  whatever the receiver does (a slow drip of bytes included). So while an
+  attempt may still be running its row is leased, and no other loop claims it.
+  Recording the outcome releases the lease (delivered, dead, or the next retry
+  instant) only if the lease is still the one this lane took. A lane stopped
+  before its attempt gives the row back at once. Nothing needs renewing: no
+  attempt can outlive its lease.
+- Each attempt resolves and checks the target again (services.notify.targets)
+  and connects to the checked address. Failures are recorded in a fixed
+  vocabulary (`last_error`), never the transport's own words, so the text
+  cannot tell an open port from a closed one (docs/security.md).
+- One loop per deployment: `delivery_lock` is a PostgreSQL advisory lock held
+  on its own connection, or an exclusive lock on a file beside the SQLite
+  database. `carryover serve` runs the loop in whichever worker process holds
+  it (carryover.api.worker); the others wait and take over if it goes away.
+  `carryover webhooks deliver` takes the same lock (`run_locked`): its loop waits
+  for it likewise, and a `--once` pass while another loop holds it does nothing.
+  Two loops running anyway (one started with the lock file out of reach) are
+  safe: the lease keeps them off each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine, select, update
+
+from carryover.services.notify import targets as webhook_targets
+from carryover.services.notify.webhooks import fan_out, sign
+from carryover.settings import Settings
+from carryover.store.uow import UnitOfWork
+from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
+
+log = logging.getLogger("carryover.webhooks")
+
+LEASE_MARGIN = 30.0  # seconds of lease beyond an attempt's cut-off, for recording it
+LANE_ROWS = 100  # rows a lane delivers before it ends (the next pass starts another)
+LOCK_KEY = 0x636172727977  # the PostgreSQL advisory lock of the delivery loop
+LOCK_RETRY_SECONDS = 5.0  # how often a loop waiting for the lock tries again
+
+# The whole vocabulary of `last_error` besides "HTTP <status>".
+NO_RESPONSE = "no HTTP response (refused, unreachable, reset, timed out or not HTTP)"
+REFUSED = "target refused: {}"
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    attempts: int
+    lease_until: datetime
+    started: float  # time.monotonic() at the claim
+    outbox_id: int
+    payload: dict
+    url: str
+    secret: str
+
+
+def _due_endpoints(engine: Engine, now: datetime) -> list[str]:
+    d, e = webhook_deliveries.c, webhook_endpoints.c
+    with UnitOfWork(engine) as uow:
+        fan_out(uow.conn, now)
+        ids = list(uow.conn.execute(
+            select(d.endpoint_id).distinct()
+            .join(webhook_endpoints, e.id == d.endpoint_id)
+            .where(d.status == "pending", d.next_attempt_at <= now, e.disabled_at.is_(None))
+            .order_by(d.endpoint_id)).scalars())
+        uow.commit()
+    return ids
+
+
+def _claim_one(engine: Engine, endpoint_id: str, now: datetime, lease: timedelta
+               ) -> Claimed | None:
+    d = webhook_deliveries.c
+    with UnitOfWork(engine) as uow:
+        due = (select(d.id, d.attempts).where(d.endpoint_id == endpoint_id,
+                                              d.status == "pending", d.next_attempt_at <= now)
+               .order_by(d.id).limit(1))
+        if uow.conn.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        row = uow.conn.execute(due).first()
+        if row is None:
+            return None
+        until = now + lease
+        taken = uow.conn.execute(
+            update(webhook_deliveries)
+            .where(d.id == row.id, d.status == "pending", d.next_attempt_at <= now)
+            .values(next_attempt_at=until)).rowcount
+        if taken != 1:
+            return None
+        full = uow.conn.execute(
+            select(outbox.c.payload, webhook_endpoints.c.url, webhook_endpoints.c.secret,
+                   webhook_endpoints.c.disabled_at, d.outbox_id)
+            .join(outbox, outbox.c.id == d.outbox_id)
+            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+            .where(d.id == row.id)).one()
+        if full.disabled_at is not None:
+            return None  # rolled back: a removed endpoint's rows are not sent
+        uow.commit()
+    return Claimed(row.id, row.attempts, until, time.monotonic(), full.outbox_id,
+                   full.payload, full.url, full.secret)
+
+
+def _record(engine: Engine, row: Claimed, values: dict) -> bool:
+    """Store an attempt's outcome, if the row is still under this lane's lease."""
+    d = webhook_deliveries.c
+    with UnitOfWork(engine) as uow:
+        done = uow.conn.execute(
+            update(webhook_deliveries)
+            .where(d.id == row.id, d.status == "pending", d.attempts == row.attempts,
+                   d.next_attempt_at == row.lease_until)
+            .values(**values)).rowcount
+        uow.commit()
+    if done != 1:
+        log.warning("webhook delivery %s: lease lost before its outcome was recorded", row.id)
+    return done == 1
+
+
+async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) -> str | None:
+    """POST one delivery within its lease; None on success, else the fixed-vocabulary reason."""
+    try:
+        target = webhook_targets.parse(row.url)
+        address = await asyncio.to_thread(webhook_targets.resolve, target,
+                                          settings.webhook_allow_private_targets)
+    except webhook_targets.RefusedTarget as exc:
+        return REFUSED.format(exc.kind)
+    body = json.dumps({"id": row.outbox_id, **row.payload}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    stamp = str(int(time.time()))
+    headers = {"host": target.netloc, "content-type": "application/json",
+               "x-carryover-timestamp": stamp, "x-carryover-event": str(row.outbox_id),
+               "x-carryover-signature": "sha256=" + sign(row.secret, stamp, body)}
+    left = row.started + settings.webhook_timeout - time.monotonic()
+    if left <= 0:
+        return NO_RESPONSE
+
+    async def post() -> int:  # the status only: the receiver's body is never read
+        async with client.stream("POST", target.pinned_url(address), content=body,
+                                 headers=headers,
+                                 extensions={"sni_hostname": target.host}) as response:
+            return response.status_code
+
+    try:
+        status = await asyncio.wait_for(post(), left)
+    except (TimeoutError, httpx.HTTPError, OSError):
+        return NO_RESPONSE
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _outcome(settings: Settings, row: Claimed, error: str | None, now: datetime,
+             done: dict[str, int]) -> dict:
+    attempts = row.attempts + 1
+    if error is None:
+        done["delivered"] += 1
+        return {"status": "delivered", "attempts": attempts, "delivered_at": now,
+                "last_error": None}
+    if attempts >= settings.webhook_max_attempts:
+        done["dead"] += 1
+        log.warning("webhook delivery %s to %s is dead after %s attempts: %s",
+                    row.id, row.url, attempts, error)
+        return {"status": "dead", "attempts": attempts, "last_error": error}
+    done["retrying"] += 1
+    wait = settings.webhook_backoff * 2 ** (attempts - 1)
+    return {"attempts": attempts, "last_error": error,
+            "next_attempt_at": now + timedelta(seconds=wait)}
+
+
+class Loop:
+    """The delivery loop of one process: lanes by endpoint under a bounded pool."""
+
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock | None = None) -> None:
+        self.engine, self.settings = engine, settings
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.lease = timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN)
+        self.pool = asyncio.Semaphore(settings.webhook_concurrency)
+        self.lanes: dict[str, asyncio.Task] = {}
+        self.done = {"delivered": 0, "retrying": 0, "dead": 0}
+
+    async def _lane(self, client: httpx.AsyncClient, endpoint_id: str) -> None:
+        try:
+            await self._deliver_rows(client, endpoint_id)
+        except Exception:  # e.g. the database went away: the next pass starts a new lane
+            log.exception("webhook delivery lane of %s failed", endpoint_id)
+
+    async def _deliver_rows(self, client: httpx.AsyncClient, endpoint_id: str) -> None:
+        async with self.pool:
+            for _ in range(LANE_ROWS):
+                row = await asyncio.to_thread(_claim_one, self.engine, endpoint_id,
+                                              self.clock(), self.lease)
+                if row is None:
+                    return
+                try:
+                    error = await _attempt(client, self.settings, row)
+                except asyncio.CancelledError:
+                    await asyncio.shield(asyncio.to_thread(self._give_back, row))
+                    raise
+                values = _outcome(self.settings, row, error, self.clock(), self.done)
+                await asyncio.to_thread(_record, self.engine, row, values)
+
+    def _give_back(self, row: Claimed) -> None:
+        # Stopped mid-attempt: the POST may have gone out, so the row stays leased
+        # until its attempt's cut-off has passed, then is due again.
+        _record(self.engine, row, {"next_attempt_at": row.lease_until - timedelta(
+            seconds=LEASE_MARGIN)})
+
+    async def dispatch(self, client: httpx.AsyncClient) -> None:
+        """One pass: fan out, and start a lane for each endpoint with due rows and none."""
+        self.lanes = {k: t for k, t in self.lanes.items() if not t.done()}
+        for endpoint_id in await asyncio.to_thread(_due_endpoints, self.engine, self.clock()):
+            if endpoint_id not in self.lanes:
+                self.lanes[endpoint_id] = asyncio.create_task(self._lane(client, endpoint_id))
+
+    async def run(self, passes: int | None = None) -> dict[str, int]:
+        """`passes` passes (or until cancelled), then wait for the lanes; the counts."""
+        async with _client(self.settings) as client:
+            try:
+                n = 0
+                while passes is None or n < passes:
+                    if n:
+                        await asyncio.sleep(self.settings.webhook_poll_seconds)
+                    try:
+                        await self.dispatch(client)
+                    except Exception:  # the loop outlives a bad pass; the reason is logged
+                        if passes is not None:
+                            raise
+                        log.exception("webhook delivery pass failed")
+                    n += 1
+                await asyncio.gather(*self.lanes.values())
+            finally:
+                for task in self.lanes.values():
+                    task.cancel()
+                await asyncio.gather(*self.lanes.values(), return_exceptions=True)
+        return self.done
+
+
+def _client(settings: Settings) -> httpx.AsyncClient:
+    # No proxies from the environment (the connection must go to the checked
+    # address) and no redirects (a 3xx could point anywhere): it counts as a failure.
+    return httpx.AsyncClient(timeout=settings.webhook_timeout, trust_env=False,
+                             follow_redirects=False)
+
+
+def deliver_once(engine: Engine, settings: Settings, clock: Clock | None = None
+                 ) -> dict[str, int]:
+    """One pass: fan out, deliver what is due on every endpoint; the outcomes' counts."""
+    return asyncio.run(Loop(engine, settings, clock).run(1))
+
+
+def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
+    """The loop for `passes` passes (or until interrupted); the summed counts."""
+    return asyncio.run(Loop(engine, settings).run(passes))
+
+
+def lock_retry_seconds(settings: Settings) -> float:
+    """How long a loop waiting for the delivery lock sleeps before it tries again."""
+    return min(LOCK_RETRY_SECONDS, 10 * settings.webhook_poll_seconds)
+
+
+def run_locked(engine: Engine, settings: Settings, passes: int | None = None,
+               waiting: Callable[[], None] = lambda: None) -> dict[str, int] | None:
+    """`run` while holding the deployment's delivery lock, as `carryover serve` does.
+
+    When another loop holds it: a bounded run (`passes`) returns None at once, as
+    that loop delivers; an endless one calls `waiting` once and waits for the lock.
+    """
+    lock = try_lock(engine)
+    if lock is None:
+        if passes is not None:
+            return None
+        waiting()
+        while lock is None:
+            time.sleep(lock_retry_seconds(settings))
+            lock = try_lock(engine)
+    try:
+        return run(engine, settings, passes)
+    finally:
+        lock.release()
+
+
+class DeliveryLock:
+    """The deployment's delivery-loop lock while held; `release` gives it up."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self.release = release
+
+
+def try_lock(engine: Engine) -> DeliveryLock | None:
+    """Take the deployment's delivery-loop lock, or None when another process holds it."""
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        try:
+            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LOCK_KEY})").scalar()
+            conn.commit()
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return None
+
+        def unlock() -> None:
+            try:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
+                conn.commit()
+            except Exception:  # a dead connection holds no lock; drop it from the pool
+                conn.invalidate()
+            finally:
+                conn.close()
+        return DeliveryLock(unlock)
+    return _file_lock(engine.url.database)
+
+
+def _file_lock(database: str | None) -> DeliveryLock | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return DeliveryLock(lambda: None)  # a database only this process can open
+    import fcntl
+
+    handle = Path(database + ".webhooks.lock").open("a")  # noqa: SIM115 - held while locked
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+
+    def unlock() -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+    return DeliveryLock(unlock)
+
+
+@contextlib.contextmanager
+def holding(engine: Engine) -> Iterator[DeliveryLock | None]:
+    lock = try_lock(engine)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()

@@ -1,0 +1,232 @@
+"""Webhook delivery: endpoints, fan-out from the outbox, signed POSTs, retries, dead letters.
+
+- An endpoint is a URL, a secret and optionally the kinds it wants. The secret
+  signs every delivery, so it is stored as given (not hashed): it is returned
+  once by `add_endpoint` and never listed or logged.
+- A URL is checked when it is added and again at every delivery
+  (services.notify.targets): malformed URLs and loopback, private, link-local
+  and other non-public targets are refused unless webhook_allow_private_targets.
+- `fan_out` makes one delivery row per endpoint per new outbox row (set-based
+  INSERT ... SELECT, ON CONFLICT DO NOTHING, so concurrent workers cannot double
+  it). `deliver_once` and `run` are the delivery loop
+  (services.notify.delivery): concurrent per endpoint, one lease per attempt.
+  A failure (no HTTP response, an answer other than 2xx, a refused target) is
+  retried after `webhook_backoff * 2**(attempts-1)` seconds; after
+  `webhook_max_attempts` the delivery is dead. `replay` queues a delivery again.
+- `remove_endpoint` disables an endpoint (kept for its history): it gets no new
+  deliveries and its pending ones are not sent. `backlog` gives the pending
+  deliveries and the outbox lag for `/metrics`.
+- Each POST carries `X-Carryover-Timestamp` (Unix seconds) and
+  `X-Carryover-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`, and
+  `X-Carryover-Event` (the outbox id) so a receiver can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from carryover.domain.notices import USAGE_KINDS
+from carryover.services.errors import NotFound, ServiceError
+from carryover.services.notify import targets as webhook_targets
+from carryover.services.notify.notices import KINDS
+from carryover.settings import Settings
+from carryover.store.engine import read_only
+from carryover.store.uow import UnitOfWork
+from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of "{timestamp}.{body}" under `secret`."""
+    message = timestamp.encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime, *,
+                 allow_private: bool = False) -> tuple[dict, str]:
+    """Add an endpoint; returns its description and its secret (shown this once).
+
+    The URL must be well formed and its host must resolve to addresses deliveries
+    may go to (services.notify.targets; `allow_private` is the setting
+    webhook_allow_private_targets). Each delivery checks again.
+    """
+    webhook_targets.check(url, allow_private)
+    # usage_<pct> for any alert threshold a subscriber may pick, not only the defaults.
+    unknown = sorted(set(kinds or []) - set(KINDS) - USAGE_KINDS)
+    if unknown:
+        raise ServiceError(f"--kinds: unknown kind(s) {', '.join(unknown)}; "
+                           f"known: {', '.join(KINDS)} (and usage_1 to usage_100)")
+    ident, secret = "wh_" + secrets.token_hex(8), "whsec_" + secrets.token_urlsafe(32)
+    with UnitOfWork(engine) as uow:
+        since = uow.conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
+        uow.conn.execute(insert(webhook_endpoints).values(
+            id=ident, url=url, secret=secret, since_outbox_id=int(since), created_at=at,
+            kinds=f",{','.join(sorted(set(kinds)))}," if kinds else None))
+        uow.commit()
+    return {"id": ident, "url": url, "kinds": sorted(set(kinds)) if kinds else None,
+            "created_at": at.isoformat()}, secret
+
+
+def _endpoint(r: Any, counts: dict[str, dict[str, int]]) -> dict:
+    return {"id": r.id, "url": r.url,
+            "kinds": r.kinds.strip(",").split(",") if r.kinds else None,
+            "created_at": r.created_at.isoformat(),
+            "disabled_at": r.disabled_at.isoformat() if r.disabled_at else None,
+            **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
+
+
+def _endpoints(engine: Engine, query: Any) -> list[dict]:
+    d = webhook_deliveries.c
+    with UnitOfWork(read_only(engine)) as uow:
+        rows = uow.conn.execute(query).all()
+        counts: dict[str, dict[str, int]] = {}
+        for endpoint, status, n in uow.conn.execute(
+                select(d.endpoint_id, d.status, func.count())
+                .where(d.endpoint_id.in_([r.id for r in rows]))
+                .group_by(d.endpoint_id, d.status)):
+            counts.setdefault(endpoint, {})[status] = int(n)
+    return [_endpoint(r, counts) for r in rows]
+
+
+def list_endpoints(engine: Engine) -> list[dict]:
+    """Every endpoint (disabled ones too) with its delivery counts by status, never its secret."""
+    e = webhook_endpoints.c
+    return _endpoints(engine, select(webhook_endpoints).order_by(e.created_at, e.id))
+
+
+def endpoints_page(engine: Engine, after: str | None, limit: int
+                   ) -> tuple[list[dict], str | None]:
+    """Up to `limit` endpoints by id after `after`, and the last id when there are more."""
+    e = webhook_endpoints.c
+    query = select(webhook_endpoints).order_by(e.id).limit(limit + 1)
+    if after is not None:
+        query = query.where(e.id > after)
+    rows = _endpoints(engine, query)
+    more = len(rows) > limit
+    return rows[:limit], (rows[limit - 1]["id"] if more else None)
+
+
+def remove_endpoint(engine: Engine, endpoint_id: str, at: datetime) -> dict:
+    """Disable an endpoint: no new deliveries, its pending ones are not sent. Idempotent."""
+    e = webhook_endpoints.c
+    with UnitOfWork(engine) as uow:
+        found = uow.conn.execute(select(e.id, e.disabled_at).where(e.id == endpoint_id)).first()
+        if found is None:
+            raise NotFound(f"unknown webhook endpoint {endpoint_id!r}")
+        if found.disabled_at is None:
+            uow.conn.execute(update(webhook_endpoints).where(e.id == endpoint_id)
+                             .values(disabled_at=at))
+        uow.commit()
+    return _endpoints(engine, select(webhook_endpoints).where(e.id == endpoint_id))[0]
+
+
+def _unfanned(*columns: Any) -> Any:
+    """SELECT `columns` over (enabled endpoint, outbox row) pairs that have no delivery yet."""
+    o, e, d = outbox.c, webhook_endpoints.c, webhook_deliveries.c
+    wanted = e.kinds.is_(None) | e.kinds.like(literal("%,") + o.kind + literal(",%"))
+    already = exists().where(and_(d.endpoint_id == e.id, d.outbox_id == o.id))
+    return (select(*columns)
+            .select_from(outbox.join(webhook_endpoints, o.id > e.since_outbox_id))
+            .where(e.disabled_at.is_(None), wanted, ~already))
+
+
+def fan_out(conn: Connection, at: datetime) -> None:
+    """One delivery row per (enabled endpoint, outbox row it wants) that has none yet."""
+    o, e = outbox.c, webhook_endpoints.c
+    source = _unfanned(e.id, o.id, literal("pending"), literal(0),
+                       literal(at, outbox.c.at.type))
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(dialect_insert(webhook_deliveries).from_select(
+        ["endpoint_id", "outbox_id", "status", "attempts", "next_attempt_at"], source)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "outbox_id"]))
+
+
+def deliver_once(engine: Engine, settings: Settings,
+                 clock: Callable[[], datetime] | None = None) -> dict[str, int]:
+    """One pass: fan out, then send what is due (services.notify.delivery)."""
+    from carryover.services.notify import delivery as webhook_delivery
+
+    return webhook_delivery.deliver_once(engine, settings, clock)
+
+
+def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
+    """Deliver in a loop (`passes` of them, or until interrupted); the summed counts."""
+    from carryover.services.notify import delivery as webhook_delivery
+
+    return webhook_delivery.run(engine, settings, passes)
+
+
+def dead_letters(engine: Engine, after: int | None = None, limit: int | None = None
+                 ) -> list[dict]:
+    """Deliveries that used up their attempts, by id (after `after`, at most `limit`)."""
+    d = webhook_deliveries.c
+    query = (select(d.id, d.endpoint_id, d.outbox_id, d.attempts, d.last_error,
+                    webhook_endpoints.c.url, outbox.c.kind, outbox.c.line)
+             .join(outbox, outbox.c.id == d.outbox_id)
+             .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+             .where(d.status == "dead").order_by(d.id))
+    if after is not None:
+        query = query.where(d.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    with UnitOfWork(read_only(engine)) as uow:
+        rows = uow.conn.execute(query).all()
+    return [{"id": r.id, "endpoint": r.endpoint_id, "url": r.url, "event": r.outbox_id,
+             "kind": r.kind, "line": r.line, "attempts": r.attempts, "last_error": r.last_error}
+            for r in rows]
+
+
+def backlog(uow: UnitOfWork, now: datetime) -> tuple[int, float]:
+    """Pending deliveries and the age in seconds of the oldest (0 when none).
+
+    A delivery is a (notification, enabled endpoint that wants it) pair not yet
+    delivered and not dead, whether or not the worker has fanned it out into a
+    `webhook_deliveries` row yet, so a stopped worker shows as a growing lag.
+    Its age runs from when the notification was written (`outbox.written_at`;
+    rows written before migration 0005 have no age and are only counted).
+    """
+    o, d, e = outbox.c, webhook_deliveries.c, webhook_endpoints.c
+    fanned = (select(func.count(), func.min(o.written_at))
+              .select_from(webhook_deliveries.join(outbox, o.id == d.outbox_id)
+                           .join(webhook_endpoints, e.id == d.endpoint_id))
+              .where(d.status == "pending", e.disabled_at.is_(None)))
+    waiting = _unfanned(func.count(), func.min(o.written_at))
+    with uow.reading() as reading:
+        counted = [reading.conn.execute(q).one() for q in (fanned, waiting)]
+    oldest = [_instant(first) for _, first in counted if first is not None]
+    age = max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0
+    return sum(int(n) for n, _ in counted), age
+
+
+def _instant(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite's MIN loses the column type
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def replay(engine: Engine, delivery_id: int, at: datetime) -> dict:
+    """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
+    d = webhook_deliveries.c
+    with UnitOfWork(engine) as uow:
+        row = uow.conn.execute(
+            select(d.id, d.status, webhook_endpoints.c.disabled_at)
+            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
+            .where(d.id == delivery_id)).first()
+        if row is None:
+            raise NotFound(f"unknown delivery {delivery_id}")
+        if row.disabled_at is not None:
+            raise ServiceError(f"delivery {delivery_id} is for a removed endpoint")
+        if row.status == "pending":
+            raise ServiceError(f"delivery {delivery_id} is still pending: nothing to replay")
+        uow.conn.execute(update(webhook_deliveries).where(d.id == delivery_id).values(
+            status="pending", attempts=0, next_attempt_at=at, delivered_at=None))
+        uow.commit()
+    return {"id": delivery_id, "status": "pending", "previous": row.status}

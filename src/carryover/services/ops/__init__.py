@@ -1,0 +1,1 @@
+"""Operations: the figures an operator scrapes about the running system."""

@@ -1,0 +1,1 @@
+"""Scenarios: the demo's three months of usage, and scenario files run in memory."""
