@@ -26,6 +26,7 @@ from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plan_versions import PlanCatalog
+from carryover.domain.sessions import ChargingSession, QuotaHold
 
 
 @dataclass
@@ -109,30 +110,6 @@ class StoredResponse:
 
 
 @dataclass
-class SessionRow:
-    ref: str
-    account_id: int
-    line: str
-    subscriber: str
-    opened_at: datetime
-    updated_at: datetime
-    sequence: int
-    last_result: list
-    released_at: datetime | None
-
-
-@dataclass
-class HoldRow:
-    account_id: int
-    ref: str
-    rating_group: int
-    line: str
-    amount: int
-    granted_at: datetime
-    expires_at: datetime
-
-
-@dataclass
 class BatchReads:
     plans: PlanCatalog
     sessions: list
@@ -150,8 +127,8 @@ class State:
     accounts: dict[int, Account] = field(default_factory=dict)
     lines: dict[str, Line] = field(default_factory=dict)
     books: dict[int, AccountBook] = field(default_factory=dict)
-    sessions: dict[str, SessionRow] = field(default_factory=dict)
-    holds: dict[tuple[str, int], HoldRow] = field(default_factory=dict)
+    sessions: dict[str, ChargingSession] = field(default_factory=dict)
+    holds: dict[tuple[str, int], QuotaHold] = field(default_factory=dict)
     usage: dict[str, dict] = field(default_factory=dict)
     outbox: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
@@ -283,9 +260,7 @@ class FakeCharging:
     def add_sessions(self, sessions: Iterable[Any]) -> None:
         for s in sessions:
             assert s.ref not in self.s.sessions, f"session {s.ref} stored twice"
-            self.s.sessions[s.ref] = SessionRow(
-                s.ref, s.account_id, s.line, s.subscriber, s.opened_at, s.updated_at,
-                s.sequence, copy.deepcopy(s.last_result), s.released_at)
+            self.s.sessions[s.ref] = copy.deepcopy(s)
 
     def update_sessions(self, sessions: Iterable[Any]) -> None:
         for s in sessions:
@@ -315,9 +290,7 @@ class FakeCharging:
 
     def put_holds(self, holds: Iterable[Any]) -> None:
         for h in holds:
-            self.s.holds[(h.ref, h.rating_group)] = HoldRow(
-                h.account_id, h.ref, h.rating_group, h.line, h.amount, h.granted_at,
-                h.expires_at)
+            self.s.holds[(h.ref, h.rating_group)] = copy.copy(h)
 
 
 class FakeOutbox:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
@@ -30,6 +29,7 @@ from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plan_versions import PlanCatalog
+from carryover.domain.sessions import ChargingSession, QuotaHold
 from carryover.store.bulk_update import insert_many, update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.closed_buckets import closed_from_rows, closed_query
@@ -76,39 +76,15 @@ _HOLD_CONFLICT = ("ON CONFLICT (ref, rating_group) DO UPDATE SET amount = EXCLUD
                   "granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    ref: str
-    account_id: int
-    line: str
-    subscriber: str
-    opened_at: datetime
-    updated_at: datetime
-    sequence: int
-    last_result: list
-    released_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class HoldRow:
-    account_id: int
-    ref: str
-    rating_group: int
-    line: str
-    amount: int
-    granted_at: datetime
-    expires_at: datetime
-
-
 @dataclass(slots=True)
 class BatchReads:
     """What a batch reads after its lock (see the module docstring)."""
 
     plans: PlanCatalog
-    sessions: list[SessionRow]
+    sessions: list[ChargingSession]
     stored: set[str]  # the given usage event ids already stored
     books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
-    holds: list[HoldRow]
+    holds: list[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
 
 
@@ -152,18 +128,18 @@ class ChargingRepository:
         # Every read of the batch in one round trip (PostgreSQL's pipeline).
         fetched = read_all(self.conn, queries)
         plans = plans_from_rows(fetched[0])
-        sessions = [SessionRow(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
+        sessions = [ChargingSession(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
                                utc(r.updated_at), r.sequence, r.last_result,
                                utc(r.released_at))
                     for r in (fetched[1] if refs else ())]
         stored = {r.event_id for r in fetched[2 if refs else 1]} if events else set()
         books: dict[int, tuple[AccountBook, dict]] = {}
-        holds: list[HoldRow] = []
+        holds: list[QuotaHold] = []
         closed: dict[int, list[Bucket]] = {}
         if loaded:
             *book_rows, hold_rows, closed_rows = fetched[first_book:]
             books = self._accounts.load_books(missing, plans, book_rows)
-            holds = [HoldRow(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
+            holds = [QuotaHold(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
                              utc(r.granted_at), utc(r.expires_at)) for r in hold_rows]
             closed = closed_from_rows(closed_rows)
         return BatchReads(plans, sessions, stored, books, holds, closed)

@@ -33,10 +33,11 @@ because a session's events are only written under its account's lock.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from carryover.domain.book import AccountBook
@@ -44,6 +45,7 @@ from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import Usage
 from carryover.domain.notices import decided_at
 from carryover.domain.quota import Grant, Hold, decide
+from carryover.domain.sessions import ChargingSession, QuotaHold
 from carryover.domain.units import Unit
 from carryover.services.charging.book_cache import BookCache, Kept, as_loaded
 from carryover.services.charging.model import (
@@ -105,40 +107,11 @@ class _Refused(Exception):
 
 
 @dataclass(slots=True)
-class _Session:
-    ref: str
-    account_id: int
-    line: str
-    subscriber: str
-    opened_at: datetime
-    updated_at: datetime
-    sequence: int
-    last_result: list
-    released_at: datetime | None
-    new: bool = False
-    changed: bool = False
-
-
-@dataclass(slots=True)
-class _HoldRow:
-    account_id: int
-    ref: str
-    rating_group: int
-    line: str
-    amount: int
-    granted_at: datetime
-    expires_at: datetime
-
-    def order(self) -> tuple:
-        return (self.granted_at, self.ref, self.rating_group)
-
-
-@dataclass(slots=True)
 class _Account:
     row: Any
     book: AccountBook
     snapshot: dict
-    holds: dict[tuple[str, int], _HoldRow] = field(default_factory=dict)
+    holds: dict[tuple[str, int], QuotaHold] = field(default_factory=dict)
     closed: list[Bucket] = field(default_factory=list)
     touched: bool = False
 
@@ -148,11 +121,13 @@ class _Batch:
                  cache: BookCache | None = None) -> None:
         self.uow, self.store, self.policy, self.cache = uow, uow.charging, policy, cache
         self.accounts: dict[int, _Account] = {}
-        self.sessions: dict[str, _Session] = {}
+        self.sessions: dict[str, ChargingSession] = {}
+        self.new_sessions: set[str] = set()  # refs to insert
+        self.changed_sessions: set[str] = set()  # refs whose answer changed
         self.stored: set[str] = set()
         self.usage_rows: list[tuple] = []  # (account id, event, calendar, grace)
         self.outbox: dict[tuple, dict] = {}
-        self.initial_holds: dict[tuple[str, int], _HoldRow] = {}
+        self.initial_holds: dict[tuple[str, int], QuotaHold] = {}
 
     # ---- reading ---------------------------------------------------------------------
     def run(self, ops: list[ChargingOp]) -> list[Result]:
@@ -191,9 +166,7 @@ class _Batch:
                 kept[row.id] = hit
         reads = self.store.read(refs, events, missing)
         for r in reads.sessions:
-            self.sessions[r.ref] = _Session(
-                r.ref, r.account_id, r.line, r.subscriber, r.opened_at, r.updated_at,
-                r.sequence, r.last_result, r.released_at)
+            self.sessions[r.ref] = copy.copy(r)  # changed here, written back at the end
         self.stored = set(reads.stored)
         for row in rows:
             hit = kept.get(row.id)
@@ -209,9 +182,7 @@ class _Batch:
             self.accounts[row.id] = _Account(row, book, snapshot,
                                              closed=reads.closed.get(row.id, []))
         for r in reads.holds:
-            self.accounts[r.account_id].holds[(r.ref, r.rating_group)] = _HoldRow(
-                r.account_id, r.ref, r.rating_group, r.line, r.amount, r.granted_at,
-                r.expires_at)
+            self.accounts[r.account_id].holds[(r.ref, r.rating_group)] = copy.copy(r)
         for account in self.accounts.values():
             self.initial_holds.update(account.holds)
 
@@ -252,12 +223,13 @@ class _Batch:
         if request.at < row.opened_at:
             raise ServiceError(f"line {row.id!r} starts at {row.opened_at.isoformat()}, "
                                f"after the request's {request.at.isoformat()}")
-        session = _Session(uuid.uuid4().hex, row.account_id, row.id, request.subscriber,
-                           request.at, request.at, -1, [], None, new=True)
+        session = ChargingSession(uuid.uuid4().hex, row.account_id, row.id,
+                                  request.subscriber, request.at, request.at, -1, [], None)
+        self.new_sessions.add(session.ref)
         self.sessions[session.ref] = session
         return self._charge(session, request)
 
-    def _charge(self, session: _Session, request: ChargingRequest) -> ChargingAnswer:
+    def _charge(self, session: ChargingSession, request: ChargingRequest) -> ChargingAnswer:
         """Rate one request's used units and grant its requested ones, against the book as the
         batch's earlier requests left it."""
         account = self.accounts[session.account_id]
@@ -295,7 +267,7 @@ class _Batch:
             del account.holds[(ref, rating_group)]
         for rating_group, grant in grants:
             if grant.amount:
-                account.holds[(ref, rating_group)] = _HoldRow(
+                account.holds[(ref, rating_group)] = QuotaHold(
                     session.account_id, ref, rating_group, line, grant.amount, request.at,
                     request.at + timedelta(seconds=grant.validity_seconds)
                     + self.policy.hold_margin)
@@ -305,10 +277,10 @@ class _Batch:
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence
         session.last_result = [[rg, g.as_dict()] for rg, g in grants]
-        session.changed = True
+        self.changed_sessions.add(session.ref)
         return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
 
-    def _rate_used(self, account: _Account, session: _Session,
+    def _rate_used(self, account: _Account, session: ChargingSession,
                    request: ChargingRequest) -> None:
         book = account.book
         for unit in request.units:
@@ -347,7 +319,7 @@ class _Batch:
         replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
         store = self.store
         with store.writing(pipelined=not replayed):
-            store.add_sessions([s for s in self.sessions.values() if s.new])
+            store.add_sessions([s for s in self.sessions.values() if s.ref in self.new_sessions])
             store.add_usage(self.usage_rows)
             touched = sorted(i for i, a in self.accounts.items() if a.touched)
             store.save_books(
@@ -356,7 +328,8 @@ class _Batch:
             store.drop_holds(sorted(set(self.initial_holds) - set(final)))
             store.put_holds([h for key, h in sorted(final.items())
                              if self.initial_holds.get(key) != h])
-            store.update_sessions([s for s in self.sessions.values() if s.changed and not s.new])
+            store.update_sessions([s for s in self.sessions.values()
+                                  if s.ref in self.changed_sessions - self.new_sessions])
             self.uow.outbox.offer(list(self.outbox.values()))
 
 

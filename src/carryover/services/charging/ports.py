@@ -19,6 +19,7 @@ from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plans import Plan
+from carryover.domain.sessions import ChargingSession, QuotaHold
 
 
 class LineRow(Protocol):
@@ -36,34 +37,12 @@ class AccountRow(Protocol):
     cycle_start: datetime | None
 
 
-class SessionRow(Protocol):
-    ref: str
-    account_id: int
-    line: str
-    subscriber: str
-    opened_at: datetime
-    updated_at: datetime
-    sequence: int
-    last_result: list
-    released_at: datetime | None
-
-
-class HoldRow(Protocol):
-    account_id: int
-    ref: str
-    rating_group: int
-    line: str
-    amount: int
-    granted_at: datetime
-    expires_at: datetime
-
-
 class BatchReads(Protocol):
     plans: Mapping[str, Plan]
-    sessions: Sequence[SessionRow]
+    sessions: Sequence[ChargingSession]
     stored: set[str]  # the asked-for usage event ids already stored
     books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
-    holds: Sequence[HoldRow]
+    holds: Sequence[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
 
 
@@ -89,9 +68,9 @@ class ChargingStore(Protocol):
         """The batch's writes, sent together when `pipelined`; an error surfaces at the
         end of the block at the latest."""
 
-    def add_sessions(self, sessions: Iterable[Any]) -> None: ...
+    def add_sessions(self, sessions: Iterable[ChargingSession]) -> None: ...
 
-    def update_sessions(self, sessions: Iterable[Any]) -> None: ...
+    def update_sessions(self, sessions: Iterable[ChargingSession]) -> None: ...
 
     def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, timedelta]]
                   ) -> None:
@@ -106,8 +85,8 @@ class ChargingStore(Protocol):
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""
 
-    def put_holds(self, holds: Iterable[Any]) -> None:
-        """Insert these holds (HoldRow), or replace the stored ones of the same key."""
+    def put_holds(self, holds: Iterable[QuotaHold]) -> None:
+        """Insert these holds, or replace the stored ones of the same key."""
 
 
 class Outbox(Protocol):
