@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from carryover.adapters.strict_yaml import load_yaml
+from carryover.adapters.strict_yaml import load_yaml, read_text
 from carryover.domain.plans import Plan, PlanError, PlanProblem, plan_from_mapping
 
 
@@ -39,14 +39,7 @@ def parse_plan_text(text: str, source: str) -> Plan:
 
 def load_plan_file(path: str | Path) -> Plan:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanFileError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    except UnicodeDecodeError as exc:
-        raise PlanFileError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                           f"offset {exc.start})"]) from exc
-    return parse_plan_text(text, str(path))
+    return parse_plan_text(read_text(path, PlanFileError), str(path))
 
 
 def load_presets() -> dict[str, Plan]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from carryover.adapters.strict_yaml import load_yaml
+from carryover.adapters.strict_yaml import load_yaml, read_text
 from carryover.domain.advice import DEFAULT_CYCLES, MAX_CYCLES
 from carryover.domain.bounds import (
     MAX_SCENARIO_SPAN,
@@ -119,14 +119,7 @@ def _instant(value: Any, tz, problems: _Problems, where: str) -> datetime | None
 
 def load_scenario(path: str | Path, presets: dict[str, Plan]) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                           f"offset {exc.start})"]) from exc
-    return parse_scenario(text, str(path), presets)
+    return parse_scenario(read_text(path, ScenarioError), str(path), presets)
 
 
 def parse_scenario(text: str, source: str, presets: dict[str, Plan]) -> Scenario:

@@ -1,4 +1,5 @@
-"""YAML as plan and scenario files are read: safe types only, and every key once per mapping.
+"""YAML as plan and scenario files are read: UTF-8, safe types only, and every key once
+per mapping.
 
 PyYAML keeps the last of two equal keys silently, so a plan that says
 `data: 10GB` and later `data: 1GB` would mean 1GB without a word. YAML itself
@@ -8,6 +9,8 @@ mark is the duplicate's line, naming the key and where it was first given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,3 +41,16 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_yaml(text: str) -> Any:
     """yaml.safe_load, but a key given twice in one mapping is a YAMLError."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def read_text(path: Path, error: Callable[[list[str]], Exception]) -> str:
+    """A file's text as UTF-8; one that cannot be read raises `error([problem])`, the
+    problem naming the file and why (the OS's reason, or the first byte that is not
+    UTF-8 and where)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise error([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                     f"offset {exc.start})"]) from exc

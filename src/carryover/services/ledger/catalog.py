@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from carryover.adapters.strict_yaml import read_text
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.plan_files import PlanFileError, parse_plan_text
@@ -117,13 +118,7 @@ def load_plan(uow: UnitOfWork, path: str | Path, at: datetime,
     """Validate a plan file and store it: a new id is version 1; a different plan under
     a known id is a new version from `effective`; the same plan is a no-op."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlanFileError([f"{path}: cannot read ({exc.strerror})"]) from exc
-    except UnicodeDecodeError as exc:
-        raise PlanFileError([f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                             f"offset {exc.start})"]) from exc
+    text = read_text(path, PlanFileError)
     plan = parse_plan_text(text, str(path))
     effective_at, after = effective_of(effective, at)
     versions = uow.plans.all().versions(plan.id)
