@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from carryover.domain.esim.inventory import ProfileRecord, profile_record
 
 COLUMNS = ("iccid", "imsi", "profile_type")
+
+
+def read_inventory_file(path: Path) -> tuple[list[ProfileRecord], list[str]]:
+    """read_inventory of a file (UTF-8, a byte-order mark allowed); one that cannot be
+    read is one error naming it."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [f"{path}: {getattr(exc, 'strerror', None) or exc}"]
+    return read_inventory(text, str(path))
 
 
 def read_inventory(text: str, source: str) -> tuple[list[ProfileRecord], list[str]]:

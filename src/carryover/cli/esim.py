@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from carryover.adapters.es2plus_client import Es2PlusClient
-from carryover.adapters.inventory_csv import read_inventory
+from carryover.adapters.inventory_csv import read_inventory_file
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, fail, now, print_json, run, uow
 from carryover.domain.esim.classify import classify
@@ -93,11 +93,7 @@ def inventory_import(
     as_json: JsonOption = False,
 ) -> None:
     """Import a vendor's batch of profiles; any bad row keeps the whole batch out."""
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        fail(f"{file}: {exc.strerror or exc}")
-    records, errors = read_inventory(text, str(file))
+    records, errors = read_inventory_file(file)
     if errors:
         fail(errors)
     try:

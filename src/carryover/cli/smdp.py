@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from carryover.adapters.inventory_csv import read_inventory
+from carryover.adapters.inventory_csv import read_inventory_file
 from carryover.adapters.smdp_device import DeviceRefused, SimulatedDevice
 from carryover.cli import app
 from carryover.cli.common import JsonOption, app_object, console, fail, print_json
@@ -71,11 +71,7 @@ def serve(
     store = SmdpStore(address, notify=HttpNotifier(
         operator_url, token.get_secret_value() if token is not None else None))
     if profiles is not None:
-        try:
-            text = profiles.read_text(encoding="utf-8-sig")
-        except OSError as exc:
-            fail(f"{profiles}: {exc.strerror or exc}")
-        records, errors = read_inventory(text, str(profiles))
+        records, errors = read_inventory_file(profiles)
         if errors:
             fail(errors)
         for r in records:

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from carryover.domain import boundary
+from carryover.domain import boundary, ids
 from carryover.domain.bounds import (
     MAX_BUCKET,
     MAX_EVENT,
@@ -437,7 +437,7 @@ class AccountBook:
                           "merged into the live pass")
                 return
         bucket = Bucket(
-            id=f"{item.line}/{item.unit}/topup/{item.id}", owner=item.line, unit=item.unit,
+            id=ids.topup_id(item.line, item.unit, item.id), owner=item.line, unit=item.unit,
             kind=BucketKind.TOPUP, granted=item.amount, valid_from=item.at, valid_until=until,
             priority=plan.priority(BucketKind.TOPUP) if plan else 40,
             rollable=bool(plan and plan.rolls(BucketKind.TOPUP)), origin=item.id,
@@ -466,7 +466,7 @@ class AccountBook:
             self.book(item.at, EntryKind.TRANSFER_OUT, source, take, item.from_line, item.id,
                       f"gift to {item.line}")
             gift = Bucket(
-                id=f"{item.line}/{item.unit}/gift/{item.id}#{n}", owner=item.line, unit=item.unit,
+                id=ids.gift_id(item.line, item.unit, item.id, n), owner=item.line, unit=item.unit,
                 kind=BucketKind.GIFT, granted=take, valid_from=item.at,
                 valid_until=source.valid_until,  # a gift keeps its source's expiry
                 priority=plan.priority(BucketKind.GIFT) if plan else 50,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from carryover.domain import rollover
+from carryover.domain import ids, rollover
 from carryover.domain.buckets import Bucket, in_consumption_order
 from carryover.domain.cycles import add_days
 from carryover.domain.ledger import EntryKind
@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 
 _US = timedelta(microseconds=1)
 _END = datetime.max.replace(tzinfo=UTC)
-_stamp = rollover.stamp
-
-
 def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
            note: str = "") -> None:
     """Take whatever is left out of the bucket (expire or forfeit) and close it."""
@@ -50,11 +47,12 @@ def expire_due(book: AccountBook, at: datetime) -> None:
     book.mark_segment(at)
     for bucket in in_consumption_order(book.buckets.live()):
         if bucket.valid_until is not None and bucket.valid_until <= at:
-            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, f"expiry@{_stamp(at)}")
+            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE,
+                   ids.expiry_ref(ids.stamp(at)))
 
 
 def close_cycle(book: AccountBook, boundary: datetime) -> None:
-    ref = f"boundary@{_stamp(boundary)}"
+    ref = ids.boundary_ref(ids.stamp(boundary))
     book.mark_segment(boundary)
     live = book.buckets.live()
     sources = [b for b in live if rollover.is_source(b.rollable, b.valid_until, boundary)]
@@ -105,7 +103,7 @@ def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary:
     for n, (source, amount) in enumerate(zip(sources, carried.tolist(), strict=True)):
         if amount > 0:
             deposit = Bucket(
-                id=rollover.deposit_id(owner, unit, _stamp(boundary), n), owner=owner,
+                id=ids.deposit_id(owner, unit, ids.stamp(boundary), n), owner=owner,
                 unit=unit, kind=BucketKind.ROLLOVER, granted=amount, valid_from=boundary,
                 valid_until=rollover.deposit_until(plan.rollover, boundary, book.calendar),
                 origin=source.id, **rollover.deposit_fields(plan),
@@ -125,7 +123,7 @@ def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: 
         until = add_days(at, plan.pack_validity_days or 0, book.calendar.tz)
         for unit, amount in sorted(plan.allowances.items()):
             bucket = Bucket(
-                id=f"{line}/{unit}/pack/{ref}", owner=line, unit=unit, kind=BucketKind.ALLOWANCE,
+                id=ids.pack_id(line, unit, ref), owner=line, unit=unit, kind=BucketKind.ALLOWANCE,
                 granted=amount, valid_from=at, valid_until=until,
                 priority=plan.priority(BucketKind.ALLOWANCE), rollable=False, origin=ref,
             )
@@ -151,7 +149,7 @@ def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: date
             # Prorate by the microseconds left in the cycle, rounding down: never grant
             # more than the plan allows.
             granted = amount * ((end - cycle_from) // _US) // ((end - start) // _US)
-        bucket_id = f"{owner}/{unit}/allowance/{_stamp(cycle_from)}"
+        bucket_id = ids.allowance_id(owner, unit, ids.stamp(cycle_from))
         if changed:
             bucket_id += f"~{ref}"
         bucket = Bucket(

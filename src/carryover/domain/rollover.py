@@ -122,15 +122,6 @@ def in_stash(is_rollover, valid_from, valid_until, boundary, source):
                                   valid_until > boundary])
 
 
-def stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def deposit_id(owner: str, unit: Unit | str, boundary_stamp: str, position: int) -> str:
-    """The id of the deposit made from the `position`-th source of (owner, unit) at T."""
-    return f"{owner}/{unit}/rollover/{boundary_stamp}#{position}"
-
-
 def deposit_until(policy: RolloverPolicy, boundary: datetime, calendar: CycleCalendar) -> datetime:
     """When a deposit made at `boundary` expires: N calendar months after it, or the
     boundary N cycles on."""

@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from carryover.domain import rollover
+from carryover.domain import ids, rollover
 from carryover.domain.buckets import UNLIMITED
 from carryover.domain.bulk.state import (
     I64,
@@ -55,7 +55,7 @@ COUNTERS = ("used", "overage", "hotspot")
 def stamp(us: int) -> str:
     # Boundaries and expiries repeat across accounts: a few hundred distinct instants
     # stand for hundreds of thousands of bucket ids and refs.
-    return from_us(us).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ids.stamp(from_us(us))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -217,8 +217,8 @@ class BulkBook:
         when[accounts] = at
         b = self.b
         rows = np.flatnonzero(~b.closed & (b.valid_until <= when[self.line_account[b.line]]))
-        refs = np.array([f"expiry@{stamp(int(t))}" for t in when[self.line_account[b.line[rows]]]],
-                        dtype=object)
+        refs = np.array([ids.expiry_ref(stamp(int(t)))
+                         for t in when[self.line_account[b.line[rows]]]], dtype=object)
         self._close(rows, EntryKind.EXPIRE, b.valid_until[rows], refs)
         self.segment_start[accounts] = np.maximum(self.segment_start[accounts], at)
 
@@ -227,7 +227,7 @@ class BulkBook:
         T = np.full(len(self.cycle_end), -1, dtype=I64)
         T[accounts] = self.cycle_end[accounts]
         self.segment_start[accounts] = T[accounts]
-        refs_of = {int(a): f"boundary@{stamp(int(T[a]))}" for a in accounts}
+        refs_of = {int(a): ids.boundary_ref(stamp(int(T[a]))) for a in accounts}
         row_T = T[self.line_account[b.line]]
         live = ~b.closed & (row_T >= 0)
         source = live & rollover.is_source(b.rollable, b.valid_until, row_T)
@@ -278,7 +278,7 @@ class BulkBook:
             plan = src_plans[k]
             t = int(row_T[row])
             account = int(self.line_account[line])
-            deposit = rollover.deposit_id(self.line_ids[line], UNITS[int(b.unit[row])], stamp(t),
+            deposit = ids.deposit_id(self.line_ids[line], UNITS[int(b.unit[row])], stamp(t),
                                           int(n_in_group[k]))
             new_rows.append(dict(
                 line=line, unit=int(b.unit[row]), kind=ROLLOVER, granted=int(carried[k]),
@@ -329,7 +329,7 @@ class BulkBook:
                 continue
             for unit, amount in sorted(plan.allowances.items()):
                 # A boundary's grant: one per line and instant (boundary.grant_allowances).
-                bucket_id = f"{self.line_ids[line]}/{unit}/allowance/{stamp(t)}"
+                bucket_id = ids.allowance_id(self.line_ids[line], unit, stamp(t))
                 new_rows.append(dict(
                     line=line, unit=UNITS.index(unit), kind=KINDS.index(BucketKind.ALLOWANCE),
                     granted=amount, valid_from=t, valid_until=int(self.cycle_end[account]),
