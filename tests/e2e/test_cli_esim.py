@@ -121,6 +121,10 @@ def test_a_bad_inventory_file_reports_every_row(tmp_path):
         tmp_path, "iccid,profile_type\n")), code=2).stderr
     assert "No such file" in cli("esim", "inventory", "import",
                                  str(tmp_path / "missing.csv"), code=2).stderr
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("iccid,imsi,profile_type\n".encode() + "caf\xe9\n".encode("latin-1"))
+    refused = cli("esim", "inventory", "import", str(latin), code=2).stderr
+    assert str(latin) in refused and "utf-8" in refused and "Traceback" not in refused
 
 
 def _file(folder, text):
