@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from carryover.api.app import create_app
 from carryover.cli import app
-from carryover.domain.esim.notifications import parse_download_progress
+from carryover.domain.esim.download_progress import parse_download_progress
 from carryover.runtime import Carryover
-from carryover.services.esim import download_progress as esim_notifications
+from carryover.services.esim import download_progress
 from tests.esim_support import (
     EID_A,
     EID_B,
@@ -122,7 +122,7 @@ def test_a_bad_inventory_file_reports_every_row(tmp_path):
     assert "No such file" in cli("esim", "inventory", "import",
                                  str(tmp_path / "missing.csv"), code=2).stderr
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("iccid,imsi,profile_type\n".encode() + "caf\xe9\n".encode("latin-1"))
+    latin.write_bytes(b"iccid,imsi,profile_type\n" + "caf\xe9\n".encode("latin-1"))
     refused = cli("esim", "inventory", "import", str(latin), code=2).stderr
     assert str(latin) in refused and "utf-8" in refused and "Traceback" not in refused
 
@@ -274,8 +274,8 @@ def test_status_of_an_iccid_outside_the_inventory_shows_its_refused_notification
         "iccid": outsider, "profileType": "consumer", "timestamp": "2026-01-02T10:00:00Z",
         "eid": EID_A, "notificationPointId": 3,
         "notificationPointStatus": {"status": "Executed-Success"}})
-    with pytest.raises(esim_notifications.UnknownProfile):
-        esim_notifications.receive(Carryover().uow(), progress, datetime.now(UTC), "smdp")
+    with pytest.raises(download_progress.UnknownProfile):
+        download_progress.receive(Carryover().uow(), progress, datetime.now(UTC), "smdp")
     out = cli("esim", "status", outsider).stdout
     assert f"ICCID {outsider} is not in the inventory" in out
     assert "(refused)" in out

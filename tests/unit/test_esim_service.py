@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from carryover.domain.esim.notifications import DownloadProgress
+from carryover.domain.esim.download_progress import DownloadProgress
 from carryover.domain.esim.status import SUCCESS, FunctionFailed, StatusCode
 from carryover.plan_files import load_presets
 from carryover.services.errors import ServiceError
-from carryover.services.esim import download_progress as esim_notifications
+from carryover.services.esim import download_progress
 from carryover.services.esim import inventory as esim_inventory
 from carryover.services.esim import orders as esim
 from carryover.services.esim.ports import ConfirmedOrder, SmdpError
@@ -133,15 +133,15 @@ def test_an_installed_notification_moves_the_profile_and_notifies_once(db) -> No
     downloaded, installed = (
         DownloadProgress(iccid=ordered.iccid, profile_type="consumer", timestamp=JAN,
                          point_id=point, status=SUCCESS, eid=EID_A) for point in (3, 4))
-    got = esim_notifications.receive(FakeUnitOfWork(db), downloaded, JAN)
+    got = download_progress.receive(FakeUnitOfWork(db), downloaded, JAN)
     assert (got.outcome, str(got.state)) == ("applied", "downloaded")
     assert db.state.outbox == {}  # downloaded is not installed: nothing to notify yet
-    got = esim_notifications.receive(FakeUnitOfWork(db), installed, JAN + timedelta(minutes=1))
+    got = download_progress.receive(FakeUnitOfWork(db), installed, JAN + timedelta(minutes=1))
     assert (got.outcome, str(got.state)) == ("applied", "installed")
     ((key, row),) = db.state.outbox.items()
     assert key == ("alice", "2026-01-01T00:00:00+00:00", "esim_installed")
     assert row["payload"]["iccid"] == ordered.iccid and row["payload"]["eid"] == EID_A
-    again = esim_notifications.receive(FakeUnitOfWork(db), installed, JAN + timedelta(minutes=2))
+    again = download_progress.receive(FakeUnitOfWork(db), installed, JAN + timedelta(minutes=2))
     assert again.outcome == "duplicate" and len(db.state.outbox) == 1
 
 
@@ -150,8 +150,8 @@ def test_a_notification_about_an_unknown_iccid_is_refused_and_kept_once(db) -> N
     progress = DownloadProgress(iccid=stranger, profile_type="consumer", timestamp=JAN,
                                 point_id=3, status=SUCCESS, eid=EID_A)
     for _ in range(2):  # the SM-DP+ retries
-        with pytest.raises(esim_notifications.UnknownProfile):
-            esim_notifications.receive(FakeUnitOfWork(db), progress, JAN, "smdp.example.com")
+        with pytest.raises(download_progress.UnknownProfile):
+            download_progress.receive(FakeUnitOfWork(db), progress, JAN, "smdp.example.com")
     (kept,) = [e for e in db.state.events if e.iccid == stranger]
     assert kept.detail["outcome"] == "refused" and kept.detail["smdp"] == "smdp.example.com"
     assert stranger not in db.state.profiles

@@ -24,8 +24,8 @@ from typing import Any
 
 from carryover.domain.esim import confirmation
 from carryover.domain.esim.activation import MATCHING_ID, parse_activation_code
+from carryover.domain.esim.download_progress import DownloadProgress, notification_body
 from carryover.domain.esim.identifiers import IdentifierError, parse_eid, parse_iccid
-from carryover.domain.esim.notifications import DownloadProgress, notification_body
 from carryover.domain.esim.states import IllegalTransition, ProfileState, Request, next_state
 from carryover.domain.esim.status import FAILED, SUCCESS, StatusCode, failed, response_header
 

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from carryover.api.es2plus_auth import smdp_of
-from carryover.domain.esim.notifications import (
+from carryover.domain.esim.download_progress import (
     MAX_BODY_BYTES,
     MAX_DEPTH,
     nesting_exceeds,
@@ -39,7 +39,7 @@ from carryover.domain.esim.status import (
     failed,
 )
 from carryover.runtime import Carryover
-from carryover.services.esim import download_progress as esim_notifications
+from carryover.services.esim import download_progress
 
 PROTOCOL_HEADER = {ADMIN_PROTOCOL_HEADER: ADMIN_PROTOCOL}
 FAILED_EXAMPLE = {"header": {"functionExecutionStatus": {
@@ -120,8 +120,8 @@ async def handle_download_progress_info(request: Request, carry: CarryDep) -> Re
         return _failed(progress)
     try:
         received = await run_in_threadpool(
-            lambda: esim_notifications.receive(carry.uow(), progress, received_at, smdp))
-    except esim_notifications.UnknownProfile as exc:
+            lambda: download_progress.receive(carry.uow(), progress, received_at, smdp))
+    except download_progress.UnknownProfile as exc:
         return _failed(StatusCode("8.2.1", "3.9", str(exc), progress.iccid))
     if received.refusal is not None:
         return _failed(received.refusal)

@@ -60,7 +60,7 @@ from carryover.services.charging.model import (
 )
 from carryover.services.charging.ports import ChargingUnit
 from carryover.services.errors import ServiceError
-from carryover.services.notify import notices as notifications
+from carryover.services.notify import notices
 
 Result = ChargingAnswer | ServiceError | None  # None: a release
 
@@ -271,7 +271,7 @@ class _Batch:
                     session.account_id, ref, rating_group, line, grant.amount, request.at,
                     request.at + timedelta(seconds=grant.validity_seconds)
                     + self.policy.hold_margin)
-        for row in notifications.book_rows_with(
+        for row in notices.book_rows_with(
                 account.row, book, decided_at(book, at), account.closed,
                 account.snapshot["msisdns"], account.snapshot.get("alert_thresholds")):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)

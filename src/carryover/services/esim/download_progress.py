@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.esim.notifications import DownloadProgress
+from carryover.domain.esim.download_progress import DownloadProgress
 from carryover.domain.esim.states import IllegalTransition, ProfileState, Request, next_state
 from carryover.domain.esim.status import StatusCode
 from carryover.services.errors import NotFound

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from carryover.api.es2plus_auth import smdp_of
 from carryover.domain.esim import confirmation
-from carryover.domain.esim.notifications import (
+from carryover.domain.esim.download_progress import (
     DownloadProgress,
     nesting_exceeds,
     notification_body,
