@@ -2,7 +2,7 @@
 
 Both are operator-only (usage comes from the network, not from subscribers).
 A single event answers 409 when its event_id was already counted. A batch is
-rated as one chunk by services.ingest.chunks: duplicates are counted, not repeated,
+rated as one chunk by services.ingest.values, as a file is: duplicates are counted, not repeated,
 and each row that cannot be taken comes back in `rejects` with its index and
 why, while the good rows go on. Batch instants must carry an offset (a batch
 may span accounts in different timezones). Events rated are counted on
@@ -14,21 +14,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import numpy as np
 from fastapi import APIRouter, Request
 
-from carryover.adapters.cdr_files import Chunk
 from carryover.api.deps import EngineDep, Operator
 from carryover.api.problems import responses
 from carryover.api.rest.idempotent import IdempotencyKey, respond
 from carryover.api.rest.schemas import UsageBatchIn, UsageBatchOut, UsageIn, UsageOut, human
-from carryover.domain.bulk.state import to_us
 from carryover.domain.units import Unit
-from carryover.services.ingest.chunks import ingest_chunks
+from carryover.services.ingest import values
+from carryover.services.ingest.values import UsageRow
 from carryover.services.ledger import operations as ledger_ops
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=responses(401, 403, 422, 429))
-UNIT_CODES = {"data": 0, "voice": 1, "sms": 2}
 
 
 @router.post("", status_code=201, response_model=UsageOut, summary="Record one usage event",
@@ -52,8 +49,8 @@ def record_usage(body: UsageIn, request: Request, eng: EngineDep, who: Operator,
     return respond(request, eng, who, idempotency_key, body, action)
 
 
-def _chunk(body: UsageBatchIn, now_us: int) -> tuple[Chunk, list[dict]]:
-    """The rows as one columnar chunk, and the rows refused before rating."""
+def _rows(body: UsageBatchIn, now: datetime) -> tuple[list[tuple[int, UsageRow]], list[dict]]:
+    """The rows to rate (with their index in `rows`), and those refused before rating."""
     good, bad = [], []
     for i, row in enumerate(body.rows):
         naive = [k for k in ("at", "received_at")
@@ -63,20 +60,10 @@ def _chunk(body: UsageBatchIn, now_us: int) -> tuple[Chunk, list[dict]]:
         elif row.received_at is not None and row.received_at < row.at:
             bad.append({"row": i, "reason": "received_at: before the event's instant"})
         else:
-            good.append((i, row))
-    rows = [r for _, r in good]
-    chunk = Chunk(
-        first_row=0,
-        event_id=np.array([r.event_id for r in rows], dtype=object),
-        line=np.array([r.line.strip() for r in rows], dtype=object),
-        at=np.array([to_us(r.at) for r in rows], dtype=np.int64),
-        received_at=np.array([to_us(r.received_at) if r.received_at else now_us
-                              for r in rows], dtype=np.int64),
-        amount=np.array([r.amount for r in rows], dtype=np.int64),
-        unit=np.array([UNIT_CODES[r.unit] for r in rows], dtype=np.int8),
-        rating_group=np.array([r.rating_group for r in rows], dtype=object),
-        row=np.array([i for i, _ in good], dtype=np.int64))
-    return chunk, bad
+            good.append((i, UsageRow(row.event_id, row.line, row.at, row.amount,
+                                     row.received_at or now, Unit(row.unit),
+                                     row.rating_group)))
+    return good, bad
 
 
 @router.post("/batch", status_code=200, response_model=UsageBatchOut,
@@ -84,12 +71,10 @@ def _chunk(body: UsageBatchIn, now_us: int) -> tuple[Chunk, list[dict]]:
 def record_batch(body: UsageBatchIn, request: Request, eng: EngineDep, who: Operator,
                  idempotency_key: IdempotencyKey = None):
     def action() -> dict:
-        chunk, bad = _chunk(body, to_us(datetime.now(UTC)))
-        rejects: list[dict] = list(bad)
-        summary = ingest_chunks(
-            eng, [("api", chunk, [])], f"api-batch-{uuid.uuid4().hex[:16]}",
-            on_rejects=lambda found: rejects.extend(
-                {"row": r.row, "reason": r.reason} for r in found))
+        good, rejects = _rows(body, datetime.now(UTC))
+        summary = values.record_batch(eng, [r for _, r in good], "api",
+                                      f"api-batch-{uuid.uuid4().hex[:16]}")
+        rejects += [{"row": good[k][0], "reason": reason} for k, reason in summary.rejected]
         rejects.sort(key=lambda r: r["row"])
         request.app.state.carry.metrics.usage_rated.labels("batch").inc(summary.accepted)
         return {"rows": len(body.rows), "accepted": summary.accepted,

@@ -44,7 +44,10 @@ class BatchResult:
     lines: set[str] = field(default_factory=set)
 
 
-def record_batch(engine: Engine, rows: list[UsageRow]) -> BatchResult:
+def record_batch(engine: Engine, rows: list[UsageRow], source: str = "batch",
+                 ref: str = "batch") -> BatchResult:
+    """Rate `rows` as one chunk. `source` names the chunk where a file's name would
+    stand (a reject's origin); `ref` is the ref of the ledger entries the chunk books."""
     if not rows:
         return BatchResult()
     # Amounts past the bound of one event are refused here, by index, as a file's rows
@@ -64,7 +67,7 @@ def record_batch(engine: Engine, rows: list[UsageRow]) -> BatchResult:
     chunk = Chunk(
         first_row=1,
         event_id=np.array([r.event_id for r in use], dtype=object),
-        line=np.array([r.line for r in use], dtype=object),
+        line=np.array([r.line.strip() for r in use], dtype=object),
         at=np.array([to_us(r.at) for r in use], dtype=np.int64),
         received_at=np.array([to_us(r.received_at) for r in use], dtype=np.int64),
         amount=np.array([r.amount for r in use], dtype=np.int64),
@@ -72,7 +75,7 @@ def record_batch(engine: Engine, rows: list[UsageRow]) -> BatchResult:
         rating_group=np.array([r.rating_group for r in use], dtype=object),
         row=np.array(kept, dtype=np.int64) + 1,  # row k is rows[k - 1]
     )
-    summary = ingest_chunks(engine, [("batch", chunk, [])], "batch",
+    summary = ingest_chunks(engine, [(source, chunk, [])], ref,
                             on_rejects=lambda bad: rejected.extend(
                                 (r.row - 1, r.reason) for r in bad))
     return BatchResult(summary.accepted, summary.duplicates, summary.late, sorted(rejected),
