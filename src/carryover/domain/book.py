@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from carryover.domain import boundary, ids
+from carryover.domain import boundary, ids, plan_grants
 from carryover.domain.bounds import (
     MAX_BUCKET,
     MAX_EVENT,
@@ -403,16 +403,16 @@ class AccountBook:
         plan = self.plan(item.plan_id)
         if plan is not None:
             full = item.at == self.cycle_start or not plan.prorate_first_cycle
-            boundary.grant_plan(self, item.line, plan, item.at, prorate=not full, ref=item.id)
+            plan_grants.grant_plan(self, item.line, plan, item.at, prorate=not full, ref=item.id)
 
     def _change_plan(self, item: ChangePlan) -> None:
         state = self.lines[item.line]
         if item.effective == "next_cycle":
             state.pending_plan = item.plan_id
             return
-        boundary.leave_plan(self, item.line, item.at, ref=item.id)
+        plan_grants.leave_plan(self, item.line, item.at, ref=item.id)
         state.plan_id = item.plan_id
-        boundary.grant_plan(self, item.line, self.plan(item.plan_id), item.at, prorate=True,
+        plan_grants.grant_plan(self, item.line, self.plan(item.plan_id), item.at, prorate=True,
                             ref=item.id, changed=True)
 
     def _top_up(self, item: TopUp) -> None:

@@ -9,8 +9,9 @@ docs/semantics.md, "Plan changes".
   (per-unit caps, stash, deposits) into a rollover bucket valid from T exactly;
   expire the rest; apply plan changes scheduled for the next cycle; grant the
   new cycle's allowances.
-- `grant_plan` / `leave_plan`: a plan's grants when a line starts on it or
-  changes to it, and what a line loses when it leaves a plan.
+
+What a plan grants and takes back (allowances, packs, a plan change's forfeits)
+is plan_grants.py, which this module calls at the boundary.
 
 These functions mutate an AccountBook; they are split out to keep the book's
 own module about ordering and replay.
@@ -18,36 +19,27 @@ own module about ordering and replay.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from carryover.domain import ids, rollover
+from carryover.domain import ids, plan_grants, rollover
 from carryover.domain.buckets import Bucket, in_consumption_order
-from carryover.domain.cycles import add_days
 from carryover.domain.ledger import EntryKind
-from carryover.domain.plans import BucketKind, Plan, PlanKind
+from carryover.domain.plans import BucketKind, PlanKind
 
 if TYPE_CHECKING:
     from carryover.domain.book import AccountBook
 
-_US = timedelta(microseconds=1)
 _END = datetime.max.replace(tzinfo=UTC)
-def _close(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
-           note: str = "") -> None:
-    """Take whatever is left out of the bucket (expire or forfeit) and close it."""
-    if not bucket.unlimited and bucket.remaining:
-        book.book(at, kind, bucket, bucket.remaining, None, ref, note)
-        bucket.remaining = 0
-    bucket.closed = True
 
 
 def expire_due(book: AccountBook, at: datetime) -> None:
     book.mark_segment(at)
     for bucket in in_consumption_order(book.buckets.live()):
         if bucket.valid_until is not None and bucket.valid_until <= at:
-            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE,
+            plan_grants.close_bucket(book, bucket, bucket.valid_until, EntryKind.EXPIRE,
                    ids.expiry_ref(ids.stamp(at)))
 
 
@@ -60,7 +52,7 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
     for bucket in in_consumption_order(live):
         if bucket.valid_until is not None and rollover.expires_at(
                 bucket.valid_until, boundary, bucket.id in source_ids):
-            _close(book, bucket, bucket.valid_until, EntryKind.EXPIRE, ref)
+            plan_grants.close_bucket(book, bucket, bucket.valid_until, EntryKind.EXPIRE, ref)
     for owner in sorted({b.owner for b in sources}):
         for unit in sorted({b.unit for b in sources if b.owner == owner}):
             own = in_consumption_order(b for b in sources if b.owner == owner and b.unit == unit)
@@ -68,7 +60,7 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
 
     for state in sorted(book.lines.values(), key=lambda s: s.line):
         if state.pending_plan is not None:
-            leave_plan(book, state.line, boundary, ref, closing_cycle=True)
+            plan_grants.leave_plan(book, state.line, boundary, ref, closing_cycle=True)
             state.plan_id, state.pending_plan = state.pending_plan, None
 
     book.cycle_start = boundary
@@ -76,7 +68,7 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
     for state in sorted(book.lines.values(), key=lambda s: s.line):
         plan = book.plan(state.plan_id)
         if plan is not None and plan.kind is not PlanKind.PACK:
-            grant_allowances(book, state.line, plan, boundary, boundary, ref)
+            plan_grants.grant_allowances(book, state.line, plan, boundary, boundary, ref)
 
 
 def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary: datetime,
@@ -113,63 +105,5 @@ def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary:
             source.remaining = (source.remaining or 0) - amount
             book.add_bucket(deposit, EntryKind.ROLLOVER_IN, boundary, None, ref,
                             rollover.in_note(source.id))
-        _close(book, source, boundary, EntryKind.EXPIRE, ref, rollover.EXPIRE_NOTE)
-
-
-def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: bool,
-               ref: str, changed: bool = False) -> None:
-    """Grants when a line starts on `plan` at `at` (mid-cycle: prorated if asked)."""
-    if plan.kind is PlanKind.PACK:
-        until = add_days(at, plan.pack_validity_days or 0, book.calendar.tz)
-        for unit, amount in sorted(plan.allowances.items()):
-            bucket = Bucket(
-                id=ids.pack_id(line, unit, ref), owner=line, unit=unit, kind=BucketKind.ALLOWANCE,
-                granted=amount, valid_from=at, valid_until=until,
-                priority=plan.priority(BucketKind.ALLOWANCE), rollable=False, origin=ref,
-            )
-            book.add_bucket(bucket, EntryKind.GRANT, at, line, ref, f"{plan.id} pack")
-        return
-    grant_allowances(book, line, plan, at if prorate else book.cycle_start, at, ref, changed)
-
-
-def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: datetime,
-                     at: datetime, ref: str, changed: bool = False) -> None:
-    """One cycle's allowances from `cycle_from` (the cycle start, or later when prorated).
-
-    A bucket's id is a function of the input that made it, never of what else the
-    book holds: `owner/unit/allowance/<instant>` for the line's opening and for a
-    boundary (one of each per owner and instant), and with `~<ref>` appended for a
-    plan change (`changed`), of which there may be several in one second. A store
-    that keeps only live buckets in memory and a replay that holds every bucket
-    then name the same bucket alike."""
-    start, end = book.cycle_start, book.cycle_end
-    for unit, amount in sorted(plan.allowances.items()):
-        granted = amount
-        if amount is not None and cycle_from > start:
-            # Prorate by the microseconds left in the cycle, rounding down: never grant
-            # more than the plan allows.
-            granted = amount * ((end - cycle_from) // _US) // ((end - start) // _US)
-        bucket_id = ids.allowance_id(owner, unit, ids.stamp(cycle_from))
-        if changed:
-            bucket_id += f"~{ref}"
-        bucket = Bucket(
-            id=bucket_id, owner=owner, unit=unit,
-            kind=BucketKind.ALLOWANCE, granted=granted, valid_from=at, valid_until=end,
-            priority=plan.priority(BucketKind.ALLOWANCE),
-            rollable=amount is not None and plan.rolls(BucketKind.ALLOWANCE), origin=ref,
-        )
-        book.add_bucket(bucket, EntryKind.GRANT, at, owner, ref, plan.id)
-
-
-def leave_plan(book: AccountBook, line: str, at: datetime, ref: str,
-               closing_cycle: bool = False) -> None:
-    """What a line loses on a plan change: the old allowance (now) and, where the old
-    plan says so, its rollover (docs/semantics.md, "Plan changes")."""
-    plan = book.plan_of(line)
-    forfeit_rollover = bool(plan and plan.rollover and plan.rollover.forfeit_on_plan_change)
-    for bucket in in_consumption_order(book.buckets.live()):
-        if bucket.closed or bucket.owner != line:
-            continue
-        if (bucket.kind is BucketKind.ALLOWANCE and not closing_cycle) or (
-                bucket.kind is BucketKind.ROLLOVER and forfeit_rollover):
-            _close(book, bucket, at, EntryKind.FORFEIT, ref, "plan change")
+        plan_grants.close_bucket(book, source, boundary, EntryKind.EXPIRE, ref,
+                                 rollover.EXPIRE_NOTE)

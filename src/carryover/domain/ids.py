@@ -24,9 +24,13 @@ def stamp(at: datetime) -> str:
     return at.strftime(_STAMP)
 
 
-def allowance_id(owner: str, unit: Unit | str, opened: str) -> str:
-    """A plan's allowance for the cycle (or segment) that opened at `opened` (a stamp)."""
-    return f"{owner}/{unit}/allowance/{opened}"
+def allowance_id(owner: str, unit: Unit | str, opened: str, changed_by: str | None = None
+                 ) -> str:
+    """A plan's allowance for the cycle (or segment) that opened at `opened` (a stamp):
+    one per owner and instant for an opening or a boundary, and `~<ref>` after it for
+    a plan change (`changed_by`), of which one second may hold several."""
+    name = f"{owner}/{unit}/allowance/{opened}"
+    return name if changed_by is None else f"{name}~{changed_by}"
 
 
 def pack_id(owner: str, unit: Unit | str, ref: str) -> str:

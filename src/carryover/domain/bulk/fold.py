@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from carryover.domain import ids, rollover
+from carryover.domain import ids, plan_grants, rollover
 from carryover.domain.buckets import UNLIMITED
 from carryover.domain.bulk.state import (
     I64,
@@ -328,14 +328,13 @@ class BulkBook:
             if plan is None or plan.kind is PlanKind.PACK:
                 continue
             for unit, amount in sorted(plan.allowances.items()):
-                # A boundary's grant: one per line and instant (boundary.grant_allowances).
-                bucket_id = ids.allowance_id(self.line_ids[line], unit, stamp(t))
+                # A boundary's grant (plan_grants.grant_allowances): one per line and instant.
+                priority, rollable = plan_grants.allowance_terms(plan, amount)
                 new_rows.append(dict(
                     line=line, unit=UNITS.index(unit), kind=KINDS.index(BucketKind.ALLOWANCE),
                     granted=amount, valid_from=t, valid_until=int(self.cycle_end[account]),
-                    priority=plan.priority(BucketKind.ALLOWANCE),
-                    rollable=amount is not None and plan.rolls(BucketKind.ALLOWANCE),
-                    origin=ref, id=bucket_id))
+                    priority=priority, rollable=rollable, origin=ref,
+                    id=ids.allowance_id(self.line_ids[line], unit, stamp(t))))
                 refs.append(ref)
                 notes.append(plan.id)
         start = len(self.b)
