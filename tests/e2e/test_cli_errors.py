@@ -1,4 +1,4 @@
-"""The CLI's error boundary (cli.boundary): one line `carryover: <what>: <why>` and exit 2 for
+"""The CLI's error boundary (cli.failures): one line `carryover: <what>: <why>` and exit 2 for
 what the user or the machine causes, one line and exit 1 (CARRYOVER_DEBUG=1: the
 traceback) for a defect; never a traceback otherwise, never a password; an ingest
 that fails says what it had stored, and leaves no thread behind."""

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from carryover.api import problems
-from carryover.cli import boundary
+from carryover.cli import failures
 from carryover.store.engine import is_statement_timeout, make_engine
 from carryover.store.uow import UnitOfWork
 
@@ -74,7 +74,7 @@ def test_a_cancelled_statement_reads_the_same_on_the_cli_and_the_api(db_url) -> 
     engine = make_engine(db_url, statement_timeout=0.3)
     with pytest.raises(Exception) as caught, UnitOfWork(engine) as uow:
         uow.conn.execute(text(_slow(db_url))).scalar()
-    said = boundary.describe(caught.value)
+    said = failures.describe(caught.value)
     assert said is not None
     assert said.why == ("a statement ran longer than the statement timeout "
                         "(statement_timeout_seconds) and was cancelled; its transaction "

@@ -2,7 +2,7 @@
 
 Bad input exits with status 2 and one line per problem on stderr (file, event,
 field, why); never a traceback. What escapes a command meets the one error
-boundary (cli.boundary): an expected failure (database, disk, file) is one line
+boundary (cli.failures): an expected failure (database, disk, file) is one line
 `carryover: <what>: <why>` and exit 2, a defect one line and exit 1
 (CARRYOVER_DEBUG=1 shows its traceback). Every command that prints results takes --json.
 The reference in docs/cli.md is generated from this app's --help (see
@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-from carryover.cli.boundary import Guarded
+from carryover.cli.failures import Guarded
 
 app = typer.Typer(
     name="carryover",
@@ -56,7 +56,7 @@ from carryover.cli import (  # noqa: E402,F401
 
 
 def main() -> None:
-    from carryover.cli.boundary import run
+    from carryover.cli.failures import run
 
     try:
         run(app)

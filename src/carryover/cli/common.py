@@ -32,7 +32,7 @@ AtOption = Annotated[str | None, typer.Option(
 
 
 def fail(lines: list[str] | str) -> NoReturn:
-    from carryover.cli.boundary import scrub  # no password in any line (a URL's, the DB's)
+    from carryover.cli.failures import scrub  # no password in any line (a URL's, the DB's)
 
     for line in [lines] if isinstance(lines, str) else lines:
         print(scrub(line), file=sys.stderr)
