@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from carryover.domain.cycles import CycleCalendar
+from carryover.domain.lateness import is_late
 from carryover.domain.units import Unit
 
 DEFAULT_GRACE = timedelta(hours=48)
@@ -106,8 +107,7 @@ def effective_instant(
     """(instant the input is rated at, whether it is late): docs/semantics.md, "Late usage"."""
     if not isinstance(item, Usage) or item.received_at is None:
         return item.at, False
-    _, cycle_end = calendar.cycle_at(item.at)
-    if item.received_at > cycle_end + grace:
+    if is_late(item.at, item.received_at, calendar, grace):
         return item.received_at, True
     return item.at, False
 
