@@ -38,6 +38,7 @@ PAIRS = [
     (access_ports.KeyStore, KeyRepository, fakes.FakeKeys),
     (access_ports.IdempotencyStore, IdempotencyRepository, fakes.FakeIdempotency),
     (access_ports.Accounts, AccountRepository, fakes.FakeAccounts),
+    (notify_ports.Outbox, OutboxRepository, fakes.FakeOutbox),
     # Protocols the service tests implement in the test itself, or not at all.
     (business_metrics.MetricsStore, MetricsRepository, None),
     (StoredTotals, UsageTotals, None),
@@ -46,7 +47,7 @@ PAIRS = [
     (notify_ports.WebhookStore, WebhookRepository, None),
 ]
 UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
-         access_ports.IdempotencyUnit, business_metrics.MetricsUnit]
+         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit]
 
 
 def _methods(protocol: type) -> list[str]:

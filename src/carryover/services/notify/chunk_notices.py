@@ -40,7 +40,7 @@ from carryover.services.notify.notices import EXPIRING_WITHIN, _conditions
 from carryover.store import notice_reads
 
 if TYPE_CHECKING:
-    from carryover.services.notify.ports import NoticeStore
+    from carryover.services.notify.ports import Outbox
     from carryover.store.bulk_io import Raw
 
 
@@ -72,7 +72,7 @@ class BulkNotifier:
     def __init__(self) -> None:
         self.offered: set[tuple[str, str, str]] = set()
 
-    def emit(self, outbox: NoticeStore, raw: Raw, account_ids: Iterable[int], at: datetime | None,
+    def emit(self, outbox: Outbox, raw: Raw, account_ids: Iterable[int], at: datetime | None,
              plans: dict) -> int:
         """Offer to `outbox` the notifications that hold for the lines of `account_ids`,
         each account at its own instant (`at` None) or all at `at`, read through `raw`

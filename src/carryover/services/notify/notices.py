@@ -58,7 +58,7 @@ from carryover.domain.notices import (
     notices,
     plan_in_force,
 )
-from carryover.services.notify.ports import NoticeUnit
+from carryover.services.notify.ports import BookUnit, NoticeUnit
 from carryover.store.repository import utc
 
 KINDS = ("usage_50", "usage_80", "usage_100", "throttled", "blocked", "rollover_credited",
@@ -112,7 +112,7 @@ def notification_rows(uow: NoticeUnit, account_ids: Iterable[int],
     return rows
 
 
-def emit_from_book(uow: NoticeUnit, account: Any, book: AccountBook, at: datetime,
+def emit_from_book(uow: BookUnit, account: Any, book: AccountBook, at: datetime,
                    known: Any = None, thresholds: dict | None = None) -> int:
     """Offer the notifications that hold at `at` for the lines of `book`, just saved.
 
@@ -125,7 +125,7 @@ def emit_from_book(uow: NoticeUnit, account: Any, book: AccountBook, at: datetim
     return len(rows)
 
 
-def book_rows(uow: NoticeUnit, account: Any, book: AccountBook, at: datetime,
+def book_rows(uow: BookUnit, account: Any, book: AccountBook, at: datetime,
               known: Any = None, thresholds: dict | None = None) -> list[dict]:
     """The outbox rows of `emit_from_book`, without writing them."""
     if book.cycle_start is None or book.cycle_end is None:

@@ -4,7 +4,8 @@ the plan catalog, and the webhook endpoints and deliveries.
 store.outbox.OutboxRepository, store.repository.PlanRepository and
 store.webhook_repository.WebhookRepository implement them on the unit of work
 (`uow.outbox`, `uow.plans`, `uow.webhooks`); tests/unit/test_fakes_match.py
-checks that they have these methods, with these parameters.
+checks that they have these methods, with these parameters (and that the fake
+outbox of tests/unit/fakes.py has those of `Outbox`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,23 @@ from carryover.domain.buckets import Bucket
 from carryover.domain.plan_versions import PlanCatalog
 
 
-class NoticeStore(Protocol):
+class Outbox(Protocol):
+    """What the single-event path (a book in memory) and the ingest chunk need."""
+
     def offer(self, rows: list[dict]) -> None:
         """Offer notification rows; each (line, cycle_start, kind) is kept once."""
+
+    def closed_buckets(self, account_ids: list[int],
+                       since: datetime | None) -> dict[int, list[Bucket]]:
+        """Account id -> its closed data buckets that may count for a cycle starting at
+        or after `since`."""
+
+    def msisdns(self, account_id: int) -> dict[str, str]:
+        """Line id -> MSISDN of the account's lines."""
+
+
+class NoticeStore(Outbox, Protocol):
+    """And the stored state, for deciding notices without a book."""
 
     def notice_accounts(self, account_ids: Iterable[int]) -> dict[int, Any]:
         """Account id -> row (id, name, cycle_start, cycle_end, until, pool_plan_id,
@@ -36,22 +51,20 @@ class NoticeStore(Protocol):
                      expiring_within: timedelta) -> dict[tuple, dict]:
         """(account, owner) -> the facts of domain.notices at `at`."""
 
-    def closed_buckets(self, account_ids: list[int],
-                       since: datetime | None) -> dict[int, list[Bucket]]:
-        """Account id -> its closed data buckets that may count for a cycle starting at
-        or after `since`."""
-
-    def msisdns(self, account_id: int) -> dict[str, str]:
-        """Line id -> MSISDN of the account's lines."""
-
 
 class Plans(Protocol):
     def all(self) -> PlanCatalog:
         """Every plan with its versions."""
 
 
+class BookUnit(Protocol):
+    """The unit of work of a change whose book is in memory (the change's own)."""
+
+    outbox: Outbox
+
+
 class NoticeUnit(Protocol):
-    """The unit of work a notice is decided and offered in (the change's own)."""
+    """The unit of work notices are decided in from the stored state (the change's own)."""
 
     outbox: NoticeStore
     plans: Plans
