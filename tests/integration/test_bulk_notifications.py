@@ -3,7 +3,7 @@
 A world with every kind in it (thresholds, throttled and blocked lines, credited and
 expiring rollover, a family pool with a member limit, a line of another timezone)
 is built through the single-event path; then, at several instants, the rows
-`emit_notifications` hands to `_insert` are compared with `bulk_notifications.candidates`,
+`emit_notifications` offers to the outbox are compared with `bulk_notifications.candidates`,
 and the rows each writes to the outbox are compared as readers see them.
 """
 
@@ -54,10 +54,10 @@ def world(url: str):
     return engine
 
 
-def offered_by_emit(conn, ids, at, monkeypatch) -> list[dict]:
+def offered_by_emit(uow, ids, at, monkeypatch) -> list[dict]:
     seen: list[dict] = []
-    monkeypatch.setattr(notifications, "_insert", lambda _conn, rows: seen.extend(rows))
-    notifications.emit_notifications(conn, ids, at)
+    monkeypatch.setattr(uow.outbox, "offer", seen.extend)
+    notifications.emit_notifications(uow, ids, at)
     monkeypatch.undo()
     return seen
 
@@ -69,7 +69,7 @@ def test_candidates_equal_emit_notifications(db_url, monkeypatch):
         at = JAN + timedelta(days=day)
         with UnitOfWork(engine) as uow:
             ids = [1, 2, 3]
-            expected = offered_by_emit(uow.conn, ids, at, monkeypatch)
+            expected = offered_by_emit(uow, ids, at, monkeypatch)
             got = bulk_notifications.candidates(Raw(uow.conn), ids, at, uow.plans.all())
         assert got == expected, day
         kinds.update(row["kind"] for row in expected)
@@ -83,8 +83,8 @@ def test_a_run_offers_each_key_once(db_url):
     notifier = bulk_notifications.BulkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
-        first = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
-        again = notifier.emit(uow.conn, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        first = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        again = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
         uow.commit()
     assert first > 0
     assert again == 0
@@ -110,10 +110,10 @@ def test_stored_rows_equal_emit_notifications(db_url):
             with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
                 uow.conn.execute(delete(outbox))
                 if bulk:
-                    bulk_notifications.BulkNotifier().emit(uow.conn, Raw(uow.conn), [1, 2, 3], at,
-                                                           uow.plans.all())
+                    bulk_notifications.BulkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
+                                                           at, uow.plans.all())
                 else:
-                    notifications.emit_notifications(uow.conn, [1, 2, 3], at)
+                    notifications.emit_notifications(uow, [1, 2, 3], at)
                 stored.append(stored_outbox(uow.conn))
         assert stored[0] == stored[1], day
         compared += len(stored[0])
@@ -121,19 +121,19 @@ def test_stored_rows_equal_emit_notifications(db_url):
 
 
 def test_insert_stores_what_sqlalchemys_typed_insert_would(db_url):
-    """`_insert` makes the stored text itself on SQLite (instants, JSON): it must read back
-    as rows written through SQLAlchemy's own Instant and JSON types."""
+    """The outbox's `offer` makes the stored text itself on SQLite (instants, JSON): it
+    must read back as rows written through SQLAlchemy's own Instant and JSON types."""
     engine = world(db_url)
     at = JAN + timedelta(days=53, hours=7, microseconds=123456)
     stored = []
     for typed in (False, True):
         with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
             uow.conn.execute(delete(outbox))
-            rows = notifications.notification_rows(uow.conn, [1, 2, 3], at)
+            rows = notifications.notification_rows(uow, [1, 2, 3], at)
             if typed:
                 uow.conn.execute(insert(outbox), [{**r, "written_at": at} for r in rows])
             else:
-                notifications._insert(uow.conn, rows)
+                uow.outbox.offer(rows)
             stored.append(stored_outbox(uow.conn))
     assert len(stored[0]) > 5
     assert stored[0] == stored[1]
@@ -144,12 +144,12 @@ def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
         uow.conn.execute(delete(outbox))
-        notifications.emit_notifications(uow.conn, [1], at)
+        notifications.emit_notifications(uow, [1], at)
         before = stored_outbox(uow.conn)
         ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
         # A later instant: same keys, other payloads; and account 2's keys are new.
         offered = bulk_notifications.BulkNotifier().emit(
-            uow.conn, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
+            uow.outbox, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
         after = stored_outbox(uow.conn)
         kept = [r for r in after if r[0] == 1]
         added = uow.conn.execute(select(func.count()).select_from(outbox)

@@ -69,13 +69,13 @@ class Spy:
         self.calls = 0
         self.rows = 0
 
-    def __call__(self, conn, account, book, at, known=None, thresholds=None) -> int:
-        from_book = notifications.book_rows(conn, account, book, at, known, thresholds)
-        stored = notifications.notification_rows(conn, [account.id], at)
+    def __call__(self, uow, account, book, at, known=None, thresholds=None) -> int:
+        from_book = notifications.book_rows(uow, account, book, at, known, thresholds)
+        stored = notifications.notification_rows(uow, [account.id], at)
         assert sorted(from_book, key=_key) == sorted(stored, key=_key)
         self.calls += 1
         self.rows += len(from_book)
-        notifications._insert(conn, from_book)
+        uow.outbox.offer(from_book)
         return len(from_book)
 
 

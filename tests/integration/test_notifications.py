@@ -51,7 +51,7 @@ def test_thresholds_fire_once_each_and_throttle_when_out(db_url):
     # The same state evaluated again (a read, a direct call) adds nothing.
     ledger_ops.balance(engine, "t", at)
     with UnitOfWork(engine) as uow:
-        emit_notifications(uow.conn, [1], at)
+        emit_notifications(uow, [1], at)
         uow.commit()
     assert kinds(engine) == ["usage_50", "usage_80"]
     ledger_ops.record_usage(engine, "t", 2 * GB, at, at, "e4")
@@ -130,7 +130,7 @@ def test_the_notice_follows_the_plan_version_in_force_not_the_latest(db_url):
         uow.commit()
     later = at + timedelta(hours=1)
     with UnitOfWork(engine) as uow:
-        emit_notifications(uow.conn, [1], later)
+        emit_notifications(uow, [1], later)
         uow.commit()
     ledger_ops.record_usage(engine, "t", GB, later, later, "e2")
     assert "blocked" not in kinds(engine)

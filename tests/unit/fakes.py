@@ -8,8 +8,9 @@ store's, one FakeUnitOfWork may be entered again and again, each time a new
 transaction; `db.commits` counts the commits.
 
 The repositories implement the protocols the services declare (services.charging.ports,
-services.esim.ports, services.access.ports); tests/unit/test_fakes_match.py checks that
-they and the store's classes have the methods of the protocols, with their parameters.
+services.esim.ports, services.access.ports, services.notify.ports);
+tests/unit/test_fakes_match.py checks that they and the store's classes have the
+methods of the protocols, with their parameters.
 """
 
 from __future__ import annotations
@@ -301,6 +302,14 @@ class FakeOutbox:
         for row in rows:
             self.s.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]),
                                      copy.deepcopy(row))
+
+    def closed_buckets(self, account_ids: list[int],
+                       since: datetime | None) -> dict[int, list[Bucket]]:
+        # The fake's books are never reloaded: every bucket, closed or not, is in them.
+        return {}
+
+    def msisdns(self, account_id: int) -> dict[str, str]:
+        return {ln.id: ln.msisdn for ln in self.s.lines.values() if ln.account_id == account_id}
 
 
 class FakeEsim:

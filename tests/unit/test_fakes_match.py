@@ -16,15 +16,17 @@ from carryover.services.access import ports as access_ports
 from carryover.services.charging import ports as charging_ports
 from carryover.services.esim import ports as esim_port
 from carryover.services.ingest.total_bounds import StoredTotals
+from carryover.services.notify import ports as notify_ports
 from carryover.services.ops import business_metrics
 from carryover.store.api_repository import IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
-from carryover.store.repository import AccountRepository
+from carryover.store.repository import AccountRepository, PlanRepository
 from carryover.store.totals import UsageTotals
 from carryover.store.uow import UnitOfWork
+from carryover.store.webhook_repository import WebhookRepository
 from tests.unit import fakes
 
 PAIRS = [
@@ -36,12 +38,16 @@ PAIRS = [
     (access_ports.KeyStore, KeyRepository, fakes.FakeKeys),
     (access_ports.IdempotencyStore, IdempotencyRepository, fakes.FakeIdempotency),
     (access_ports.Accounts, AccountRepository, fakes.FakeAccounts),
+    (notify_ports.Outbox, OutboxRepository, fakes.FakeOutbox),
     # Protocols the service tests implement in the test itself, or not at all.
     (business_metrics.MetricsStore, MetricsRepository, None),
     (StoredTotals, UsageTotals, None),
+    (notify_ports.NoticeStore, OutboxRepository, None),
+    (notify_ports.Plans, PlanRepository, None),
+    (notify_ports.WebhookStore, WebhookRepository, None),
 ]
 UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
-         access_ports.IdempotencyUnit, business_metrics.MetricsUnit]
+         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit]
 
 
 def _methods(protocol: type) -> list[str]:

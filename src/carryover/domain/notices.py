@@ -7,8 +7,9 @@ services decide them after every change and write each to the outbox once per
 (line, cycle, kind); this module is the decision, with no I/O and no clock.
 
 Two inputs give the same answer:
-- facts aggregated by SQL over the stored buckets (services.notify.notices,
-  for batches and ingest chunks), passed to `line_conditions`;
+- facts aggregated by SQL over the stored buckets (store.outbox and
+  store.notice_reads, read by services.notify for batches and ingest chunks),
+  passed to `line_conditions`;
 - an AccountBook already in memory (the single-event path): `notices(book, at,
   stored_closed)` computes the same facts from the book's buckets with
   `owner_facts`. A book holds only the buckets that were open when it was

@@ -27,6 +27,7 @@ from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.portal_repository import PortalRepository
 from carryover.store.repository import AccountRepository, PlanRepository
+from carryover.store.webhook_repository import WebhookRepository
 
 _writers: dict[str, threading.RLock] = {}
 _writers_guard = threading.Lock()
@@ -51,6 +52,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     metrics: MetricsRepository
     portal: PortalRepository
+    webhooks: WebhookRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -76,6 +78,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self.conn)
         self.metrics = MetricsRepository(self.conn)
         self.portal = PortalRepository(self.conn)
+        self.webhooks = WebhookRepository(self.conn)
         self._committed = False
         return self
 

@@ -66,10 +66,11 @@ class BookCache:
 
 def as_loaded(book: AccountBook, closed: list[Bucket]) -> list[Bucket]:
     """Make a saved book what `load_books` would read back, and return the closed
-    buckets `stored_closed` would give with it: the live buckets stay in the book,
-    the closed data buckets that may count for the current cycle move to the list,
-    counters of other cycles go, and what was folded this time is forgotten. So a
-    kept book does not grow cycle after cycle, and answers as a fresh one would."""
+    buckets the store would give with it (store.outbox, `closed_buckets`): the live
+    buckets stay in the book, the closed data buckets that may count for the current
+    cycle move to the list, counters of other cycles go, and what was folded this
+    time is forgotten. So a kept book does not grow cycle after cycle, and answers as
+    a fresh one would."""
     start = book.cycle_start
     gone = [b for b in book.buckets.values() if b.closed]
     book.buckets = {b.id: b for b in book.buckets.values() if not b.closed}

@@ -326,7 +326,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     if len(idx):
         # Each account at its own instant (where its book now stands), not at the chunk's
         # latest, which is some other account's.
-        notifier.emit(uow.conn, raw, np.unique(account).tolist(), None, uow.plans.all())
+        notifier.emit(uow.outbox, raw, np.unique(account).tolist(), None, uow.plans.all())
     return bad
 
 

@@ -15,13 +15,15 @@ fires now, not at its next event; each kind still fires once per line per cycle.
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from carryover.domain.notices import DEFAULT_THRESHOLDS, ThresholdError, alert_thresholds
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notify.notices import emit_notifications
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def _line(uow: UnitOfWork, ident: str):
@@ -54,6 +56,6 @@ def set_thresholds(engine: Engine, line: str, values: Iterable[object] | None) -
         row = _line(uow, line)
         uow.accounts.lock_account(row.account_id)
         uow.accounts.set_alert_thresholds(row.account_id, row.id, picked)
-        emit_notifications(uow.conn, [row.account_id])
+        emit_notifications(uow, [row.account_id])
         uow.commit()
     return view(row.id, picked)

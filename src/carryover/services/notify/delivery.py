@@ -1,6 +1,6 @@
 """The webhook delivery loop: one lane per endpoint, a bounded pool of lanes, a lease per delivery.
 
-- Each pass fans the outbox out into delivery rows (services.notify.webhooks) and
+- Each pass fans the outbox out into delivery rows (store.webhook_repository) and
   starts a *lane* for every enabled endpoint with due deliveries and no lane
   running. A lane delivers its endpoint's due rows one after another (in id
   order, so a receiver sees them in order and is never hit by more than one
@@ -22,9 +22,9 @@
   and connects to the checked address. Failures are recorded in a fixed
   vocabulary (`last_error`), never the transport's own words, so the text
   cannot tell an open port from a closed one (docs/security.md).
-- One loop per deployment: `delivery_lock` is a PostgreSQL advisory lock held
-  on its own connection, or an exclusive lock on a file beside the SQLite
-  database. `carryover serve` runs the loop in whichever worker process holds
+- One loop per deployment: `try_lock` (store.delivery_lock) takes a PostgreSQL
+  advisory lock held on its own connection, or an exclusive lock on a file
+  beside the SQLite database. `carryover serve` runs the loop in whichever worker process holds
   it (carryover.api.worker); the others wait and take over if it goes away.
   `carryover webhooks deliver` takes the same lock (`run_locked`): its loop waits
   for it likewise, and a `--once` pass while another loop holds it does nothing.
@@ -42,22 +42,25 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy import Engine, select, update
 
 from carryover.services.notify import targets as webhook_targets
-from carryover.services.notify.webhooks import fan_out, sign
+from carryover.services.notify.webhooks import sign
 from carryover.settings import Settings
+from carryover.store.delivery_lock import DeliveryLock, try_lock
 from carryover.store.uow import UnitOfWork
-from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+__all__ = ["DeliveryLock", "Loop", "deliver_once", "holding", "run", "run_locked", "try_lock"]
 
 log = logging.getLogger("carryover.webhooks")
 
 LEASE_MARGIN = 30.0  # seconds of lease beyond an attempt's cut-off, for recording it
 LANE_ROWS = 100  # rows a lane delivers before it ends (the next pass starts another)
-LOCK_KEY = 0x636172727977  # the PostgreSQL advisory lock of the delivery loop
 LOCK_RETRY_SECONDS = 5.0  # how often a loop waiting for the lock tries again
 
 # The whole vocabulary of `last_error` besides "HTTP <status>".
@@ -79,63 +82,35 @@ class Claimed:
 
 
 def _due_endpoints(engine: Engine, now: datetime) -> list[str]:
-    d, e = webhook_deliveries.c, webhook_endpoints.c
     with UnitOfWork(engine) as uow:
-        fan_out(uow.conn, now)
-        ids = list(uow.conn.execute(
-            select(d.endpoint_id).distinct()
-            .join(webhook_endpoints, e.id == d.endpoint_id)
-            .where(d.status == "pending", d.next_attempt_at <= now, e.disabled_at.is_(None))
-            .order_by(d.endpoint_id)).scalars())
+        uow.webhooks.fan_out(now)
+        ids = uow.webhooks.due_endpoints(now)
         uow.commit()
     return ids
 
 
 def _claim_one(engine: Engine, endpoint_id: str, now: datetime, lease: timedelta
                ) -> Claimed | None:
-    d = webhook_deliveries.c
+    until = now + lease
     with UnitOfWork(engine) as uow:
-        due = (select(d.id, d.attempts).where(d.endpoint_id == endpoint_id,
-                                              d.status == "pending", d.next_attempt_at <= now)
-               .order_by(d.id).limit(1))
-        if uow.conn.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        row = uow.conn.execute(due).first()
+        row = uow.webhooks.claim(endpoint_id, now, until)
         if row is None:
             return None
-        until = now + lease
-        taken = uow.conn.execute(
-            update(webhook_deliveries)
-            .where(d.id == row.id, d.status == "pending", d.next_attempt_at <= now)
-            .values(next_attempt_at=until)).rowcount
-        if taken != 1:
-            return None
-        full = uow.conn.execute(
-            select(outbox.c.payload, webhook_endpoints.c.url, webhook_endpoints.c.secret,
-                   webhook_endpoints.c.disabled_at, d.outbox_id)
-            .join(outbox, outbox.c.id == d.outbox_id)
-            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-            .where(d.id == row.id)).one()
-        if full.disabled_at is not None:
+        if row.disabled_at is not None:
             return None  # rolled back: a removed endpoint's rows are not sent
         uow.commit()
-    return Claimed(row.id, row.attempts, until, time.monotonic(), full.outbox_id,
-                   full.payload, full.url, full.secret)
+    return Claimed(row.id, row.attempts, until, time.monotonic(), row.outbox_id,
+                   row.payload, row.url, row.secret)
 
 
 def _record(engine: Engine, row: Claimed, values: dict) -> bool:
     """Store an attempt's outcome, if the row is still under this lane's lease."""
-    d = webhook_deliveries.c
     with UnitOfWork(engine) as uow:
-        done = uow.conn.execute(
-            update(webhook_deliveries)
-            .where(d.id == row.id, d.status == "pending", d.attempts == row.attempts,
-                   d.next_attempt_at == row.lease_until)
-            .values(**values)).rowcount
+        done = uow.webhooks.record(row.id, row.attempts, row.lease_until, values)
         uow.commit()
-    if done != 1:
+    if not done:
         log.warning("webhook delivery %s: lease lost before its outcome was recorded", row.id)
-    return done == 1
+    return done
 
 
 async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) -> str | None:
@@ -297,59 +272,6 @@ def run_locked(engine: Engine, settings: Settings, passes: int | None = None,
         return run(engine, settings, passes)
     finally:
         lock.release()
-
-
-class DeliveryLock:
-    """The deployment's delivery-loop lock while held; `release` gives it up."""
-
-    def __init__(self, release: Callable[[], None]) -> None:
-        self.release = release
-
-
-def try_lock(engine: Engine) -> DeliveryLock | None:
-    """Take the deployment's delivery-loop lock, or None when another process holds it."""
-    if engine.dialect.name == "postgresql":
-        conn = engine.connect()
-        try:
-            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LOCK_KEY})").scalar()
-            conn.commit()
-        except BaseException:
-            conn.invalidate()
-            conn.close()
-            raise
-        if not got:
-            conn.close()
-            return None
-
-        def unlock() -> None:
-            try:
-                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({LOCK_KEY})")
-                conn.commit()
-            except Exception:  # a dead connection holds no lock; drop it from the pool
-                conn.invalidate()
-            finally:
-                conn.close()
-        return DeliveryLock(unlock)
-    return _file_lock(engine.url.database)
-
-
-def _file_lock(database: str | None) -> DeliveryLock | None:
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return DeliveryLock(lambda: None)  # a database only this process can open
-    import fcntl
-
-    handle = Path(database + ".webhooks.lock").open("a")  # noqa: SIM115 - held while locked
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-
-    def unlock() -> None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-    return DeliveryLock(unlock)
 
 
 @contextlib.contextmanager

@@ -6,8 +6,8 @@
 - A URL is checked when it is added and again at every delivery
   (services.notify.targets): malformed URLs and loopback, private, link-local
   and other non-public targets are refused unless webhook_allow_private_targets.
-- `fan_out` makes one delivery row per endpoint per new outbox row (set-based
-  INSERT ... SELECT, ON CONFLICT DO NOTHING, so concurrent workers cannot double
+- Each delivery pass fans out: one delivery row per endpoint per new outbox row
+  (store.webhook_repository, set-based, so concurrent workers cannot double
   it). `deliver_once` and `run` are the delivery loop
   (services.notify.delivery): concurrent per endpoint, one lease per attempt.
   A failure (no HTTP response, an answer other than 2xx, a refused target) is
@@ -27,21 +27,18 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from carryover.domain.notices import USAGE_KINDS
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notify import targets as webhook_targets
 from carryover.services.notify.notices import KINDS
 from carryover.settings import Settings
-from carryover.store.engine import read_only
 from carryover.store.uow import UnitOfWork
-from carryover.store.webhook_tables import outbox, webhook_deliveries, webhook_endpoints
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -66,10 +63,8 @@ def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
                            f"known: {', '.join(KINDS)} (and usage_1 to usage_100)")
     ident, secret = "wh_" + secrets.token_hex(8), "whsec_" + secrets.token_urlsafe(32)
     with UnitOfWork(engine) as uow:
-        since = uow.conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
-        uow.conn.execute(insert(webhook_endpoints).values(
-            id=ident, url=url, secret=secret, since_outbox_id=int(since), created_at=at,
-            kinds=f",{','.join(sorted(set(kinds)))}," if kinds else None))
+        since = uow.webhooks.last_outbox_id()
+        uow.webhooks.add_endpoint(ident, url, secret, kinds, since, at)
         uow.commit()
     return {"id": ident, "url": url, "kinds": sorted(set(kinds)) if kinds else None,
             "created_at": at.isoformat()}, secret
@@ -83,70 +78,37 @@ def _endpoint(r: Any, counts: dict[str, dict[str, int]]) -> dict:
             **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
 
 
-def _endpoints(engine: Engine, query: Any) -> list[dict]:
-    d = webhook_deliveries.c
-    with UnitOfWork(read_only(engine)) as uow:
-        rows = uow.conn.execute(query).all()
-        counts: dict[str, dict[str, int]] = {}
-        for endpoint, status, n in uow.conn.execute(
-                select(d.endpoint_id, d.status, func.count())
-                .where(d.endpoint_id.in_([r.id for r in rows]))
-                .group_by(d.endpoint_id, d.status)):
-            counts.setdefault(endpoint, {})[status] = int(n)
+def _endpoints(engine: Engine, read: Callable[[Any], list[Any]]) -> list[dict]:
+    """The endpoints `read(uow.webhooks)` gives, with their delivery counts."""
+    with UnitOfWork(engine).reading() as uow:
+        rows = read(uow.webhooks)
+        counts = uow.webhooks.delivery_counts([r.id for r in rows])
     return [_endpoint(r, counts) for r in rows]
 
 
 def list_endpoints(engine: Engine) -> list[dict]:
     """Every endpoint (disabled ones too) with its delivery counts by status, never its secret."""
-    e = webhook_endpoints.c
-    return _endpoints(engine, select(webhook_endpoints).order_by(e.created_at, e.id))
+    return _endpoints(engine, lambda store: store.endpoints())
 
 
 def endpoints_page(engine: Engine, after: str | None, limit: int
                    ) -> tuple[list[dict], str | None]:
     """Up to `limit` endpoints by id after `after`, and the last id when there are more."""
-    e = webhook_endpoints.c
-    query = select(webhook_endpoints).order_by(e.id).limit(limit + 1)
-    if after is not None:
-        query = query.where(e.id > after)
-    rows = _endpoints(engine, query)
+    rows = _endpoints(engine, lambda store: store.endpoints_after(after, limit + 1))
     more = len(rows) > limit
     return rows[:limit], (rows[limit - 1]["id"] if more else None)
 
 
 def remove_endpoint(engine: Engine, endpoint_id: str, at: datetime) -> dict:
     """Disable an endpoint: no new deliveries, its pending ones are not sent. Idempotent."""
-    e = webhook_endpoints.c
     with UnitOfWork(engine) as uow:
-        found = uow.conn.execute(select(e.id, e.disabled_at).where(e.id == endpoint_id)).first()
+        found = uow.webhooks.endpoint(endpoint_id)
         if found is None:
             raise NotFound(f"unknown webhook endpoint {endpoint_id!r}")
         if found.disabled_at is None:
-            uow.conn.execute(update(webhook_endpoints).where(e.id == endpoint_id)
-                             .values(disabled_at=at))
+            uow.webhooks.disable_endpoint(endpoint_id, at)
         uow.commit()
-    return _endpoints(engine, select(webhook_endpoints).where(e.id == endpoint_id))[0]
-
-
-def _unfanned(*columns: Any) -> Any:
-    """SELECT `columns` over (enabled endpoint, outbox row) pairs that have no delivery yet."""
-    o, e, d = outbox.c, webhook_endpoints.c, webhook_deliveries.c
-    wanted = e.kinds.is_(None) | e.kinds.like(literal("%,") + o.kind + literal(",%"))
-    already = exists().where(and_(d.endpoint_id == e.id, d.outbox_id == o.id))
-    return (select(*columns)
-            .select_from(outbox.join(webhook_endpoints, o.id > e.since_outbox_id))
-            .where(e.disabled_at.is_(None), wanted, ~already))
-
-
-def fan_out(conn: Connection, at: datetime) -> None:
-    """One delivery row per (enabled endpoint, outbox row it wants) that has none yet."""
-    o, e = outbox.c, webhook_endpoints.c
-    source = _unfanned(e.id, o.id, literal("pending"), literal(0),
-                       literal(at, outbox.c.at.type))
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(webhook_deliveries).from_select(
-        ["endpoint_id", "outbox_id", "status", "attempts", "next_attempt_at"], source)
-        .on_conflict_do_nothing(index_elements=["endpoint_id", "outbox_id"]))
+    return _endpoints(engine, lambda store: [store.endpoint(endpoint_id)])[0]
 
 
 def deliver_once(engine: Engine, settings: Settings,
@@ -167,18 +129,8 @@ def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[s
 def dead_letters(engine: Engine, after: int | None = None, limit: int | None = None
                  ) -> list[dict]:
     """Deliveries that used up their attempts, by id (after `after`, at most `limit`)."""
-    d = webhook_deliveries.c
-    query = (select(d.id, d.endpoint_id, d.outbox_id, d.attempts, d.last_error,
-                    webhook_endpoints.c.url, outbox.c.kind, outbox.c.line)
-             .join(outbox, outbox.c.id == d.outbox_id)
-             .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-             .where(d.status == "dead").order_by(d.id))
-    if after is not None:
-        query = query.where(d.id > after)
-    if limit is not None:
-        query = query.limit(limit)
-    with UnitOfWork(read_only(engine)) as uow:
-        rows = uow.conn.execute(query).all()
+    with UnitOfWork(engine).reading() as uow:
+        rows = uow.webhooks.dead_letters(after, limit)
     return [{"id": r.id, "endpoint": r.endpoint_id, "url": r.url, "event": r.outbox_id,
              "kind": r.kind, "line": r.line, "attempts": r.attempts, "last_error": r.last_error}
             for r in rows]
@@ -193,40 +145,23 @@ def backlog(uow: UnitOfWork, now: datetime) -> tuple[int, float]:
     Its age runs from when the notification was written (`outbox.written_at`;
     rows written before migration 0005 have no age and are only counted).
     """
-    o, d, e = outbox.c, webhook_deliveries.c, webhook_endpoints.c
-    fanned = (select(func.count(), func.min(o.written_at))
-              .select_from(webhook_deliveries.join(outbox, o.id == d.outbox_id)
-                           .join(webhook_endpoints, e.id == d.endpoint_id))
-              .where(d.status == "pending", e.disabled_at.is_(None)))
-    waiting = _unfanned(func.count(), func.min(o.written_at))
     with uow.reading() as reading:
-        counted = [reading.conn.execute(q).one() for q in (fanned, waiting)]
-    oldest = [_instant(first) for _, first in counted if first is not None]
+        counted = reading.webhooks.backlog()
+    oldest = [first for _, first in counted if first is not None]
     age = max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0
-    return sum(int(n) for n, _ in counted), age
-
-
-def _instant(value: Any) -> datetime:
-    if isinstance(value, str):  # SQLite's MIN loses the column type
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return sum(n for n, _ in counted), age
 
 
 def replay(engine: Engine, delivery_id: int, at: datetime) -> dict:
     """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
-    d = webhook_deliveries.c
     with UnitOfWork(engine) as uow:
-        row = uow.conn.execute(
-            select(d.id, d.status, webhook_endpoints.c.disabled_at)
-            .join(webhook_endpoints, webhook_endpoints.c.id == d.endpoint_id)
-            .where(d.id == delivery_id)).first()
+        row = uow.webhooks.delivery(delivery_id)
         if row is None:
             raise NotFound(f"unknown delivery {delivery_id}")
         if row.disabled_at is not None:
             raise ServiceError(f"delivery {delivery_id} is for a removed endpoint")
         if row.status == "pending":
             raise ServiceError(f"delivery {delivery_id} is still pending: nothing to replay")
-        uow.conn.execute(update(webhook_deliveries).where(d.id == delivery_id).values(
-            status="pending", attempts=0, next_attempt_at=at, delivered_at=None))
+        uow.webhooks.requeue(delivery_id, at)
         uow.commit()
     return {"id": delivery_id, "status": "pending", "previous": row.status}
