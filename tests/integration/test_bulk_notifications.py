@@ -3,7 +3,7 @@
 A world with every kind in it (thresholds, throttled and blocked lines, credited and
 expiring rollover, a family pool with a member limit, a line of another timezone)
 is built through the single-event path; then, at several instants, the rows
-`emit_notifications` offers to the outbox are compared with `bulk_notifications.candidates`,
+`emit_notifications` offers to the outbox are compared with `chunk_notices.candidates`,
 and the rows each writes to the outbox are compared as readers see them.
 """
 
@@ -16,8 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from carryover.runtime import Carryover
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
-from carryover.services.notify import chunk_notices as bulk_notifications
-from carryover.services.notify import notices as notifications
+from carryover.services.notify import chunk_notices, notices
 from carryover.settings import get_settings
 from carryover.store.bulk_io import Raw
 from carryover.store.uow import UnitOfWork
@@ -57,7 +56,7 @@ def world(url: str):
 def offered_by_emit(uow, ids, at, monkeypatch) -> list[dict]:
     seen: list[dict] = []
     monkeypatch.setattr(uow.outbox, "offer", seen.extend)
-    notifications.emit_notifications(uow, ids, at)
+    notices.emit_notifications(uow, ids, at)
     monkeypatch.undo()
     return seen
 
@@ -70,7 +69,7 @@ def test_candidates_equal_emit_notifications(db_url, monkeypatch):
         with UnitOfWork(engine) as uow:
             ids = [1, 2, 3]
             expected = offered_by_emit(uow, ids, at, monkeypatch)
-            got = bulk_notifications.candidates(Raw(uow.conn), ids, at, uow.plans.all())
+            got = chunk_notices.candidates(Raw(uow.conn), ids, at, uow.plans.all())
         assert got == expected, day
         kinds.update(row["kind"] for row in expected)
     # Every kind the state can raise is among them: the comparison is not vacuous.
@@ -80,7 +79,7 @@ def test_candidates_equal_emit_notifications(db_url, monkeypatch):
 
 def test_a_run_offers_each_key_once(db_url):
     engine = world(db_url)
-    notifier = bulk_notifications.BulkNotifier()
+    notifier = chunk_notices.BulkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
         first = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
@@ -110,10 +109,10 @@ def test_stored_rows_equal_emit_notifications(db_url):
             with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
                 uow.conn.execute(delete(outbox))
                 if bulk:
-                    bulk_notifications.BulkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
+                    chunk_notices.BulkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
                                                            at, uow.plans.all())
                 else:
-                    notifications.emit_notifications(uow, [1, 2, 3], at)
+                    notices.emit_notifications(uow, [1, 2, 3], at)
                 stored.append(stored_outbox(uow.conn))
         assert stored[0] == stored[1], day
         compared += len(stored[0])
@@ -129,7 +128,7 @@ def test_insert_stores_what_sqlalchemys_typed_insert_would(db_url):
     for typed in (False, True):
         with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
             uow.conn.execute(delete(outbox))
-            rows = notifications.notification_rows(uow, [1, 2, 3], at)
+            rows = notices.notification_rows(uow, [1, 2, 3], at)
             if typed:
                 uow.conn.execute(insert(outbox), [{**r, "written_at": at} for r in rows])
             else:
@@ -144,11 +143,11 @@ def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
         uow.conn.execute(delete(outbox))
-        notifications.emit_notifications(uow, [1], at)
+        notices.emit_notifications(uow, [1], at)
         before = stored_outbox(uow.conn)
         ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
         # A later instant: same keys, other payloads; and account 2's keys are new.
-        offered = bulk_notifications.BulkNotifier().emit(
+        offered = chunk_notices.BulkNotifier().emit(
             uow.outbox, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
         after = stored_outbox(uow.conn)
         kept = [r for r in after if r[0] == 1]

@@ -1,6 +1,6 @@
 """The single-event path decides notifications from the book in memory: same rows as the store.
 
-`ledger_ops.submit` and its reads call `notifications.emit_from_book` with the
+`ledger_ops.submit` and its reads call `notices.emit_from_book` with the
 book they just saved. These tests put a spy there that also computes
 `notification_rows` (the set-based queries `emit_notifications` runs for
 batches and ingest) in the same transaction, on the state just written, and
@@ -25,8 +25,7 @@ from carryover.runtime import Carryover
 from carryover.services.errors import ServiceError
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
-from carryover.services.notify import alert_thresholds
-from carryover.services.notify import notices as notifications
+from carryover.services.notify import alert_thresholds, notices
 from carryover.settings import get_settings
 from carryover.store.webhook_tables import outbox
 
@@ -70,8 +69,8 @@ class Spy:
         self.rows = 0
 
     def __call__(self, uow, account, book, at, known=None, thresholds=None) -> int:
-        from_book = notifications.book_rows(uow, account, book, at, known, thresholds)
-        stored = notifications.notification_rows(uow, [account.id], at)
+        from_book = notices.book_rows(uow, account, book, at, known, thresholds)
+        stored = notices.notification_rows(uow, [account.id], at)
         assert sorted(from_book, key=_key) == sorted(stored, key=_key)
         self.calls += 1
         self.rows += len(from_book)

@@ -29,14 +29,14 @@ event = st.tuples(st.integers(0, 400 * 86_400), st.integers(0, 80 * 3600),
 @given(calendars, st.lists(event, min_size=1, max_size=60))
 def test_the_column_rule_is_the_one_event_rule(cals, events):
     at = [START + timedelta(seconds=s) for s, _, _, _ in events]
-    received = [a + timedelta(seconds=delay) for a, (_, delay, _, _) in zip(at, events)]
+    received = [a + timedelta(seconds=delay) for a, (_, delay, _, _) in zip(at, events, strict=True)]
     which = [c % len(cals) for _, _, c, _ in events]
     grace = [timedelta(seconds=g) for _, _, _, g in events]
     mask = late_mask(np.array([to_us(a) for a in at], dtype=np.int64),
                      np.array([to_us(r) for r in received], dtype=np.int64),
                      np.array(which, dtype=np.int64), cals,
                      np.array([g // timedelta(microseconds=1) for g in grace], dtype=np.int64))
-    one = [is_late(a, r, cals[c], g) for a, r, c, g in zip(at, received, which, grace)]
+    one = [is_late(a, r, cals[c], g) for a, r, c, g in zip(at, received, which, grace, strict=True)]
     assert mask.tolist() == one
 
 
