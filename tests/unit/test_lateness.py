@@ -29,7 +29,7 @@ event = st.tuples(st.integers(0, 400 * 86_400), st.integers(0, 80 * 3600),
 @given(calendars, st.lists(event, min_size=1, max_size=60))
 def test_the_column_rule_is_the_one_event_rule(cals, events):
     at = [START + timedelta(seconds=s) for s, _, _, _ in events]
-    received = [a + timedelta(seconds=delay) for a, (_, delay, _, _) in zip(at, events, strict=True)]
+    received = [a + timedelta(seconds=e[1]) for a, e in zip(at, events, strict=True)]
     which = [c % len(cals) for _, _, c, _ in events]
     grace = [timedelta(seconds=g) for _, _, _, g in events]
     mask = late_mask(np.array([to_us(a) for a in at], dtype=np.int64),
