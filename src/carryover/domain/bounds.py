@@ -89,15 +89,28 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
+def _first(opened: datetime | None) -> datetime:
+    """The first instant a write or read may name: MIN_INSTANT, or the line's start."""
+    return max(MIN_INSTANT, opened) if opened is not None else MIN_INSTANT
+
+
+def _too_early(at: datetime, opened: datetime | None, what: str) -> str | None:
+    """Why `at` is before the first instant allowed, or None when it is not."""
+    first = _first(opened)
+    if at >= first:
+        return None
+    since = f"{what} started" if opened is not None and opened >= MIN_INSTANT else "1970"
+    return f"{_utc(at)} is before {since} ({_utc(first)})"
+
+
 def check_write_instant(field: str, at: datetime, now: datetime,
                         opened: datetime | None = None, what: str = "the line",
                         skew: timedelta = DEFAULT_CLOCK_SKEW) -> datetime:
     """`at` if MIN_INSTANT (or `opened`) <= at <= now + skew."""
-    first = max(MIN_INSTANT, opened) if opened is not None else MIN_INSTANT
-    if at < first:
-        since = f"{what} started" if opened is not None and opened >= MIN_INSTANT else "1970"
-        raise BoundError(field, f"{_utc(at)} is before {since} ({_utc(first)}); "
-                                f"writes are accepted from {_utc(first)} to now plus "
+    early = _too_early(at, opened, what)
+    if early is not None:
+        first = _first(opened)
+        raise BoundError(field, f"{early}; writes are accepted from {_utc(first)} to now plus "
                                 f"{int(skew.total_seconds())} s")
     if at > now + skew:
         raise BoundError(field, future_reason(at, now, skew))
@@ -114,10 +127,9 @@ def check_read_instant(field: str, at: datetime, now: datetime,
                        opened: datetime | None = None, what: str = "the line",
                        ahead: timedelta = DEFAULT_READ_AHEAD) -> datetime:
     """`at` if MIN_INSTANT (or `opened`) <= at <= now + ahead."""
-    first = max(MIN_INSTANT, opened) if opened is not None else MIN_INSTANT
-    if at < first:
-        since = f"{what} started" if opened is not None and opened >= MIN_INSTANT else "1970"
-        raise BoundError(field, f"{_utc(at)} is before {since} ({_utc(first)})")
+    early = _too_early(at, opened, what)
+    if early is not None:
+        raise BoundError(field, early)
     if at > now + ahead:
         raise BoundError(field, f"{_utc(at)} is more than {ahead.days} days ahead of now; "
                                 f"reads are accepted up to {_utc(now + ahead)}")

@@ -75,9 +75,13 @@ def status(line: str, eng: EngineDep, who: Caller) -> dict[str, Any]:
     return esim.line_status(UnitOfWork(eng), line_id)
 
 
-def _qr(eng: Any, line: str, who: Any) -> segno.QRCode:
+def _qr(eng: Any, line: str, who: Any, kind: str, media_type: str) -> Response:
+    """The line's activation code drawn as the CLI draws it (cli/esim.py)."""
     line_id = directory.line(eng, line, who.scope)["id"]
-    return segno.make_qr(esim.activation_code(UnitOfWork(eng), line_id).qr_text(), error="m")
+    out = io.BytesIO()
+    segno.make_qr(esim.activation_code(UnitOfWork(eng), line_id).qr_text(), error="m").save(
+        out, kind=kind, scale=8, border=4)
+    return Response(out.getvalue(), media_type=media_type)
 
 
 def _image(media_type: str) -> dict[int | str, dict[str, Any]]:
@@ -87,14 +91,10 @@ def _image(media_type: str) -> dict[int | str, dict[str, Any]]:
 @router.get("/qr.png", response_class=Response, responses=_image("image/png"),
             summary="The activation code as a QR code (PNG)")
 def qr_png(line: str, eng: EngineDep, who: Caller) -> Response:
-    out = io.BytesIO()
-    _qr(eng, line, who).save(out, kind="png", scale=8, border=4)
-    return Response(out.getvalue(), media_type="image/png")
+    return _qr(eng, line, who, "png", "image/png")
 
 
 @router.get("/qr.svg", response_class=Response, responses=_image("image/svg+xml"),
             summary="The activation code as a QR code (SVG)")
 def qr_svg(line: str, eng: EngineDep, who: Caller) -> Response:
-    out = io.BytesIO()
-    _qr(eng, line, who).save(out, kind="svg", scale=8, border=4)
-    return Response(out.getvalue(), media_type="image/svg+xml")
+    return _qr(eng, line, who, "svg", "image/svg+xml")
