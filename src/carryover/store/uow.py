@@ -29,6 +29,7 @@ from carryover.store.api_repository import ApiRepository, IdempotencyRepository,
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.portal_repository import PortalRepository
@@ -79,6 +80,7 @@ class UnitOfWork:
     metrics: MetricsRepository
     portal: PortalRepository
     directory: ApiRepository
+    line_import: LineImportRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -105,6 +107,7 @@ class UnitOfWork:
         self.metrics = MetricsRepository(self.conn)
         self.portal = PortalRepository(self.conn)
         self.directory = ApiRepository(self.conn)
+        self.line_import = LineImportRepository(self.conn)
         self._committed = False
         return self
 
