@@ -29,6 +29,7 @@ from carryover.store.api_repository import ApiRepository, IdempotencyRepository,
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.ingest_repository import IngestRepository
 from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
@@ -81,6 +82,7 @@ class UnitOfWork:
     portal: PortalRepository
     directory: ApiRepository
     line_import: LineImportRepository
+    ingest: IngestRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -108,6 +110,7 @@ class UnitOfWork:
         self.portal = PortalRepository(self.conn)
         self.directory = ApiRepository(self.conn)
         self.line_import = LineImportRepository(self.conn)
+        self.ingest = IngestRepository(self.conn)
         self._committed = False
         return self
 
