@@ -29,12 +29,13 @@ from carryover.store.tables import buckets, inputs, ledger_entries, usage_events
 
 def usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
                grace: timedelta) -> dict:
+    """The `usage_events` row of an event: its effective instant and lateness by the
+    account's calendar and grace (docs/semantics.md, "Late usage")."""
     effective, late = effective_instant(item, calendar, grace)
     return {"event_id": item.id, "account_id": account_id, "line": item.line, "at": item.at,
             "received_at": item.received_at, "effective_at": effective,
             "amount": item.amount, "unit": str(item.unit),
             "rating_group": item.rating_group, "late": late}
-
 
 
 class AccountHistory:

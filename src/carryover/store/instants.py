@@ -18,7 +18,6 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-
 def booking_clock() -> datetime:
     """When the store books what a fold wrote: the server's clock (tests replace it)."""
     return datetime.now(UTC)

@@ -3,8 +3,8 @@
 A plan id names a series of versions (`plan_versions`); the `plans` row keeps the
 latest body for listing. `PlanRepository.all` reads the whole catalog in one
 query with each body as its stored JSON text, which `_parsed` turns into a
-validated Plan once per distinct text (docs/semantics.md and domain.plan_versions
-say when a version is in force).
+validated Plan once per distinct text (docs/semantics.md, "Plan versions", says
+when a version is in force).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ def _parsed(body: str) -> Plan:
     return plan_from_mapping(json.loads(body))
 
 
-
 def plans_from_rows(rows: Iterable[Any]) -> PlanCatalog:
     """The catalog, every version of every plan, from the rows of PLAN_TEXTS."""
     series: dict[str, list[PlanVersion]] = {}
@@ -44,7 +43,6 @@ def plans_from_rows(rows: Iterable[Any]) -> PlanCatalog:
             _parsed(row.body), row.version, utc(row.recorded_at), utc(row.effective_at),
             utc(row.next_boundary_after)))
     return PlanCatalog(series)
-
 
 
 class PlanRepository:
