@@ -1155,7 +1155,8 @@ def code_version() -> dict:
     for rel in ("src/carryover/services/ingest/chunks.py", "src/carryover/store/bulk_io.py",
                 "src/carryover/domain/bulk/fold.py", "src/carryover/services/ingest/state_cache.py",
                 "src/carryover/services/notify/chunk_notices.py",
-                "src/carryover/store/notice_reads.py"):
+                "src/carryover/store/notice_reads.py",
+                "src/carryover/store/ingest_repository.py"):
         with contextlib.suppress(OSError):
             digest.update((root / rel).read_bytes())
     return {"commit": commit or None, "ingest_sha256": digest.hexdigest()[:12]}

@@ -22,6 +22,7 @@ from carryover.services.ingest.state_cache import AccountCache
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
+from carryover.store import ingest_repository
 
 GB = 1024**3
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -92,7 +93,8 @@ def test_other_writers_between_chunks(db_url, tmp_path, monkeypatch, bound):
     if bound is not None:  # a cache that overflows after every chunk: eviction and reload
         monkeypatch.setattr(ingest, "AccountCache",
                             lambda: AccountCache(max_buckets=bound, max_accounts=bound))
-        monkeypatch.setattr(ingest, "WRITE_SLICE", 2)  # and rows written in several slices
+        # and rows written in several slices
+        monkeypatch.setattr(ingest_repository, "WRITE_SLICE", 2)
     bulk = setup(db_url)  # on both backends: PostgreSQL writes through COPY and staging
     single = setup(f"sqlite:///{tmp_path / 'single.db'}")
     steps = plan()

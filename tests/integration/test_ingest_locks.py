@@ -9,7 +9,6 @@ from sqlalchemy import text
 
 from carryover.services.ingest.state_cache import AccountCache
 from carryover.services.ledger import provisioning
-from carryover.store import bulk_io
 from carryover.store.uow import UnitOfWork
 from tests.api_support import JAN
 
@@ -53,7 +52,7 @@ def test_a_chunk_holds_its_accounts_until_it_commits(engine) -> None:
             return True
 
     with UnitOfWork(engine) as uow:
-        AccountCache().prepare(bulk_io.Raw(uow.conn), [mine])
+        AccountCache().prepare(uow.ingest, [mine])
         assert not can_lock(mine)  # another writer of this account waits
         if engine.dialect.name == "postgresql":
             assert can_lock(other)  # only the chunk's accounts are held

@@ -1,6 +1,7 @@
 """The API's repositories: keys, rate-limit state and stored idempotent responses in,
-plain rows out (KeyRepository, IdempotencyRepository), and the pages the API lists
-(ApiRepository).
+plain rows out (KeyRepository, IdempotencyRepository), and the directory of plans,
+accounts and lines the API lists and reports read across accounts (ApiRepository,
+`uow.directory`).
 
 `KeyRepository.admit` is the shared rate limit's one statement (the rate-limit
 service explains its GCRA): INSERT ... ON CONFLICT (key_id) DO UPDATE SET tat =
@@ -10,6 +11,7 @@ processes and hosts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from carryover.store.api_tables import api_keys, api_rate_limits, idempotency_keys
-from carryover.store.tables import accounts, lines, plans
+from carryover.store.tables import accounts, ledger_entries, lines, plans
 
 _KEY_COLUMNS = (api_keys.c.id, api_keys.c.role, api_keys.c.account_id, api_keys.c.label,
                 api_keys.c.created_at, api_keys.c.revoked_at,
@@ -108,7 +110,7 @@ class IdempotencyRepository:
 
 
 class ApiRepository:
-    """The pages the API lists."""
+    """The pages the API lists, and reads across all accounts."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -148,3 +150,18 @@ class ApiRepository:
 
     def plan(self, plan_id: str) -> Any:
         return self.conn.execute(select(plans).where(plans.c.id == plan_id)).first()
+
+    def line_plans(self) -> dict[str, str | None]:
+        """Every line's plan: line id -> plan id (None for a pool member)."""
+        return dict(self.conn.execute(select(lines.c.id, lines.c.plan_id)).all())
+
+    def pool_plans(self) -> dict[int, str | None]:
+        """Every account's pool plan: account id -> plan id (None: no family pool)."""
+        return dict(self.conn.execute(select(accounts.c.id, accounts.c.pool_plan_id)).all())
+
+    def entries_of_kinds(self, kinds: Sequence[str]) -> list[Any]:
+        """(account_id, owner, kind, amount, bucket_id) of every entry of these kinds."""
+        c = ledger_entries.c
+        return list(self.conn.execute(
+            select(c.account_id, c.owner, c.kind, c.amount, c.bucket_id)
+            .where(c.kind.in_(list(kinds)))))

@@ -1,10 +1,14 @@
-"""Repositories: rows in, domain objects out, and the book's state written back.
+"""Accounts, their lines and their books: rows in, domain objects out, and the
+book's state written back.
 
 `AccountRepository.load_book` rebuilds an AccountBook from the account's cursor,
 its lines, its live buckets and its current counters; `save_book` writes back
 what the fold changed: new ledger entries (append-only), buckets whose state
 moved, counters, lines and the cursor. A replay (out-of-order input) reads the
-whole history and the booked totals through the callables the book is given.
+whole history and the booked totals through the callables the book is given;
+those readers, and the writing of inputs, are store.account_history. The plan
+catalog is store.plan_repository; `PlanRepository`, `utc` and `booking_clock` are
+importable from here too.
 
 Row locks: `lock_account` takes the account row FOR UPDATE on PostgreSQL; on
 SQLite the write transaction already holds the database's write lock from BEGIN
@@ -13,50 +17,31 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
-import heapq
-import json
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Text,
-    and_,
-    bindparam,
-    cast,
-    func,
-    insert,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook, LineState
 from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.inputs import Input, Usage, effective_instant, order_key
-from carryover.domain.ledger import Entry, EntryKind
-from carryover.domain.plan_versions import PlanCatalog, PlanVersion
-from carryover.domain.plans import BucketKind, Plan, plan_from_mapping
+from carryover.domain.ledger import Entry
+from carryover.domain.plans import BucketKind, Plan
 from carryover.domain.units import Unit
-from carryover.store import codec
+from carryover.store.account_history import AccountHistory, usage_row
 from carryover.store.bulk_update import insert_many, update_many
+from carryover.store.instants import booking_clock, utc
 from carryover.store.pipelined import read_all
-from carryover.store.tables import (
-    accounts,
-    buckets,
-    counters,
-    inputs,
-    ledger_entries,
-    lines,
-    plan_versions,
-    plans,
-    usage_events,
-)
+from carryover.store.plan_repository import PLAN_TEXTS, PlanRepository, plans_from_rows
+from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines
+
+__all__ = ["PLAN_TEXTS", "AccountRepository", "PlanRepository", "book_queries",
+           "booking_clock", "plans_from_rows", "snapshot_of", "split_typed", "usage_row",
+           "utc"]
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.
@@ -67,11 +52,6 @@ _FIND_LINES = select(
     | lines.c.msisdn.in_(bindparam("msisdns", expanding=True))
     | lines.c.imsi.in_(bindparam("imsis", expanding=True))).order_by(lines.c.id)
 _ACCOUNT = select(accounts).where(accounts.c.id == bindparam("account_id"))
-PLAN_TEXTS = select(
-    plan_versions.c.plan_id.label("id"), plan_versions.c.version,
-    cast(plan_versions.c.body, Text).label("body"), plan_versions.c.recorded_at,
-    plan_versions.c.effective_at, plan_versions.c.next_boundary_after,
-).order_by(plan_versions.c.plan_id, plan_versions.c.version)
 # FOR NO KEY UPDATE: excludes other writers of the account, yet does not block inserts
 # whose foreign keys merely reference it.
 _ACCOUNT_FOR_UPDATE = _ACCOUNT.with_for_update(key_share=True)
@@ -105,19 +85,6 @@ def split_typed(ident: str) -> tuple[str | None, str]:
     return None, ident
 
 
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every instant in carryover is UTC-aware."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@lru_cache(maxsize=1024)
-def _parsed(body: str) -> Plan:
-    """Plans are re-validated when read; the same stored body always means the same Plan."""
-    return plan_from_mapping(json.loads(body))
-
-
 def _bucket_state(b: Bucket) -> tuple:
     return (b.granted, b.remaining, b.valid_until, b.closed)
 
@@ -133,16 +100,6 @@ def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     if current:
         queries.append((_CYCLE_COUNTERS_OF, {"keys": current}))
     return queries
-
-
-def plans_from_rows(rows: Iterable[Any]) -> PlanCatalog:
-    """The catalog, every version of every plan, from the rows of PLAN_TEXTS."""
-    series: dict[str, list[PlanVersion]] = {}
-    for row in rows:
-        series.setdefault(row.id, []).append(PlanVersion(
-            _parsed(row.body), row.version, utc(row.recorded_at), utc(row.effective_at),
-            utc(row.next_boundary_after)))
-    return PlanCatalog(series)
 
 
 def snapshot_of(book: AccountBook) -> dict:
@@ -174,15 +131,6 @@ def _counter_row(account_id: int, key: tuple, value: int) -> dict:
             "name": name, "value": value}
 
 
-def usage_row(account_id: int, item: Usage, calendar: CycleCalendar,
-               grace: timedelta) -> dict:
-    effective, late = effective_instant(item, calendar, grace)
-    return {"event_id": item.id, "account_id": account_id, "line": item.line, "at": item.at,
-            "received_at": item.received_at, "effective_at": effective,
-            "amount": item.amount, "unit": str(item.unit),
-            "rating_group": item.rating_group, "late": late}
-
-
 @cache
 def _counter_upsert(dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE of counters, built once per dialect (building
@@ -193,71 +141,7 @@ def _counter_upsert(dialect: str):
         set_={"value": statement.excluded.value})
 
 
-class PlanRepository:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def add_version(self, plan_id: str, body: dict, source: str, at: datetime,
-                    effective_at: datetime | None = None,
-                    next_boundary_after: datetime | None = None) -> int:
-        """Append a version to `plan_id`'s series (creating the series as version 1);
-        the series row keeps the latest body. Stored versions are never updated."""
-        latest = self.conn.execute(
-            select(func.max(plan_versions.c.version)).where(plan_versions.c.plan_id == plan_id)
-        ).scalar()
-        exists = self.conn.execute(select(plans.c.id).where(plans.c.id == plan_id)).first()
-        if exists:
-            self.conn.execute(update(plans).where(plans.c.id == plan_id)
-                              .values(body=body, source=source, loaded_at=at))
-        else:
-            self.conn.execute(insert(plans).values(id=plan_id, body=body, source=source,
-                                                   loaded_at=at))
-        version = (latest or 0) + 1
-        if version == 1:
-            effective_at = next_boundary_after = None  # the first version: always
-        self.conn.execute(insert(plan_versions).values(
-            plan_id=plan_id, version=version, body=body, source=source, recorded_at=at,
-            effective_at=effective_at, next_boundary_after=next_boundary_after))
-        return version
-
-    def upsert(self, plan_id: str, body: dict, source: str, at: datetime) -> None:
-        """Make `body` the id's latest version, in force from `at` (version 1: always),
-        unless it already is; earlier versions stay as they are."""
-        versions = self.all().versions(plan_id)
-        if versions and versions[-1].plan == plan_from_mapping(body):
-            return
-        self.add_version(plan_id, body, source, at, effective_at=at)
-
-    def version_rows(self, plan_id: str) -> list[Any]:
-        """`plan_id`'s versions, oldest first (body, source and instants)."""
-        return self.version_rows_of([plan_id]).get(plan_id, [])
-
-    def version_rows_of(self, plan_ids: Sequence[str]) -> dict[str, list[Any]]:
-        """The versions of several plans in one query: id -> rows, oldest first."""
-        out: dict[str, list[Any]] = {}
-        if not plan_ids:
-            return out
-        for row in self.conn.execute(select(plan_versions).where(
-                plan_versions.c.plan_id.in_(list(plan_ids))).order_by(
-                plan_versions.c.plan_id, plan_versions.c.version)):
-            out.setdefault(row.plan_id, []).append(row)
-        return out
-
-    def all(self) -> PlanCatalog:
-        # The body as the stored JSON text: the parse cache is keyed on it, so a plan
-        # that did not change costs neither a JSON decode by the driver nor a re-dump.
-        return plans_from_rows(self.conn.execute(PLAN_TEXTS))
-
-    def sources(self) -> dict[str, str]:
-        return dict(self.conn.execute(select(plans.c.id, plans.c.source)).all())
-
-
-def booking_clock() -> datetime:
-    """When the store books what a fold wrote: the server's clock (tests replace it)."""
-    return datetime.now(UTC)
-
-
-class AccountRepository:
+class AccountRepository(AccountHistory):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
@@ -335,98 +219,6 @@ class AccountRepository:
 
     def account_lines(self, account_id: int) -> list[Any]:
         return list(self.conn.execute(_ACCOUNT_LINES, {"account_id": account_id}))
-
-    # ---- inputs ---------------------------------------------------------------------
-    def record(self, account_id: int, item: Input, calendar: CycleCalendar,
-               grace: timedelta, actor: str | None = None,
-               recorded_at: datetime | None = None) -> None:
-        """Store an input; for any but usage, with who gave it and when it was recorded."""
-        if isinstance(item, Usage):
-            self.conn.execute(insert(usage_events).values(
-                **usage_row(account_id, item, calendar, grace)))
-            return
-        kind, body = codec.encode(item)
-        self.conn.execute(insert(inputs).values(
-            account_id=account_id, input_id=item.id, kind=kind,
-            line=getattr(item, "line", None), at=item.at, body=body, actor=actor,
-            recorded_at=recorded_at))
-
-    def changes(self, account_id: int, start: datetime, end: datetime) -> list[Any]:
-        """The account's inputs other than usage effective in [start, end), with who gave
-        them and when they were recorded, in (at, input id) order."""
-        c = inputs.c
-        return list(self.conn.execute(
-            select(c.input_id, c.kind, c.line, c.at, c.body, c.actor, c.recorded_at)
-            .where(c.account_id == account_id, c.at >= start, c.at < end)
-            .order_by(c.at, c.input_id)))
-
-    def history(self, account_id: int, calendar: CycleCalendar,
-                grace: timedelta) -> Iterator[Input]:
-        """The account's stored inputs in fold order (`order_key`), streamed.
-
-        Usage comes from the database ordered by its stored effective instant (the
-        same rule, with the account's own calendar and grace, which never change),
-        a server-side cursor on PostgreSQL; only the events sharing one instant are
-        sorted here, by id, so the order does not depend on the database's
-        collation. The other inputs are few: they are read whole and merged in."""
-        others = [codec.decode(row.kind, row.body) for row in self.conn.execute(
-            select(inputs.c.kind, inputs.c.body).where(inputs.c.account_id == account_id))]
-
-        def key(item: Input) -> tuple:
-            return order_key(item, calendar, grace)
-
-        c = usage_events.c
-        # Statement options: Connection.execution_options would change the connection.
-        rows = self.conn.execute(
-            select(c.event_id, c.line, c.at, c.amount, c.unit, c.rating_group, c.received_at,
-                   c.effective_at)
-            .where(c.account_id == account_id).order_by(c.effective_at)
-            .execution_options(stream_results=True, yield_per=5000))
-
-        def usage() -> Iterator[Usage]:
-            group: list[Usage] = []
-            instant = None
-            for row in rows:
-                item = Usage(row.event_id, row.line, utc(row.at), row.amount, Unit(row.unit),
-                             row.rating_group, utc(row.received_at))
-                if row.effective_at != instant:
-                    group.sort(key=key)
-                    yield from group
-                    group, instant = [], row.effective_at
-                group.append(item)
-            group.sort(key=key)
-            yield from group
-
-        return heapq.merge(sorted(others, key=key), usage(), key=key)
-
-    def booked_totals(self, account_id: int) -> Iterator[tuple[tuple, datetime, int]]:
-        """The stored entries summed per (bucket, owner, line, unit, kind) and effective
-        instant, streamed: the book folds them into per-cycle totals as they come."""
-        c = ledger_entries.c
-        rows = self.conn.execute(
-            select(c.bucket_id, c.owner, c.line, c.unit, c.kind, c.effective_at,
-                   func.sum(c.amount))
-            .where(c.account_id == account_id)
-            .group_by(c.bucket_id, c.owner, c.line, c.unit, c.kind, c.effective_at)
-            .order_by(c.effective_at))
-        for r in rows:
-            yield (r[0], r[1], r[2], Unit(r[3]), EntryKind(r[4])), utc(r[5]), int(r[6])
-
-    def entries(self, account_id: int, before: datetime | None = None) -> list[Entry]:
-        """The account's entries effective before `before`, in booking order."""
-        c = ledger_entries.c
-        query = select(ledger_entries).where(c.account_id == account_id)
-        if before is not None:
-            query = query.where(c.effective_at < before)
-        rows = self.conn.execute(query.order_by(c.seq))
-        return [Entry(utc(r.effective_at), EntryKind(r.kind), Unit(r.unit), r.amount,
-                      r.bucket_id, r.owner, r.line, r.ref, r.note, utc(r.recorded_at))
-                for r in rows]
-
-    def unlimited_bucket_ids(self, account_id: int) -> set[str]:
-        rows = self.conn.execute(select(buckets.c.id).where(
-            and_(buckets.c.account_id == account_id, buckets.c.granted.is_(None))))
-        return {r.id for r in rows}
 
     # ---- the book ---------------------------------------------------------------------
     def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:

@@ -11,26 +11,55 @@ concurrent requests most of a request's time went to sleeping on a lock that
 had long been free; a Python lock hands over at once. Other processes still
 meet at SQLite's lock. Read-only units of work (store.engine.read_only) do not
 take it.
+
+A write the database refuses on a constraint (most often a unique key a racing
+writer took first) reaches a service as the service error it names with
+`refuse_taken`, never as a database exception.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
-from carryover.store.api_repository import IdempotencyRepository, KeyRepository
+from carryover.store.api_repository import ApiRepository, IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.ingest_repository import IngestRepository
+from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.portal_repository import PortalRepository
 from carryover.store.repository import AccountRepository, PlanRepository
 from carryover.store.webhook_repository import WebhookRepository
 
+if TYPE_CHECKING:
+    from carryover.services.errors import ServiceError
+
 _writers: dict[str, threading.RLock] = {}
 _writers_guard = threading.Lock()
+
+
+class _Refusing:
+    """The context manager of `UnitOfWork.refuse_taken` (a class: it is on the
+    single-event path, where a generator-based one costs more)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, value: BaseException | None, tb: object) -> bool:
+        if kind is not None and issubclass(kind, IntegrityError):
+            raise self.error from value
+        return False
 
 
 def _writer_lock(engine: Engine) -> threading.RLock | None:
@@ -53,6 +82,9 @@ class UnitOfWork:
     metrics: MetricsRepository
     portal: PortalRepository
     webhooks: WebhookRepository
+    directory: ApiRepository
+    line_import: LineImportRepository
+    ingest: IngestRepository
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -79,12 +111,21 @@ class UnitOfWork:
         self.metrics = MetricsRepository(self.conn)
         self.portal = PortalRepository(self.conn)
         self.webhooks = WebhookRepository(self.conn)
+        self.directory = ApiRepository(self.conn)
+        self.line_import = LineImportRepository(self.conn)
+        self.ingest = IngestRepository(self.conn)
         self._committed = False
         return self
 
     def commit(self) -> None:
         self._tx.commit()
         self._committed = True
+
+    def refuse_taken(self, error: ServiceError) -> _Refusing:
+        """Within: a statement (or the commit) the database refuses on a constraint
+        raises `error`, chained to the database's exception. The transaction is then
+        unusable (PostgreSQL aborts it): the unit of work ends with `error`."""
+        return _Refusing(error)
 
     def reading(self) -> UnitOfWork:
         """A unit of work on the same database for reads only (store.engine.read_only):

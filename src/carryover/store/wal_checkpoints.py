@@ -34,10 +34,12 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from carryover.store.bulk_io import Raw
+if TYPE_CHECKING:
+    from carryover.store.ingest_repository import IngestRepository
 
 WAL_LIMIT = 512 * 1024 * 1024  # bytes of -wal file before a chunk waits for the checkpoint
 
@@ -77,12 +79,14 @@ class BackgroundCheckpoints:
         self.close(report=error is None)
 
     @contextlib.contextmanager
-    def deferred(self, raw: Raw) -> Iterator[None]:
-        """Within: the connection of `raw` commits without checkpointing; on the way
-        out (commit or not) its setting is put back, and a checkpoint is asked for."""
+    def deferred(self, ingest: IngestRepository) -> Iterator[None]:
+        """Within: the connection of `ingest` (a unit of work's ingest repository)
+        commits without checkpointing; on the way out (commit or not) its setting is put
+        back, and a checkpoint is asked for."""
         if not self.active:
             yield
             return
+        raw = ingest.raw
         before = raw.run("PRAGMA wal_autocheckpoint")[0][0]
         raw.run("PRAGMA wal_autocheckpoint = 0")
         try:

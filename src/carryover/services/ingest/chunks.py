@@ -16,6 +16,8 @@ For each chunk of good rows:
    `long_run`) on SQLite, the commit leaves the copy of its pages into the
    database file to a checkpoint thread (store.wal_checkpoints), which runs while
    the next chunk is rated.
+The reads and writes are set-based, through the unit of work's ingest repository
+(store.ingest_repository, `uow.ingest`); what they read and write is decided here.
 The columnar state of the accounts rated so far stays in memory between chunks
 (services.ingest.state_cache), checked against each account's version, so a chunk reads
 only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
@@ -26,18 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import repeat
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Engine
 
 from carryover.domain import bounds
-from carryover.domain.bulk.fold import COUNTERS, BulkBook, Events
-from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, from_us, to_us
+from carryover.domain.bulk.fold import BulkBook, Events
+from carryover.domain.bulk.state import I64, UNITS, from_us, to_us
 from carryover.domain.inputs import Usage
 from carryover.services.ingest.state_cache import AccountCache
 from carryover.services.ingest.total_bounds import REASON as TOTAL_REASON
@@ -45,13 +45,12 @@ from carryover.services.ingest.total_bounds import over_total
 from carryover.services.ledger import time_window
 from carryover.services.notify.chunk_notices import BulkNotifier
 from carryover.store import bulk_io
-from carryover.store.repository import booking_clock
-from carryover.store.totals import UsageTotals
+from carryover.store.ingest_repository import UNIT_NAMES, LineDirectory
 from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
-UNIT_NAMES = np.array([str(u) for u in UNITS], dtype=object)
-WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @dataclass
@@ -103,31 +102,6 @@ class IngestStopped(Exception):
     def __init__(self, committed: Committed) -> None:
         super().__init__(str(committed))
         self.committed = committed
-
-
-@dataclass
-class LineDirectory:
-    """Every line by id, MSISDN and IMSI, read once per ingest."""
-
-    index: dict[str, int]
-    ids: np.ndarray
-    account: np.ndarray
-    opened: np.ndarray
-
-    @classmethod
-    def load(cls, raw: bulk_io.Raw) -> LineDirectory:
-        rows = raw.run("SELECT id, msisdn, imsi, account_id, opened_at FROM lines ORDER BY id")
-        index: dict[str, int] = {}
-        for i, (line_id, msisdn, imsi, _, _) in enumerate(rows):
-            index[line_id] = i
-            if msisdn:
-                index[msisdn] = i
-                index[msisdn.lstrip("+")] = i
-            if imsi:
-                index[imsi] = i
-        return cls(index, np.array([r[0] for r in rows], dtype=object),
-                   np.array([r[3] for r in rows], dtype=I64),
-                   np.array(bulk_io.us_column([r[4] for r in rows]), dtype=I64))
 
 
 def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
@@ -203,15 +177,13 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
             checkpoints.before_chunk()
             stored = False
             try:
-                with UnitOfWork(engine) as uow:
-                    raw = bulk_io.Raw(uow.conn)
-                    with checkpoints.deferred(raw):
-                        if directory is None:
-                            directory = LineDirectory.load(raw)
-                        more_bad = _ingest_chunk(uow, raw, directory, file, chunk,
-                                                 f"{ref}#{n}", summary, notifier, cache)
-                        uow.commit()
-                        stored = True
+                with UnitOfWork(engine) as uow, checkpoints.deferred(uow.ingest):
+                    if directory is None:
+                        directory = uow.ingest.line_directory()
+                    more_bad = _ingest_chunk(uow, directory, file, chunk,
+                                             f"{ref}#{n}", summary, notifier, cache)
+                    uow.commit()
+                    stored = True
             except BaseException:
                 if not stored:  # rolled back: the summary counts only what is stored
                     summary.accepted, summary.duplicates, summary.late = counted
@@ -254,11 +226,11 @@ def _last_row(chunk, rejects: list) -> int:
     return max([last, *(r.row for r in rejects)])
 
 
-def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, file: str,
-                  chunk, ref: str, summary: IngestSummary, notifier: BulkNotifier,
-                  cache: AccountCache):
+def _ingest_chunk(uow: UnitOfWork, directory: LineDirectory, file: str, chunk, ref: str,
+                  summary: IngestSummary, notifier: BulkNotifier, cache: AccountCache):
     from carryover.adapters.cdr_files import Reject
 
+    raw = uow.ingest.raw  # what the chunk's notifier (services.notify.chunk_notices) reads with
     bad: list = []
     line = np.array([directory.index.get(x, -1) for x in chunk.line.tolist()], dtype=I64)
     unknown = line < 0
@@ -288,7 +260,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     summary.duplicates += int((keep & ~firsts).sum())
     keep &= firsts
     kept = np.flatnonzero(keep)
-    too_much = over_total(UsageTotals(raw), directory.ids[line[kept]], chunk.unit[kept],
+    too_much = over_total(uow.ingest.totals(), directory.ids[line[kept]], chunk.unit[kept],
                           chunk.amount[kept], UNIT_NAMES)
     over = kept[too_much].tolist()
     for i, (cells, original) in zip(over, chunk.originals(over), strict=True):
@@ -299,7 +271,7 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
         return bad
     line = line[idx]
     account = directory.account[line]
-    accounts, lines = cache.prepare(raw, np.unique(account).tolist())
+    accounts, lines = cache.prepare(uow.ingest, np.unique(account).tolist())
     pos = {a: i for i, a in enumerate(accounts["id"])}
     at, received = chunk.at[idx], chunk.received_at[idx]
     acct = np.searchsorted(np.array(accounts["id"], dtype=I64), account)
@@ -312,8 +284,9 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
                     np.array(accounts["grace_us"], dtype=I64)[acct])
     eff = np.where(late, received, at)
     event_ids = chunk.event_id[idx].astype(str)
-    inserted = _insert_events(raw, event_ids, account, directory.ids[line], at, received, eff,
-                              chunk.amount[idx], chunk.unit[idx], chunk.rating_group[idx], late)
+    inserted = uow.ingest.insert_events(event_ids, account, directory.ids[line], at, received,
+                                        eff, chunk.amount[idx], chunk.unit[idx],
+                                        chunk.rating_group[idx], late)
     summary.duplicates += len(idx) - int(inserted.sum())
     if not inserted.all():
         line, account, eff, late = line[inserted], account[inserted], eff[inserted], late[inserted]
@@ -321,8 +294,8 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     summary.accepted += len(idx)
     summary.late += int(late.sum())
     summary.lines.update(directory.ids[line].tolist())
-    _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
-          ref, summary, cache)
+    _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
+          summary, cache)
     if len(idx):
         # Each account at its own instant (where its book now stands), not at the chunk's
         # latest, which is some other account's.
@@ -330,53 +303,8 @@ def _ingest_chunk(uow: UnitOfWork, raw: bulk_io.Raw, directory: LineDirectory, f
     return bad
 
 
-def _insert_events(raw, event_ids, account, line_ids, at, received, eff, amount, unit,
-                   rating_group, late) -> np.ndarray:
-    """Insert the events; True where a row went in (False: an id that was already stored)."""
-    columns = ("event_id", "account_id", "line", "at", "received_at", "effective_at", "amount",
-               "unit", "rating_group", "late")
-
-    def insert(sel: np.ndarray) -> int:
-        # Row tuples are built and sent a slice at a time: the whole chunk as tuples
-        # would hold about 500 bytes per event at once.
-        count = 0
-        for lo in range(0, len(sel), WRITE_SLICE):
-            part = sel[lo:lo + WRITE_SLICE]
-            # The effective instant is `at` except for late events: format only those.
-            at_text = raw.instants(at[part])
-            eff_text = list(at_text)
-            moved = np.flatnonzero(eff[part] != at[part])
-            for i, text in zip(moved.tolist(), raw.instants(eff[part][moved]), strict=True):
-                eff_text[i] = text
-            rows = list(zip(event_ids[part].tolist(), account[part].tolist(),
-                            line_ids[part].tolist(), at_text, raw.instants(received[part]),
-                            eff_text, amount[part].tolist(), UNIT_NAMES[unit[part]].tolist(),
-                            rating_group[part].tolist(), late[part].tolist(), strict=True))
-            count += raw.append_new("usage_events", columns, rows, "event_id")
-        return count
-
-    everything = np.arange(len(event_ids))
-    raw.run("SAVEPOINT ingest_events")
-    if insert(everything) == len(everything):
-        raw.run("RELEASE SAVEPOINT ingest_events")
-        return np.ones(len(everything), dtype=bool)
-    # Some ids were stored before: undo, find them exactly, insert the rest.
-    raw.run("ROLLBACK TO SAVEPOINT ingest_events")
-    stored: set[str] = set()
-    ids = event_ids.tolist()
-    for start in range(0, len(ids), 5000):
-        part = ids[start:start + 5000]
-        marks = ", ".join("?" * len(part))
-        stored.update(r[0] for r in raw.run(
-            f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part))
-    fresh = np.array([i not in stored for i in ids], dtype=bool)
-    insert(np.flatnonzero(fresh))
-    raw.run("RELEASE SAVEPOINT ingest_events")
-    return fresh
-
-
-def _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx,
-          ref, summary, cache: AccountCache) -> None:
+def _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
+          summary, cache: AccountCache) -> None:
     simple = np.array([not p for p in accounts["pool"]], dtype=bool)
     for _line_id, account_id, _, pending, member in lines:
         if pending or member:
@@ -388,7 +316,7 @@ def _rate(uow, raw, accounts, lines, pos, directory, line, account, eff, event_i
     out_of_order = (eff < until) & ((eff < seg) | (eff < start))
     np.logical_and.at(simple, acct, ~out_of_order)
     fast = simple[acct]
-    _rate_columnar(uow, raw, accounts, lines, pos, simple, line[fast], acct[fast], eff[fast],
+    _rate_columnar(uow, accounts, lines, pos, simple, line[fast], acct[fast], eff[fast],
                    event_ids[fast], chunk, idx[fast], directory, ref, cache)
     summary.bulk_accounts += int(simple[np.unique(acct)].sum())
     slow_accounts = sorted({accounts["id"][a] for a in acct[~fast].tolist()})
@@ -431,7 +359,7 @@ def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chun
         uow.accounts.save_book(account_id, book, snapshot)
 
 
-def _rate_columnar(uow, raw, accounts, lines, pos, simple, line, acct, eff, event_ids, chunk, idx,
+def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids, chunk, idx,
                    directory, ref, cache: AccountCache) -> None:
     chosen = [a for a in range(len(accounts["id"])) if simple[a]]
     if not chosen or len(line) == 0:
@@ -453,79 +381,15 @@ def _rate_columnar(uow, raw, accounts, lines, pos, simple, line, acct, eff, even
     ev_line = np.array([line_index[x] for x in directory.ids[line].tolist()], dtype=I64)
     bulk.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
                      np.array([g == "hotspot" for g in chunk.rating_group[idx].tolist()])))
-    written, last_keys = _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before,
+    written, last_keys = _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before,
                                          acct, local, eff, event_ids)
     cache.store(bulk, chosen_ids, bulk.line_ids, written, last_keys)
 
 
-def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
+def _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
                     event_ids) -> tuple[set[int], dict[int, list | None]]:
     """Write what the fold changed; returns the accounts whose cursor row was written
     and their stored last key."""
-    # Rows are built column by column (numpy indexing once per column, then zip), not
-    # by indexing arrays once per row: at a million rows that is most of the cost.
-    b = bulk.b
-    line_account = np.array([r[1] for r in my_lines], dtype=I64)
-    line_name = np.array([r[0] for r in my_lines], dtype=object)
-    unit_name = np.array([str(u) for u in UNITS], dtype=object)
-    kind_name = np.array([str(k) for k in KINDS], dtype=object)
-    entry_name = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
-    recorded = raw.instant(booking_clock())  # every entry of this write is booked now
-
-    def amounts(values: np.ndarray, unlimited: np.ndarray) -> list:
-        out = values.tolist()
-        for i in np.flatnonzero(unlimited).tolist():
-            out[i] = None
-        return out
-
-    n_old = len(known)
-    changed = np.flatnonzero((b.remaining[:n_old] != before[0]) | (b.closed[:n_old] != before[1]))
-    raw.update("buckets", ("account_id", "id"), ("remaining", "closed"),
-               list(zip(amounts(b.remaining[changed], b.unlimited[changed]),
-                      b.closed[changed].tolist(), line_account[b.line[changed]].tolist(),
-                      b.ids[changed].tolist(), strict=True)))
-    new = np.arange(n_old, len(b))
-    if len(new):
-        raw.append(
-            "buckets", ("account_id", "id", "owner", "unit", "kind", "granted", "remaining",
-                        "valid_from", "valid_until", "priority", "rollable", "origin", "closed"),
-            list(zip(line_account[b.line[new]].tolist(), b.ids[new].tolist(),
-                     line_name[b.line[new]].tolist(), unit_name[b.unit[new]].tolist(),
-                     kind_name[b.kind[new]].tolist(),
-                     amounts(b.granted[new], b.unlimited[new]),
-                     amounts(b.remaining[new], b.unlimited[new]),
-                     raw.instants(b.valid_from[new]), raw.instants(b.valid_until[new]),
-                     b.priority[new].tolist(), b.rollable[new].tolist(),
-                     b.origin[new].tolist(), b.closed[new].tolist(), strict=True)))
-    cols = bulk.entries.columns()
-    if len(cols["amount"]):
-        bucket = cols["bucket"]
-        bucket_ids = b.ids[np.where(bucket < 0, 0, bucket)] if len(b) else np.full(
-            len(bucket), None, dtype=object)
-        bucket_ids = np.where(bucket < 0, None, bucket_ids)
-        line = cols["line"]
-        line_names = np.where(line < 0, None, line_name[np.where(line < 0, 0, line)])
-        owner = cols["owner_line"]
-        for lo in range(0, len(owner), WRITE_SLICE):
-            s = slice(lo, lo + WRITE_SLICE)
-            raw.append(
-                "ledger_entries", ("account_id", "effective_at", "recorded_at", "kind",
-                                   "unit", "amount", "bucket_id", "owner", "line", "ref",
-                                   "note"),
-                list(zip(line_account[owner[s]].tolist(), raw.instants(cols["at"][s]),
-                         repeat(recorded, len(owner[s])),
-                         entry_name[cols["kind"][s]].tolist(),
-                         unit_name[cols["unit"][s]].tolist(), cols["amount"][s].tolist(),
-                         bucket_ids[s].tolist(), line_name[owner[s]].tolist(),
-                         line_names[s].tolist(), cols["ref"][s].tolist(),
-                         cols["note"][s].tolist(), strict=True)))
-    counters = sorted(bulk.counters().items())
-    cycles = {c: from_us(c).isoformat() for c in {key[0] for key, _ in counters}}
-    raw.add_to(
-        "counters", ("account_id", "cycle_start", "line", "unit", "name"), "value",
-        [(int(line_account[line]), cycles[cycle], line_name[line], unit_name[unit],
-          COUNTERS[code], value)
-         for (cycle, line, unit, code), value in counters])
     # The cursor: last key = the largest (effective instant, usage rank, event id), found
     # with one sort rather than a comparison per event. Only accounts with events in this
     # chunk can have moved, so only their rows are written.
@@ -535,25 +399,22 @@ def _write_columnar(raw, bulk, chosen, accounts, my_lines, known, before, acct, 
         tail = order[np.append(acct[order][1:] != acct[order][:-1], True)]
         last = {a: (e, 5, i) for a, e, i in zip(acct[tail].tolist(), eff[tail].tolist(),
                                                    event_ids[tail].tolist(), strict=True)}
-    cursor = [raw.instants(np.asarray(getattr(bulk, name), dtype=I64))
-              for name in ("cycle_start", "cycle_end", "until", "segment_start")]
-    rows = []
+    cursors = []
     written: set[int] = set()
     stored: dict[int, list | None] = {}
     for a in chosen:
         if a not in last:
             continue
-        k = local[a]
         old = accounts["last_key"][a]
         old_key = None if old is None else (to_us(datetime.fromisoformat(old[0])), old[1], old[2])
         key = max((x for x in (last[a], old_key) if x is not None), default=None)
         account_id = accounts["id"][a]
         stored[account_id] = bulk_io.iso_key(key)
         written.add(account_id)
-        rows.append((cursor[0][k], cursor[1][k], cursor[2][k], cursor[3][k],
-                     json.dumps(stored[account_id]), account_id))
-    raw.update("accounts", ("id",), ("cycle_start", "cycle_end", "until", "segment_start",
-                                     "last_key"), rows, also="version = version + 1")
+        cursors.append((local[a], account_id, stored[account_id]))
+    uow.ingest.save_fold(bulk, len(known), before,
+                         np.array([r[1] for r in my_lines], dtype=I64),
+                         np.array([r[0] for r in my_lines], dtype=object), cursors)
     return written, stored
 
 

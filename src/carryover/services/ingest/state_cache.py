@@ -19,11 +19,15 @@ reload; a crash loses nothing, since the database is written every chunk.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from carryover.domain.bulk.fold import BulkBook
 from carryover.domain.bulk.state import I64, Buckets
-from carryover.store import bulk_io
+
+if TYPE_CHECKING:
+    from carryover.store.ingest_repository import IngestRepository
 
 FIELDS = ("calendar", "grace_us", "cycle_start", "cycle_end", "until", "segment_start",
           "last_key", "pool")
@@ -40,34 +44,31 @@ class AccountCache:
         self.b = Buckets.empty()  # live buckets of cached accounts; `line` = run line index
 
     # ---- reading -------------------------------------------------------------------
-    def prepare(self, raw: bulk_io.Raw, account_ids: list[int]) -> tuple[dict, list[tuple]]:
+    def prepare(self, store: IngestRepository, account_ids: list[int]
+                ) -> tuple[dict, list[tuple]]:
         """The accounts (columns, by id) and their lines (by account, id), as
-        bulk_io.load_accounts and load_lines would read them now."""
-        raw.name_accounts(account_ids)
+        `store.load_accounts` and `load_lines` would read them now."""
+        store.name_accounts(account_ids)
         # The chunk's accounts are locked before anything of them is read, as every other
-        # writer does (AccountRepository.lock_account, the Nchf batches): in id order, so
-        # writers wait for each other instead of deadlocking, and no writer's update is
-        # lost to a chunk that read the state before it. (SQLite: the write transaction
-        # already excludes every other writer.)
-        lock = " ORDER BY a.id FOR NO KEY UPDATE OF a" if raw.dialect == "postgresql" else ""
-        versions = dict(raw.run("SELECT a.id, a.version FROM ingest_accounts t "
-                                "CROSS JOIN accounts a WHERE a.id = t.id" + lock))
+        # writer does (AccountRepository.lock_account, the Nchf batches), so no writer's
+        # update is lost to a chunk that read the state before it.
+        versions = store.lock_versions()
         stale = [a for a in account_ids
                  if a not in self.accounts or self.accounts[a]["version"] != versions.get(a)]
         self.evict([a for a in stale if a in self.accounts])
         loaded: dict[int, dict] = {}
         if stale:
-            raw.name_accounts(stale)
-            cols = bulk_io.load_accounts(raw)
+            store.name_accounts(stale)
+            cols = store.load_accounts()
             by_account: dict[int, list[tuple]] = {}
-            for row in bulk_io.load_lines(raw):
+            for row in store.load_lines():
                 by_account.setdefault(row[1], []).append(row)
             for k, a in enumerate(cols["id"]):
                 loaded[a] = {f: cols[f][k] for f in (*FIELDS, "version")}
                 loaded[a]["lines"] = by_account.get(a, [])
             simple = [a for a, rec in loaded.items() if not rec["pool"]
                       and not any(r[3] or r[4] for r in rec["lines"])]
-            self._load(raw, simple, loaded)
+            self._load(store, simple, loaded)
         records = [(a, self.accounts.get(a) or loaded[a]) for a in sorted(account_ids)
                    if a in self.accounts or a in loaded]
         accounts = {"id": [a for a, _ in records]}
@@ -76,7 +77,7 @@ class AccountCache:
         lines = [row for _, rec in records for row in rec["lines"]]
         return accounts, lines
 
-    def _load(self, raw: bulk_io.Raw, simple: list[int], loaded: dict[int, dict]) -> None:
+    def _load(self, store: IngestRepository, simple: list[int], loaded: dict[int, dict]) -> None:
         if not simple:
             return
         index: dict[str, int] = {}
@@ -85,8 +86,8 @@ class AccountCache:
             for row in loaded[a]["lines"]:
                 index[row[0]] = self.line_of[row[0]] = len(self.line_account)
                 self.line_account.append(a)
-        raw.name_accounts(simple)
-        self.b = self.b.append(bulk_io.load_buckets(raw, index))
+        store.name_accounts(simple)
+        self.b = self.b.append(store.load_buckets(index))
 
     def buckets_of(self, account_ids: list[int], line_index: dict[str, int]) -> Buckets:
         """The cached live buckets of these accounts, `line` re-indexed by `line_index`."""

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import Engine
 
 from carryover.adapters.cdr_files import Chunk
 from carryover.domain.bounds import BoundError, check_event
 from carryover.domain.bulk.state import UNITS, to_us
 from carryover.domain.units import Unit
 from carryover.services.ingest.chunks import ingest_chunks
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @dataclass(frozen=True, slots=True)

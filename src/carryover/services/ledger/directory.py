@@ -8,13 +8,13 @@ the two apart. Pages are ordered by id and continue after the last id seen.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from carryover.services.errors import NotFound
-from carryover.store.api_repository import ApiRepository
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def _account(row: Any, lines: list[Any]) -> dict:
@@ -63,7 +63,7 @@ def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None 
             if row is None or (scope is not None and row.id != scope):
                 raise NotFound(f"unknown account {account_filter!r}")
             account_id = row.id
-        rows = ApiRepository(uow.conn).lines_page(account_id, after, limit + 1, plan_filter)
+        rows = uow.directory.lines_page(account_id, after, limit + 1, plan_filter)
     more = len(rows) > limit
     rows = rows[:limit]
     return [_line(r, r.account_name) for r in rows], (rows[-1].id if more else None)
@@ -73,7 +73,7 @@ def accounts_page(engine: Engine, after: str | None, limit: int, timezone: str |
                   family: bool | None = None) -> tuple[list[dict], str | None]:
     """Up to `limit` accounts by name after `after`, and the name to continue after (or None)."""
     with UnitOfWork(engine) as uow:
-        rows = ApiRepository(uow.conn).accounts_page(after, limit + 1, timezone, family)
+        rows = uow.directory.accounts_page(after, limit + 1, timezone, family)
     more = len(rows) > limit
     rows = rows[:limit]
     return ([{"id": r.id, "name": r.name, "cycle_day": r.cycle_day, "timezone": r.timezone,
@@ -104,7 +104,7 @@ def _plan(row: Any, versions: list[Any]) -> dict:
 
 def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict], str | None]:
     with UnitOfWork(engine) as uow:
-        rows = ApiRepository(uow.conn).plans_page(after, limit + 1)
+        rows = uow.directory.plans_page(after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         versions = uow.plans.version_rows_of([r.id for r in rows])
@@ -113,7 +113,7 @@ def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict
 
 def plan(engine: Engine, plan_id: str) -> dict:
     with UnitOfWork(engine) as uow:
-        row = ApiRepository(uow.conn).plan(plan_id)
+        row = uow.directory.plan(plan_id)
         versions = uow.plans.version_rows(plan_id)
     if row is None:
         raise NotFound(f"unknown plan {plan_id!r}")

@@ -4,8 +4,9 @@ Columns: msisdn, imsi (may be empty), account, plan (may be empty for a member o
 a family account), start (ISO 8601; without an offset, local to the account).
 Accounts that do not exist are created with the default bill-cycle day and
 timezone. Each line is opened by folding an OpenLine input, exactly as
-`carryover line create` does; new accounts are folded in memory and written with
-executemany, existing ones through their stored book. Bad rows are rejected with
+`carryover line create` does; new accounts are folded in memory and written in
+bulk (store.line_import_repository, `uow.line_import`), existing ones through
+their stored book. Bad rows are rejected with
 their row number and reason; the good rows of the file are imported, in chunks
 of one transaction each.
 """
@@ -13,24 +14,22 @@ of one transaction each.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from carryover.domain.book import AccountBook
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
 from carryover.services.ledger import time_window
-from carryover.store import codec
-from carryover.store.bulk_io import Raw
-from carryover.store.repository import booking_clock
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # as provisioning.E164
 IMSI = re.compile(r"[0-9]{15}")
@@ -144,16 +143,12 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                   now: datetime, summary: ImportSummary) -> None:
     summary.rows += len(rows)
     with UnitOfWork(engine) as uow:
-        raw = Raw(uow.conn)
+        store = uow.line_import
         plans = uow.plans.all()
-        existing = {name: (i, d, tz, pool) for i, name, d, tz, pool in raw.run(
-            "SELECT id, name, cycle_day, timezone, pool_plan_id FROM accounts")}
+        existing = store.accounts()
         # Line ids, MSISDNs (with and without +) and IMSIs are one namespace
         # (provisioning.create_line): a new MSISDN or IMSI may be none of them.
-        taken = {r[0] for r in raw.run("SELECT msisdn FROM lines WHERE msisdn IS NOT NULL")}
-        taken |= {m.lstrip("+") for m in taken}
-        taken |= {r[0] for r in raw.run("SELECT imsi FROM lines WHERE imsi IS NOT NULL")}
-        taken |= {r[0] for r in raw.run("SELECT id FROM lines")}
+        taken = store.taken_identifiers()
         new_accounts: dict[str, AccountBook] = {}
         by_old_account: dict[int, list[OpenLine]] = {}
         line_rows = []
@@ -208,16 +203,14 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
                 summary.rejected.append((number, outcome.reason or "refused"))
                 continue
             line_rows.append((line_id, account, msisdn, imsi, start, plan, member))
-        ids = _create_accounts(uow, raw, new_accounts, cycle_day, timezone, now)
+        ids = store.create_accounts(sorted(new_accounts), cycle_day, timezone, DEFAULT_GRACE,
+                                    now)
         summary.accounts_created += len(ids)
         account_id = {**{k: v[0] for k, v in existing.items()}, **ids}
-        cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
-        raw.many("INSERT INTO lines (id, account_id, msisdn, imsi, opened_at, plan_id, member, "
-                 f"limits) VALUES (?, ?, ?, ?, ?, ?, ?, {cast})",
-                 [(lid, account_id[acc], ms, im, _text(raw, st), pl, mem, "{}")
-                  for lid, acc, ms, im, st, pl, mem in line_rows])
+        store.add_lines([(lid, account_id[acc], ms, im, st, pl, mem)
+                         for lid, acc, ms, im, st, pl, mem in line_rows])
         recorded = datetime.now(UTC)  # imports run from the CLI: recorded as its action
-        _save_new_books(uow, ids, new_accounts, recorded)
+        store.save_new_books(ids, new_accounts, recorded)
         for acct, items in sorted(by_old_account.items()):
             row = uow.accounts.lock_account(acct)
             book, snapshot = uow.accounts.load_book(row, plans)
@@ -229,64 +222,3 @@ def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, 
         uow.commit()
         summary.imported += len(line_rows)
 
-
-def _text(raw: Raw, at: datetime | None) -> str | None:
-    """An instant as the backend stores it (see bulk_io.Raw.instant)."""
-    return raw.instant(at)
-
-
-def _create_accounts(uow, raw: Raw, books: dict[str, AccountBook], cycle_day: int,
-                     timezone: str, now: datetime) -> dict[str, int]:
-    if not books:
-        return {}
-    names = sorted(books)
-    raw.many("INSERT INTO accounts (name, cycle_day, timezone, grace_seconds, created_at, "
-             "version) VALUES (?, ?, ?, ?, ?, ?)",
-             [(n, cycle_day, timezone, int(DEFAULT_GRACE / timedelta(seconds=1)),
-               _text(raw, now), 0) for n in names])
-    ids: dict[str, int] = {}
-    for start in range(0, len(names), 5000):
-        part = names[start:start + 5000]
-        marks = ", ".join("?" * len(part))
-        ids.update({n: i for i, n in raw.run(
-            f"SELECT id, name FROM accounts WHERE name IN ({marks})", part)})
-    return ids
-
-
-def _save_new_books(uow, ids: dict[str, int], books: dict[str, AccountBook],
-                    recorded: datetime) -> None:
-    """Write freshly folded books of brand-new accounts: inputs, buckets, entries, cursor."""
-    raw = Raw(uow.conn)
-    stamp = _text(raw, recorded)
-    inputs, buckets, entries, cursors = [], [], [], []
-    recorded = _text(raw, booking_clock())  # when these entries are booked
-    cast = "?" if raw.dialect == "sqlite" else "CAST(? AS JSON)"
-    for name, book in books.items():
-        acct = ids[name]
-        for item in book.applied:
-            kind, body = codec.encode(item)
-            inputs.append((acct, item.id, kind, item.line, _text(raw, item.at), json.dumps(body),
-                           "cli", stamp))
-        for b in book.buckets.values():
-            buckets.append((acct, b.id, b.owner, str(b.unit), str(b.kind), b.granted,
-                            b.remaining, _text(raw, b.valid_from),
-                            None if b.valid_until is None else _text(raw, b.valid_until),
-                            b.priority, b.rollable, b.origin, b.closed))
-        for e in book.entries:
-            entries.append((acct, _text(raw, e.effective_at), recorded, str(e.kind),
-                            str(e.unit), e.amount,
-                            e.bucket_id, e.owner, e.line, e.ref, e.note))
-        key = book.last_key
-        cursors.append((_text(raw, book.cycle_start), _text(raw, book.cycle_end),
-                        _text(raw, book.until), _text(raw, book.segment_start),
-                        json.dumps([key[0].isoformat(), key[1], key[2]]), acct))
-    raw.many(f"INSERT INTO inputs (account_id, input_id, kind, line, at, body, actor, "
-             f"recorded_at) VALUES (?, ?, ?, ?, ?, {cast}, ?, ?)", inputs)
-    raw.many("INSERT INTO buckets (account_id, id, owner, unit, kind, granted, remaining, "
-             "valid_from, valid_until, priority, rollable, origin, closed) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", buckets)
-    raw.many("INSERT INTO ledger_entries (account_id, effective_at, recorded_at, kind, unit, "
-             "amount, bucket_id, owner, line, ref, note) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", entries)
-    raw.many(f"UPDATE accounts SET cycle_start = ?, cycle_end = ?, until = ?, "
-             f"segment_start = ?, last_key = {cast} WHERE id = ?", cursors)

@@ -20,10 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from carryover.domain.book import Outcome
 from carryover.domain.bounds import BoundError, check_event
@@ -39,6 +37,9 @@ from carryover.services.ledger import time_window
 from carryover.services.notify.notices import emit_from_book
 from carryover.store.repository import booking_clock, utc
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +115,11 @@ def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
                 raise ServiceError(str(exc)) from exc
             # The unique event id is the duplicate check: inserting the event first costs
             # no extra query, and a racing writer with the same id waits, then fails here.
-            try:
+            with uow.refuse_taken(Duplicate(f"duplicate event {item.id!r}: already counted, "
+                                            "not counted again")):
                 uow.accounts.record(row.account_id, item,
                                     CycleCalendar(row.cycle_day, row.timezone),
                                     timedelta(seconds=row.grace_seconds))
-            except IntegrityError as exc:
-                raise Duplicate(f"duplicate event {item.id!r}: already counted, "
-                                "not counted again") from exc
         if isinstance(item, Gift):
             giver = _line(uow, item.from_line)
             if giver.account_id != row.account_id:

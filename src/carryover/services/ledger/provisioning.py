@@ -10,9 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING
 
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
@@ -22,6 +20,9 @@ from carryover.services.ledger import time_window
 from carryover.services.ledger.operations import CLI, Actor, localizer
 from carryover.store.repository import split_typed
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -101,14 +102,12 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
         outcome = book.submit(item)
         if outcome.status != "accepted":
             raise ServiceError(outcome.reason or "refused")
-        try:
+        with uow.refuse_taken(Conflict(f"line {line_id!r}, MSISDN {msisdn} or IMSI {imsi} "
+                                       "already exists")):
             uow.accounts.insert_line(id=line_id, account_id=row.id, msisdn=msisdn, imsi=imsi,
                                      opened_at=start, plan_id=plan_id, member=member, limits={})
             uow.accounts.save_book(row.id, book, snapshot)
             uow.accounts.record(row.id, item, book.calendar, book.grace, actor.id,
                                 datetime.now(UTC))
             uow.commit()
-        except IntegrityError as exc:
-            raise Conflict(f"line {line_id!r}, MSISDN {msisdn} or IMSI {imsi} "
-                               "already exists") from exc
         return line_id

@@ -13,18 +13,20 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import Engine, select
 
 from carryover.domain.buckets import POOL
 from carryover.domain.ledger import EntryKind
 from carryover.services.ingest.values import UsageRow, record_batch
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
-from carryover.store.tables import accounts, ledger_entries, lines
 from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 GB = 1024**3
 TZ = "America/New_York"
@@ -156,13 +158,11 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
 def rolled_over_by_plan(engine: Engine) -> dict[str, int]:
     """Bytes deposited as rollover, by the plan of the line (or pool) that earned them."""
     with UnitOfWork(engine) as uow:
-        line_plan = dict(uow.conn.execute(select(lines.c.id, lines.c.plan_id)).all())
-        pool_plan = dict(uow.conn.execute(select(accounts.c.id, accounts.c.pool_plan_id)).all())
+        line_plan = uow.directory.line_plans()
+        pool_plan = uow.directory.pool_plans()
         totals: dict[str, int] = defaultdict(int)
-        c = ledger_entries.c
-        query = select(c.account_id, c.owner, c.kind, c.amount, c.bucket_id).where(
-            c.kind.in_([str(EntryKind.ROLLOVER_IN), str(EntryKind.ADJUST)]))
-        for account_id, owner, kind, amount, bucket_id in uow.conn.execute(query):
+        for account_id, owner, kind, amount, bucket_id in uow.directory.entries_of_kinds(
+                [str(EntryKind.ROLLOVER_IN), str(EntryKind.ADJUST)]):
             plan = pool_plan.get(account_id) if owner == POOL else line_plan.get(owner)
             # Deposits, and the corrections a late CDR made to them.
             if plan is not None and (kind == EntryKind.ROLLOVER_IN or "/rollover/" in bucket_id):
