@@ -14,7 +14,6 @@ a CLI command that never serves pays nothing for them.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from carryover import gc_tuning
 from carryover.services.ledger import time_window
 from carryover.services.ledger.catalog import seed_presets
 from carryover.settings import Settings, get_settings
@@ -124,14 +124,6 @@ class Carryover:
 
     @staticmethod
     def tune_for_serving() -> None:
-        """Fewer, shorter garbage-collector pauses in a serving worker process.
-
-        Under a packet core's load the cyclic collector's full passes over every
-        object the worker holds (kept books, the app, SQLAlchemy's caches) paused all
-        of its threads for tens of milliseconds: they were most of the Nchf p99 at
-        300 updates/s (docs/performance.md). What exists once the app is built lives
-        as long as the process, so it is frozen out of the collector's passes, and
-        young collections run after 20,000 allocations instead of 700."""
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 50)
+        """Fewer, shorter garbage-collector pauses in a serving worker process
+        (gc_tuning.for_serving)."""
+        gc_tuning.for_serving()

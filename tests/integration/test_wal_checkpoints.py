@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from carryover import gc_tuning
 from carryover.adapters.cdr_files import read_usage
 from carryover.runtime import Carryover
 from carryover.services.ingest import chunks as ingest
@@ -107,7 +108,7 @@ def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
     assert set(autocheckpoint_settings(engine)) == {1000}
     assert no_checkpoint_thread()
     # The collector ran with the ingest's thresholds, and has its own back.
-    assert during == [ingest.INGEST_GC_THRESHOLDS] * 3 != [before] * 3
+    assert during == [gc_tuning.INGEST_THRESHOLDS] * 3 != [before] * 3
     assert gc.get_threshold() == before
     during.clear()
     with pytest.raises(RuntimeError, match="chunk 3 fails"):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 from sqlalchemy import Connection
 
+from carryover.domain.buckets import UNLIMITED
 from carryover.domain.bulk.state import I64, NEVER, Buckets, from_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.store.engine import statement_started, timed_rows
@@ -237,7 +238,7 @@ def load_buckets(raw: Raw, line_index: dict[str, int]) -> Buckets:
     cols = list(zip(*rows, strict=True))
     n = len(rows)
     unlimited = np.array([g is None for g in cols[3]], dtype=bool)
-    big = np.int64(2**56)
+    big = np.int64(UNLIMITED)
     return Buckets(
         line=np.array([line_index[o] for o in cols[0]], dtype=I64),
         unit=np.array([UNITS.index(Unit(u)) for u in cols[1]], dtype=I64),

@@ -27,18 +27,19 @@ which a rerun then ingests.
 from __future__ import annotations
 
 import contextlib
-import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from carryover import gc_tuning
 from carryover.domain import bounds
 from carryover.domain.bulk.fold import BulkBook, Events
 from carryover.domain.bulk.state import I64, UNITS, from_us, to_us
-from carryover.domain.inputs import Usage
+from carryover.domain.inputs import HOTSPOT, Usage
+from carryover.domain.lateness import late_mask
 from carryover.services.ingest.state_cache import AccountCache
 from carryover.services.ingest.total_bounds import REASON as TOTAL_REASON
 from carryover.services.ingest.total_bounds import over_total
@@ -104,49 +105,6 @@ class IngestStopped(Exception):
         self.committed = committed
 
 
-def lateness(at: np.ndarray, received: np.ndarray, calendar_of: np.ndarray,
-             calendars: list, grace_us: np.ndarray) -> np.ndarray:
-    """Whether each event is late: it arrived after its cycle's end + grace.
-
-    The rule is docs/semantics.md, "Late usage".
-
-    Accounts share a handful of calendars (bill-cycle day, zone), so boundaries are
-    computed once per calendar and looked up with searchsorted."""
-    late = np.zeros(len(at), dtype=bool)
-    for c in np.unique(calendar_of).tolist():
-        mine = np.flatnonzero(calendar_of == c)
-        calendar = calendars[c]
-        _, end = calendar.cycle_at(from_us(int(at[mine].min())))
-        bounds = [end]
-        top = int(at[mine].max())
-        while to_us(bounds[-1]) <= top:
-            bounds.append(calendar.next_boundary(bounds[-1]))
-        ends = np.array([to_us(b) for b in bounds], dtype=I64)
-        cycle_end = ends[np.searchsorted(ends, at[mine], side="right")]
-        late[mine] = received[mine] > cycle_end + grace_us[mine]
-    return late
-
-
-# Python's cyclic collector runs its full pass (every live object) whenever the objects
-# that survived grow by a quarter; a run holds millions (the line directory, the
-# cache, a chunk's rows), and the default thresholds made those passes about 5 % of
-# an ingest. A chunk's garbage is almost all acyclic and freed by reference counting,
-# so the run collects the youngest objects less often and the oldest almost never.
-INGEST_GC_THRESHOLDS = (100_000, 50, 1000)
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Within: the collector's thresholds are INGEST_GC_THRESHOLDS; on leaving, the ones in
-    force on entering."""
-    before = gc.get_threshold()
-    gc.set_threshold(*INGEST_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
 def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], ref: str,
                   on_rejects: Callable[[list], None] | None = None,
                   progress: Callable[[int], None] | None = None,
@@ -160,15 +118,15 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
     `long_run`, for many big chunks (a file, from the CLI): on a SQLite file, each
     commit's pages are copied into the database file on a thread while the next chunk
     is rated (store.wal_checkpoints), and Python's collector runs less often
-    (`fewer_collections`; its thresholds are the process's, so only a caller that owns
-    the process should ask). A small batch (the API) is better served by SQLite's own
+    (gc_tuning.fewer_collections; its thresholds are the process's, so only a caller
+    that owns the process should ask). A small batch (the API) is better served by SQLite's own
     checkpoint at its commit, with no thread to start and wait for."""
     summary = IngestSummary()
     committed = Committed()
     directory = None
     notifier = BulkNotifier()
     cache = AccountCache()
-    with fewer_collections() if long_run else contextlib.nullcontext(), \
+    with gc_tuning.fewer_collections() if long_run else contextlib.nullcontext(), \
             BackgroundCheckpoints(engine, enabled=long_run) as checkpoints:
         for n, (file, chunk, rejects) in enumerate(chunks):
             counted = (summary.accepted, summary.duplicates, summary.late)
@@ -280,7 +238,7 @@ def _ingest_chunk(uow: UnitOfWork, directory: LineDirectory, file: str, chunk, r
     number = {k: n for n, k in enumerate(distinct)}
     calendar_of = np.array([number[k] for k in keys], dtype=I64)[acct]
     from carryover.domain.cycles import CycleCalendar
-    late = lateness(at, received, calendar_of, [CycleCalendar(*k) for k in distinct],
+    late = late_mask(at, received, calendar_of, [CycleCalendar(*k) for k in distinct],
                     np.array(accounts["grace_us"], dtype=I64)[acct])
     eff = np.where(late, received, at)
     event_ids = chunk.event_id[idx].astype(str)
@@ -380,7 +338,7 @@ def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids
     before = (buckets.remaining.copy(), buckets.closed.copy())
     ev_line = np.array([line_index[x] for x in directory.ids[line].tolist()], dtype=I64)
     bulk.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
-                     np.array([g == "hotspot" for g in chunk.rating_group[idx].tolist()])))
+                     np.array([g == HOTSPOT for g in chunk.rating_group[idx].tolist()])))
     written, last_keys = _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before,
                                          acct, local, eff, event_ids)
     cache.store(bulk, chosen_ids, bulk.line_ids, written, last_keys)
@@ -397,7 +355,7 @@ def _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before, acct, 
     if len(acct):
         order = np.lexsort((event_ids, eff, acct))
         tail = order[np.append(acct[order][1:] != acct[order][:-1], True)]
-        last = {a: (e, 5, i) for a, e, i in zip(acct[tail].tolist(), eff[tail].tolist(),
+        last = {a: (e, Usage.rank, i) for a, e, i in zip(acct[tail].tolist(), eff[tail].tolist(),
                                                    event_ids[tail].tolist(), strict=True)}
     cursors = []
     written: set[int] = set()

@@ -9,13 +9,15 @@ with the portal as the actor. The changes are services.ledger.operations'.
 from __future__ import annotations
 
 from datetime import datetime
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from carryover.domain.family_view import family
 from carryover.domain.views import position
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger.operations import Actor, read_book
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def actor(account: str) -> Actor:
