@@ -57,10 +57,10 @@ from carryover.domain.book import AccountBook
 from carryover.domain.bounds import MAX_EVENT
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar
+from carryover.domain.ids import stamp
 from carryover.domain.inputs import ChangePlan, Gift, OpenLine, SetLimit, TopUp, Usage
 from carryover.domain.ledger import EntryKind, balances, usage_by_line
 from carryover.domain.plans import PlanKind
-from carryover.domain.rollover import stamp
 from carryover.domain.statement import build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import check, position
