@@ -37,7 +37,9 @@ import csv
 import gzip
 import json
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
@@ -169,41 +171,55 @@ class _CsvChunks:
 
     def batches(self, skip: int) -> Iterator[TextBatch]:
         gz = "gzip" if is_gzip(self.path) else None
+        # Arrow holds the handler, a Python callable, in tasks of its own threads and
+        # lets go of it shortly after the reader is done. A release that comes while the
+        # interpreter shuts down aborts the process ("terminate called without an active
+        # exception", exit 134, after the work is done), so this waits for it: the
+        # handler's reference count is back where it was once Arrow has let go.
+        handler = self._invalid  # one bound method, counted (each access makes a new one)
+        unheld = sys.getrefcount(handler)
         with pa.input_stream(str(self.path), compression=gz) as stream:
             reader = pcsv.open_csv(
                 stream, read_options=pcsv.ReadOptions(use_threads=self.threads,
                                                       block_size=_CSV_BLOCK),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=self._invalid,
+                parse_options=pcsv.ParseOptions(invalid_row_handler=handler,
                                                 ignore_empty_lines=False, newlines_in_values=True),
                 convert_options=pcsv.ConvertOptions(
                     column_types=dict.fromkeys(self.header, pa.string()),
                     strings_can_be_null=False))
-            pending: list[pa.RecordBatch] = []
-            held, next_row, done = 0, skip + 1, False
-            while not done:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    done = True
-                if self.restart:
-                    raise _Restart
-                if not done:
-                    if skip:  # given out before a restart: all well-formed, so count rows
-                        cut = min(skip, batch.num_rows)
-                        batch, skip = batch.slice(cut), skip - cut
-                    pending.append(batch)
-                    held += batch.num_rows
-                while held >= self.chunk_rows or (done and (held or self.problems)):
-                    table = pa.Table.from_batches(pending, reader.schema)
-                    take = min(self.chunk_rows, held)
-                    pending, held = table.slice(take).to_batches(), held - take
-                    first, rows = next_row, _numbers(next_row, take, self.skipped)
-                    next_row = int(rows[-1]) + 1 if take else next_row
-                    upto = next_row if held or not done else 1 << 62
-                    here = [p for p in self.problems if p.row < upto]
-                    self.problems = [p for p in self.problems if p.row >= upto]
-                    self.skipped = [r for r in self.skipped if r >= next_row]
-                    yield TextBatch(first, table.slice(0, take), rows, here)
+            try:
+                pending: list[pa.RecordBatch] = []
+                held, next_row, done = 0, skip + 1, False
+                while not done:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        done = True
+                    if self.restart:
+                        raise _Restart
+                    if not done:
+                        if skip:  # given out before a restart: all well-formed, so count rows
+                            cut = min(skip, batch.num_rows)
+                            batch, skip = batch.slice(cut), skip - cut
+                        pending.append(batch)
+                        held += batch.num_rows
+                    while held >= self.chunk_rows or (done and (held or self.problems)):
+                        table = pa.Table.from_batches(pending, reader.schema)
+                        take = min(self.chunk_rows, held)
+                        pending, held = table.slice(take).to_batches(), held - take
+                        first, rows = next_row, _numbers(next_row, take, self.skipped)
+                        next_row = int(rows[-1]) + 1 if take else next_row
+                        upto = next_row if held or not done else 1 << 62
+                        here = [p for p in self.problems if p.row < upto]
+                        self.problems = [p for p in self.problems if p.row >= upto]
+                        self.skipped = [r for r in self.skipped if r >= next_row]
+                        yield TextBatch(first, table.slice(0, take), rows, here)
+            finally:
+                reader.close()
+                del reader
+                patience = time.monotonic() + 1.0  # at most a second
+                while sys.getrefcount(handler) > unheld and time.monotonic() < patience:
+                    time.sleep(0.001)
 
 
 def _numbers(start: int, n: int, skipped: list[int]) -> np.ndarray:
