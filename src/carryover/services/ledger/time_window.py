@@ -12,6 +12,7 @@ process (tests may `configure` them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -52,16 +53,19 @@ def now() -> datetime:
 
 def check_write(field: str, at: datetime, opened: datetime | None = None,
                 what: str = "the line") -> datetime:
-    try:
-        return bounds.check_write_instant(field, at, now(), opened, what, window().skew)
-    except bounds.BoundError as exc:
-        raise OutOfWindow(str(exc)) from None
+    return _checked(bounds.check_write_instant, field, at, opened, what, window().skew)
 
 
 def check_read(field: str, at: datetime, opened: datetime | None = None,
                what: str = "the line") -> datetime:
+    return _checked(bounds.check_read_instant, field, at, opened, what, window().ahead)
+
+
+def _checked(check: Callable[..., datetime], field: str, at: datetime,
+             opened: datetime | None, what: str, margin: timedelta) -> datetime:
+    """`check` against the server's now; a bound it finds broken is OutOfWindow."""
     try:
-        return bounds.check_read_instant(field, at, now(), opened, what, window().ahead)
+        return check(field, at, now(), opened, what, margin)
     except bounds.BoundError as exc:
         raise OutOfWindow(str(exc)) from None
 
