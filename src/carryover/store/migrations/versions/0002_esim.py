@@ -2,10 +2,6 @@
 
 Written out in full, like 0001, so this revision keeps creating the same tables
 when esim_tables.py moves on.
-
-Revision ID: carryover_0002
-Revises: carryover_0001
-Create Date: 2026-11-30
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from alembic import op
 
 revision: str = "carryover_0002"
 down_revision: str | None = "carryover_0001"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

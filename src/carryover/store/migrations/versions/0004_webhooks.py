@@ -2,10 +2,6 @@
 
 Written out in full, like the earlier revisions, so this revision keeps creating
 the same tables when webhook_tables.py moves on.
-
-Revision ID: carryover_0004
-Revises: carryover_0003
-Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from alembic import op
 
 revision: str = "carryover_0004"
 down_revision: str | None = "carryover_0003"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

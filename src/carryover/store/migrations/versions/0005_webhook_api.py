@@ -6,10 +6,6 @@
 - `outbox.written_at`: the wall-clock instant the notification was written (its
   `at` is the instant the condition was evaluated at, often an event's time);
   the outbox lag gauge of `/metrics` measures from it. Null for older rows.
-
-Revision ID: carryover_0005
-Revises: carryover_0004
-Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from alembic import op
 
 revision: str = "carryover_0005"
 down_revision: str | None = "carryover_0004"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

@@ -4,10 +4,6 @@
   integer microseconds since the Unix epoch) and whether the last request was
   allowed. One INSERT ... ON CONFLICT DO UPDATE ... RETURNING per request moves
   it atomically (carryover.store.rate_limits).
-
-Revision ID: carryover_0006
-Revises: carryover_0005
-Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ from alembic import op
 
 revision: str = "carryover_0006"
 down_revision: str | None = "carryover_0005"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

@@ -1,10 +1,6 @@
 """Real-time charging (Nchf): charging sessions and the quota they hold.
 
 See carryover.store.charging_tables for what each column means.
-
-Revision ID: carryover_0007
-Revises: carryover_0006
-Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from alembic import op
 
 revision: str = "carryover_0007"
 down_revision: str | None = "carryover_0006"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

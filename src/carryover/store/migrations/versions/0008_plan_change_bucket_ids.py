@@ -12,10 +12,6 @@ in `buckets` (and what points at them: `ledger_entries.bucket_id`, the `origin`
 of rollover deposits and gifts made from them), so a replay after the upgrade
 names them as they are stored. Downgrading renames them back where the short
 name is free.
-
-Revision ID: carryover_0008
-Revises: carryover_0007
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -25,8 +21,6 @@ from alembic import op
 
 revision: str = "carryover_0008"
 down_revision: str | None = "carryover_0007"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _buckets = sa.table("buckets", sa.column("account_id", sa.Integer), sa.column("id", sa.String),
                     sa.column("kind", sa.String), sa.column("origin", sa.String))

@@ -4,10 +4,6 @@
   domain/bounds.py). Before a chunk is added, ingest reads these (almost always
   none) to refuse an event that would take a line's total past the bound
   (services/ingest/total_bounds.py), without reading every counter of the chunk's lines.
-
-Revision ID: carryover_0009
-Revises: carryover_0008
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ from alembic import op
 
 revision: str = "carryover_0009"
 down_revision: str | None = "carryover_0008"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _BIG = 2**61
 

@@ -1,10 +1,6 @@
 """Plan versions: every plan id's versions, immutable; existing plans become version 1.
 
 See carryover.store.tables.plan_versions for what each column means.
-
-Revision ID: carryover_0010
-Revises: carryover_0009
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from alembic import op
 
 revision: str = "carryover_0010"
 down_revision: str | None = "carryover_0009"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

@@ -5,10 +5,6 @@
 - `inputs.recorded_at`: when carryover stored the input, beside `at`, when it
   takes effect; an input effective before it was recorded was back-dated, which
   only an operator may do (docs/security.md).
-
-Revision ID: carryover_0011
-Revises: carryover_0010
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from alembic import op
 
 revision: str = "carryover_0011"
 down_revision: str | None = "carryover_0010"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

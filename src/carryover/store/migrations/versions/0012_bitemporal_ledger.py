@@ -5,10 +5,6 @@ one instant, the one it was booked under, so that is the best that is known of
 when it was recorded and of where it sat in the fold. No row is dropped or
 changed otherwise. See carryover.store.tables.ledger_entries and
 docs/semantics.md ("The bitemporal ledger").
-
-Revision ID: carryover_0012
-Revises: carryover_0011
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from alembic import op
 
 revision: str = "carryover_0012"
 down_revision: str | None = "carryover_0011"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

@@ -4,10 +4,6 @@ An authenticated SM-DP+ notification about an ICCID the inventory does not hold 
 refused, and kept in the history like every other refused notification, so an
 operator can see what the SM-DP+ reported. No row changes. See
 carryover.store.esim_tables.esim_events and docs/esim.md.
-
-Revision ID: carryover_0013
-Revises: carryover_0012
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision: str = "carryover_0013"
 down_revision: str | None = "carryover_0012"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 FOREIGN_KEY = "fk_esim_events_iccid_esim_profiles"
 

@@ -1,10 +1,6 @@
 """The subscriber portal: one-time sign-in links and sessions.
 
 See carryover.store.portal_tables and docs/portal.md.
-
-Revision ID: carryover_0014
-Revises: carryover_0013
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -14,8 +10,6 @@ from alembic import op
 
 revision: str = "carryover_0014"
 down_revision: str | None = "carryover_0013"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 Instant = sa.DateTime(timezone=True)
 

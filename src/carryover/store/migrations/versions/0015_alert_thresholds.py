@@ -4,10 +4,6 @@ A JSON list of whole percentages (ascending, each once, 1 to 100, at most
 carryover.domain.notices.MAX_THRESHOLDS of them). Null: the line picked none and
 has the defaults (50, 80, 100 %). Existing lines keep null, so their notices are
 those they had. See docs/api.md and docs/portal.md.
-
-Revision ID: carryover_0015
-Revises: carryover_0014
-Create Date: 2026-12-02
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ from alembic import op
 
 revision: str = "carryover_0015"
 down_revision: str | None = "carryover_0014"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:
