@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.services.ledger import provisioning
-from carryover.store.bulk_update import insert_many, update_many
+from carryover.store.bulk_update import OnConflict, insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.tables import accounts, buckets, counters, lines
 from carryover.store.uow import UnitOfWork
@@ -44,7 +42,7 @@ def stored(engine, table, order) -> list:
 def test_insert_many_and_update_many_write_what_row_by_row_writes(engine, account) -> None:
     rows = [bucket(account, n) for n in range(1, 6)]
     with UnitOfWork(engine) as uow:
-        insert_many(uow.conn, insert(buckets), buckets, rows)
+        insert_many(uow.conn, buckets, rows)
         uow.commit()
     want = [bucket(account, n) for n in range(1, 6)]
     got = stored(engine, buckets, [buckets.c.id])
@@ -82,30 +80,29 @@ def test_update_many_adds_its_also_clause_once_per_row(engine, account) -> None:
     assert row.last_key == ["2026-03-01T12:00:00+00:00", 1, "e"]  # JSON round trip
 
 
-def test_insert_many_upserts_like_the_dialect_statement(engine, account) -> None:
-    dialect_insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(counters)
-    statement = statement.on_conflict_do_update(
-        index_elements=["account_id", "cycle_start", "line", "unit", "name"],
-        set_={"value": statement.excluded.value})
-    conflict = ("ON CONFLICT (account_id, cycle_start, line, unit, name) "
-                "DO UPDATE SET value = EXCLUDED.value")
+def test_insert_many_upserts_and_keeps_as_its_conflict_rule_says(engine, account) -> None:
+    replace = OnConflict(("account_id", "cycle_start", "line", "unit", "name"), ("value",))
+    keep = OnConflict(("account_id", "cycle_start", "line", "unit", "name"))
 
     def row(line: str, value: int) -> dict:
         return {"account_id": account, "cycle_start": "2026-03-01T00:00:00+00:00",
                 "line": line, "unit": "data", "name": "used", "value": value}
     with UnitOfWork(engine) as uow:
-        insert_many(uow.conn, statement, counters, [row("a", 1), row("b", 2)], conflict)
-        insert_many(uow.conn, statement, counters, [row("b", 20), row("c", 3)], conflict)
+        insert_many(uow.conn, counters, [row("a", 1), row("b", 2)], replace)
+        insert_many(uow.conn, counters, [row("b", 20), row("c", 3)], replace)
+        insert_many(uow.conn, counters, [row("c", 30), row("d", 4)], keep)
         uow.commit()
     got = [(r.line, r.value) for r in stored(engine, counters, [counters.c.line])]
-    assert got == [("a", 1), ("b", 20), ("c", 3)]
+    assert got == [("a", 1), ("b", 20), ("c", 3), ("d", 4)]
+    # No rule: a taken key is refused (by the driver itself on PostgreSQL's path).
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate key"), UnitOfWork(engine) as uow:
+        insert_many(uow.conn, counters, [row("a", 5)])
 
 
 def test_naive_instants_are_refused_by_both_paths(engine, account) -> None:
     naive = bucket(account, 1, valid_from=datetime(2026, 3, 1, 12))
     with pytest.raises(Exception, match="naive"), UnitOfWork(engine) as uow:
-        insert_many(uow.conn, insert(buckets), buckets, [naive, bucket(account, 2)])
+        insert_many(uow.conn, buckets, [naive, bucket(account, 2)])
 
 
 def test_read_all_returns_what_each_read_returns(engine, account) -> None:
@@ -147,7 +144,7 @@ def test_awkward_values_and_json_null_are_written_as_the_dialect_statement_write
                 **changes}
     other = provisioning.create_account(engine, "b2", 1, "UTC", JAN)
     with UnitOfWork(engine) as uow:
-        insert_many(uow.conn, insert(buckets), buckets, [row(1), row(3)])
+        insert_many(uow.conn, buckets, [row(1), row(3)])
         uow.conn.execute(insert(buckets), [row(2), row(4)])
         # accounts.last_key stores None as JSON null (SQLAlchemy's default for JSON).
         update_many(uow.conn, accounts, ("id",), ("last_key",),

@@ -20,9 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import Bucket
@@ -30,7 +28,7 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.sessions import ChargingSession, QuotaHold
-from carryover.store.bulk_update import insert_many, update_many
+from carryover.store.bulk_update import OnConflict, insert_many, update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.closed_buckets import closed_from_rows, closed_query
 from carryover.store.pipelined import pipeline, read_all
@@ -56,24 +54,12 @@ _ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.
 _ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
 _HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
 # `inline()`: no RETURNING of generated keys, which would be a result to wait for.
-_NEW_SESSIONS = insert(charging_sessions).inline()
-_NEW_USAGE = insert(usage_events).inline()
 _STORED = select(usage_events.c.event_id).where(
     usage_events.c.event_id.in_(bindparam("events", expanding=True)))
 _SESSION_SETS = ("updated_at", "sequence", "last_result", "released_at")
 
 
-def _hold_upsert(dialect: str):
-    hold = (pg_insert if dialect == "postgresql" else sqlite_insert)(quota_holds)
-    return hold.on_conflict_do_update(
-        index_elements=["ref", "rating_group"],
-        set_={"amount": hold.excluded.amount, "granted_at": hold.excluded.granted_at,
-              "expires_at": hold.excluded.expires_at})
-
-
-_HOLD_UPSERTS = {d: _hold_upsert(d) for d in ("postgresql", "sqlite")}
-_HOLD_CONFLICT = ("ON CONFLICT (ref, rating_group) DO UPDATE SET amount = EXCLUDED.amount, "
-                  "granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at")
+_HOLD_CONFLICT = OnConflict(("ref", "rating_group"), ("amount", "granted_at", "expires_at"))
 
 
 @dataclass(slots=True)
@@ -159,7 +145,7 @@ class ChargingRepository:
             yield
 
     def add_sessions(self, sessions: Iterable[Any]) -> None:
-        insert_many(self.conn, _NEW_SESSIONS, charging_sessions, [
+        insert_many(self.conn, charging_sessions, [
             {"ref": s.ref, "account_id": s.account_id, "line": s.line,
              "subscriber": s.subscriber, "opened_at": s.opened_at,
              "updated_at": s.updated_at, "sequence": s.sequence,
@@ -172,7 +158,7 @@ class ChargingRepository:
 
     def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, Any]]) -> None:
         """Store rated used units: (account id, event, the book's calendar, its grace)."""
-        insert_many(self.conn, _NEW_USAGE, usage_events,
+        insert_many(self.conn, usage_events,
                     [usage_row(account_id, event, calendar, grace)
                      for account_id, event, calendar, grace in events])
 
@@ -190,7 +176,7 @@ class ChargingRepository:
 
     def put_holds(self, holds: Iterable[Any]) -> None:
         """Insert these holds, or replace the amount and instants of the stored ones."""
-        insert_many(self.conn, _HOLD_UPSERTS[self.conn.dialect.name], quota_holds, [
+        insert_many(self.conn, quota_holds, [
             {"ref": h.ref, "rating_group": h.rating_group, "account_id": h.account_id,
              "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
              "expires_at": h.expires_at} for h in holds], _HOLD_CONFLICT)

@@ -22,18 +22,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from carryover.domain.buckets import Bucket
 from carryover.store.bulk_io import Raw
-from carryover.store.bulk_update import insert_many
+from carryover.store.bulk_update import OnConflict, insert_many
 from carryover.store.closed_buckets import closed_from_rows, closed_query
 from carryover.store.tables import accounts, buckets, counters, lines
 from carryover.store.webhook_tables import outbox
 
 OUTBOX_COLUMNS = ("account_id", "line", "cycle_start", "kind", "at", "payload", "written_at")
-_OFFER_PG = pg_insert(outbox).inline().on_conflict_do_nothing(
-    index_elements=["line", "cycle_start", "kind"])
+_OFFER_CONFLICT = OnConflict(("line", "cycle_start", "kind"))  # the first offer is kept
 # Built once: SQLAlchemy memoizes a statement's cache key on the object.
 _ACCOUNT_MSISDNS = select(lines.c.id, lines.c.msisdn).where(
     lines.c.account_id == bindparam("account_id"))
@@ -46,8 +44,8 @@ def offer(conn: Connection, rows: list[dict]) -> None:
         return
     written = datetime.now(UTC)
     if conn.dialect.name == "postgresql":  # one statement, the rows as one JSON text
-        insert_many(conn, _OFFER_PG, outbox, [{**row, "written_at": written} for row in rows],
-                    "ON CONFLICT (line, cycle_start, kind) DO NOTHING")
+        insert_many(conn, outbox, [{**row, "written_at": written} for row in rows],
+                    _OFFER_CONFLICT)
         return
     # SQLite: an executemany on the driver, the instants and the JSON made here. Through
     # SQLAlchemy's typed executemany, binding them row by row was a third of an ingest
@@ -58,7 +56,7 @@ def offer(conn: Connection, rows: list[dict]) -> None:
     raw.append_new("outbox", OUTBOX_COLUMNS,
                    [(row["account_id"], row["line"], row["cycle_start"], row["kind"],
                      instants[row["at"]], json.dumps(row["payload"]), stamp) for row in rows],
-                   "line, cycle_start, kind")
+                   ", ".join(_OFFER_CONFLICT.keys))
 
 
 class OutboxRepository:
