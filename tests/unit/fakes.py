@@ -251,7 +251,7 @@ class FakeCharging:
             [replace(h) for h in self.s.holds.values() if h.account_id in loaded], {})
 
     def attach(self, account_id: int, book: AccountBook) -> None:
-        book.history = book.booked_totals = None
+        book.detach()
 
     @contextlib.contextmanager
     def writing(self, pipelined: bool = True) -> Iterator[None]:

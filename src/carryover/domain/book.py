@@ -17,7 +17,7 @@ The booking instant (`recorded_at` of the entries) is `book.now` when the caller
 sets it (the store's services: the server's clock); a pure fold, with no clock,
 records each input's entries at its arrival instant.
 
-A replay streams the history (a store yields it in fold order) and keeps only
+A replay streams the history (domain/history.py, in fold order) and keeps only
 the per-bucket totals of the entries it books, not the entries themselves, so
 its memory is the account's state, not its history. `submit_usage` takes many
 usage events at once and replays at most once for all of them.
@@ -48,6 +48,7 @@ from carryover.domain.bounds import (
 )
 from carryover.domain.buckets import POOL, UNLIMITED, Bucket, BucketTable, in_consumption_order
 from carryover.domain.cycles import CycleCalendar, add_days
+from carryover.domain.history import History
 from carryover.domain.inputs import (
     DEFAULT_GRACE,
     HOTSPOT,
@@ -98,11 +99,11 @@ class AccountBook:
     """All buckets, entries and counters of one account (its lines and its pool)."""
 
     def __init__(self, calendar: CycleCalendar, plans: Mapping[str, Plan],
-                 grace: timedelta = DEFAULT_GRACE) -> None:
+                 grace: timedelta = DEFAULT_GRACE, history: History | None = None) -> None:
         self.calendar = calendar
         # Plans are asked for the version in force at the fold's instant (`plan_at`),
         # so re-loading a plan id never changes what an earlier instant folded to.
-        self.plans = PlanCatalog.of(plans)
+        self._plans = PlanCatalog.of(plans)
         self.plan_at: datetime | None = None
         self.grace = grace
         self.lines: dict[str, LineState] = {}
@@ -119,13 +120,9 @@ class AccountBook:
         self.last_key: tuple | None = None
         self.applied: list[Input] = []
         self.seen_usage: set[str] = set()
-        # Where a replay gets the whole history and the booked totals from. In memory
-        # they are `applied` and `entries`; a store-backed book reads them from SQL.
-        # `history` yields the stored inputs in fold order (`order_key`).
-        self.history: Callable[[], Iterable[Input]] | None = None
-        # `booked_totals` yields ((bucket, owner, line, unit, kind), effective_at, amount)
-        # sums of the stored entries (any grouping finer than the effective cycle).
-        self.booked_totals: Callable[[], Iterable[tuple[tuple, datetime, int]]] | None = None
+        # Where a replay reads what was folded before this session (domain/history.py);
+        # this session's own inputs and entries are `applied` and `entries`.
+        self._history = history
         # The booking instant set by the caller (the server's now); None in a pure fold,
         # where entries are recorded at the arrival of the input that caused them.
         self.now: datetime | None = None
@@ -137,9 +134,17 @@ class AccountBook:
     def plans(self) -> PlanCatalog:
         return self._plans
 
-    @plans.setter
-    def plans(self, plans: Mapping[str, Plan]) -> None:
+    def use_plans(self, plans: Mapping[str, Plan]) -> None:
+        """Fold on with `plans` (a catalog read again): a plan's new version is seen."""
         self._plans = PlanCatalog.of(plans)
+
+    def attach(self, history: History | None) -> None:
+        """Replay from `history` from now on: a kept book in a new transaction."""
+        self._history = history
+
+    def detach(self) -> None:
+        """Let go of the history, which reads through a transaction that has ended."""
+        self._history = None
 
     @property
     def buckets(self) -> BucketTable:
@@ -160,10 +165,10 @@ class AccountBook:
         mine = {(type(i), i.id) for i in self.applied}
         session = sorted((i for i in self.applied if (type(i), i.id) not in leave_out),
                          key=self.key)
-        if self.history is None:
+        if self._history is None:
             return iter(session)
         skip = mine | leave_out
-        stored = (i for i in self.history() if (type(i), i.id) not in skip)
+        stored = (i for i in self._history.inputs() if (type(i), i.id) not in skip)
         return heapq.merge(_checked_order(stored, self.key), session, key=self.key)
 
     # ---- plans -------------------------------------------------------------------
@@ -324,8 +329,8 @@ class AccountBook:
         booked = CycleTotals(self.calendar.cycle_at)
         for e in self.entries:  # this session's entries, not yet stored
             booked.append(e)
-        if self.booked_totals is not None:
-            for key, effective_at, value in self.booked_totals():
+        if self._history is not None:
+            for key, effective_at, value in self._history.booked_totals():
                 booked.add(key, effective_at, value)
         first = min(items, key=self.key)
         note = f"replayed after {first.id} arrived out of order"

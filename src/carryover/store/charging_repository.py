@@ -145,8 +145,8 @@ class ChargingRepository:
         return BatchReads(plans, sessions, stored, books, holds, closed)
 
     def attach(self, account_id: int, book: AccountBook) -> None:
-        """Give a book kept from an earlier transaction this one's history readers."""
-        book.history, book.booked_totals = self._accounts.readers(account_id, book)
+        """Give a book kept from an earlier transaction this one's history."""
+        book.attach(self._accounts.history_of(account_id, book.calendar, book.grace))
 
     @contextlib.contextmanager
     def writing(self, pipelined: bool = True) -> Iterator[None]:

@@ -5,10 +5,10 @@ book's state written back.
 its lines, its live buckets and its current counters; `save_book` writes back
 what the fold changed: new ledger entries (append-only), buckets whose state
 moved, counters, lines and the cursor. A replay (out-of-order input) reads the
-whole history and the booked totals through the callables the book is given;
-those readers, and the writing of inputs, are store.account_history. The plan
-catalog is store.plan_repository; `PlanRepository`, `utc` and `booking_clock` are
-importable from here too.
+whole history and the booked totals through the history the book is given
+(`history_of`); those reads, and the writing of inputs, are store.account_history.
+The plan catalog is store.plan_repository; `PlanRepository`, `utc` and
+`booking_clock` are importable from here too.
 
 Row locks: `lock_account` takes the account row FOR UPDATE on PostgreSQL; on
 SQLite the write transaction already holds the database's write lock from BEGIN
@@ -17,7 +17,7 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -32,7 +32,7 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
 from carryover.domain.units import Unit
-from carryover.store.account_history import AccountHistory, usage_row
+from carryover.store.account_history import AccountHistory, StoredHistory, usage_row
 from carryover.store.bulk_update import insert_many, update_many
 from carryover.store.instants import booking_clock, utc
 from carryover.store.pipelined import read_all
@@ -263,21 +263,21 @@ class AccountRepository(AccountHistory):
                 (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
             book = books[i]
-            book.history, book.booked_totals = self.readers(i, book)
             out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i],
                              "alert_thresholds": thresholds[i]})
         return out
 
-    def readers(self, account_id: int, book: AccountBook) -> tuple:
+    def history_of(self, account_id: int, calendar: CycleCalendar, grace: timedelta,
+                   skip_usage: Set[str] = frozenset()) -> StoredHistory:
         """Where a replay of the account's book reads its history and booked totals."""
-        return (lambda: self.history(account_id, book.calendar, book.grace),
-                lambda: self.booked_totals(account_id))
+        return StoredHistory(self, account_id, calendar, grace, skip_usage)
 
-    @staticmethod
-    def _empty_book(account: Any, all_plans: dict[str, Plan]) -> AccountBook:
+    def _empty_book(self, account: Any, all_plans: dict[str, Plan]) -> AccountBook:
         """The account's book with its cursor and pool, before lines and buckets."""
         calendar = CycleCalendar(account.cycle_day, account.timezone)
-        book = AccountBook(calendar, all_plans, timedelta(seconds=account.grace_seconds))
+        grace = timedelta(seconds=account.grace_seconds)
+        book = AccountBook(calendar, all_plans, grace,
+                           history=self.history_of(account.id, calendar, grace))
         book.cycle_start = utc(account.cycle_start)
         book.cycle_end = utc(account.cycle_end)
         book.until = utc(account.until)

@@ -173,7 +173,7 @@ class _Batch:
             if hit is None:
                 continue
             book = hit.book
-            book.plans = reads.plans  # a plan's new body is a new Plan: the book sees it
+            book.use_plans(reads.plans)  # a plan's new body is a new Plan: the book sees it
             self.store.attach(row.id, book)
             self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
                                              hit.closed)
@@ -310,7 +310,7 @@ class _Batch:
                 snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"],
                             "alert_thresholds": snapshot.get("alert_thresholds", {})}
                 version += 1
-            book.history = book.booked_totals = None  # they read through this transaction
+            book.detach()  # its history reads through this transaction
             self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))
 
     # ---- writing -----------------------------------------------------------------------
