@@ -14,7 +14,7 @@ booking instant. So the balances and every cycle's statement are always those
 of a full replay, whatever the arrival order, and the ledger stays append-only.
 
 The booking instant (`recorded_at` of the entries) is `book.now` when the caller
-sets it (the store's services: the server's clock); a pure fold, with no clock,
+sets it (`record_at`: the server's clock, say); a pure fold, with no clock,
 records each input's entries at its arrival instant.
 
 A replay streams the history (domain/history.py, in fold order) and keeps only
@@ -33,12 +33,13 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 
 from carryover.domain import boundary, ids, plan_grants
+from carryover.domain.book_state import Cursor, LineState
 from carryover.domain.bounds import (
     MAX_BUCKET,
     MAX_EVENT,
@@ -72,16 +73,6 @@ from carryover.domain.units import Unit
 
 class Refused(Exception):
     """An input that cannot be applied; the reason is for the operator."""
-
-
-@dataclass(slots=True)
-class LineState:
-    line: str
-    opened_at: datetime
-    plan_id: str | None
-    member: bool = False
-    pending_plan: str | None = None  # takes effect at the next boundary
-    limits: dict[Unit, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +129,10 @@ class AccountBook:
         """Fold on with `plans` (a catalog read again): a plan's new version is seen."""
         self._plans = PlanCatalog.of(plans)
 
+    def record_at(self, now: datetime | None) -> None:
+        """Record the entries booked from now on at `now` (None: at each input's arrival)."""
+        self.now = now
+
     def attach(self, history: History | None) -> None:
         """Replay from `history` from now on: a kept book in a new transaction."""
         self._history = history
@@ -146,15 +141,47 @@ class AccountBook:
         """Let go of the history, which reads through a transaction that has ended."""
         self._history = None
 
-    @property
-    def buckets(self) -> BucketTable:
-        return self._buckets
+    @classmethod
+    def restore(cls, calendar: CycleCalendar, plans: Mapping[str, Plan], grace: timedelta,
+                *, lines: Mapping[str, LineState], buckets: Mapping[str, Bucket],
+                counters: Mapping[tuple, int], cursor: Cursor,
+                history: History | None = None) -> AccountBook:
+        """The book a store kept (domain/book_state.py), to fold on from `cursor`.
 
-    @buckets.setter
-    def buckets(self, table: dict[str, Bucket]) -> None:
-        # Whoever hands the book a plain dict (a cache trimming it) still gets the
-        # live index that keeps boundary work linear in the live buckets.
-        self._buckets = table if isinstance(table, BucketTable) else BucketTable(table)
+        A BucketTable, a dict of lines and a defaultdict of counters become the book's
+        own (no copy); other mappings are copied into those. A plain dict of buckets
+        still gets the live index that keeps boundary work linear in the live buckets."""
+        book = cls(calendar, plans, grace, history)
+        book.lines = lines if type(lines) is dict else dict(lines)
+        book.buckets = buckets if isinstance(buckets, BucketTable) else BucketTable(buckets)
+        book.counters = (counters if isinstance(counters, defaultdict)
+                         else defaultdict(int, counters))
+        book.cycle_start, book.cycle_end = cursor.cycle_start, cursor.cycle_end
+        book.segment_start, book.until = cursor.segment_start, cursor.until
+        book.last_key = cursor.last_key
+        return book
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.cycle_start, self.cycle_end, self.segment_start, self.until,
+                      self.last_key)
+
+    def forget_closed(self) -> list[Bucket]:
+        """Make a saved book what a store loads back, and return the buckets it lets go.
+
+        The live buckets and the current cycle's counters stay; closed buckets, other
+        cycles' counters and what this session folded (its entries and inputs, the ids
+        of its usage, the replay mark) go, so a book kept between transactions does not
+        grow cycle after cycle."""
+        gone = [b for b in self.buckets.values() if b.closed]
+        self.buckets = BucketTable({b.id: b for b in self.buckets.values() if not b.closed})
+        if self.cycle_start is not None:
+            current = self.cycle_start.isoformat()
+            self.counters = defaultdict(int, {k: v for k, v in self.counters.items()
+                                              if k[0] == current})
+        self.entries, self.applied, self.seen_usage = [], [], set()
+        self.replayed = False
+        return gone
 
     def key(self, item: Input) -> tuple:
         return order_key(item, self.calendar, self.grace)

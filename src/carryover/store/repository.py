@@ -17,6 +17,7 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence, Set
 from datetime import datetime, timedelta
 from functools import cache
@@ -26,8 +27,9 @@ from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, upda
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from carryover.domain.book import AccountBook, LineState
-from carryover.domain.buckets import POOL, Bucket
+from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Cursor, LineState
+from carryover.domain.buckets import POOL, Bucket, BucketTable
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
@@ -141,6 +143,24 @@ def _counter_upsert(dialect: str):
         set_={"value": statement.excluded.value})
 
 
+def _cursor_of(account: Any) -> Cursor:
+    """The account row's cursor columns as the book's Cursor."""
+    key = None
+    if account.last_key is not None:
+        at, rank, ident = account.last_key
+        key = (datetime.fromisoformat(at), rank, ident)
+    return Cursor(utc(account.cycle_start), utc(account.cycle_end),
+                  utc(account.segment_start), utc(account.until), key)
+
+
+def _pool_of(account: Any) -> dict[str, LineState]:
+    """The account's lines before its line rows: the family pool, if it has one."""
+    if account.pool_plan_id is None:
+        return {}
+    return {POOL: LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
+                            pending_plan=account.pool_pending_plan)}
+
+
 class AccountRepository(AccountHistory):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -244,25 +264,33 @@ class AccountRepository(AccountHistory):
         out: dict[int, tuple[AccountBook, dict]] = {}
         msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
         thresholds: dict[int, dict[str, tuple[int, ...]]] = {i: {} for i in ids}
-        books = {i: self._empty_book(rows[i], all_plans) for i in ids}
+        line_states = {i: _pool_of(rows[i]) for i in ids}
+        bucket_states = {i: BucketTable() for i in ids}
+        counter_values: dict[int, defaultdict] = {i: defaultdict(int) for i in ids}
         for row in line_rows:
-            books[row.account_id].lines[row.id] = LineState(
+            line_states[row.account_id][row.id] = LineState(
                 row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
                 {Unit(k): v for k, v in (row.limits or {}).items()})
             msisdns[row.account_id][row.id] = row.msisdn
             if row.alert_thresholds is not None:
                 thresholds[row.account_id][row.id] = tuple(row.alert_thresholds)
         for row in bucket_rows:
-            books[row.account_id].buckets[row.id] = Bucket(
+            bucket_states[row.account_id][row.id] = Bucket(
                 id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
                 granted=row.granted, valid_from=utc(row.valid_from),
                 valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
                 origin=row.origin, remaining=row.remaining, closed=row.closed)
         for row in counter_rows:
-            books[row.account_id].counters[
+            counter_values[row.account_id][
                 (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
-            book = books[i]
+            account = rows[i]
+            calendar = CycleCalendar(account.cycle_day, account.timezone)
+            grace = timedelta(seconds=account.grace_seconds)
+            book = AccountBook.restore(
+                calendar, all_plans, grace, lines=line_states[i], buckets=bucket_states[i],
+                counters=counter_values[i], cursor=_cursor_of(account),
+                history=self.history_of(i, calendar, grace))
             out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i],
                              "alert_thresholds": thresholds[i]})
         return out
@@ -271,24 +299,6 @@ class AccountRepository(AccountHistory):
                    skip_usage: Set[str] = frozenset()) -> StoredHistory:
         """Where a replay of the account's book reads its history and booked totals."""
         return StoredHistory(self, account_id, calendar, grace, skip_usage)
-
-    def _empty_book(self, account: Any, all_plans: dict[str, Plan]) -> AccountBook:
-        """The account's book with its cursor and pool, before lines and buckets."""
-        calendar = CycleCalendar(account.cycle_day, account.timezone)
-        grace = timedelta(seconds=account.grace_seconds)
-        book = AccountBook(calendar, all_plans, grace,
-                           history=self.history_of(account.id, calendar, grace))
-        book.cycle_start = utc(account.cycle_start)
-        book.cycle_end = utc(account.cycle_end)
-        book.until = utc(account.until)
-        book.segment_start = utc(account.segment_start)
-        if account.last_key is not None:
-            at, rank, ident = account.last_key
-            book.last_key = (datetime.fromisoformat(at), rank, ident)
-        if account.pool_plan_id is not None:
-            book.lines[POOL] = LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
-                                         pending_plan=account.pool_pending_plan)
-        return book
 
     def save_book(self, account_id: int, book: AccountBook, snapshot: dict) -> None:
         self.save_books([(account_id, book, snapshot)])

@@ -29,13 +29,13 @@ _NO_HISTORY = NoHistory("a fork has no history to replay: submit inputs at or af
 
 def fork(book: AccountBook) -> AccountBook:
     """A copy of `book`'s state at its instant, with no entries and no history."""
-    # An input out of order must fail, not replay from nothing.
-    copy = AccountBook(book.calendar, book.plans, book.grace, history=_NO_HISTORY)
-    copy.lines = {k: replace(v, limits=dict(v.limits)) for k, v in book.lines.items()}
-    copy.buckets = BucketTable({b.id: replace(b) for b in book.buckets.live()})
-    copy.counters = defaultdict(int, book.counters)
-    for name in ("cycle_start", "cycle_end", "until", "last_key", "segment_start", "plan_at"):
-        setattr(copy, name, getattr(book, name))
+    copy = AccountBook.restore(
+        book.calendar, book.plans, book.grace,
+        lines={k: replace(v, limits=dict(v.limits)) for k, v in book.lines.items()},
+        buckets=BucketTable({b.id: replace(b) for b in book.buckets.live()}),
+        counters=defaultdict(int, book.counters), cursor=book.cursor,
+        history=_NO_HISTORY)  # an input out of order must fail, not replay from nothing
+    copy.plan_at = book.plan_at
     copy.keeps_inputs = False
     return copy
 
