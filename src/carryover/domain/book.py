@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from carryover.domain import boundary, ids, plan_grants
-from carryover.domain.book_state import Cursor, LineState
+from carryover.domain import book_state, boundary, ids, plan_grants
+from carryover.domain.book_state import Changes, Cursor, LineState, Snapshot
 from carryover.domain.bounds import (
     MAX_BUCKET,
     MAX_EVENT,
@@ -165,6 +165,18 @@ class AccountBook:
     def cursor(self) -> Cursor:
         return Cursor(self.cycle_start, self.cycle_end, self.segment_start, self.until,
                       self.last_key)
+
+    def snapshot(self, msisdns: Mapping[str, str] | None = None,
+                 alert_thresholds: Mapping[str, tuple[int, ...]] | None = None) -> Snapshot:
+        """What the book holds now, to compare with later (domain/book_state.py); the
+        MSISDNs and alert thresholds are the store's, riding along."""
+        return book_state.snapshot(self.buckets, self.counters, self.lines, msisdns or {},
+                                   alert_thresholds or {})
+
+    def changes(self, since: Snapshot) -> Changes:
+        """What the book holds that `since` does not: the rows to write back."""
+        return book_state.changes(since, self.entries, self.buckets, self.counters,
+                                  self.lines, self.cursor, self.replayed)
 
     def forget_closed(self) -> list[Bucket]:
         """Make a saved book what a store loads back, and return the buckets it lets go.

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
@@ -39,7 +40,6 @@ from carryover.store.repository import (
     AccountRepository,
     book_queries,
     plans_from_rows,
-    snapshot_of,
     usage_row,
     utc,
 )
@@ -83,7 +83,7 @@ class BatchReads:
     plans: PlanCatalog
     sessions: list[ChargingSession]
     stored: set[str]  # the given usage event ids already stored
-    books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
+    books: dict[int, tuple[AccountBook, Snapshot]]  # account id -> (book, snapshot)
     holds: list[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
 
@@ -133,7 +133,7 @@ class ChargingRepository:
                                utc(r.released_at))
                     for r in (fetched[1] if refs else ())]
         stored = {r.event_id for r in fetched[2 if refs else 1]} if events else set()
-        books: dict[int, tuple[AccountBook, dict]] = {}
+        books: dict[int, tuple[AccountBook, Snapshot]] = {}
         holds: list[QuotaHold] = []
         closed: dict[int, list[Bucket]] = {}
         if loaded:
@@ -176,11 +176,8 @@ class ChargingRepository:
                     [usage_row(account_id, event, calendar, grace)
                      for account_id, event, calendar, grace in events])
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         self._accounts.save_books(changed)
-
-    def snapshot(self, book: AccountBook) -> dict:
-        return snapshot_of(book)
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from carryover.domain.book import AccountBook
-from carryover.domain.book_state import Cursor, LineState
+from carryover.domain.book_state import Cursor, LineState, Snapshot
 from carryover.domain.buckets import POOL, Bucket, BucketTable
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
@@ -42,8 +42,7 @@ from carryover.store.plan_repository import PLAN_TEXTS, PlanRepository, plans_fr
 from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines
 
 __all__ = ["PLAN_TEXTS", "AccountRepository", "PlanRepository", "book_queries",
-           "booking_clock", "plans_from_rows", "snapshot_of", "split_typed", "usage_row",
-           "utc"]
+           "booking_clock", "plans_from_rows", "split_typed", "usage_row", "utc"]
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.
@@ -87,10 +86,6 @@ def split_typed(ident: str) -> tuple[str | None, str]:
     return None, ident
 
 
-def _bucket_state(b: Bucket) -> tuple:
-    return (b.granted, b.remaining, b.valid_until, b.closed)
-
-
 def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     """The reads `load_books` needs for these account rows: lines, live buckets and,
     for accounts in a cycle, that cycle's counters (independent of each other)."""
@@ -102,15 +97,6 @@ def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     if current:
         queries.append((_CYCLE_COUNTERS_OF, {"keys": current}))
     return queries
-
-
-def snapshot_of(book: AccountBook) -> dict:
-    """What `save_books` compares a book against to find the rows that moved."""
-    return {
-        "buckets": {b.id: _bucket_state(b) for b in book.buckets.values()},
-        "counters": dict(book.counters),
-        "lines": {k: (s.plan_id, s.pending_plan, dict(s.limits)) for k, s in book.lines.items()},
-    }
 
 
 def _bucket_values(b: Bucket) -> dict:
@@ -241,19 +227,20 @@ class AccountRepository(AccountHistory):
         return list(self.conn.execute(_ACCOUNT_LINES, {"account_id": account_id}))
 
     # ---- the book ---------------------------------------------------------------------
-    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:
+    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, Snapshot]:
         return self.load_books([account], all_plans)[account.id]
 
     def load_books(self, account_rows: Iterable[Any], all_plans: dict[str, Plan],
                    fetched: Sequence[list[Any]] | None = None,
-                   ) -> dict[int, tuple[AccountBook, dict]]:
+                   ) -> dict[int, tuple[AccountBook, Snapshot]]:
         """The books of several accounts (their rows, locked by the caller), in three
         queries whatever their number: lines, live buckets, current counters
         (`book_queries`; `fetched`: their rows, when the caller ran them).
 
-        Each book comes with its snapshot, what `save_books` diffs against; the
-        snapshot also carries, for notifications, the lines' MSISDNs (`msisdns`) and the
-        alert thresholds of the lines that picked some (`alert_thresholds`)."""
+        Each book comes with its snapshot (domain/book_state.Snapshot), what `save_books`
+        writes the changes since; it also carries, for notifications, the lines' MSISDNs
+        (`msisdns`) and the alert thresholds of the lines that picked some
+        (`alert_thresholds`)."""
         rows = {row.id: row for row in account_rows}
         if not rows:
             return {}
@@ -261,7 +248,7 @@ class AccountRepository(AccountHistory):
         if fetched is None:
             fetched = read_all(self.conn, book_queries(rows.values()))
         line_rows, bucket_rows, counter_rows = [*fetched, []][:3]
-        out: dict[int, tuple[AccountBook, dict]] = {}
+        out: dict[int, tuple[AccountBook, Snapshot]] = {}
         msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
         thresholds: dict[int, dict[str, tuple[int, ...]]] = {i: {} for i in ids}
         line_states = {i: _pool_of(rows[i]) for i in ids}
@@ -291,8 +278,7 @@ class AccountRepository(AccountHistory):
                 calendar, all_plans, grace, lines=line_states[i], buckets=bucket_states[i],
                 counters=counter_values[i], cursor=_cursor_of(account),
                 history=self.history_of(i, calendar, grace))
-            out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i],
-                             "alert_thresholds": thresholds[i]})
+            out[i] = (book, book.snapshot(msisdns[i], thresholds[i]))
         return out
 
     def history_of(self, account_id: int, calendar: CycleCalendar, grace: timedelta,
@@ -300,10 +286,10 @@ class AccountRepository(AccountHistory):
         """Where a replay of the account's book reads its history and booked totals."""
         return StoredHistory(self, account_id, calendar, grace, skip_usage)
 
-    def save_book(self, account_id: int, book: AccountBook, snapshot: dict) -> None:
+    def save_book(self, account_id: int, book: AccountBook, snapshot: Snapshot) -> None:
         self.save_books([(account_id, book, snapshot)])
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         """Write back what the folds changed, for several accounts in a few statements
         (one per kind of row, whatever the number of accounts).
 
@@ -315,40 +301,33 @@ class AccountRepository(AccountHistory):
         clock = booking_clock()
         for account_id, book, snapshot in changed:
             recorded = book.now or clock
-            entries.extend(_entry_row(account_id, e, recorded) for e in book.entries)
-            known = snapshot["buckets"]
+            delta = book.changes(snapshot)
+            entries.extend(_entry_row(account_id, e, recorded) for e in delta.entries)
             # A replay adopted its state wholesale: compare with what is stored instead.
-            existing = self._bucket_ids(account_id) if book.replayed else set(known)
-            moved = [b for b in book.buckets.values()
-                     if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
-            for b in moved:
+            existing = (self._bucket_ids(account_id) if delta.replayed
+                        else snapshot.buckets.keys())
+            for b in delta.buckets:
                 values = _bucket_values(b)
                 if b.id in existing:
                     updates.append({"account_id": account_id, "id": b.id, **values})
                 else:
                     new_buckets.append({"account_id": account_id, "id": b.id, **values})
-            if book.replayed:
+            if delta.replayed:
                 # Buckets the replay no longer has (a deposit that shrank to nothing) were
                 # adjusted to zero by the corrections; close them so they are never drawn.
                 closes.extend({"account_id": account_id, "id": i, "remaining": 0,
                                "closed": True}
-                              for i in sorted(existing - {b.id for b in moved}))
-            # A replay may drop a counter to zero (absent from its book): the stored row
-            # is written as 0 then, or it would keep the value booked before the replay.
-            keys = set(book.counters) | (set(snapshot["counters"]) if book.replayed else set())
-            counter_rows.extend(
-                _counter_row(account_id, key, book.counters.get(key, 0))
-                for key in sorted(keys, key=str)
-                if book.replayed or snapshot["counters"].get(key) != book.counters.get(key, 0))
-            for name, state in sorted(book.lines.items()):
-                if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
-                                                   dict(state.limits)):
-                    self._save_line(account_id, state)
-            key = book.last_key
+                              for i in sorted(existing - {b.id for b in delta.buckets}))
+            counter_rows.extend(_counter_row(account_id, key, value)
+                                for key, value in delta.counters)
+            for state in delta.lines:
+                self._save_line(account_id, state)
+            cursor = delta.cursor
+            key = cursor.last_key
             cursors.append({
-                "id": account_id, "cycle_start": book.cycle_start,
-                "cycle_end": book.cycle_end, "until": book.until,
-                "segment_start": book.segment_start,
+                "id": account_id, "cycle_start": cursor.cycle_start,
+                "cycle_end": cursor.cycle_end, "until": cursor.until,
+                "segment_start": cursor.segment_start,
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
         insert_many(self.conn, _NEW_ENTRIES, ledger_entries, entries)
         update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)

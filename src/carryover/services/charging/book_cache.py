@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.units import Unit
 
@@ -21,7 +22,7 @@ from carryover.domain.units import Unit
 class Kept:
     version: int  # the account row's version the book is at
     book: AccountBook
-    snapshot: dict
+    snapshot: Snapshot
     holds: dict
     closed: list[Bucket]
 
