@@ -26,6 +26,12 @@ Time only moves forward inside a fold: `advance_to(t)` materializes every
 expiry and cycle boundary up to t (rollover included) before anything at t is
 applied, which is how rolled-over data is usable at the boundary instant with
 no job in between.
+
+This module is about order: when each input folds, when time advances, when a
+replay is due. What happens is the rules' (domain/input_rules.py for each input,
+domain/boundary.py and domain/plan_grants.py in time), which act on the book
+through domain/folding.py. The state a store keeps, restores (`restore`) and
+writes back (`snapshot`, `changes`) is domain/book_state.py.
 """
 
 from __future__ import annotations
@@ -36,23 +42,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import numpy as np
-
-from carryover.domain import book_state, boundary, ids, plan_grants
+from carryover.domain import book_state, boundary, input_rules, plan_grants
 from carryover.domain.book_state import Changes, Cursor, LineState, Snapshot
-from carryover.domain.bounds import (
-    MAX_BUCKET,
-    MAX_EVENT,
-    BoundError,
-    check_amount,
-    total_after,
-)
-from carryover.domain.buckets import POOL, UNLIMITED, Bucket, BucketTable, in_consumption_order
-from carryover.domain.cycles import CycleCalendar, add_days
+from carryover.domain.buckets import POOL, Bucket, BucketTable, in_consumption_order
+from carryover.domain.cycles import CycleCalendar
 from carryover.domain.history import History
+from carryover.domain.input_rules import Refused
 from carryover.domain.inputs import (
     DEFAULT_GRACE,
-    HOTSPOT,
     ChangePlan,
     Gift,
     Input,
@@ -66,13 +63,8 @@ from carryover.domain.inputs import (
 )
 from carryover.domain.ledger import CycleTotals, Entry, EntryKind, correction_entries
 from carryover.domain.plan_versions import PlanCatalog
-from carryover.domain.plans import BucketKind, Plan, TopupMode
-from carryover.domain.rating import drain
+from carryover.domain.plans import Plan
 from carryover.domain.units import Unit
-
-
-class Refused(Exception):
-    """An input that cannot be applied; the reason is for the operator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +225,7 @@ class AccountBook:
     # ---- submitting --------------------------------------------------------------
     def submit(self, item: Input) -> Outcome:
         try:
-            self._check(item)
+            input_rules.check(self, item)
         except Refused as exc:
             return Outcome("rejected", reason=str(exc))
         if isinstance(item, Usage) and item.id in self.seen_usage:
@@ -274,7 +266,7 @@ class AccountBook:
                     continue
             # From the first event that needs a replay on, every event joins it.
             try:
-                self._check(item)
+                input_rules.check(self, item)
             except Refused as exc:
                 outcomes[n] = Outcome("rejected", reason=str(exc))
                 continue
@@ -309,43 +301,6 @@ class AccountBook:
         return (isinstance(item, Usage) and POOL not in self.lines
                 and self.segment_start is not None and at >= self.segment_start
                 and self.cycle_start is not None and at >= self.cycle_start)
-
-    def _check(self, item: Input) -> None:
-        """Checks that need no fold: known line and plan, sane instants and amounts."""
-        plan_id = getattr(item, "plan_id", None)
-        if plan_id is not None and plan_id not in self.plans:
-            raise Refused(f"unknown plan {plan_id!r}")
-        if isinstance(item, OpenLine):
-            if item.line in self.lines:
-                raise Refused(f"line {item.line!r} is already open")
-            return
-        lines = [item.line] + ([item.from_line] if isinstance(item, Gift) else [])
-        for line in lines:
-            state = self.lines.get(line)
-            if state is None:
-                raise Refused(f"unknown line {line!r}")
-            if item.at < state.opened_at:
-                raise Refused(f"{item.at.isoformat()} is before line {line!r} started "
-                              f"({state.opened_at.isoformat()})")
-        amount = getattr(item, "amount", 0)
-        if amount is not None and amount < 0:
-            raise Refused(f"amount {amount} is negative")
-        if amount is not None:
-            try:  # a limit caps a cycle like an allowance; the rest are single events
-                check_amount("amount", amount,
-                             MAX_BUCKET if isinstance(item, SetLimit) else MAX_EVENT)
-            except BoundError as exc:
-                raise Refused(str(exc)) from None
-        if isinstance(item, Usage) and item.received_at is not None and item.received_at < item.at:
-            raise Refused("received_at is before at: usage cannot be reported before it happens")
-        if isinstance(item, Gift) and item.from_line == item.line:
-            raise Refused("a line cannot gift to itself")
-        if isinstance(item, Gift) and POOL in (item.from_line, item.line):
-            # Gifts move a member's own rollover or top-up to another member
-            # (docs/semantics.md, "Family pools");
-            # the pool is shared by all, and taking from it goes through member limits.
-            raise Refused("gifts are between member lines; the family pool cannot gift "
-                          "or be gifted")
 
     def _replay_with(self, items: list[Input]) -> None:
         """Fold the whole history with `items` from scratch and adopt the result.
@@ -393,11 +348,11 @@ class AccountBook:
             self.advance_to(at)
             self.plan_at = at
             if isinstance(item, Usage):
-                self._rate(item, at)
+                input_rules.rate(self, item, at)
             elif isinstance(item, TopUp):
-                self._top_up(item)
+                input_rules.top_up(self, item)
             elif isinstance(item, Gift):
-                self._gift(item, strict)
+                input_rules.gift(self, item, strict)
             elif isinstance(item, ChangePlan):
                 self._change_plan(item)
             elif isinstance(item, SetLimit):
@@ -459,100 +414,7 @@ class AccountBook:
         plan_grants.grant_plan(self, item.line, self.plan(item.plan_id), item.at, prorate=True,
                             ref=item.id, changed=True)
 
-    def _top_up(self, item: TopUp) -> None:
-        plan = self.governing_plan(item.line)
-        tz = self.calendar.tz
-        until = (self.cycle_end if item.valid_days is None
-                 else add_days(item.at, item.valid_days, tz))
-        if plan is not None and plan.topup_mode is TopupMode.MERGE:
-            live = [b for b in self.own_buckets(item.line, item.unit, item.at)
-                    if b.kind is BucketKind.TOPUP]
-            if live:
-                target = live[0]
-                try:  # a merged pass is one bucket: it must stay within a bucket's bound
-                    total_after("amount", target.granted or 0, item.amount, MAX_BUCKET,
-                                what="the live pass it merges into")
-                except BoundError as exc:
-                    raise Refused(str(exc)) from None
-                target.granted = (target.granted or 0) + item.amount
-                target.remaining = (target.remaining or 0) + item.amount
-                target.valid_until = max(target.valid_until or until, until)
-                self.book(item.at, EntryKind.GRANT, target, item.amount, item.line, item.id,
-                          "merged into the live pass")
-                return
-        bucket = Bucket(
-            id=ids.topup_id(item.line, item.unit, item.id), owner=item.line, unit=item.unit,
-            kind=BucketKind.TOPUP, granted=item.amount, valid_from=item.at, valid_until=until,
-            priority=plan.priority(BucketKind.TOPUP) if plan else 40,
-            rollable=bool(plan and plan.rolls(BucketKind.TOPUP)), origin=item.id,
-        )
-        self.add_bucket(bucket, EntryKind.GRANT, item.at, item.line, item.id)
-
-    def _gift(self, item: Gift, strict: bool) -> None:
-        sources = [b for b in self.own_buckets(item.from_line, item.unit, item.at)
-                   if b.kind in (BucketKind.ROLLOVER, BucketKind.TOPUP)]
-        giftable = sum(b.remaining or 0 for b in sources)
-        # A gift moves what it asks for or, with less to give, what there is: the same
-        # rule at arrival and in any replay, so arrival order cannot change the balances
-        # (docs/semantics.md, "Family pools"). Only a gift with nothing at all to move is
-        # refused.
-        if strict and giftable == 0 and item.amount > 0:
-            raise Refused(f"line {item.from_line!r} has nothing giftable (no rollover or "
-                          f"top-up left) at {item.at.isoformat()}")
-        plan = self.governing_plan(item.line)
-        need = item.amount
-        for n, source in enumerate(sources):
-            take = min(need, source.remaining or 0)
-            if take <= 0:
-                continue
-            need -= take
-            source.remaining = (source.remaining or 0) - take
-            self.book(item.at, EntryKind.TRANSFER_OUT, source, take, item.from_line, item.id,
-                      f"gift to {item.line}")
-            gift = Bucket(
-                id=ids.gift_id(item.line, item.unit, item.id, n), owner=item.line, unit=item.unit,
-                kind=BucketKind.GIFT, granted=take, valid_from=item.at,
-                valid_until=source.valid_until,  # a gift keeps its source's expiry
-                priority=plan.priority(BucketKind.GIFT) if plan else 50,
-                rollable=bool(plan and plan.rolls(BucketKind.GIFT)), origin=source.id,
-            )
-            self.add_bucket(gift, EntryKind.TRANSFER_IN, item.at, item.line, item.id,
-                            f"gift from {item.from_line}")
-
-    def _rate(self, item: Usage, at: datetime) -> None:
-        state = self.lines[item.line]
-        cycle = self.cycle_start.isoformat()
-        try:  # the stored usage counter must not pass MAX_TOTAL (domain/bounds.py)
-            total_after("amount", self.counters.get((cycle, item.line, item.unit, "used"), 0),
-                        item.amount, what="the line's usage in the cycle")
-        except BoundError as exc:
-            raise Refused(str(exc)) from None
-        queue = self.queue(item.line, item.unit, at)
-        pooled = np.array([b.owner == POOL for b in queue], dtype=bool)
-        limit = state.limits.get(item.unit)
-        taken = self.counters.get((cycle, item.line, item.unit, "pool"), 0)
-        cap = UNLIMITED if limit is None else max(0, limit - taken)
-        result = drain(np.array([item.amount]), np.array([0, len(queue)]),
-                       np.array([b.left() for b in queue], dtype=np.int64), pooled,
-                       np.array([cap]))
-        for bucket, debit in zip(queue, result.debit.tolist(), strict=True):
-            if debit:
-                if bucket.remaining is not None:
-                    bucket.remaining -= debit
-                self.book(at, EntryKind.DEBIT, bucket, debit, item.line, item.id)
-        overage = int(result.overage[0])
-        if overage:
-            self.entries.append(Entry(at, EntryKind.OVERAGE, item.unit, overage, None, item.line,
-                                      item.line, item.id, "", self.recording_instant(at)))
-        self.seen_usage.add(item.id)
-        # Only counters that move are touched: an absent counter reads as zero.
-        for name, value in (("used", item.amount), ("overage", overage),
-                            ("pool", int(result.pool_taken[0])),
-                            ("hotspot", item.amount if item.rating_group == HOTSPOT else 0)):
-            if value:
-                self.counters[(cycle, item.line, item.unit, name)] += value
-
-    # ---- helpers shared with boundary and views ------------------------------------
+    # ---- helpers shared with boundary, the input rules and views ------------------
     def own_buckets(self, owner: str, unit: Unit, at: datetime) -> list[Bucket]:
         return in_consumption_order(
             b for b in self.buckets.live() if b.owner == owner and b.unit == unit
