@@ -142,7 +142,7 @@ def machine_for(engine):
                 uow.commit()
                 self.plans = catalog.all_plans(uow)
             if hasattr(self, "model"):
-                self.model.plans = self.plans
+                self.model.use_plans(self.plans)
 
         def _plan(self, plan: str | None) -> str | None:
             return self.own if plan == OWN else plan

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Cursor
 from carryover.domain.buckets import Bucket
 from carryover.domain.bulk.fold import COUNTERS, BulkBook
 from carryover.domain.bulk.state import (
@@ -72,7 +73,8 @@ def entries_of(bulk: BulkBook, line_ids: list[str]) -> list[Entry]:
 
 
 def write_back(bulk: BulkBook, books: list[AccountBook], line_ids: list[str]) -> None:
-    """Give each object book the columnar result: buckets, entries, counters, cursor."""
+    """Give each object book the columnar result: buckets, entries, counters, and the
+    cursor, for which each book in `books` is replaced by one restored at it."""
     b = bulk.b
     line_book = {name: book for book in books for name in book.lines}
     for row in range(len(b)):
@@ -94,8 +96,11 @@ def write_back(bulk: BulkBook, books: list[AccountBook], line_ids: list[str]) ->
         key = (from_us(cycle).isoformat(), line_ids[line], UNITS[unit], COUNTERS[code])
         book.counters[key] += value
     for a, book in enumerate(books):
-        book.cycle_start = from_us(int(bulk.cycle_start[a]))
-        book.cycle_end = from_us(int(bulk.cycle_end[a]))
-        book.until = None if bulk.until[a] < 0 else from_us(int(bulk.until[a]))
-        book.segment_start = (None if bulk.segment_start[a] < 0
-                              else from_us(int(bulk.segment_start[a])))
+        cursor = Cursor(
+            from_us(int(bulk.cycle_start[a])), from_us(int(bulk.cycle_end[a])),
+            None if bulk.segment_start[a] < 0 else from_us(int(bulk.segment_start[a])),
+            None if bulk.until[a] < 0 else from_us(int(bulk.until[a])), book.last_key)
+        books[a] = AccountBook.restore(book.calendar, book.plans, book.grace, lines=book.lines,
+                                       buckets=book.buckets, counters=book.counters,
+                                       cursor=cursor)
+        books[a].entries.extend(book.entries)

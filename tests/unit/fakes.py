@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
@@ -243,7 +244,7 @@ class FakeCharging:
         books = {}
         for row in missing:
             lines = {ln.id: ln.msisdn for ln in self.s.lines.values() if ln.account_id == row.id}
-            books[row.id] = (self.s.books[row.id], {"msisdns": lines})
+            books[row.id] = (self.s.books[row.id], Snapshot(msisdns=lines))
         loaded = {row.id for row in missing}
         return BatchReads(
             self.s.plans, [replace(self.s.sessions[r]) for r in refs if r in self.s.sessions],
@@ -251,7 +252,7 @@ class FakeCharging:
             [replace(h) for h in self.s.holds.values() if h.account_id in loaded], {})
 
     def attach(self, account_id: int, book: AccountBook) -> None:
-        book.history = book.booked_totals = None
+        book.detach()
 
     @contextlib.contextmanager
     def writing(self, pipelined: bool = True) -> Iterator[None]:
@@ -275,15 +276,12 @@ class FakeCharging:
             self.s.usage[event.id] = {"account_id": account_id, "line": event.line,
                                       "at": event.at, "amount": event.amount}
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         for account_id, book, _ in changed:
             self.s.books[account_id] = book
             account = self.s.accounts[account_id]
             account.version += 1
             account.cycle_start = book.cycle_start
-
-    def snapshot(self, book: AccountBook) -> dict:
-        return {}
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         for key in keys:

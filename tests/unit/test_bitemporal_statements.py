@@ -95,7 +95,7 @@ def test_every_cycle_statement_equals_the_in_order_fold(case) -> None:
     status_b: dict[str, str] = {}
     prefix_lengths = []
     for k, item in enumerate(arrival):
-        book_b.now = BOOKED + timedelta(seconds=k)
+        book_b.record_at(BOOKED + timedelta(seconds=k))
         status_b[item.id] = book_b.submit(item).status
         prefix_lengths.append(len(book_b.entries))
     # A gift moves what is giftable when it is folded; usage arriving after a gift may
@@ -104,7 +104,7 @@ def test_every_cycle_statement_equals_the_in_order_fold(case) -> None:
     assume(status_a == status_b)
     # Close the last cycle in both books so its boundary entries exist on both sides.
     book_a.advance_to(scenario.end)
-    book_b.now = BOOKED + timedelta(seconds=len(arrival))
+    book_b.record_at(BOOKED + timedelta(seconds=len(arrival)))
     book_b.advance_to(scenario.end)
 
     lines = [*scenario.lines, *([POOL] if scenario.family else [])]
@@ -145,7 +145,7 @@ def test_a_late_usage_correction_is_effective_in_its_own_cycle() -> None:
     from .test_rules_late import J, R, january
 
     book = january()
-    book.now = datetime(2026, 2, 2, 9, tzinfo=UTC)
+    book.record_at(datetime(2026, 2, 2, 9, tzinfo=UTC))
     book.submit(Usage("late", "a", at(1, 31, 12), 2 * GB, received_at=at(2, 2)))
     jan = statement_of(book, "a", at(1, 1), at(2, 1))
     feb = statement_of(book, "a", at(2, 1), at(3, 1))

@@ -100,8 +100,8 @@ def test_throttled_or_blocked_follows_the_plan_version_in_force_at_the_notice():
     current = book.plans[STASH]
     blocking = replace(current, overage=replace(current.overage, action=OverageAction.BLOCK,
                                                 throttle_kbps=None))
-    book.plans = book.plans.with_version(
-        PlanVersion(blocking, 2, recorded_at=at(1, 3), next_boundary_after=at(1, 3)))
+    book.use_plans(book.plans.with_version(
+        PlanVersion(blocking, 2, recorded_at=at(1, 3), next_boundary_after=at(1, 3))))
     assert book.plans[STASH] is blocking  # the latest version is the blocking one
     found = dict(((line, kind), numbers) for line, kind, numbers in notices(book, at(1, 3)))
     assert ("ann", "blocked") not in found

@@ -14,10 +14,10 @@ booking instant. So the balances and every cycle's statement are always those
 of a full replay, whatever the arrival order, and the ledger stays append-only.
 
 The booking instant (`recorded_at` of the entries) is `book.now` when the caller
-sets it (the store's services: the server's clock); a pure fold, with no clock,
+sets it (`record_at`: the server's clock, say); a pure fold, with no clock,
 records each input's entries at its arrival instant.
 
-A replay streams the history (a store yields it in fold order) and keeps only
+A replay streams the history (domain/history.py, in fold order) and keeps only
 the per-bucket totals of the entries it books, not the entries themselves, so
 its memory is the account's state, not its history. `submit_usage` takes many
 usage events at once and replays at most once for all of them.
@@ -26,6 +26,12 @@ Time only moves forward inside a fold: `advance_to(t)` materializes every
 expiry and cycle boundary up to t (rollover included) before anything at t is
 applied, which is how rolled-over data is usable at the boundary instant with
 no job in between.
+
+This module is about order: when each input folds, when time advances, when a
+replay is due. What happens is the rules' (domain/input_rules.py for each input,
+domain/boundary.py and domain/plan_grants.py in time), which act on the book
+through domain/folding.py. The state a store keeps, restores (`restore`) and
+writes back (`snapshot`, `changes`) is domain/book_state.py.
 """
 
 from __future__ import annotations
@@ -33,24 +39,17 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import numpy as np
-
-from carryover.domain import boundary, ids, plan_grants
-from carryover.domain.bounds import (
-    MAX_BUCKET,
-    MAX_EVENT,
-    BoundError,
-    check_amount,
-    total_after,
-)
-from carryover.domain.buckets import POOL, UNLIMITED, Bucket, BucketTable, in_consumption_order
-from carryover.domain.cycles import CycleCalendar, add_days
+from carryover.domain import book_state, boundary, input_rules, plan_grants
+from carryover.domain.book_state import Changes, Cursor, LineState, Snapshot
+from carryover.domain.buckets import POOL, Bucket, BucketTable, in_consumption_order
+from carryover.domain.cycles import CycleCalendar
+from carryover.domain.history import History
+from carryover.domain.input_rules import Refused
 from carryover.domain.inputs import (
     DEFAULT_GRACE,
-    HOTSPOT,
     ChangePlan,
     Gift,
     Input,
@@ -64,23 +63,8 @@ from carryover.domain.inputs import (
 )
 from carryover.domain.ledger import CycleTotals, Entry, EntryKind, correction_entries
 from carryover.domain.plan_versions import PlanCatalog
-from carryover.domain.plans import BucketKind, Plan, TopupMode
-from carryover.domain.rating import drain
+from carryover.domain.plans import Plan
 from carryover.domain.units import Unit
-
-
-class Refused(Exception):
-    """An input that cannot be applied; the reason is for the operator."""
-
-
-@dataclass(slots=True)
-class LineState:
-    line: str
-    opened_at: datetime
-    plan_id: str | None
-    member: bool = False
-    pending_plan: str | None = None  # takes effect at the next boundary
-    limits: dict[Unit, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +82,11 @@ class AccountBook:
     """All buckets, entries and counters of one account (its lines and its pool)."""
 
     def __init__(self, calendar: CycleCalendar, plans: Mapping[str, Plan],
-                 grace: timedelta = DEFAULT_GRACE) -> None:
+                 grace: timedelta = DEFAULT_GRACE, history: History | None = None) -> None:
         self.calendar = calendar
         # Plans are asked for the version in force at the fold's instant (`plan_at`),
         # so re-loading a plan id never changes what an earlier instant folded to.
-        self.plans = PlanCatalog.of(plans)
+        self._plans = PlanCatalog.of(plans)
         self.plan_at: datetime | None = None
         self.grace = grace
         self.lines: dict[str, LineState] = {}
@@ -119,13 +103,9 @@ class AccountBook:
         self.last_key: tuple | None = None
         self.applied: list[Input] = []
         self.seen_usage: set[str] = set()
-        # Where a replay gets the whole history and the booked totals from. In memory
-        # they are `applied` and `entries`; a store-backed book reads them from SQL.
-        # `history` yields the stored inputs in fold order (`order_key`).
-        self.history: Callable[[], Iterable[Input]] | None = None
-        # `booked_totals` yields ((bucket, owner, line, unit, kind), effective_at, amount)
-        # sums of the stored entries (any grouping finer than the effective cycle).
-        self.booked_totals: Callable[[], Iterable[tuple[tuple, datetime, int]]] | None = None
+        # Where a replay reads what was folded before this session (domain/history.py);
+        # this session's own inputs and entries are `applied` and `entries`.
+        self._history = history
         # The booking instant set by the caller (the server's now); None in a pure fold,
         # where entries are recorded at the arrival of the input that caused them.
         self.now: datetime | None = None
@@ -137,19 +117,75 @@ class AccountBook:
     def plans(self) -> PlanCatalog:
         return self._plans
 
-    @plans.setter
-    def plans(self, plans: Mapping[str, Plan]) -> None:
+    def use_plans(self, plans: Mapping[str, Plan]) -> None:
+        """Fold on with `plans` (a catalog read again): a plan's new version is seen."""
         self._plans = PlanCatalog.of(plans)
 
-    @property
-    def buckets(self) -> BucketTable:
-        return self._buckets
+    def record_at(self, now: datetime | None) -> None:
+        """Record the entries booked from now on at `now` (None: at each input's arrival)."""
+        self.now = now
 
-    @buckets.setter
-    def buckets(self, table: dict[str, Bucket]) -> None:
-        # Whoever hands the book a plain dict (a cache trimming it) still gets the
-        # live index that keeps boundary work linear in the live buckets.
-        self._buckets = table if isinstance(table, BucketTable) else BucketTable(table)
+    def attach(self, history: History | None) -> None:
+        """Replay from `history` from now on: a kept book in a new transaction."""
+        self._history = history
+
+    def detach(self) -> None:
+        """Let go of the history, which reads through a transaction that has ended."""
+        self._history = None
+
+    @classmethod
+    def restore(cls, calendar: CycleCalendar, plans: Mapping[str, Plan], grace: timedelta,
+                *, lines: Mapping[str, LineState], buckets: Mapping[str, Bucket],
+                counters: Mapping[tuple, int], cursor: Cursor,
+                history: History | None = None) -> AccountBook:
+        """The book a store kept (domain/book_state.py), to fold on from `cursor`.
+
+        A BucketTable, a dict of lines and a defaultdict of counters become the book's
+        own (no copy); other mappings are copied into those. A plain dict of buckets
+        still gets the live index that keeps boundary work linear in the live buckets."""
+        book = cls(calendar, plans, grace, history)
+        book.lines = lines if type(lines) is dict else dict(lines)
+        book.buckets = buckets if isinstance(buckets, BucketTable) else BucketTable(buckets)
+        book.counters = (counters if isinstance(counters, defaultdict)
+                         else defaultdict(int, counters))
+        book.cycle_start, book.cycle_end = cursor.cycle_start, cursor.cycle_end
+        book.segment_start, book.until = cursor.segment_start, cursor.until
+        book.last_key = cursor.last_key
+        return book
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.cycle_start, self.cycle_end, self.segment_start, self.until,
+                      self.last_key)
+
+    def snapshot(self, msisdns: Mapping[str, str] | None = None,
+                 alert_thresholds: Mapping[str, tuple[int, ...]] | None = None) -> Snapshot:
+        """What the book holds now, to compare with later (domain/book_state.py); the
+        MSISDNs and alert thresholds are the store's, riding along."""
+        return book_state.snapshot(self.buckets, self.counters, self.lines, msisdns or {},
+                                   alert_thresholds or {})
+
+    def changes(self, since: Snapshot) -> Changes:
+        """What the book holds that `since` does not: the rows to write back."""
+        return book_state.changes(since, self.entries, self.buckets, self.counters,
+                                  self.lines, self.cursor, self.replayed)
+
+    def forget_closed(self) -> list[Bucket]:
+        """Make a saved book what a store loads back, and return the buckets it lets go.
+
+        The live buckets and the current cycle's counters stay; closed buckets, other
+        cycles' counters and what this session folded (its entries and inputs, the ids
+        of its usage, the replay mark) go, so a book kept between transactions does not
+        grow cycle after cycle."""
+        gone = [b for b in self.buckets.values() if b.closed]
+        self.buckets = BucketTable({b.id: b for b in self.buckets.values() if not b.closed})
+        if self.cycle_start is not None:
+            current = self.cycle_start.isoformat()
+            self.counters = defaultdict(int, {k: v for k, v in self.counters.items()
+                                              if k[0] == current})
+        self.entries, self.applied, self.seen_usage = [], [], set()
+        self.replayed = False
+        return gone
 
     def key(self, item: Input) -> tuple:
         return order_key(item, self.calendar, self.grace)
@@ -160,10 +196,10 @@ class AccountBook:
         mine = {(type(i), i.id) for i in self.applied}
         session = sorted((i for i in self.applied if (type(i), i.id) not in leave_out),
                          key=self.key)
-        if self.history is None:
+        if self._history is None:
             return iter(session)
         skip = mine | leave_out
-        stored = (i for i in self.history() if (type(i), i.id) not in skip)
+        stored = (i for i in self._history.inputs() if (type(i), i.id) not in skip)
         return heapq.merge(_checked_order(stored, self.key), session, key=self.key)
 
     # ---- plans -------------------------------------------------------------------
@@ -189,7 +225,7 @@ class AccountBook:
     # ---- submitting --------------------------------------------------------------
     def submit(self, item: Input) -> Outcome:
         try:
-            self._check(item)
+            input_rules.check(self, item)
         except Refused as exc:
             return Outcome("rejected", reason=str(exc))
         if isinstance(item, Usage) and item.id in self.seen_usage:
@@ -230,7 +266,7 @@ class AccountBook:
                     continue
             # From the first event that needs a replay on, every event joins it.
             try:
-                self._check(item)
+                input_rules.check(self, item)
             except Refused as exc:
                 outcomes[n] = Outcome("rejected", reason=str(exc))
                 continue
@@ -266,43 +302,6 @@ class AccountBook:
                 and self.segment_start is not None and at >= self.segment_start
                 and self.cycle_start is not None and at >= self.cycle_start)
 
-    def _check(self, item: Input) -> None:
-        """Checks that need no fold: known line and plan, sane instants and amounts."""
-        plan_id = getattr(item, "plan_id", None)
-        if plan_id is not None and plan_id not in self.plans:
-            raise Refused(f"unknown plan {plan_id!r}")
-        if isinstance(item, OpenLine):
-            if item.line in self.lines:
-                raise Refused(f"line {item.line!r} is already open")
-            return
-        lines = [item.line] + ([item.from_line] if isinstance(item, Gift) else [])
-        for line in lines:
-            state = self.lines.get(line)
-            if state is None:
-                raise Refused(f"unknown line {line!r}")
-            if item.at < state.opened_at:
-                raise Refused(f"{item.at.isoformat()} is before line {line!r} started "
-                              f"({state.opened_at.isoformat()})")
-        amount = getattr(item, "amount", 0)
-        if amount is not None and amount < 0:
-            raise Refused(f"amount {amount} is negative")
-        if amount is not None:
-            try:  # a limit caps a cycle like an allowance; the rest are single events
-                check_amount("amount", amount,
-                             MAX_BUCKET if isinstance(item, SetLimit) else MAX_EVENT)
-            except BoundError as exc:
-                raise Refused(str(exc)) from None
-        if isinstance(item, Usage) and item.received_at is not None and item.received_at < item.at:
-            raise Refused("received_at is before at: usage cannot be reported before it happens")
-        if isinstance(item, Gift) and item.from_line == item.line:
-            raise Refused("a line cannot gift to itself")
-        if isinstance(item, Gift) and POOL in (item.from_line, item.line):
-            # Gifts move a member's own rollover or top-up to another member
-            # (docs/semantics.md, "Family pools");
-            # the pool is shared by all, and taking from it goes through member limits.
-            raise Refused("gifts are between member lines; the family pool cannot gift "
-                          "or be gifted")
-
     def _replay_with(self, items: list[Input]) -> None:
         """Fold the whole history with `items` from scratch and adopt the result.
 
@@ -324,8 +323,8 @@ class AccountBook:
         booked = CycleTotals(self.calendar.cycle_at)
         for e in self.entries:  # this session's entries, not yet stored
             booked.append(e)
-        if self.booked_totals is not None:
-            for key, effective_at, value in self.booked_totals():
+        if self._history is not None:
+            for key, effective_at, value in self._history.booked_totals():
                 booked.add(key, effective_at, value)
         first = min(items, key=self.key)
         note = f"replayed after {first.id} arrived out of order"
@@ -349,11 +348,11 @@ class AccountBook:
             self.advance_to(at)
             self.plan_at = at
             if isinstance(item, Usage):
-                self._rate(item, at)
+                input_rules.rate(self, item, at)
             elif isinstance(item, TopUp):
-                self._top_up(item)
+                input_rules.top_up(self, item)
             elif isinstance(item, Gift):
-                self._gift(item, strict)
+                input_rules.gift(self, item, strict)
             elif isinstance(item, ChangePlan):
                 self._change_plan(item)
             elif isinstance(item, SetLimit):
@@ -415,100 +414,7 @@ class AccountBook:
         plan_grants.grant_plan(self, item.line, self.plan(item.plan_id), item.at, prorate=True,
                             ref=item.id, changed=True)
 
-    def _top_up(self, item: TopUp) -> None:
-        plan = self.governing_plan(item.line)
-        tz = self.calendar.tz
-        until = (self.cycle_end if item.valid_days is None
-                 else add_days(item.at, item.valid_days, tz))
-        if plan is not None and plan.topup_mode is TopupMode.MERGE:
-            live = [b for b in self.own_buckets(item.line, item.unit, item.at)
-                    if b.kind is BucketKind.TOPUP]
-            if live:
-                target = live[0]
-                try:  # a merged pass is one bucket: it must stay within a bucket's bound
-                    total_after("amount", target.granted or 0, item.amount, MAX_BUCKET,
-                                what="the live pass it merges into")
-                except BoundError as exc:
-                    raise Refused(str(exc)) from None
-                target.granted = (target.granted or 0) + item.amount
-                target.remaining = (target.remaining or 0) + item.amount
-                target.valid_until = max(target.valid_until or until, until)
-                self.book(item.at, EntryKind.GRANT, target, item.amount, item.line, item.id,
-                          "merged into the live pass")
-                return
-        bucket = Bucket(
-            id=ids.topup_id(item.line, item.unit, item.id), owner=item.line, unit=item.unit,
-            kind=BucketKind.TOPUP, granted=item.amount, valid_from=item.at, valid_until=until,
-            priority=plan.priority(BucketKind.TOPUP) if plan else 40,
-            rollable=bool(plan and plan.rolls(BucketKind.TOPUP)), origin=item.id,
-        )
-        self.add_bucket(bucket, EntryKind.GRANT, item.at, item.line, item.id)
-
-    def _gift(self, item: Gift, strict: bool) -> None:
-        sources = [b for b in self.own_buckets(item.from_line, item.unit, item.at)
-                   if b.kind in (BucketKind.ROLLOVER, BucketKind.TOPUP)]
-        giftable = sum(b.remaining or 0 for b in sources)
-        # A gift moves what it asks for or, with less to give, what there is: the same
-        # rule at arrival and in any replay, so arrival order cannot change the balances
-        # (docs/semantics.md, "Family pools"). Only a gift with nothing at all to move is
-        # refused.
-        if strict and giftable == 0 and item.amount > 0:
-            raise Refused(f"line {item.from_line!r} has nothing giftable (no rollover or "
-                          f"top-up left) at {item.at.isoformat()}")
-        plan = self.governing_plan(item.line)
-        need = item.amount
-        for n, source in enumerate(sources):
-            take = min(need, source.remaining or 0)
-            if take <= 0:
-                continue
-            need -= take
-            source.remaining = (source.remaining or 0) - take
-            self.book(item.at, EntryKind.TRANSFER_OUT, source, take, item.from_line, item.id,
-                      f"gift to {item.line}")
-            gift = Bucket(
-                id=ids.gift_id(item.line, item.unit, item.id, n), owner=item.line, unit=item.unit,
-                kind=BucketKind.GIFT, granted=take, valid_from=item.at,
-                valid_until=source.valid_until,  # a gift keeps its source's expiry
-                priority=plan.priority(BucketKind.GIFT) if plan else 50,
-                rollable=bool(plan and plan.rolls(BucketKind.GIFT)), origin=source.id,
-            )
-            self.add_bucket(gift, EntryKind.TRANSFER_IN, item.at, item.line, item.id,
-                            f"gift from {item.from_line}")
-
-    def _rate(self, item: Usage, at: datetime) -> None:
-        state = self.lines[item.line]
-        cycle = self.cycle_start.isoformat()
-        try:  # the stored usage counter must not pass MAX_TOTAL (domain/bounds.py)
-            total_after("amount", self.counters.get((cycle, item.line, item.unit, "used"), 0),
-                        item.amount, what="the line's usage in the cycle")
-        except BoundError as exc:
-            raise Refused(str(exc)) from None
-        queue = self.queue(item.line, item.unit, at)
-        pooled = np.array([b.owner == POOL for b in queue], dtype=bool)
-        limit = state.limits.get(item.unit)
-        taken = self.counters.get((cycle, item.line, item.unit, "pool"), 0)
-        cap = UNLIMITED if limit is None else max(0, limit - taken)
-        result = drain(np.array([item.amount]), np.array([0, len(queue)]),
-                       np.array([b.left() for b in queue], dtype=np.int64), pooled,
-                       np.array([cap]))
-        for bucket, debit in zip(queue, result.debit.tolist(), strict=True):
-            if debit:
-                if bucket.remaining is not None:
-                    bucket.remaining -= debit
-                self.book(at, EntryKind.DEBIT, bucket, debit, item.line, item.id)
-        overage = int(result.overage[0])
-        if overage:
-            self.entries.append(Entry(at, EntryKind.OVERAGE, item.unit, overage, None, item.line,
-                                      item.line, item.id, "", self.recording_instant(at)))
-        self.seen_usage.add(item.id)
-        # Only counters that move are touched: an absent counter reads as zero.
-        for name, value in (("used", item.amount), ("overage", overage),
-                            ("pool", int(result.pool_taken[0])),
-                            ("hotspot", item.amount if item.rating_group == HOTSPOT else 0)):
-            if value:
-                self.counters[(cycle, item.line, item.unit, name)] += value
-
-    # ---- helpers shared with boundary and views ------------------------------------
+    # ---- helpers shared with boundary, the input rules and views ------------------
     def own_buckets(self, owner: str, unit: Unit, at: datetime) -> list[Bucket]:
         return in_consumption_order(
             b for b in self.buckets.live() if b.owner == owner and b.unit == unit

@@ -13,29 +13,26 @@ docs/semantics.md, "Plan changes".
 What a plan grants and takes back (allowances, packs, a plan change's forfeits)
 is plan_grants.py, which this module calls at the boundary.
 
-These functions mutate an AccountBook; they are split out to keep the book's
-own module about ordering and replay.
+These functions change a book through domain/folding.py's `Folding`; they are
+split out to keep the book's own module about ordering and replay.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from carryover.domain import ids, plan_grants, rollover
 from carryover.domain.buckets import Bucket, in_consumption_order
+from carryover.domain.folding import Folding
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import BucketKind, PlanKind
-
-if TYPE_CHECKING:
-    from carryover.domain.book import AccountBook
 
 _END = datetime.max.replace(tzinfo=UTC)
 
 
-def expire_due(book: AccountBook, at: datetime) -> None:
+def expire_due(book: Folding, at: datetime) -> None:
     book.mark_segment(at)
     for bucket in in_consumption_order(book.buckets.live()):
         if bucket.valid_until is not None and bucket.valid_until <= at:
@@ -43,7 +40,7 @@ def expire_due(book: AccountBook, at: datetime) -> None:
                    ids.expiry_ref(ids.stamp(at)))
 
 
-def close_cycle(book: AccountBook, boundary: datetime) -> None:
+def close_cycle(book: Folding, boundary: datetime) -> None:
     ref = ids.boundary_ref(ids.stamp(boundary))
     book.mark_segment(boundary)
     live = book.buckets.live()
@@ -71,7 +68,7 @@ def close_cycle(book: AccountBook, boundary: datetime) -> None:
             plan_grants.grant_allowances(book, state.line, plan, boundary, boundary, ref)
 
 
-def _carry(book: AccountBook, owner: str, unit, sources: list[Bucket], boundary: datetime,
+def _carry(book: Folding, owner: str, unit, sources: list[Bucket], boundary: datetime,
            ref: str) -> None:
     """One owner's and unit's sources at `boundary`, through domain/rollover.py."""
     # A plan-less family member rolls under the pool plan, the plan that made its

@@ -14,16 +14,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from carryover.domain import ids
 from carryover.domain.buckets import Bucket, in_consumption_order
 from carryover.domain.cycles import add_days
+from carryover.domain.folding import Folding
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import BucketKind, Plan, PlanKind
-
-if TYPE_CHECKING:
-    from carryover.domain.book import AccountBook
 
 _US = timedelta(microseconds=1)
 
@@ -34,7 +31,7 @@ def allowance_terms(plan: Plan, amount: int | None) -> tuple[int, bool]:
             amount is not None and plan.rolls(BucketKind.ALLOWANCE))
 
 
-def close_bucket(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
+def close_bucket(book: Folding, bucket: Bucket, at: datetime, kind: EntryKind, ref: str,
            note: str = "") -> None:
     """Take whatever is left out of the bucket (expire or forfeit) and close it."""
     if not bucket.unlimited and bucket.remaining:
@@ -43,7 +40,7 @@ def close_bucket(book: AccountBook, bucket: Bucket, at: datetime, kind: EntryKin
     bucket.closed = True
 
 
-def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: bool,
+def grant_plan(book: Folding, line: str, plan: Plan, at: datetime, prorate: bool,
                ref: str, changed: bool = False) -> None:
     """Grants when a line starts on `plan` at `at` (mid-cycle: prorated if asked)."""
     if plan.kind is PlanKind.PACK:
@@ -59,7 +56,7 @@ def grant_plan(book: AccountBook, line: str, plan: Plan, at: datetime, prorate: 
     grant_allowances(book, line, plan, at if prorate else book.cycle_start, at, ref, changed)
 
 
-def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: datetime,
+def grant_allowances(book: Folding, owner: str, plan: Plan, cycle_from: datetime,
                      at: datetime, ref: str, changed: bool = False) -> None:
     """One cycle's allowances from `cycle_from` (the cycle start, or later when prorated).
 
@@ -85,7 +82,7 @@ def grant_allowances(book: AccountBook, owner: str, plan: Plan, cycle_from: date
         book.add_bucket(bucket, EntryKind.GRANT, at, owner, ref, plan.id)
 
 
-def leave_plan(book: AccountBook, line: str, at: datetime, ref: str,
+def leave_plan(book: Folding, line: str, at: datetime, ref: str,
                closing_cycle: bool = False) -> None:
     """What a line loses on a plan change: the old allowance (now) and, where the old
     plan says so, its rollover (docs/semantics.md, "Plan changes")."""

@@ -6,13 +6,14 @@ once and never changed; ledger entries are append-only. Read back, they are what
 a replay folds again (`history`, in the fold's order, and `booked_totals`, what
 was booked so far) and what statements and change logs list (`changes`,
 `entries`). `AccountHistory` is the part of `AccountRepository`
-(store.repository) that reads and writes them.
+(store.repository) that reads and writes them; `StoredHistory` is one account's,
+as a book replays from it (domain/history.py).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Set
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,3 +134,29 @@ class AccountHistory:
         rows = self.conn.execute(select(buckets.c.id).where(
             and_(buckets.c.account_id == account_id, buckets.c.granted.is_(None))))
         return {r.id for r in rows}
+
+
+class StoredHistory:
+    """One account's stored history (domain/history.py `History`), read on demand.
+
+    It names the account, its calendar and grace, never the book: a book that
+    referred to itself through its history would be a cycle, left to the collector.
+    `skip_usage`: usage event ids stored already but not yet folded (an ingest
+    inserts a chunk's events before its books fold them)."""
+
+    __slots__ = ("_account_id", "_calendar", "_grace", "_reads", "_skip_usage")
+
+    def __init__(self, reads: AccountHistory, account_id: int, calendar: CycleCalendar,
+                 grace: timedelta, skip_usage: Set[str] = frozenset()) -> None:
+        self._reads, self._account_id = reads, account_id
+        self._calendar, self._grace, self._skip_usage = calendar, grace, skip_usage
+
+    def inputs(self) -> Iterable[Input]:
+        stored = self._reads.history(self._account_id, self._calendar, self._grace)
+        if not self._skip_usage:
+            return stored
+        skip = self._skip_usage
+        return (i for i in stored if not (isinstance(i, Usage) and i.id in skip))
+
+    def booked_totals(self) -> Iterable[tuple[tuple, datetime, int]]:
+        return self._reads.booked_totals(self._account_id)

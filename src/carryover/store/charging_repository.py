@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, select, tuple_
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
@@ -37,7 +38,6 @@ from carryover.store.repository import (
     AccountRepository,
     book_queries,
     plans_from_rows,
-    snapshot_of,
     usage_row,
     utc,
 )
@@ -69,7 +69,7 @@ class BatchReads:
     plans: PlanCatalog
     sessions: list[ChargingSession]
     stored: set[str]  # the given usage event ids already stored
-    books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
+    books: dict[int, tuple[AccountBook, Snapshot]]  # account id -> (book, snapshot)
     holds: list[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
 
@@ -119,7 +119,7 @@ class ChargingRepository:
                                utc(r.released_at))
                     for r in (fetched[1] if refs else ())]
         stored = {r.event_id for r in fetched[2 if refs else 1]} if events else set()
-        books: dict[int, tuple[AccountBook, dict]] = {}
+        books: dict[int, tuple[AccountBook, Snapshot]] = {}
         holds: list[QuotaHold] = []
         closed: dict[int, list[Bucket]] = {}
         if loaded:
@@ -131,8 +131,8 @@ class ChargingRepository:
         return BatchReads(plans, sessions, stored, books, holds, closed)
 
     def attach(self, account_id: int, book: AccountBook) -> None:
-        """Give a book kept from an earlier transaction this one's history readers."""
-        book.history, book.booked_totals = self._accounts.readers(account_id, book)
+        """Give a book kept from an earlier transaction this one's history."""
+        book.attach(self._accounts.history_of(account_id, book.calendar, book.grace))
 
     @contextlib.contextmanager
     def writing(self, pipelined: bool = True) -> Iterator[None]:
@@ -162,11 +162,8 @@ class ChargingRepository:
                     [usage_row(account_id, event, calendar, grace)
                      for account_id, event, calendar, grace in events])
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         self._accounts.save_books(changed)
-
-    def snapshot(self, book: AccountBook) -> dict:
-        return snapshot_of(book)
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""

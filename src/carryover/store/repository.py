@@ -5,10 +5,10 @@ book's state written back.
 its lines, its live buckets and its current counters; `save_book` writes back
 what the fold changed: new ledger entries (append-only), buckets whose state
 moved, counters, lines and the cursor. A replay (out-of-order input) reads the
-whole history and the booked totals through the callables the book is given;
-those readers, and the writing of inputs, are store.account_history. The plan
-catalog is store.plan_repository; `PlanRepository`, `utc` and `booking_clock` are
-importable from here too.
+whole history and the booked totals through the history the book is given
+(`history_of`); those reads, and the writing of inputs, are store.account_history.
+The plan catalog is store.plan_repository; `PlanRepository`, `utc` and
+`booking_clock` are importable from here too.
 
 Row locks: `lock_account` takes the account row FOR UPDATE on PostgreSQL; on
 SQLite the write transaction already holds the database's write lock from BEGIN
@@ -17,19 +17,21 @@ IMMEDIATE. Either way two writers to one account serialize.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, select, tuple_, update
 
-from carryover.domain.book import AccountBook, LineState
-from carryover.domain.buckets import POOL, Bucket
+from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Cursor, LineState, Snapshot
+from carryover.domain.buckets import POOL, Bucket, BucketTable
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
 from carryover.domain.units import Unit
-from carryover.store.account_history import AccountHistory, usage_row
+from carryover.store.account_history import AccountHistory, StoredHistory, usage_row
 from carryover.store.bulk_update import OnConflict, insert_many, update_many
 from carryover.store.instants import booking_clock, utc
 from carryover.store.pipelined import read_all
@@ -37,8 +39,7 @@ from carryover.store.plan_repository import PLAN_TEXTS, PlanRepository, plans_fr
 from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines
 
 __all__ = ["PLAN_TEXTS", "AccountRepository", "PlanRepository", "book_queries",
-           "booking_clock", "plans_from_rows", "snapshot_of", "split_typed", "usage_row",
-           "utc"]
+           "booking_clock", "plans_from_rows", "split_typed", "usage_row", "utc"]
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.
@@ -80,10 +81,6 @@ def split_typed(ident: str) -> tuple[str | None, str]:
     return None, ident
 
 
-def _bucket_state(b: Bucket) -> tuple:
-    return (b.granted, b.remaining, b.valid_until, b.closed)
-
-
 def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     """The reads `load_books` needs for these account rows: lines, live buckets and,
     for accounts in a cycle, that cycle's counters (independent of each other)."""
@@ -95,15 +92,6 @@ def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
     if current:
         queries.append((_CYCLE_COUNTERS_OF, {"keys": current}))
     return queries
-
-
-def snapshot_of(book: AccountBook) -> dict:
-    """What `save_books` compares a book against to find the rows that moved."""
-    return {
-        "buckets": {b.id: _bucket_state(b) for b in book.buckets.values()},
-        "counters": dict(book.counters),
-        "lines": {k: (s.plan_id, s.pending_plan, dict(s.limits)) for k, s in book.lines.items()},
-    }
 
 
 def _bucket_values(b: Bucket) -> dict:
@@ -127,6 +115,24 @@ def _counter_row(account_id: int, key: tuple, value: int) -> dict:
 
 
 _COUNTER_CONFLICT = OnConflict(("account_id", "cycle_start", "line", "unit", "name"), ("value",))
+
+
+def _cursor_of(account: Any) -> Cursor:
+    """The account row's cursor columns as the book's Cursor."""
+    key = None
+    if account.last_key is not None:
+        at, rank, ident = account.last_key
+        key = (datetime.fromisoformat(at), rank, ident)
+    return Cursor(utc(account.cycle_start), utc(account.cycle_end),
+                  utc(account.segment_start), utc(account.until), key)
+
+
+def _pool_of(account: Any) -> dict[str, LineState]:
+    """The account's lines before its line rows: the family pool, if it has one."""
+    if account.pool_plan_id is None:
+        return {}
+    return {POOL: LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
+                            pending_plan=account.pool_pending_plan)}
 
 
 class AccountRepository(AccountHistory):
@@ -209,19 +215,20 @@ class AccountRepository(AccountHistory):
         return list(self.conn.execute(_ACCOUNT_LINES, {"account_id": account_id}))
 
     # ---- the book ---------------------------------------------------------------------
-    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, dict]:
+    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, Snapshot]:
         return self.load_books([account], all_plans)[account.id]
 
     def load_books(self, account_rows: Iterable[Any], all_plans: dict[str, Plan],
                    fetched: Sequence[list[Any]] | None = None,
-                   ) -> dict[int, tuple[AccountBook, dict]]:
+                   ) -> dict[int, tuple[AccountBook, Snapshot]]:
         """The books of several accounts (their rows, locked by the caller), in three
         queries whatever their number: lines, live buckets, current counters
         (`book_queries`; `fetched`: their rows, when the caller ran them).
 
-        Each book comes with its snapshot, what `save_books` diffs against; the
-        snapshot also carries, for notifications, the lines' MSISDNs (`msisdns`) and the
-        alert thresholds of the lines that picked some (`alert_thresholds`)."""
+        Each book comes with its snapshot (domain/book_state.Snapshot), what `save_books`
+        writes the changes since; it also carries, for notifications, the lines' MSISDNs
+        (`msisdns`) and the alert thresholds of the lines that picked some
+        (`alert_thresholds`)."""
         rows = {row.id: row for row in account_rows}
         if not rows:
             return {}
@@ -229,59 +236,48 @@ class AccountRepository(AccountHistory):
         if fetched is None:
             fetched = read_all(self.conn, book_queries(rows.values()))
         line_rows, bucket_rows, counter_rows = [*fetched, []][:3]
-        out: dict[int, tuple[AccountBook, dict]] = {}
+        out: dict[int, tuple[AccountBook, Snapshot]] = {}
         msisdns: dict[int, dict[str, str]] = {i: {} for i in ids}
         thresholds: dict[int, dict[str, tuple[int, ...]]] = {i: {} for i in ids}
-        books = {i: self._empty_book(rows[i], all_plans) for i in ids}
+        line_states = {i: _pool_of(rows[i]) for i in ids}
+        bucket_states = {i: BucketTable() for i in ids}
+        counter_values: dict[int, defaultdict] = {i: defaultdict(int) for i in ids}
         for row in line_rows:
-            books[row.account_id].lines[row.id] = LineState(
+            line_states[row.account_id][row.id] = LineState(
                 row.id, utc(row.opened_at), row.plan_id, row.member, row.pending_plan,
                 {Unit(k): v for k, v in (row.limits or {}).items()})
             msisdns[row.account_id][row.id] = row.msisdn
             if row.alert_thresholds is not None:
                 thresholds[row.account_id][row.id] = tuple(row.alert_thresholds)
         for row in bucket_rows:
-            books[row.account_id].buckets[row.id] = Bucket(
+            bucket_states[row.account_id][row.id] = Bucket(
                 id=row.id, owner=row.owner, unit=Unit(row.unit), kind=BucketKind(row.kind),
                 granted=row.granted, valid_from=utc(row.valid_from),
                 valid_until=utc(row.valid_until), priority=row.priority, rollable=row.rollable,
                 origin=row.origin, remaining=row.remaining, closed=row.closed)
         for row in counter_rows:
-            books[row.account_id].counters[
+            counter_values[row.account_id][
                 (row.cycle_start, row.line, Unit(row.unit), row.name)] = row.value
         for i in ids:
-            book = books[i]
-            book.history, book.booked_totals = self.readers(i, book)
-            out[i] = (book, {**snapshot_of(book), "msisdns": msisdns[i],
-                             "alert_thresholds": thresholds[i]})
+            account = rows[i]
+            calendar = CycleCalendar(account.cycle_day, account.timezone)
+            grace = timedelta(seconds=account.grace_seconds)
+            book = AccountBook.restore(
+                calendar, all_plans, grace, lines=line_states[i], buckets=bucket_states[i],
+                counters=counter_values[i], cursor=_cursor_of(account),
+                history=self.history_of(i, calendar, grace))
+            out[i] = (book, book.snapshot(msisdns[i], thresholds[i]))
         return out
 
-    def readers(self, account_id: int, book: AccountBook) -> tuple:
+    def history_of(self, account_id: int, calendar: CycleCalendar, grace: timedelta,
+                   skip_usage: Set[str] = frozenset()) -> StoredHistory:
         """Where a replay of the account's book reads its history and booked totals."""
-        return (lambda: self.history(account_id, book.calendar, book.grace),
-                lambda: self.booked_totals(account_id))
+        return StoredHistory(self, account_id, calendar, grace, skip_usage)
 
-    @staticmethod
-    def _empty_book(account: Any, all_plans: dict[str, Plan]) -> AccountBook:
-        """The account's book with its cursor and pool, before lines and buckets."""
-        calendar = CycleCalendar(account.cycle_day, account.timezone)
-        book = AccountBook(calendar, all_plans, timedelta(seconds=account.grace_seconds))
-        book.cycle_start = utc(account.cycle_start)
-        book.cycle_end = utc(account.cycle_end)
-        book.until = utc(account.until)
-        book.segment_start = utc(account.segment_start)
-        if account.last_key is not None:
-            at, rank, ident = account.last_key
-            book.last_key = (datetime.fromisoformat(at), rank, ident)
-        if account.pool_plan_id is not None:
-            book.lines[POOL] = LineState(POOL, utc(account.pool_opened_at), account.pool_plan_id,
-                                         pending_plan=account.pool_pending_plan)
-        return book
-
-    def save_book(self, account_id: int, book: AccountBook, snapshot: dict) -> None:
+    def save_book(self, account_id: int, book: AccountBook, snapshot: Snapshot) -> None:
         self.save_books([(account_id, book, snapshot)])
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         """Write back what the folds changed, for several accounts in a few statements
         (one per kind of row, whatever the number of accounts).
 
@@ -293,40 +289,33 @@ class AccountRepository(AccountHistory):
         clock = booking_clock()
         for account_id, book, snapshot in changed:
             recorded = book.now or clock
-            entries.extend(_entry_row(account_id, e, recorded) for e in book.entries)
-            known = snapshot["buckets"]
+            delta = book.changes(snapshot)
+            entries.extend(_entry_row(account_id, e, recorded) for e in delta.entries)
             # A replay adopted its state wholesale: compare with what is stored instead.
-            existing = self._bucket_ids(account_id) if book.replayed else set(known)
-            moved = [b for b in book.buckets.values()
-                     if b.id not in known or known[b.id] != _bucket_state(b) or book.replayed]
-            for b in moved:
+            existing = (self._bucket_ids(account_id) if delta.replayed
+                        else snapshot.buckets.keys())
+            for b in delta.buckets:
                 values = _bucket_values(b)
                 if b.id in existing:
                     updates.append({"account_id": account_id, "id": b.id, **values})
                 else:
                     new_buckets.append({"account_id": account_id, "id": b.id, **values})
-            if book.replayed:
+            if delta.replayed:
                 # Buckets the replay no longer has (a deposit that shrank to nothing) were
                 # adjusted to zero by the corrections; close them so they are never drawn.
                 closes.extend({"account_id": account_id, "id": i, "remaining": 0,
                                "closed": True}
-                              for i in sorted(existing - {b.id for b in moved}))
-            # A replay may drop a counter to zero (absent from its book): the stored row
-            # is written as 0 then, or it would keep the value booked before the replay.
-            keys = set(book.counters) | (set(snapshot["counters"]) if book.replayed else set())
-            counter_rows.extend(
-                _counter_row(account_id, key, book.counters.get(key, 0))
-                for key in sorted(keys, key=str)
-                if book.replayed or snapshot["counters"].get(key) != book.counters.get(key, 0))
-            for name, state in sorted(book.lines.items()):
-                if snapshot["lines"].get(name) != (state.plan_id, state.pending_plan,
-                                                   dict(state.limits)):
-                    self._save_line(account_id, state)
-            key = book.last_key
+                              for i in sorted(existing - {b.id for b in delta.buckets}))
+            counter_rows.extend(_counter_row(account_id, key, value)
+                                for key, value in delta.counters)
+            for state in delta.lines:
+                self._save_line(account_id, state)
+            cursor = delta.cursor
+            key = cursor.last_key
             cursors.append({
-                "id": account_id, "cycle_start": book.cycle_start,
-                "cycle_end": book.cycle_end, "until": book.until,
-                "segment_start": book.segment_start,
+                "id": account_id, "cycle_start": cursor.cycle_start,
+                "cycle_end": cursor.cycle_end, "until": cursor.until,
+                "segment_start": cursor.segment_start,
                 "last_key": None if key is None else [key[0].isoformat(), key[1], key[2]]})
         insert_many(self.conn, ledger_entries, entries)
         update_many(self.conn, buckets, ("account_id", "id"), _BUCKET_SETS, updates)

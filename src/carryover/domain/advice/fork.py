@@ -18,28 +18,26 @@ from datetime import datetime, timedelta
 
 from carryover.domain.book import AccountBook
 from carryover.domain.buckets import BucketTable
+from carryover.domain.history import NoHistory
 from carryover.domain.inputs import Usage
 from carryover.domain.ledger import EntryKind
 from carryover.domain.units import Unit
 
 _US = timedelta(microseconds=1)
+_NO_HISTORY = NoHistory("a fork has no history to replay: submit inputs at or after its instant")
 
 
 def fork(book: AccountBook) -> AccountBook:
     """A copy of `book`'s state at its instant, with no entries and no history."""
-    copy = AccountBook(book.calendar, book.plans, book.grace)
-    copy.lines = {k: replace(v, limits=dict(v.limits)) for k, v in book.lines.items()}
-    copy.buckets = BucketTable({b.id: replace(b) for b in book.buckets.live()})
-    copy.counters = defaultdict(int, book.counters)
-    for name in ("cycle_start", "cycle_end", "until", "last_key", "segment_start", "plan_at"):
-        setattr(copy, name, getattr(book, name))
+    copy = AccountBook.restore(
+        book.calendar, book.plans, book.grace,
+        lines={k: replace(v, limits=dict(v.limits)) for k, v in book.lines.items()},
+        buckets=BucketTable({b.id: replace(b) for b in book.buckets.live()}),
+        counters=defaultdict(int, book.counters), cursor=book.cursor,
+        history=_NO_HISTORY)  # an input out of order must fail, not replay from nothing
+    copy.plan_at = book.plan_at
     copy.keeps_inputs = False
-    copy.history = _no_history  # an input out of order must fail, not replay from nothing
     return copy
-
-
-def _no_history():
-    raise RuntimeError("a fork has no history to replay: submit inputs at or after its instant")
 
 
 def instant(book: AccountBook, at: datetime) -> datetime:

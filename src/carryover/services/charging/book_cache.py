@@ -9,10 +9,11 @@ each with the account version it is at, and uses one only at that version.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.units import Unit
 
@@ -21,7 +22,7 @@ from carryover.domain.units import Unit
 class Kept:
     version: int  # the account row's version the book is at
     book: AccountBook
-    snapshot: dict
+    snapshot: Snapshot
     holds: dict
     closed: list[Bucket]
 
@@ -69,17 +70,10 @@ def as_loaded(book: AccountBook, closed: list[Bucket]) -> list[Bucket]:
     buckets the store would give with it (store.outbox, `closed_buckets`): the live
     buckets stay in the book, the closed data buckets that may count for the current
     cycle move to the list, counters of other cycles go, and what was folded this
-    time is forgotten. So a kept book does not grow cycle after cycle, and answers as
-    a fresh one would."""
+    time is forgotten (`AccountBook.forget_closed`). So a kept book does not grow
+    cycle after cycle, and answers as a fresh one would."""
     start = book.cycle_start
-    gone = [b for b in book.buckets.values() if b.closed]
-    book.buckets = {b.id: b for b in book.buckets.values() if not b.closed}
-    if start is not None:
-        current = start.isoformat()
-        book.counters = defaultdict(int, {k: v for k, v in book.counters.items()
-                                          if k[0] == current})
-    book.entries, book.applied, book.seen_usage = [], [], set()
-    book.replayed = False
+    gone = book.forget_closed()
     kept = {b.id: b for b in [*closed, *gone]
             if b.unit is Unit.DATA and b.closed and (
                 start is None or b.valid_until is None or b.valid_until > start)}

@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.inputs import Usage
 from carryover.domain.notices import decided_at
@@ -110,7 +111,7 @@ class _Refused(Exception):
 class _Account:
     row: Any
     book: AccountBook
-    snapshot: dict
+    snapshot: Snapshot
     holds: dict[tuple[str, int], QuotaHold] = field(default_factory=dict)
     closed: list[Bucket] = field(default_factory=list)
     touched: bool = False
@@ -173,7 +174,7 @@ class _Batch:
             if hit is None:
                 continue
             book = hit.book
-            book.plans = reads.plans  # a plan's new body is a new Plan: the book sees it
+            book.use_plans(reads.plans)  # a plan's new body is a new Plan: the book sees it
             self.store.attach(row.id, book)
             self.accounts[row.id] = _Account(row, book, hit.snapshot, dict(hit.holds),
                                              hit.closed)
@@ -273,7 +274,7 @@ class _Batch:
                     + self.policy.hold_margin)
         for row in notices.book_rows_with(
                 account.row, book, decided_at(book, at), account.closed,
-                account.snapshot["msisdns"], account.snapshot.get("alert_thresholds")):
+                account.snapshot.msisdns, account.snapshot.alert_thresholds):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence
         session.last_result = [[rg, g.as_dict()] for rg, g in grants]
@@ -307,10 +308,9 @@ class _Batch:
                 if book.replayed:
                     continue  # its save also closed buckets it no longer holds: read again
                 closed = as_loaded(book, closed)
-                snapshot = {**self.store.snapshot(book), "msisdns": snapshot["msisdns"],
-                            "alert_thresholds": snapshot.get("alert_thresholds", {})}
+                snapshot = book.snapshot(snapshot.msisdns, snapshot.alert_thresholds)
                 version += 1
-            book.history = book.booked_totals = None  # they read through this transaction
+            book.detach()  # its history reads through this transaction
             self.cache.put(account_id, Kept(version, book, snapshot, account.holds, closed))
 
     # ---- writing -----------------------------------------------------------------------

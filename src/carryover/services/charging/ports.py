@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from carryover.domain.book import AccountBook
+from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
@@ -41,7 +42,7 @@ class BatchReads(Protocol):
     plans: Mapping[str, Plan]
     sessions: Sequence[ChargingSession]
     stored: set[str]  # the asked-for usage event ids already stored
-    books: dict[int, tuple[AccountBook, dict]]  # account id -> (book, snapshot)
+    books: dict[int, tuple[AccountBook, Snapshot]]  # account id -> (book, snapshot)
     holds: Sequence[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
 
@@ -76,11 +77,9 @@ class ChargingStore(Protocol):
                   ) -> None:
         """Store rated used units: (account id, event, its book's calendar and grace)."""
 
-    def save_books(self, changed: Iterable[tuple[int, AccountBook, dict]]) -> None:
-        """Write back what the books' folds changed (and bump their accounts' versions)."""
-
-    def snapshot(self, book: AccountBook) -> dict:
-        """What `save_books` compares `book` against: its state as now saved."""
+    def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
+        """Write back what the books' folds changed since their snapshots
+        (`AccountBook.changes`), and bump their accounts' versions."""
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         """Delete the holds of these (ref, rating group) pairs."""

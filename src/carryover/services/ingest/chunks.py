@@ -295,11 +295,8 @@ def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chun
         book, snapshot = uow.accounts.load_book(row, plans)
         # This chunk's events are already in usage_events: a replay must only see the
         # ones folded so far (the book adds those from its own session).
-        # (It names the calendar and grace, not the book: a book that referred to itself
-        # would be a cycle, left to the collector, which a long run calls rarely.)
-        book.history = lambda a=account_id, c=book.calendar, g=book.grace: (
-            i for i in uow.accounts.history(a, c, g)
-            if not (isinstance(i, Usage) and i.id in chunk_ids))
+        book.attach(uow.accounts.history_of(account_id, book.calendar, book.grace,
+                                            skip_usage=chunk_ids))
         mine = np.flatnonzero(account == account_id)
         # Submitted together in (effective instant, id) order: the balances are those
         # of any order (replay equivalence), and the events that sort before what is

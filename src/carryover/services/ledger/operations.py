@@ -139,7 +139,7 @@ def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
         # rather than reading that state back (services.notify.notices), where the account
         # stands: an out-of-order input is before its current cycle.
         emit_from_book(uow, account, book, decided_at(book, item.at), row,
-                       snapshot.get("alert_thresholds"))
+                       snapshot.alert_thresholds)
         uow.commit()
         return Recorded(row.id, outcome)
 
@@ -248,7 +248,7 @@ def read_book(uow: UnitOfWork, line_ident: str, at: datetime, view):
         result = view(uow, book, row, at)
         if moving:
             uow.accounts.save_book(row.account_id, book, snapshot)
-            emit_from_book(uow, account, book, at, row, snapshot.get("alert_thresholds"))
+            emit_from_book(uow, account, book, at, row, snapshot.alert_thresholds)
             uow.commit()
         return result
 
