@@ -530,7 +530,7 @@ def _line_directory(rows: list[tuple]) -> tuple[dict[str, int], list[str], list[
 
 
 def _instants(us: np.ndarray, dialect: str) -> list[str]:
-    """Instants as each backend stores them (what bulk_io.Raw.instants writes)."""
+    """Instants as each backend stores them (what raw_cursor.Raw.instants writes)."""
     text = np.datetime_as_string(us.astype("datetime64[us]"), unit="us")
     if dialect == "sqlite":
         return np.char.replace(text, "T", " ").tolist()
@@ -669,7 +669,7 @@ def floor_postgres(url: str, usage: Path, keys: bool) -> dict:
 
 def naive(url: str, w: Workload, sample: int) -> dict:
     """(c) `ledger_ops.record_usage` per row, on the first `sample` rows of the file."""
-    from carryover.domain.bulk.state import from_us
+    from carryover.domain.columnar.state import from_us
     from carryover.services.errors import ServiceError
     from carryover.services.ledger.operations import record_usage
 
@@ -843,7 +843,7 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
 
     The CLI's work (read_usage -> ingest_chunks) runs twice more on fresh copies of
     the provisioned database, each time the month then the rollover file: once
-    with every SQL statement timed (bulk_io.Raw.run/many, SQLAlchemy cursor
+    with every SQL statement timed (raw_cursor.Raw.run/many, SQLAlchemy cursor
     executes and UnitOfWork.commit wrapped with a clock, little overhead), once
     under cProfile. The reader's thread (CSV parsing) is invisible to cProfile:
     its time shows as the main thread waiting in queue.get, if at all.
@@ -852,7 +852,7 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
 
     from carryover.adapters.cdr_files import read_usage
     from carryover.services.ingest.chunks import ingest_chunks
-    from carryover.store import bulk_io
+    from carryover.store import raw_cursor
     from carryover.store.uow import UnitOfWork
 
     now_us = int(NOW.timestamp()) * US
@@ -912,9 +912,9 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
     engine = fresh("statements")
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
-    saved = (bulk_io.Raw.run, bulk_io.Raw.many, UnitOfWork.commit)
-    bulk_io.Raw.run = timed(saved[0], "run")
-    bulk_io.Raw.many = timed(saved[1], "many")
+    saved = (raw_cursor.Raw.run, raw_cursor.Raw.many, UnitOfWork.commit)
+    raw_cursor.Raw.run = timed(saved[0], "run")
+    raw_cursor.Raw.many = timed(saved[1], "many")
     UnitOfWork.commit = timed_commit(saved[2])
     try:
         for phase, path in phases:
@@ -926,7 +926,7 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
             out[phase] = {"wall_seconds": wall, "statements": statements[:top],
                           "sql_seconds": sum(s["seconds"] for s in statements)}
     finally:
-        bulk_io.Raw.run, bulk_io.Raw.many, UnitOfWork.commit = saved
+        raw_cursor.Raw.run, raw_cursor.Raw.many, UnitOfWork.commit = saved
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
         forget_engines()
@@ -1152,8 +1152,9 @@ def code_version() -> dict:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                                 capture_output=True, text=True, timeout=10).stdout.strip()
     digest = hashlib.sha256()
-    for rel in ("src/carryover/services/ingest/chunks.py", "src/carryover/store/bulk_io.py",
-                "src/carryover/domain/bulk/fold.py", "src/carryover/services/ingest/state_cache.py",
+    for rel in ("src/carryover/services/ingest/chunks.py", "src/carryover/store/raw_cursor.py",
+                "src/carryover/domain/columnar/fold.py",
+                "src/carryover/services/ingest/state_cache.py",
                 "src/carryover/services/notify/chunk_notices.py",
                 "src/carryover/store/notice_reads.py",
                 "src/carryover/store/ingest_repository.py"):

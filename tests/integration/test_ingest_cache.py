@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from carryover.adapters.cdr_files import Chunk
-from carryover.domain.bulk.state import to_us
+from carryover.domain.columnar.state import to_us
 from carryover.runtime import Carryover
 from carryover.services.ingest import chunks as ingest
 from carryover.services.ingest.chunks import ingest_chunks

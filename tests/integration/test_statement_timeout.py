@@ -50,9 +50,9 @@ def test_a_slow_statement_is_cancelled_within_the_timeout(db_url) -> None:
 
 
 def test_a_raw_statement_is_timed_from_its_own_start(db_url) -> None:
-    # The bulk writers use the DBAPI cursor directly (store/bulk_io.py): a statement
+    # The bulk writers use the DBAPI cursor directly (store/raw_cursor.py): a statement
     # of theirs after a pause must not inherit the clock of an earlier one.
-    from carryover.store.bulk_io import Raw
+    from carryover.store.raw_cursor import Raw
     engine = make_engine(db_url, statement_timeout=0.5)
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
@@ -99,7 +99,7 @@ def test_a_cancelled_statement_reads_the_same_on_the_cli_and_the_api(db_url) -> 
 def test_each_row_of_an_executemany_is_timed_on_its_own(tmp_path) -> None:
     # PostgreSQL times each row of an executemany as a statement; on SQLite a long
     # batch of quick rows (bulk ingest) must not be cut off as one slow statement.
-    from carryover.store.bulk_io import Raw
+    from carryover.store.raw_cursor import Raw
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}", statement_timeout=0.2)
     rows = [(i,) for i in range(400_000)]
     with engine.begin() as conn:

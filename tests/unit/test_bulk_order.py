@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carryover.domain.bulk.state import Buckets
+from carryover.domain.columnar.state import Buckets
 
 
 @settings(max_examples=200)

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carryover.domain.bulk.state import to_us
+from carryover.domain.columnar.state import to_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage, effective_instant
 from carryover.domain.lateness import is_late, late_mask

@@ -113,9 +113,9 @@ def test_the_columnar_fold_asks_for_the_same_versions():
     # as the object book does.
     import numpy as np
 
-    from carryover.domain.bulk.fold import Events
-    from carryover.domain.bulk.state import UNITS, to_us
-    from tests.unit.bulk_bridge import columnar_from_books, write_back
+    from carryover.domain.columnar.fold import Events
+    from carryover.domain.columnar.state import UNITS, to_us
+    from tests.unit.columnar_bridge import columnar_from_books, write_back
 
     cat = catalog(PlanVersion(V2, 2, recorded_at=LOADED, effective_at=MAR))
     events = {0: [Usage("e0", "l0", JAN + timedelta(days=5), 3 * GB),

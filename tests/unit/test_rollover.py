@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 
 from carryover.domain import rollover, views
 from carryover.domain.book import AccountBook
-from carryover.domain.bulk.fold import Events
-from carryover.domain.bulk.state import UNITS, to_us
+from carryover.domain.columnar.fold import Events
+from carryover.domain.columnar.state import UNITS, to_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import PlanError, plan_from_mapping
 from carryover.domain.units import Unit
-from tests.unit.bulk_bridge import columnar_from_books, write_back
+from tests.unit.columnar_bridge import columnar_from_books, write_back
 
 GB, MB = 1024**3, 1024**2
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -43,8 +43,8 @@ app.add_typer(family_app, name="family")
 from carryover.cli import (  # noqa: E402,F401
     advice,
     apikey,
-    bulk,
     esim,
+    files,
     operator,
     plans,
     portal,

@@ -6,7 +6,7 @@ so a statement line says where its bytes came from and two folds of the same
 inputs name the same buckets. Instants in ids are UTC to the second
 (`stamp`). What a boundary books (expiries, rollover, new allowances) carries
 the ref `boundary@<instant>` or `expiry@<instant>`. The object fold (book.py,
-boundary.py) and the columnar fold (bulk/fold.py) both name things here; the
+boundary.py) and the columnar fold (columnar/fold.py) both name things here; the
 store keeps the ids as given.
 """
 

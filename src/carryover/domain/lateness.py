@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from carryover.domain.bulk.state import I64, from_us, to_us
+from carryover.domain.columnar.state import I64, from_us, to_us
 from carryover.domain.cycles import CycleCalendar
 
 

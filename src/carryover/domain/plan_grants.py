@@ -5,7 +5,7 @@
   microseconds left when the line joins mid-cycle, rounding down).
 - `grant_allowances`: one cycle's allowances, also granted at each boundary
   (boundary.close_cycle); `allowance_terms` is what the columnar fold
-  (bulk/fold.py) grants with too, so both folds give the same buckets.
+  (columnar/fold.py) grants with too, so both folds give the same buckets.
 - `leave_plan`: what a line loses on a plan change: the old allowance, and its
   rollover where the old plan forfeits it (docs/semantics.md, "Plan changes").
 - `close_bucket`: take what is left out of a bucket (expire or forfeit) and close it.

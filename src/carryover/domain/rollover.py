@@ -1,6 +1,6 @@
 """Rollover: what crosses a cycle boundary, as one rule for every fold (docs/semantics.md).
 
-The object book (domain/boundary.py) and the columnar fold (domain/bulk/fold.py)
+The object book (domain/boundary.py) and the columnar fold (domain/columnar/fold.py)
 both call these functions; neither holds a copy of the rule. At boundary T, for
 one owner and one unit:
 

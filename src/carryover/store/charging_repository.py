@@ -29,9 +29,9 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.sessions import ChargingSession, QuotaHold
-from carryover.store.bulk_update import OnConflict, insert_many, update_many
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import pipeline, read_all
 from carryover.store.repository import (
     PLAN_TEXTS,

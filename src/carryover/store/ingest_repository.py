@@ -4,13 +4,13 @@ An ingest chunk touches tens of thousands of accounts and writes up to millions
 of rows; one SQLAlchemy statement per row would cost more than rating them. So
 this repository works on columns: it reads every line once per run
 (`line_directory`), the state of the chunk's accounts through the temporary
-table that names them (`name_accounts`, store.bulk_io), and writes events,
+table that names them (`name_accounts`, store.raw_cursor), and writes events,
 buckets, ledger entries, counters and cursors a slice at a time through
-store.bulk_io.Raw (executemany on SQLite; COPY and set-based statements on
+store.raw_cursor.Raw (executemany on SQLite; COPY and set-based statements on
 PostgreSQL), instants formatted once per column. Every statement runs in the
 unit of work's transaction, on its connection.
 
-What it writes is what the columnar fold (domain.bulk) changed: `save_fold`
+What it writes is what the columnar fold (domain.columnar) changed: `save_fold`
 diffs the fold's bucket table against the state it started from, as
 `AccountRepository.save_books` does for an object book.
 """
@@ -25,9 +25,9 @@ from itertools import repeat
 import numpy as np
 from sqlalchemy import Connection
 
-from carryover.domain.bulk.fold import COUNTERS, BulkBook
-from carryover.domain.bulk.state import ENTRY_KINDS, I64, KINDS, UNITS, Buckets, from_us
-from carryover.store import bulk_io
+from carryover.domain.columnar.fold import COUNTERS, ColumnarBook
+from carryover.domain.columnar.state import ENTRY_KINDS, I64, KINDS, UNITS, Buckets, from_us
+from carryover.store import raw_cursor
 from carryover.store.instants import booking_clock
 from carryover.store.totals import UsageTotals
 
@@ -49,7 +49,7 @@ class LineDirectory:
     opened: np.ndarray
 
     @classmethod
-    def load(cls, raw: bulk_io.Raw) -> LineDirectory:
+    def load(cls, raw: raw_cursor.Raw) -> LineDirectory:
         rows = raw.run("SELECT id, msisdn, imsi, account_id, opened_at FROM lines ORDER BY id")
         index: dict[str, int] = {}
         for i, (line_id, msisdn, imsi, _, _) in enumerate(rows):
@@ -61,20 +61,20 @@ class LineDirectory:
                 index[imsi] = i
         return cls(index, np.array([r[0] for r in rows], dtype=object),
                    np.array([r[3] for r in rows], dtype=I64),
-                   np.array(bulk_io.us_column([r[4] for r in rows]), dtype=I64))
+                   np.array(raw_cursor.us_column([r[4] for r in rows]), dtype=I64))
 
 
 class IngestRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._raw: bulk_io.Raw | None = None
+        self._raw: raw_cursor.Raw | None = None
 
     @property
-    def raw(self) -> bulk_io.Raw:
+    def raw(self) -> raw_cursor.Raw:
         """The connection's DBAPI cursor (opened on first use: most units of work never
         ingest)."""
         if self._raw is None:
-            self._raw = bulk_io.Raw(self.conn)
+            self._raw = raw_cursor.Raw(self.conn)
         return self._raw
 
     # ---- reading -------------------------------------------------------------------
@@ -86,7 +86,7 @@ class IngestRepository:
         return UsageTotals(self.raw)
 
     def name_accounts(self, ids: Sequence[int]) -> None:
-        """Name these accounts for the reads below (bulk_io.Raw.name_accounts)."""
+        """Name these accounts for the reads below (raw_cursor.Raw.name_accounts)."""
         self.raw.name_accounts(ids)
 
     def lock_versions(self) -> dict[int, int]:
@@ -100,16 +100,16 @@ class IngestRepository:
                             "CROSS JOIN accounts a WHERE a.id = t.id" + lock))
 
     def load_accounts(self) -> dict[str, list]:
-        """The named accounts' cursor columns (bulk_io.load_accounts)."""
-        return bulk_io.load_accounts(self.raw)
+        """The named accounts' cursor columns (raw_cursor.load_accounts)."""
+        return raw_cursor.load_accounts(self.raw)
 
     def load_lines(self) -> list[tuple]:
-        """The named accounts' lines (bulk_io.load_lines)."""
-        return bulk_io.load_lines(self.raw)
+        """The named accounts' lines (raw_cursor.load_lines)."""
+        return raw_cursor.load_lines(self.raw)
 
     def load_buckets(self, line_index: dict[str, int]) -> Buckets:
-        """The named accounts' live buckets as columns (bulk_io.load_buckets)."""
-        return bulk_io.load_buckets(self.raw, line_index)
+        """The named accounts' live buckets as columns (raw_cursor.load_buckets)."""
+        return raw_cursor.load_buckets(self.raw, line_index)
 
     # ---- writing -------------------------------------------------------------------
     def insert_events(self, event_ids: np.ndarray, account: np.ndarray, line_ids: np.ndarray,
@@ -162,19 +162,19 @@ class IngestRepository:
         raw.run("RELEASE SAVEPOINT ingest_events")
         return fresh
 
-    def save_fold(self, bulk: BulkBook, n_known: int, before: tuple[np.ndarray, np.ndarray],
+    def save_fold(self, columnar: ColumnarBook, n_known: int, before: tuple[np.ndarray, np.ndarray],
                   line_account: np.ndarray, line_name: np.ndarray,
                   cursors: Sequence[tuple[int, int, list | None]]) -> None:
-        """Write what the fold `bulk` changed: the first `n_known` of its buckets whose
+        """Write what the fold `columnar` changed: the first `n_known` of its buckets whose
         (remaining, closed) moved from `before`, the buckets it added, its entries (booked
         now, `booking_clock`), its counters (added to the stored ones), and the cursor of
-        each account in `cursors`, (its index in `bulk`, account id, stored last key),
+        each account in `cursors`, (its index in `columnar`, account id, stored last key),
         which also bumps the account's version. `line_account` and `line_name`: each of
         the fold's lines' account id and line id."""
         # Rows are built column by column (numpy indexing once per column, then zip), not
         # by indexing arrays once per row: at a million rows that is most of the cost.
         raw = self.raw
-        b = bulk.b
+        b = columnar.b
         recorded = raw.instant(booking_clock())  # every entry of this write is booked now
 
         def amounts(values: np.ndarray, unlimited: np.ndarray) -> list:
@@ -203,7 +203,7 @@ class IngestRepository:
                          raw.instants(b.valid_from[new]), raw.instants(b.valid_until[new]),
                          b.priority[new].tolist(), b.rollable[new].tolist(),
                          b.origin[new].tolist(), b.closed[new].tolist(), strict=True)))
-        cols = bulk.entries.columns()
+        cols = columnar.entries.columns()
         if len(cols["amount"]):
             bucket = cols["bucket"]
             bucket_ids = b.ids[np.where(bucket < 0, 0, bucket)] if len(b) else np.full(
@@ -225,14 +225,14 @@ class IngestRepository:
                              bucket_ids[s].tolist(), line_name[owner[s]].tolist(),
                              line_names[s].tolist(), cols["ref"][s].tolist(),
                              cols["note"][s].tolist(), strict=True)))
-        counters = sorted(bulk.counters().items())
+        counters = sorted(columnar.counters().items())
         cycles = {c: from_us(c).isoformat() for c in {key[0] for key, _ in counters}}
         raw.add_to(
             "counters", ("account_id", "cycle_start", "line", "unit", "name"), "value",
             [(int(line_account[line]), cycles[cycle], line_name[line], UNIT_NAMES[unit],
               COUNTERS[code], value)
              for (cycle, line, unit, code), value in counters])
-        cursor = [raw.instants(np.asarray(getattr(bulk, name), dtype=I64))
+        cursor = [raw.instants(np.asarray(getattr(columnar, name), dtype=I64))
                   for name in ("cycle_start", "cycle_end", "until", "segment_start")]
         raw.update("accounts", ("id",), ("cycle_start", "cycle_end", "until", "segment_start",
                                          "last_key"),

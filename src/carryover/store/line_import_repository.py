@@ -3,7 +3,7 @@
 A line file creates accounts by the thousand, each with a book folded in memory
 from its OpenLine inputs. Written row by row through the object repository,
 that is a statement per row per table; here each table gets one executemany
-per chunk of the file (store.bulk_io.Raw: the driver's cursor, '?' on both
+per chunk of the file (store.raw_cursor.Raw: the driver's cursor, '?' on both
 backends), instants in the text each backend stores, and JSON columns cast on
 PostgreSQL. The reads are the ones a chunk's checks need whole: every account
 by name, and every identifier a line already has (line ids, MSISDNs with and
@@ -20,8 +20,8 @@ from sqlalchemy import Connection
 
 from carryover.domain.book import AccountBook
 from carryover.store import codec
-from carryover.store.bulk_io import Raw
 from carryover.store.instants import booking_clock
+from carryover.store.raw_cursor import Raw
 
 
 class LineImportRepository:

@@ -4,7 +4,7 @@ The reads of store.outbox.OutboxRepository (accounts with a current cycle, their
 lines, the cycle's data counters, bucket aggregates per owner) with the same
 predicates, for the tens of thousands of accounts an ingest chunk touches:
 turning SQLAlchemy Core result rows into objects cost more than rating the
-chunk, so these run on the raw DBAPI cursor (store.bulk_io.Raw) and name the
+chunk, so these run on the raw DBAPI cursor (store.raw_cursor.Raw) and name the
 accounts through the temporary table `ingest_accounts` (`Raw.name_accounts`)
 instead of long IN lists. Each account's instant goes into the temporary table
 `notice_instants` beside it. Values come back as the Core reads give them:
@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
-from carryover.store.bulk_io import Raw
+from carryover.store.raw_cursor import Raw
 from carryover.store.repository import utc
 
 

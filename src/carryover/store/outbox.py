@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, select
 
 from carryover.domain.buckets import Bucket
-from carryover.store.bulk_io import Raw
-from carryover.store.bulk_update import OnConflict, insert_many
 from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.many_rows import OnConflict, insert_many
+from carryover.store.raw_cursor import Raw
 from carryover.store.tables import accounts, buckets, counters, lines
 from carryover.store.webhook_tables import outbox
 

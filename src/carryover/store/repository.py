@@ -32,8 +32,8 @@ from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
 from carryover.domain.units import Unit
 from carryover.store.account_history import AccountHistory, StoredHistory, usage_row
-from carryover.store.bulk_update import OnConflict, insert_many, update_many
 from carryover.store.instants import booking_clock, utc
+from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.plan_repository import PLAN_TEXTS, PlanRepository, plans_from_rows
 from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines

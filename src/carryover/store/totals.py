@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from carryover.store.bulk_io import Raw
+from carryover.store.raw_cursor import Raw
 from carryover.store.tables import BIG_TOTAL
 
 

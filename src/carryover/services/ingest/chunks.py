@@ -8,7 +8,7 @@ For each chunk of good rows:
    count that comes up short falls back to an exact lookup), so re-ingesting a
    file, or the rest of a file after a crash, counts nothing twice;
 3. accounts without a family pool whose events are in order or commute are rated
-   together by the columnar fold (domain.bulk); the others go through their
+   together by the columnar fold (domain.columnar); the others go through their
    object book exactly as single events would;
 4. buckets, ledger entries (debits aggregated per bucket per stretch), counters
    and cursors are written (only what changed), the chunk's notifications are
@@ -36,16 +36,16 @@ import numpy as np
 
 from carryover import gc_tuning
 from carryover.domain import bounds
-from carryover.domain.bulk.fold import BulkBook, Events
-from carryover.domain.bulk.state import I64, UNITS, from_us, to_us
+from carryover.domain.columnar.fold import ColumnarBook, Events
+from carryover.domain.columnar.state import I64, UNITS, from_us, to_us
 from carryover.domain.inputs import HOTSPOT, Usage
 from carryover.domain.lateness import late_mask
 from carryover.services.ingest.state_cache import AccountCache
 from carryover.services.ingest.total_bounds import REASON as TOTAL_REASON
 from carryover.services.ingest.total_bounds import over_total
 from carryover.services.ledger import time_window
-from carryover.services.notify.chunk_notices import BulkNotifier
-from carryover.store import bulk_io
+from carryover.services.notify.chunk_notices import ChunkNotifier
+from carryover.store import raw_cursor
 from carryover.store.ingest_repository import UNIT_NAMES, LineDirectory
 from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
@@ -124,7 +124,7 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
     summary = IngestSummary()
     committed = Committed()
     directory = None
-    notifier = BulkNotifier()
+    notifier = ChunkNotifier()
     cache = AccountCache()
     with gc_tuning.fewer_collections() if long_run else contextlib.nullcontext(), \
             BackgroundCheckpoints(engine, enabled=long_run) as checkpoints:
@@ -185,7 +185,7 @@ def _last_row(chunk, rejects: list) -> int:
 
 
 def _ingest_chunk(uow: UnitOfWork, directory: LineDirectory, file: str, chunk, ref: str,
-                  summary: IngestSummary, notifier: BulkNotifier, cache: AccountCache):
+                  summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache):
     from carryover.adapters.cdr_files import Reject
 
     raw = uow.ingest.raw  # what the chunk's notifier (services.notify.chunk_notices) reads with
@@ -324,7 +324,7 @@ def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids
     line_index = {r[0]: k for k, r in enumerate(my_lines)}
     chosen_ids = [accounts["id"][a] for a in chosen]
     buckets = cache.buckets_of(chosen_ids, line_index)
-    bulk = BulkBook(
+    columnar = ColumnarBook(
         uow.plans.all(), [accounts["calendar"][a] for a in chosen],
         *(np.array([accounts[c][a] for a in chosen], dtype=I64)
           for c in ("cycle_start", "cycle_end", "until", "segment_start")),
@@ -334,14 +334,14 @@ def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids
     known = buckets.ids.copy()
     before = (buckets.remaining.copy(), buckets.closed.copy())
     ev_line = np.array([line_index[x] for x in directory.ids[line].tolist()], dtype=I64)
-    bulk.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
+    columnar.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
                      np.array([g == HOTSPOT for g in chunk.rating_group[idx].tolist()])))
-    written, last_keys = _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before,
+    written, last_keys = _write_columnar(uow, columnar, chosen, accounts, my_lines, known, before,
                                          acct, local, eff, event_ids)
-    cache.store(bulk, chosen_ids, bulk.line_ids, written, last_keys)
+    cache.store(columnar, chosen_ids, columnar.line_ids, written, last_keys)
 
 
-def _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before, acct, local, eff,
+def _write_columnar(uow, columnar, chosen, accounts, my_lines, known, before, acct, local, eff,
                     event_ids) -> tuple[set[int], dict[int, list | None]]:
     """Write what the fold changed; returns the accounts whose cursor row was written
     and their stored last key."""
@@ -364,10 +364,10 @@ def _write_columnar(uow, bulk, chosen, accounts, my_lines, known, before, acct, 
         old_key = None if old is None else (to_us(datetime.fromisoformat(old[0])), old[1], old[2])
         key = max((x for x in (last[a], old_key) if x is not None), default=None)
         account_id = accounts["id"][a]
-        stored[account_id] = bulk_io.iso_key(key)
+        stored[account_id] = raw_cursor.iso_key(key)
         written.add(account_id)
         cursors.append((local[a], account_id, stored[account_id]))
-    uow.ingest.save_fold(bulk, len(known), before,
+    uow.ingest.save_fold(columnar, len(known), before,
                          np.array([r[1] for r in my_lines], dtype=I64),
                          np.array([r[0] for r in my_lines], dtype=object), cursors)
     return written, stored

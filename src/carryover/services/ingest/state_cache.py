@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from carryover.domain.bulk.fold import BulkBook
-from carryover.domain.bulk.state import I64, Buckets
+from carryover.domain.columnar.fold import ColumnarBook
+from carryover.domain.columnar.state import I64, Buckets
 
 if TYPE_CHECKING:
     from carryover.store.ingest_repository import IngestRepository
@@ -107,13 +107,13 @@ class AccountCache:
         return np.flatnonzero(np.isin(owner, np.asarray(account_ids, dtype=I64)))
 
     # ---- writing -------------------------------------------------------------------
-    def store(self, bulk: BulkBook, account_ids: list[int], line_ids: np.ndarray,
+    def store(self, columnar: ColumnarBook, account_ids: list[int], line_ids: np.ndarray,
               written: set[int], last_keys: dict[int, list | None]) -> None:
-        """Take the state `bulk` left for `account_ids` (its accounts, in its order) after
+        """Take the state `columnar` left for `account_ids` (its accounts, in its order) after
         the chunk wrote it; `written`: the accounts whose cursor row was updated."""
         keep = np.ones(len(self.b), dtype=bool)
         keep[self._rows_of(account_ids)] = False
-        b = bulk.b.take(np.flatnonzero(~bulk.b.closed))
+        b = columnar.b.take(np.flatnonzero(~columnar.b.closed))
         b.line = np.array([self.line_of[x] for x in line_ids.tolist()], dtype=I64)[b.line] \
             if len(b) else b.line
         b.new = np.zeros(len(b), dtype=bool)
@@ -121,7 +121,7 @@ class AccountCache:
         for k, a in enumerate(account_ids):
             rec = self.accounts[a]
             for f in ("cycle_start", "cycle_end", "until", "segment_start"):
-                rec[f] = int(getattr(bulk, f)[k])
+                rec[f] = int(getattr(columnar, f)[k])
             if a in written:
                 rec["last_key"] = last_keys[a]
                 rec["version"] += 1

@@ -17,7 +17,7 @@ import numpy as np
 
 from carryover.adapters.cdr_files import Chunk
 from carryover.domain.bounds import BoundError, check_event
-from carryover.domain.bulk.state import UNITS, to_us
+from carryover.domain.columnar.state import UNITS, to_us
 from carryover.domain.units import Unit
 from carryover.services.ingest.chunks import ingest_chunks
 

@@ -4,12 +4,12 @@
 accounts through the outbox repository's SQLAlchemy Core reads, one result row
 object per line and per bucket group. An ingest chunk touches tens of thousands
 of accounts, and turning those rows into objects cost more than rating the
-chunk. `BulkNotifier.emit` runs the same three set-based reads (accounts, the
+chunk. `ChunkNotifier.emit` runs the same three set-based reads (accounts, the
 current cycle's counters, bucket aggregates per owner) on the raw DBAPI cursor
 (store.notice_reads), joined to the temporary table of the chunk's accounts
 instead of long IN lists, and hands each line to the same `_conditions`. So the
 conditions and payloads are those of `emit_notifications` by construction
-(`tests/integration/test_bulk_notifications.py` compares the rows offered, and
+(`tests/integration/test_chunk_notices.py` compares the rows offered, and
 the rows stored).
 
 The rows go to the outbox through `offer` too, so they are stored as the
@@ -41,7 +41,7 @@ from carryover.store import notice_reads
 
 if TYPE_CHECKING:
     from carryover.services.notify.ports import Outbox
-    from carryover.store.bulk_io import Raw
+    from carryover.store.raw_cursor import Raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class _Account:
 INSERT_SLICE = 10_000
 
 
-class BulkNotifier:
+class ChunkNotifier:
     """Offers each chunk's notifications; remembers what this run offered already."""
 
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.services.notify import chunk_notices, notices
 from carryover.settings import get_settings
-from carryover.store.bulk_io import Raw
+from carryover.store.raw_cursor import Raw
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
 
@@ -79,7 +79,7 @@ def test_candidates_equal_emit_notifications(db_url, monkeypatch):
 
 def test_a_run_offers_each_key_once(db_url):
     engine = world(db_url)
-    notifier = chunk_notices.BulkNotifier()
+    notifier = chunk_notices.ChunkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
         first = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
@@ -109,7 +109,7 @@ def test_stored_rows_equal_emit_notifications(db_url):
             with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
                 uow.conn.execute(delete(outbox))
                 if bulk:
-                    chunk_notices.BulkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
+                    chunk_notices.ChunkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
                                                            at, uow.plans.all())
                 else:
                     notices.emit_notifications(uow, [1, 2, 3], at)
@@ -147,7 +147,7 @@ def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
         before = stored_outbox(uow.conn)
         ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
         # A later instant: same keys, other payloads; and account 2's keys are new.
-        offered = chunk_notices.BulkNotifier().emit(
+        offered = chunk_notices.ChunkNotifier().emit(
             uow.outbox, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
         after = stored_outbox(uow.conn)
         kept = [r for r in after if r[0] == 1]

@@ -1,4 +1,4 @@
-"""Bulk reads and writes for ingestion: columns in, executemany out.
+"""A raw DBAPI cursor for ingestion's reads and writes: columns in, executemany out.
 
 The per-event repository builds one SQLAlchemy statement per row; at a million
 rows that cost dominates. Here rows go to the driver's executemany directly (in
@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from carryover.domain.buckets import UNLIMITED
-from carryover.domain.bulk.state import I64, NEVER, Buckets, from_us
+from carryover.domain.columnar.state import I64, NEVER, Buckets, from_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.store.engine import statement_started, timed_rows
 
@@ -232,7 +232,7 @@ def load_buckets(raw: Raw, line_index: dict[str, int]) -> Buckets:
     rows = [r for r in rows if r[0] in line_index]
     if not rows:
         return Buckets.empty()
-    from carryover.domain.bulk.state import KINDS, UNITS
+    from carryover.domain.columnar.state import KINDS, UNITS
     from carryover.domain.plans import BucketKind
     from carryover.domain.units import Unit
     cols = list(zip(*rows, strict=True))

@@ -1,6 +1,6 @@
 """Set-based rating of many accounts at once (docs/ingest.md, "How it works").
 
-`BulkBook.rate` does what AccountBook.submit does event by event, for every
+`ColumnarBook.rate` does what AccountBook.submit does event by event, for every
 account in one pass of array operations:
 
 - between two *breakpoints* of an account (an expiry, a cycle boundary) its usable
@@ -31,7 +31,7 @@ import numpy as np
 
 from carryover.domain import ids, plan_grants, rollover
 from carryover.domain.buckets import UNLIMITED
-from carryover.domain.bulk.state import (
+from carryover.domain.columnar.state import (
     I64,
     KINDS,
     NEVER,
@@ -91,7 +91,7 @@ class Events:
     hotspot: np.ndarray  # bool
 
 
-class BulkBook:
+class ColumnarBook:
     def __init__(self, plans: Mapping[str, Plan], calendars: list[CycleCalendar],
                  cycle_start: np.ndarray, cycle_end: np.ndarray, until: np.ndarray,
                  segment_start: np.ndarray, line_account: np.ndarray, line_ids: np.ndarray,

@@ -22,7 +22,7 @@ from rich.table import Table
 from carryover.adapters.cdr_files import RejectWriter, read_usage
 from carryover.cli import app, line_app
 from carryover.cli.common import JsonOption, console, engine, fail, now, print_json
-from carryover.domain.bulk.state import to_us
+from carryover.domain.columnar.state import to_us
 from carryover.domain.cycles import CycleError
 from carryover.services.ingest.chunks import Committed, IngestStopped, ingest_chunks
 from carryover.services.ledger.line_import import import_lines

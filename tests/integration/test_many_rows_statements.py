@@ -1,4 +1,4 @@
-"""store.bulk_update and store.pipelined on SQLite and PostgreSQL: one statement for
+"""store.many_rows and store.pipelined on SQLite and PostgreSQL: one statement for
 many rows (unnest on PostgreSQL) writes exactly what one statement per row writes,
 NULLs, JSON, instants and ON CONFLICT included; pipelined reads return what plain
 reads return."""
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import bindparam, insert, select, update
 
 from carryover.services.ledger import provisioning
-from carryover.store.bulk_update import OnConflict, insert_many, update_many
+from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.tables import accounts, buckets, counters, lines
 from carryover.store.uow import UnitOfWork

@@ -3,7 +3,7 @@
 Random accounts without a pool (one to three lines on random presets and inline
 plans, random bill-cycle days and zones) and random usage over up to three cycles
 are folded twice: event by event through AccountBook, and in one pass through the
-columnar BulkBook. Remaining per bucket, closed flags, ledger totals per
+columnar ColumnarBook. Remaining per bucket, closed flags, ledger totals per
 (bucket, line, unit, kind), counters and the cycle cursor must be identical, and
 the columnar ledger must fold to its own balances (docs/semantics.md, "The ledger and
 conservation").
@@ -19,14 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carryover.domain.book import AccountBook
-from carryover.domain.bulk.fold import Events
-from carryover.domain.bulk.state import UNITS, to_us
+from carryover.domain.columnar.fold import Events
+from carryover.domain.columnar.state import UNITS, to_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import balances, totals
 from carryover.domain.plans import plan_from_mapping
 from carryover.plan_files import load_presets
-from tests.unit.bulk_bridge import columnar_from_books, entries_of, write_back
+from tests.unit.columnar_bridge import columnar_from_books, entries_of, write_back
 
 MB = 1024**2
 PLANS = dict(load_presets())

@@ -15,8 +15,8 @@ import numpy as np
 from carryover.domain.book import AccountBook
 from carryover.domain.book_state import Cursor
 from carryover.domain.buckets import Bucket
-from carryover.domain.bulk.fold import COUNTERS, BulkBook
-from carryover.domain.bulk.state import (
+from carryover.domain.columnar.fold import COUNTERS, ColumnarBook
+from carryover.domain.columnar.state import (
     ENTRY_KINDS,
     I64,
     KINDS,
@@ -31,8 +31,8 @@ from carryover.domain.plans import Plan
 
 
 def columnar_from_books(books: list[AccountBook], plans: Mapping[str, Plan],
-                        ref: str) -> tuple[BulkBook, list[str]]:
-    """A BulkBook over `books` (no pools) and the line ids in its line order."""
+                        ref: str) -> tuple[ColumnarBook, list[str]]:
+    """A ColumnarBook over `books` (no pools) and the line ids in its line order."""
     line_ids: list[str] = []
     line_account: list[int] = []
     line_plans: list[str | None] = []
@@ -47,7 +47,7 @@ def columnar_from_books(books: list[AccountBook], plans: Mapping[str, Plan],
 
     def instants(values) -> np.ndarray:
         return np.array([-1 if v is None else to_us(v) for v in values], dtype=I64)
-    bulk = BulkBook(
+    bulk = ColumnarBook(
         plans, [b.calendar for b in books],
         instants(b.cycle_start for b in books), instants(b.cycle_end for b in books),
         instants(b.until for b in books), instants(b.segment_start for b in books),
@@ -56,7 +56,7 @@ def columnar_from_books(books: list[AccountBook], plans: Mapping[str, Plan],
     return bulk, line_ids
 
 
-def entries_of(bulk: BulkBook, line_ids: list[str]) -> list[Entry]:
+def entries_of(bulk: ColumnarBook, line_ids: list[str]) -> list[Entry]:
     cols = bulk.entries.columns()
     b = bulk.b
     out = []
@@ -72,7 +72,7 @@ def entries_of(bulk: BulkBook, line_ids: list[str]) -> list[Entry]:
     return out
 
 
-def write_back(bulk: BulkBook, books: list[AccountBook], line_ids: list[str]) -> None:
+def write_back(bulk: ColumnarBook, books: list[AccountBook], line_ids: list[str]) -> None:
     """Give each object book the columnar result: buckets, entries, counters, and the
     cursor, for which each book in `books` is replaced by one restored at it."""
     b = bulk.b
