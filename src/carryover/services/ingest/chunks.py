@@ -51,7 +51,7 @@ from carryover.store.uow import UnitOfWork
 from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 @dataclass

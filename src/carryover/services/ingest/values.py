@@ -22,7 +22,7 @@ from carryover.domain.units import Unit
 from carryover.services.ingest.chunks import ingest_chunks
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from carryover.services.errors import NotFound
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 def _account(row: Any, lines: list[Any]) -> dict:

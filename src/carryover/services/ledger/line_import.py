@@ -29,7 +29,7 @@ from carryover.services.ledger import time_window
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # as provisioning.E164
 IMSI = re.compile(r"[0-9]{15}")

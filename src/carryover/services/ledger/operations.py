@@ -39,7 +39,7 @@ from carryover.store.repository import booking_clock, utc
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)

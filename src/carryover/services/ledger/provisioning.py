@@ -22,7 +22,7 @@ from carryover.store.repository import split_typed
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 # E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")

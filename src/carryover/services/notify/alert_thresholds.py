@@ -23,7 +23,7 @@ from carryover.services.notify.notices import emit_notifications
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 def _line(uow: UnitOfWork, ident: str):

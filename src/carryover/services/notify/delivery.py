@@ -53,7 +53,7 @@ from carryover.store.delivery_lock import DeliveryLock, try_lock
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 __all__ = ["DeliveryLock", "Loop", "deliver_once", "holding", "run", "run_locked", "try_lock"]
 

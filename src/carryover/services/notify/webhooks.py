@@ -38,7 +38,7 @@ from carryover.settings import Settings
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

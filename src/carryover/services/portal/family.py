@@ -17,7 +17,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger.operations import Actor, read_book
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 
 def actor(account: str) -> Actor:

@@ -26,7 +26,7 @@ from carryover.services.ledger import provisioning
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from carryover.store.engine import Engine
 
 GB = 1024**3
 TZ = "America/New_York"
