@@ -15,7 +15,7 @@ import numpy as np
 from carryover.domain.book import AccountBook
 from carryover.domain.book_state import Cursor
 from carryover.domain.buckets import Bucket
-from carryover.domain.columnar.fold import COUNTERS, ColumnarBook
+from carryover.domain.columnar.fold import COUNTERS, ColumnarBook, Events
 from carryover.domain.columnar.state import (
     ENTRY_KINDS,
     I64,
@@ -26,6 +26,7 @@ from carryover.domain.columnar.state import (
     from_us,
     to_us,
 )
+from carryover.domain.inputs import HOTSPOT, Usage
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import Plan
 
@@ -54,6 +55,17 @@ def columnar_from_books(books: list[AccountBook], plans: Mapping[str, Plan],
         np.array(line_account, dtype=I64), np.array(line_ids, dtype=object), line_plans,
         buckets_from_objects(items), ref)
     return bulk, line_ids
+
+
+def rate(columnar: ColumnarBook, line_ids: list[str], events: list[Usage]) -> None:
+    """Rate `events` (in the order given) through `columnar`, as ingest hands it a chunk."""
+    index = {name: i for i, name in enumerate(line_ids)}
+    columnar.rate(Events(
+        line=np.array([index[e.line] for e in events], dtype=np.int64),
+        eff=np.array([to_us(e.at) for e in events], dtype=np.int64),
+        amount=np.array([e.amount for e in events], dtype=np.int64),
+        unit=np.array([UNITS.index(e.unit) for e in events], dtype=np.int64),
+        hotspot=np.array([e.rating_group == HOTSPOT for e in events], dtype=bool)))
 
 
 def entries_of(bulk: ColumnarBook, line_ids: list[str]) -> list[Entry]:

@@ -14,19 +14,17 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carryover.domain.book import AccountBook
-from carryover.domain.columnar.fold import Events
-from carryover.domain.columnar.state import UNITS, to_us
+from carryover.domain.columnar.state import UNITS
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import balances, totals
 from carryover.domain.plans import plan_from_mapping
 from carryover.plan_files import load_presets
-from tests.unit.columnar_bridge import columnar_from_books, entries_of, write_back
+from tests.unit.columnar_bridge import columnar_from_books, entries_of, rate, write_back
 
 MB = 1024**2
 PLANS = dict(load_presets())
@@ -95,14 +93,8 @@ def test_columnar_fold_equals_object_book(spec):
         # the object book does.
     columnar = books_for(spec)
     bulk, line_ids = columnar_from_books(columnar, PLANS, "batch")
-    index = {name: i for i, name in enumerate(line_ids)}
     events = [e for *_, evs in spec for e in evs]
-    bulk.rate(Events(
-        line=np.array([index[e.line] for e in events], dtype=np.int64),
-        eff=np.array([to_us(e.at) for e in events], dtype=np.int64),
-        amount=np.array([e.amount for e in events], dtype=np.int64),
-        unit=np.array([UNITS.index(e.unit) for e in events], dtype=np.int64),
-        hotspot=np.array([e.rating_group == "hotspot" for e in events], dtype=bool)))
+    rate(bulk, line_ids, events)
     written = entries_of(bulk, line_ids)
     write_back(bulk, columnar, line_ids)
     for ref, col in zip(reference, columnar, strict=True):

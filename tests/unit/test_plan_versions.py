@@ -111,11 +111,8 @@ def test_the_columnar_fold_asks_for_the_same_versions():
     # bulk fold grants and rolls by the version in force at each account's own
     # boundary (version 1 before March, even though version 2 is the latest), exactly
     # as the object book does.
-    import numpy as np
 
-    from carryover.domain.columnar.fold import Events
-    from carryover.domain.columnar.state import UNITS, to_us
-    from tests.unit.columnar_bridge import columnar_from_books, write_back
+    from tests.unit.columnar_bridge import columnar_from_books, rate, write_back
 
     cat = catalog(PlanVersion(V2, 2, recorded_at=LOADED, effective_at=MAR))
     events = {0: [Usage("e0", "l0", JAN + timedelta(days=5), 3 * GB),
@@ -141,12 +138,7 @@ def test_the_columnar_fold_asks_for_the_same_versions():
     flat = events[0] + events[1]
     order = sorted(range(len(flat)), key=lambda i: flat[i].at)
     flat = [flat[i] for i in order]
-    bulk.rate(Events(
-        line=np.array([line_ids.index(e.line) for e in flat], dtype=np.int64),
-        eff=np.array([to_us(e.at) for e in flat], dtype=np.int64),
-        amount=np.array([e.amount for e in flat], dtype=np.int64),
-        unit=np.array([UNITS.index(e.unit) for e in flat], dtype=np.int64),
-        hotspot=np.zeros(len(flat), dtype=bool)))
+    rate(bulk, line_ids, flat)
     write_back(bulk, columnar, line_ids)
     for ref, col in zip(reference, columnar, strict=True):
         assert snapshot(col) == snapshot(ref)

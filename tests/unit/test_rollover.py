@@ -22,14 +22,12 @@ from hypothesis import strategies as st
 
 from carryover.domain import rollover, views
 from carryover.domain.book import AccountBook
-from carryover.domain.columnar.fold import Events
-from carryover.domain.columnar.state import UNITS, to_us
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import OpenLine, Usage
 from carryover.domain.ledger import EntryKind
 from carryover.domain.plans import PlanError, plan_from_mapping
 from carryover.domain.units import Unit
-from tests.unit.columnar_bridge import columnar_from_books, write_back
+from tests.unit.columnar_bridge import columnar_from_books, rate, write_back
 
 GB, MB = 1024**3, 1024**2
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -218,14 +216,8 @@ def test_both_folds_book_identical_boundary_entries(spec):
             assert book.submit(event).status == "accepted"
     columnar = opened_books(spec)
     bulk, line_ids = columnar_from_books(columnar, CAPPED_PLANS, "batch")
-    index = {name: i for i, name in enumerate(line_ids)}
     events = [e for *_, evs in spec for e in evs]
-    bulk.rate(Events(
-        line=np.array([index[e.line] for e in events], dtype=np.int64),
-        eff=np.array([to_us(e.at) for e in events], dtype=np.int64),
-        amount=np.array([e.amount for e in events], dtype=np.int64),
-        unit=np.array([UNITS.index(e.unit) for e in events], dtype=np.int64),
-        hotspot=np.zeros(len(events), dtype=bool)))
+    rate(bulk, line_ids, events)
     write_back(bulk, columnar, line_ids)
     for ref, col in zip(reference, columnar, strict=True):
         want = boundary_entries(ref)
