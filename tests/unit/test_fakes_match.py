@@ -23,7 +23,8 @@ from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
-from carryover.store.repository import AccountRepository, PlanRepository
+from carryover.store.plan_repository import PlanRepository
+from carryover.store.repository import AccountRepository
 from carryover.store.totals import UsageTotals
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_repository import WebhookRepository

@@ -29,18 +29,14 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.sessions import ChargingSession, QuotaHold
+from carryover.store.account_history import usage_row
 from carryover.store.charging_tables import charging_sessions, quota_holds
 from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.instants import utc
 from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import pipeline, read_all
-from carryover.store.repository import (
-    PLAN_TEXTS,
-    AccountRepository,
-    book_queries,
-    plans_from_rows,
-    usage_row,
-    utc,
-)
+from carryover.store.plan_repository import PLAN_TEXTS, plans_from_rows
+from carryover.store.repository import AccountRepository, book_queries
 from carryover.store.tables import accounts, usage_events
 
 # Built once: SQLAlchemy memoizes a statement's cache key on the object.

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select
 from carryover.domain.buckets import Bucket
 from carryover.domain.plans import BucketKind
 from carryover.domain.units import Unit
-from carryover.store.repository import utc
+from carryover.store.instants import utc
 from carryover.store.tables import Instant, buckets
 
 # Built once: SQLAlchemy memoizes a statement's cache key on the object, and this one

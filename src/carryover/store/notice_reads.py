@@ -17,8 +17,8 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 
+from carryover.store.instants import utc
 from carryover.store.raw_cursor import Raw
-from carryover.store.repository import utc
 
 
 def _instant(value) -> datetime | None:

@@ -7,8 +7,8 @@ what the fold changed: new ledger entries (append-only), buckets whose state
 moved, counters, lines and the cursor. A replay (out-of-order input) reads the
 whole history and the booked totals through the history the book is given
 (`history_of`); those reads, and the writing of inputs, are store.account_history.
-The plan catalog is store.plan_repository; `PlanRepository`, `utc` and
-`booking_clock` are importable from here too.
+The plan catalog is store.plan_repository; the store's instants are
+store.instants.
 
 Row locks: `lock_account` takes the account row FOR UPDATE on PostgreSQL; on
 SQLite the write transaction already holds the database's write lock from BEGIN
@@ -31,15 +31,13 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
 from carryover.domain.units import Unit
-from carryover.store.account_history import AccountHistory, StoredHistory, usage_row
+from carryover.store.account_history import AccountHistory, StoredHistory
 from carryover.store.instants import booking_clock, utc
 from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import read_all
-from carryover.store.plan_repository import PLAN_TEXTS, PlanRepository, plans_from_rows
 from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines
 
-__all__ = ["PLAN_TEXTS", "AccountRepository", "PlanRepository", "book_queries",
-           "booking_clock", "plans_from_rows", "split_typed", "usage_row", "utc"]
+__all__ = ["AccountRepository", "book_queries", "split_typed"]
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.

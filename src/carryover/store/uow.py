@@ -33,8 +33,9 @@ from carryover.store.ingest_repository import IngestRepository
 from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
+from carryover.store.plan_repository import PlanRepository
 from carryover.store.portal_repository import PortalRepository
-from carryover.store.repository import AccountRepository, PlanRepository
+from carryover.store.repository import AccountRepository
 from carryover.store.webhook_repository import WebhookRepository
 
 if TYPE_CHECKING:

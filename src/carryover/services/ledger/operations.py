@@ -35,7 +35,7 @@ from carryover.domain.views import QosDecision, check, position, qos
 from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.ledger import time_window
 from carryover.services.notify.notices import emit_from_book
-from carryover.store.repository import booking_clock, utc
+from carryover.store.instants import booking_clock, utc
 from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:

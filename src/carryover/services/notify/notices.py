@@ -59,7 +59,7 @@ from carryover.domain.notices import (
     plan_in_force,
 )
 from carryover.services.notify.ports import BookUnit, NoticeUnit
-from carryover.store.repository import utc
+from carryover.store.instants import utc
 
 KINDS = ("usage_50", "usage_80", "usage_100", "throttled", "blocked", "rollover_credited",
          "rollover_expiring", "member_limit_reached", "esim_installed")

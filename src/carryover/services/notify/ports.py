@@ -1,7 +1,7 @@
 """What notify needs of the store: the outbox with the state notices are decided from,
 the plan catalog, and the webhook endpoints and deliveries.
 
-store.outbox.OutboxRepository, store.repository.PlanRepository and
+store.outbox.OutboxRepository, store.plan_repository.PlanRepository and
 store.webhook_repository.WebhookRepository implement them on the unit of work
 (`uow.outbox`, `uow.plans`, `uow.webhooks`); tests/unit/test_fakes_match.py
 checks that they have these methods, with these parameters (and that the fake
