@@ -8,6 +8,7 @@ hand from the plans below and the settings the app runs with.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from carryover.domain.quota import SUCCESS
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.store.charging_tables import quota_holds
@@ -448,3 +450,52 @@ def test_volumes_and_instants_out_of_bounds_are_400_naming_the_member(api: Api) 
     assert stored_usage(api, "r1") == 0
     assert granted(smf.update(ref, request(later, 1, [ask(used=[(0, 2**20)])]))) > 0
     assert stored_usage(api, "r1") == 2**20
+
+
+# An SMF that did not get its 201 sends the create again; here both copies at once.
+PDU = {"chargingId": 4711,
+       "pduSessionInformation": {"pduSessionID": 5, "dnnId": "internet"}}
+
+
+def test_a_create_sent_twice_at_once_opens_one_session(api: Api) -> None:
+    ledger_ops.record_usage(api.engine, "p1", 2 * GB - 200 * MB, T0, T0, "pre-1")
+    body = request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000702",
+                   pDUSessionChargingInformation=PDU)
+    start = threading.Barrier(2)
+    answers: list[httpx.Response | None] = [None, None]
+
+    def send(k: int) -> None:
+        with httpx.Client(timeout=60) as client:
+            start.wait()
+            answers[k] = client.post(
+                api.url + f"{BASE}/chargingdata", json=body,
+                headers={"Authorization": f"Bearer {api.tokens['operator']}"})
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first, copy = answers
+    assert first is not None and copy is not None
+    assert (first.status_code, copy.status_code) == (201, 201), (first.text, copy.text)
+    for r in (first, copy):
+        validate("ChargingDataResponse", r.json())
+    assert first.headers["location"] == copy.headers["location"]
+    assert first.json() == copy.json() and granted(first.json()) == 100 * MB
+    ref = first.headers["location"].rsplit("/", 1)[1]
+    assert holds(api) == [(ref, 1, 100 * MB)]
+
+    smf = Smf(api)
+    other, answer = smf.create(request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000703",
+                                       pDUSessionChargingInformation={
+                                           **PDU, "chargingId": 4712}))
+    assert unit_info(answer)["resultCode"] == SUCCESS and granted(answer) == 100 * MB
+    # The session goes on as one: its update is answered, and a third copy of the
+    # create after it is refused (400) instead of opening a session.
+    t1 = T0 + timedelta(minutes=1)
+    update = smf.update(ref, request(t1, 1, [ask(1, 50 * MB, [(1, 100 * MB)], t1)]))
+    assert granted(update) == 0  # the pool's 200 MB: p2's 100 used, p3's 100 held
+    _, refused = smf.create(body, expect=400)
+    assert refused["cause"] == "CHARGING_FAILED" and ref in refused["detail"]
+    assert sorted(h[0] for h in holds(api)) == [other]

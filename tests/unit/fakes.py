@@ -239,15 +239,18 @@ class FakeCharging:
     def lock_accounts(self, ids: Sequence[int]) -> list[Any]:
         return [self.s.accounts[i] for i in sorted(ids) if i in self.s.accounts]
 
-    def read(self, refs: Sequence[str], events: Sequence[str],
-             missing: Sequence[Any]) -> BatchReads:
+    def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
+             keys: Sequence[str] = ()) -> BatchReads:
         books = {}
         for row in missing:
             lines = {ln.id: ln.msisdn for ln in self.s.lines.values() if ln.account_id == row.id}
             books[row.id] = (self.s.books[row.id], Snapshot(msisdns=lines))
         loaded = {row.id for row in missing}
+        wanted = set(keys)
+        sessions = [s for ref, s in sorted(self.s.sessions.items()) if ref in refs or (
+            s.create_key in wanted and s.released_at is None)]
         return BatchReads(
-            self.s.plans, [replace(self.s.sessions[r]) for r in refs if r in self.s.sessions],
+            self.s.plans, [replace(s) for s in sessions],
             {e for e in events if e in self.s.usage}, books,
             [replace(h) for h in self.s.holds.values() if h.account_id in loaded], {})
 
@@ -262,6 +265,9 @@ class FakeCharging:
     def add_sessions(self, sessions: Iterable[Any]) -> None:
         for s in sessions:
             assert s.ref not in self.s.sessions, f"session {s.ref} stored twice"
+            assert s.create_key is None or not any(  # the store's unique index
+                o.create_key == s.create_key and o.released_at is None
+                for o in self.s.sessions.values()), f"create {s.create_key} opened twice"
             self.s.sessions[s.ref] = copy.deepcopy(s)
 
     def update_sessions(self, sessions: Iterable[Any]) -> None:

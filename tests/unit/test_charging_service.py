@@ -41,6 +41,11 @@ POLICY = ChargingPolicy.from_settings(Settings(
 
 @pytest.fixture
 def db() -> FakeDatabase:
+    return small_db()
+
+
+def small_db() -> FakeDatabase:
+    """Account acme: lines s1 and s2 on the small plan."""
     db = FakeDatabase({**load_presets(), "small": SMALL})
     account = db.add_account("acme")
     db.add_line(account, "s1", "small", OPENED, msisdn="+491510000001")

@@ -3,7 +3,9 @@ one request of a session and the next.
 
 A session (`ChargingSession`) is one Nchf charging data resource: the line it
 charges, the last request it answered (its sequence number and the answer, so a
-retransmission gets the same answer) and, once released, when. A hold
+retransmission gets the same answer), the key of the create that opened it (so a
+create sent again opens nothing new: services.charging.model.create_key) and,
+once released, when. A hold
 (`QuotaHold`) is a grant the session was given for one rating group and has not
 yet reported: quota.py counts it against the account's buckets until it is
 reported, replaced or expires. The store keeps both as rows; the charging
@@ -27,6 +29,7 @@ class ChargingSession:
     sequence: int  # the last invocation sequence number answered (-1: none yet)
     last_result: list  # that answer's grants, [[rating group, Grant.as_dict()], ...]
     released_at: datetime | None
+    create_key: str | None = None  # the opening create's key; None: it had none
 
 
 @dataclass(slots=True)

@@ -45,6 +45,8 @@ _REFS = bindparam("refs", expanding=True)
 _IDS = bindparam("ids", expanding=True)
 _SESSION_ACCOUNTS = select(_cs.ref, _cs.account_id).where(_cs.ref.in_(_REFS))
 _SESSIONS = select(charging_sessions).where(_cs.ref.in_(_REFS))
+_OPENED = select(charging_sessions).where(
+    _cs.create_key.in_(bindparam("keys", expanding=True)), _cs.released_at.is_(None))
 _ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.id)
 # FOR NO KEY UPDATE, as AccountRepository.lock_account; in id order (no deadlocks).
 _ACCOUNTS_LOCKED = _ACCOUNTS.with_for_update(key_share=True)
@@ -92,13 +94,16 @@ class ChargingRepository:
         return self.conn.execute(_ACCOUNTS_LOCKED if locking else _ACCOUNTS,
                                  {"ids": list(ids)}).all()
 
-    def read(self, refs: Sequence[str], events: Sequence[str],
-             missing: Sequence[Any]) -> BatchReads:
-        """The plans, the sessions `refs`, which of `events` are stored, and the book,
-        holds and closed data buckets of each account row in `missing`."""
+    def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
+             keys: Sequence[str] = ()) -> BatchReads:
+        """The plans, the sessions `refs` and the open ones opened by the creates of
+        `keys`, which of `events` are stored, and the book, holds and closed data
+        buckets of each account row in `missing`."""
         queries: list[tuple] = [(PLAN_TEXTS, {})]
         if refs:
             queries.append((_SESSIONS, {"refs": list(refs)}))
+        if keys:
+            queries.append((_OPENED, {"keys": list(keys)}))
         if events:
             queries.append((_STORED, {"events": list(events)}))
         loaded = sorted(row.id for row in missing)
@@ -110,11 +115,17 @@ class ChargingRepository:
         # Every read of the batch in one round trip (PostgreSQL's pipeline).
         fetched = read_all(self.conn, queries)
         plans = plans_from_rows(fetched[0])
+        at = 1
+        session_rows: dict[str, Any] = {}
+        for present in (refs, keys):
+            if present:
+                session_rows.update((r.ref, r) for r in fetched[at])
+                at += 1
         sessions = [ChargingSession(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
-                               utc(r.updated_at), r.sequence, r.last_result,
-                               utc(r.released_at))
-                    for r in (fetched[1] if refs else ())]
-        stored = {r.event_id for r in fetched[2 if refs else 1]} if events else set()
+                                    utc(r.updated_at), r.sequence, r.last_result,
+                                    utc(r.released_at), r.create_key)
+                    for _, r in sorted(session_rows.items())]
+        stored = {r.event_id for r in fetched[at]} if events else set()
         books: dict[int, tuple[AccountBook, Snapshot]] = {}
         holds: list[QuotaHold] = []
         closed: dict[int, list[Bucket]] = {}
@@ -145,7 +156,8 @@ class ChargingRepository:
             {"ref": s.ref, "account_id": s.account_id, "line": s.line,
              "subscriber": s.subscriber, "opened_at": s.opened_at,
              "updated_at": s.updated_at, "sequence": s.sequence,
-             "last_result": s.last_result, "released_at": s.released_at} for s in sessions])
+             "last_result": s.last_result, "released_at": s.released_at,
+             "create_key": s.create_key} for s in sessions])
 
     def update_sessions(self, sessions: Iterable[Any]) -> None:
         update_many(self.conn, charging_sessions, ("ref",), _SESSION_SETS, [

@@ -3,18 +3,32 @@
 - `charging_sessions`: one row per chargingDataRef the CHF handed out on
   create; `sequence` is the last invocationSequenceNumber answered and
   `last_result` that answer's grants, so a retransmitted request gets the same
-  answer instead of a second grant. `released_at` is set on release.
+  answer instead of a second grant. `create_key` identifies the create that
+  opened it (services.charging.model.create_key): unique among open sessions, so
+  a create sent twice, even to two workers at once, opens one session.
+  `released_at` is set on release.
 - `quota_holds`: bytes granted to a session for a rating group and not yet
   reported, released or expired (`expires_at` = grant instant + validityTime +
   a margin). One row per (session, rating group); each update replaces it.
   Used units are not here: they are ordinary rows of `usage_events`.
 
-They live on the same MetaData as carryover.store.tables; migration 0007 creates them.
+They live on the same MetaData as carryover.store.tables; migration 0007 creates them,
+0016 adds `create_key`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    text,
+)
 
 from carryover.store.tables import Instant, metadata
 
@@ -29,6 +43,10 @@ charging_sessions = Table(
     Column("sequence", BigInteger, nullable=False),
     Column("last_result", JSON, nullable=False),
     Column("released_at", Instant),
+    Column("create_key", String(64)),
+    Index("ux_charging_sessions_open_create", "create_key", unique=True,
+          postgresql_where=text("released_at IS NULL"),
+          sqlite_where=text("released_at IS NULL")),
 )
 
 quota_holds = Table(

@@ -46,6 +46,7 @@ from carryover.services.charging.model import (
     UnitRequest,
     UnknownSubscriber,
     UsedUnits,
+    create_key,
 )
 from carryover.services.errors import ServiceError
 from carryover.services.ledger import time_window
@@ -173,8 +174,22 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
             if c.triggerTimestamp is not None:
                 _in_window(c.triggerTimestamp,
                            f"/multipleUnitUsage/{n}/usedUnitContainer/{k}/triggerTimestamp")
-    return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
-                           _subscriber(body) if subscriber else None)
+    if not subscriber:
+        return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units)
+    who = _subscriber(body)
+    return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units, who,
+                           _create_key(body, who))
+
+
+def _create_key(body: ChargingDataRequest, subscriber: str | None) -> str | None:
+    info = body.pDUSessionChargingInformation or {}
+    session = info.get("pduSessionInformation")
+    members = {"chargingId": info.get("chargingId"),
+               "sMFchargingId": info.get("sMFchargingId"),
+               "pduSessionID": session.get("pduSessionID") if isinstance(session, dict)
+               else None}
+    return create_key(body.nfConsumerIdentification.model_dump(), subscriber, members,
+                      body.invocationSequenceNumber)
 
 
 def _requested(unit: RequestedUnit | None, where: str) -> int | None:

@@ -9,10 +9,11 @@ fixed number of statements, whatever its size:
 2. lock every account of the batch in one statement, in id order, so that two
    workers' batches wait for each other instead of deadlocking;
 3. read the sessions after the lock (so a retransmission answered by another
-   worker a moment ago is seen), the plans, which of the reported containers
-   are stored already and, for accounts whose book is not kept (BookCache),
-   the book, its holds and its closed buckets: one query each, sent together
-   on PostgreSQL (store.pipelined);
+   worker a moment ago is seen, and so is the session a create sent again
+   opened: its copy gets the first answer and opens nothing), the plans,
+   which of the reported containers are stored already and, for accounts
+   whose book is not kept (BookCache), the book, its holds and its closed
+   buckets: one query each, sent together on PostgreSQL (store.pipelined);
 4. answer each request in memory, in arrival order, exactly as it is answered
    alone: request k sees what requests 1..k-1 left, as if each had been a
    transaction of its own (the locks serialize an account's writers anyway);
@@ -123,6 +124,7 @@ class _Batch:
         self.uow, self.store, self.policy, self.cache = uow, uow.charging, policy, cache
         self.accounts: dict[int, _Account] = {}
         self.sessions: dict[str, ChargingSession] = {}
+        self.opened: dict[str, ChargingSession] = {}  # open sessions by create key
         self.new_sessions: set[str] = set()  # refs to insert
         self.changed_sessions: set[str] = set()  # refs whose answer changed
         self.stored: set[str] = set()
@@ -138,7 +140,9 @@ class _Batch:
         refs = sorted({op.ref for op in ops if op.kind != "create" and op.ref})
         owners = self.store.session_accounts(refs)
         ids = sorted({row.account_id for row in found.values()} | set(owners.values()))
-        self._load(ids, refs, ops)
+        keys = sorted({op.request.create_key for op in ops
+                       if op.kind == "create" and op.request.create_key})
+        self._load(ids, refs, keys, ops)
         results: list[Result] = []
         for op in ops:
             try:
@@ -150,7 +154,8 @@ class _Batch:
         self._write()
         return results
 
-    def _load(self, ids: list[int], refs: list[str], ops: list[ChargingOp]) -> None:
+    def _load(self, ids: list[int], refs: list[str], keys: list[str],
+              ops: list[ChargingOp]) -> None:
         if not ids:
             return
         rows = self.store.lock_accounts(ids)
@@ -165,9 +170,11 @@ class _Batch:
                 missing.append(row)
             else:
                 kept[row.id] = hit
-        reads = self.store.read(refs, events, missing)
+        reads = self.store.read(refs, events, missing, keys)
         for r in reads.sessions:
-            self.sessions[r.ref] = copy.copy(r)  # changed here, written back at the end
+            session = self.sessions[r.ref] = copy.copy(r)  # changed here, written at the end
+            if session.create_key and session.released_at is None:
+                self.opened[session.create_key] = session
         self.stored = set(reads.stored)
         for row in rows:
             hit = kept.get(row.id)
@@ -205,11 +212,11 @@ class _Batch:
             for key in [k for k in account.holds if k[0] == session.ref]:
                 del account.holds[key]
             session.released_at = request.at
+            if session.create_key and self.opened.get(session.create_key) is session:
+                del self.opened[session.create_key]  # a create sent later opens a new one
             return None
         if request.sequence == session.sequence:  # a retransmission: the same answer
-            grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
-            return ChargingAnswer(session.ref, session.line, request.at, request.sequence,
-                                  grants, replayed=True)
+            return _replay(session, request)
         if request.sequence < session.sequence:
             raise StaleRequest(f"invocationSequenceNumber {request.sequence} is older than "
                                f"the last one answered ({session.sequence})")
@@ -224,10 +231,20 @@ class _Batch:
         if request.at < row.opened_at:
             raise ServiceError(f"line {row.id!r} starts at {row.opened_at.isoformat()}, "
                                f"after the request's {request.at.isoformat()}")
+        first = self.opened.get(request.create_key or "")
+        if first is not None:  # the same create again: the first one's answer, no new hold
+            if first.sequence != request.sequence:
+                raise StaleRequest(
+                    f"this create opened session {first.ref!r}, which has answered "
+                    f"invocationSequenceNumber {first.sequence} since")
+            return _replay(first, request)
         session = ChargingSession(uuid.uuid4().hex, row.account_id, row.id,
-                                  request.subscriber, request.at, request.at, -1, [], None)
+                                  request.subscriber, request.at, request.at, -1, [], None,
+                                  request.create_key)
         self.new_sessions.add(session.ref)
         self.sessions[session.ref] = session
+        if session.create_key:
+            self.opened[session.create_key] = session
         return self._charge(session, request)
 
     def _charge(self, session: ChargingSession, request: ChargingRequest) -> ChargingAnswer:
@@ -331,6 +348,13 @@ class _Batch:
             store.update_sessions([s for s in self.sessions.values()
                                   if s.ref in self.changed_sessions - self.new_sessions])
             self.uow.outbox.offer(list(self.outbox.values()))
+
+
+def _replay(session: ChargingSession, request: ChargingRequest) -> ChargingAnswer:
+    """The answer `session` gave last, to a request sent again."""
+    grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
+    return ChargingAnswer(session.ref, session.line, request.at, request.sequence, grants,
+                          replayed=True)
 
 
 def _event_id(ref: str, rating_group: int, sequence: int) -> str:

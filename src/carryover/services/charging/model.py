@@ -27,6 +27,8 @@ requests to services.charging.queue, which batches them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +73,27 @@ class ChargingRequest:
     sequence: int  # invocationSequenceNumber
     units: tuple[UnitRequest, ...] = ()
     subscriber: str | None = None  # the line: an IMSI, MSISDN or line id (create only)
+    create_key: str | None = None  # what makes a create the same create (create_key)
+
+
+NF_MEMBERS = ("nodeFunctionality", "nFName", "nFFqdn", "nFIPv4Address", "nFIPv6Address")
+
+
+def create_key(nf: dict[str, object], subscriber: str | None, session: dict[str, object],
+               sequence: int) -> str | None:
+    """What makes two creates one: the same NF (its nodeFunctionality, nFName, nFFqdn
+    and addresses as sent), the same subscriber, the same PDU session (chargingId,
+    sMFchargingId, pduSessionID) and the same invocationSequenceNumber. A create that
+    names no PDU session at all has no key: nothing tells its copy from a second
+    session. The key is a SHA-256 of those members, so its length is fixed whatever
+    they hold (docs/nchf.md, "What is read from a ChargingDataRequest")."""
+    ids = {name: session.get(name) for name in ("chargingId", "sMFchargingId", "pduSessionID")}
+    if subscriber is None or all(value is None for value in ids.values()):
+        return None
+    parts = {"nf": {name: nf.get(name) for name in sorted(NF_MEMBERS)},
+             "subscriber": subscriber, **ids, "sequence": sequence}
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,10 +57,11 @@ class ChargingStore(Protocol):
     def lock_accounts(self, ids: Sequence[int]) -> list[Any]:
         """Account rows (AccountRow) in id order, locked until the unit of work ends."""
 
-    def read(self, refs: Sequence[str], events: Sequence[str],
-             missing: Sequence[Any]) -> BatchReads:
-        """The plans, the sessions `refs`, which of `events` are stored, and the book
-        (with its snapshot), holds and closed data buckets of each account in `missing`."""
+    def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
+             keys: Sequence[str] = ()) -> BatchReads:
+        """The plans, the sessions `refs` and the open sessions whose create_key is in
+        `keys`, which of `events` are stored, and the book (with its snapshot), holds and
+        closed data buckets of each account in `missing`."""
 
     def attach(self, account_id: int, book: AccountBook) -> None:
         """Let a book kept from an earlier unit of work read its history in this one."""

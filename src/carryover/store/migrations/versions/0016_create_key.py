@@ -1,0 +1,34 @@
+"""The create that opened a charging session: `charging_sessions.create_key`.
+
+A SHA-256 of what makes two Nchf creates the same create (the NF, the subscriber,
+the PDU session, the invocation sequence number; services.charging.model.create_key),
+unique among open sessions, so a create sent again, even to another worker at the
+same instant, gets the first session's answer and opens nothing. Sessions of the
+previous schema keep null: a copy of their create, if one still came, would open a
+session of its own, as before. See docs/nchf.md.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "carryover_0016"
+down_revision: str | None = "carryover_0015"
+
+OPEN = "released_at IS NULL"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("charging_sessions") as batch:
+        batch.add_column(sa.Column("create_key", sa.String(64), nullable=True))
+    op.create_index("ux_charging_sessions_open_create", "charging_sessions", ["create_key"],
+                    unique=True, postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
+
+
+def downgrade() -> None:
+    op.drop_index("ux_charging_sessions_open_create", table_name="charging_sessions")
+    # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35 and later): a copy of the table
+    # would have to drop the original, which quota_holds' rows refer to.
+    with op.batch_alter_table("charging_sessions", recreate="never") as batch:
+        batch.drop_column("create_key")
