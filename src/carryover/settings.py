@@ -222,6 +222,12 @@ class Settings(BaseSettings):
                     "to the same lane. SQLite uses one (it has one writer at a time). "
                     "The threads of one process share the GIL: on 2 cores one lane "
                     "answered faster than two (docs/performance.md).")
+    nchf_local_sequence: Literal["session", "report"] = Field(
+        default="session",
+        description="How the SMF numbers used-unit containers (localSequenceNumber): "
+                    "'session', once per rating group across the session (TS 32.291; a "
+                    "container sent again in a later request is counted once), or "
+                    "'report', afresh in every report (a container is the report's).")
     nchf_rating_groups: dict[int, str] = Field(
         default={},
         description="3GPP rating group number -> carryover rating group, as JSON, e.g. "

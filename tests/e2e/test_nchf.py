@@ -499,3 +499,32 @@ def test_a_create_sent_twice_at_once_opens_one_session(api: Api) -> None:
     _, refused = smf.create(body, expect=400)
     assert refused["cause"] == "CHARGING_FAILED" and ref in refused["detail"]
     assert sorted(h[0] for h in holds(api)) == [other]
+
+
+FREE5GC = {"nodeFunctionality": "SMF", "nFName": "SMF", "nFIPv4Address": "127.0.0.2"}
+
+
+def test_an_smf_that_numbers_nothing_is_charged_every_byte(api: Api) -> None:
+    # As free5GC's SMF sends them (docs/nchf.md, "Sequence numbers"): every request
+    # numbered 0, every container numbered 0, two containers of one rating group.
+    smf = Smf(api)
+    before = available(api, "r1", T0)
+    ref, _ = smf.create(request(T0, 0, [ask()], "imsi-310260000000801",
+                                nfConsumerIdentification=FREE5GC,
+                                pDUSessionChargingInformation=PDU))
+    sent = 0
+    for k in range(1, 4):
+        at = T0 + timedelta(seconds=30 * k)
+        body = request(at, 0, [ask(1, 100 * MB, [(0, k * MB), (0, 2 * MB)], at)],
+                       nfConsumerIdentification=FREE5GC)
+        answer = smf.update(ref, body)
+        assert granted(answer) == 100 * MB
+        sent += k * MB + 2 * MB
+    assert stored_usage(api, "r1") == sent
+    again = smf.update(ref, body)  # the last report sent again: counted once
+    assert again == answer and stored_usage(api, "r1") == sent
+    end = T0 + timedelta(minutes=3)
+    smf.release(ref, request(end, 0, [ask(1, None, [(0, 5 * MB)], end)],
+                             nfConsumerIdentification=FREE5GC))
+    assert stored_usage(api, "r1") == sent + 5 * MB
+    assert available(api, "r1", end) == before - sent - 5 * MB

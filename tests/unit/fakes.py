@@ -275,6 +275,7 @@ class FakeCharging:
             row = self.s.sessions[s.ref]
             row.updated_at, row.sequence = s.updated_at, s.sequence
             row.last_result, row.released_at = copy.deepcopy(s.last_result), s.released_at
+            row.last_digest = s.last_digest
 
     def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, Any]]) -> None:
         for account_id, event, _, _ in events:

@@ -2,8 +2,8 @@
 one request of a session and the next.
 
 A session (`ChargingSession`) is one Nchf charging data resource: the line it
-charges, the last request it answered (its sequence number and the answer, so a
-retransmission gets the same answer), the key of the create that opened it (so a
+charges, the last request it answered (its sequence number, what it said and the
+answer, so a retransmission gets the same answer), the key of the create that opened it (so a
 create sent again opens nothing new: services.charging.model.create_key) and,
 once released, when. A hold
 (`QuotaHold`) is a grant the session was given for one rating group and has not
@@ -30,6 +30,7 @@ class ChargingSession:
     last_result: list  # that answer's grants, [[rating group, Grant.as_dict()], ...]
     released_at: datetime | None
     create_key: str | None = None  # the opening create's key; None: it had none
+    last_digest: str | None = None  # ChargingRequest.digest of the last answered request
 
 
 @dataclass(slots=True)

@@ -54,7 +54,7 @@ _HOLDS = select(quota_holds).where(_h.account_id.in_(_IDS))
 # `inline()`: no RETURNING of generated keys, which would be a result to wait for.
 _STORED = select(usage_events.c.event_id).where(
     usage_events.c.event_id.in_(bindparam("events", expanding=True)))
-_SESSION_SETS = ("updated_at", "sequence", "last_result", "released_at")
+_SESSION_SETS = ("updated_at", "sequence", "last_result", "last_digest", "released_at")
 
 
 _HOLD_CONFLICT = OnConflict(("ref", "rating_group"), ("amount", "granted_at", "expires_at"))
@@ -123,7 +123,7 @@ class ChargingRepository:
                 at += 1
         sessions = [ChargingSession(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
                                     utc(r.updated_at), r.sequence, r.last_result,
-                                    utc(r.released_at), r.create_key)
+                                    utc(r.released_at), r.create_key, r.last_digest)
                     for _, r in sorted(session_rows.items())]
         stored = {r.event_id for r in fetched[at]} if events else set()
         books: dict[int, tuple[AccountBook, Snapshot]] = {}
@@ -157,12 +157,13 @@ class ChargingRepository:
              "subscriber": s.subscriber, "opened_at": s.opened_at,
              "updated_at": s.updated_at, "sequence": s.sequence,
              "last_result": s.last_result, "released_at": s.released_at,
-             "create_key": s.create_key} for s in sessions])
+             "create_key": s.create_key, "last_digest": s.last_digest} for s in sessions])
 
     def update_sessions(self, sessions: Iterable[Any]) -> None:
         update_many(self.conn, charging_sessions, ("ref",), _SESSION_SETS, [
             {"ref": s.ref, "updated_at": s.updated_at, "sequence": s.sequence,
-             "last_result": s.last_result, "released_at": s.released_at} for s in sessions])
+             "last_result": s.last_result, "last_digest": s.last_digest,
+             "released_at": s.released_at} for s in sessions])
 
     def add_usage(self, events: Iterable[tuple[int, Usage, CycleCalendar, Any]]) -> None:
         """Store rated used units: (account id, event, the book's calendar, its grace)."""

@@ -2,8 +2,10 @@
 
 - `charging_sessions`: one row per chargingDataRef the CHF handed out on
   create; `sequence` is the last invocationSequenceNumber answered and
-  `last_result` that answer's grants, so a retransmitted request gets the same
-  answer instead of a second grant. `create_key` identifies the create that
+  `last_result` that answer's grants and `last_digest` what that request said
+  (services.charging.model.ChargingRequest.digest), so a retransmitted request
+  gets the same answer instead of a second grant, and the next report of an SMF
+  that numbers every request alike is told from it. `create_key` identifies the create that
   opened it (services.charging.model.create_key): unique among open sessions, so
   a create sent twice, even to two workers at once, opens one session.
   `released_at` is set on release.
@@ -13,7 +15,7 @@
   Used units are not here: they are ordinary rows of `usage_events`.
 
 They live on the same MetaData as carryover.store.tables; migration 0007 creates them,
-0016 adds `create_key`.
+0016 adds `create_key` and `last_digest`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ charging_sessions = Table(
     Column("last_result", JSON, nullable=False),
     Column("released_at", Instant),
     Column("create_key", String(64)),
+    Column("last_digest", String(64)),
     Index("ux_charging_sessions_open_create", "create_key", unique=True,
           postgresql_where=text("released_at IS NULL"),
           sqlite_where=text("released_at IS NULL")),

@@ -174,11 +174,13 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
             if c.triggerTimestamp is not None:
                 _in_window(c.triggerTimestamp,
                            f"/multipleUnitUsage/{n}/usedUnitContainer/{k}/triggerTimestamp")
+    again = bool(body.retransmissionIndicator)
     if not subscriber:
-        return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units)
+        return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
+                               retransmission=again)
     who = _subscriber(body)
     return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units, who,
-                           _create_key(body, who))
+                           _create_key(body, who), again)
 
 
 def _create_key(body: ChargingDataRequest, subscriber: str | None) -> str | None:

@@ -26,7 +26,8 @@ refused midway (usage the book refuses) or a database error rolls the batch
 back; then every request is answered again in a batch of its own, so one bad
 request never costs another its answer.
 
-Used units are usage events keyed `nchf:<ref>:<rating group>:<localSequenceNumber>`.
+Used units are usage events keyed `nchf:<ref>:<rating group>:<localSequenceNumber>`,
+or by their report where the SMF numbers containers per report (ChargingRequest.usage_ids).
 The key is checked against `usage_events` before rating and the new rows are
 inserted with the rest: no other transaction can store the same key meanwhile,
 because a session's events are only written under its account's lock.
@@ -159,9 +160,11 @@ class _Batch:
         if not ids:
             return
         rows = self.store.lock_accounts(ids)
-        events = sorted({_event_id(op.ref or "", unit.rating_group, used.sequence)
-                         for op in ops if op.ref for unit in op.request.units
-                         for used in unit.used})
+        # Which numbering a report's containers follow depends on the session, read
+        # below: ask for the ids of both.
+        events = sorted({event for op in ops if op.ref for per_report in (False, True)
+                         for ids in op.request.usage_ids(op.ref, per_report)
+                         for event in ids})
         kept: dict[int, Kept] = {}
         missing = []
         for row in rows:
@@ -207,7 +210,9 @@ class _Batch:
                 return None  # released already: releasing again changes nothing
             final = ChargingRequest(request.at, request.sequence, tuple(
                 UnitRequest(u.rating_group, False, None, u.used) for u in request.units))
-            self._charge(session, final)
+            # A release numbered no higher than the last answer comes from an SMF that
+            # does not count its requests: its containers are the report's (_repeats).
+            self._charge(session, final, request.sequence <= session.sequence)
             account = self.accounts[session.account_id]
             for key in [k for k in account.holds if k[0] == session.ref]:
                 del account.holds[key]
@@ -215,8 +220,10 @@ class _Batch:
             if session.create_key and self.opened.get(session.create_key) is session:
                 del self.opened[session.create_key]  # a create sent later opens a new one
             return None
-        if request.sequence == session.sequence:  # a retransmission: the same answer
-            return _replay(session, request)
+        if request.sequence == session.sequence:
+            if _repeats(session, request):  # a retransmission: the same answer
+                return _replay(session, request)
+            return self._charge(session, request, True)  # not counted: see _repeats
         if request.sequence < session.sequence:
             raise StaleRequest(f"invocationSequenceNumber {request.sequence} is older than "
                                f"the last one answered ({session.sequence})")
@@ -247,14 +254,16 @@ class _Batch:
             self.opened[session.create_key] = session
         return self._charge(session, request)
 
-    def _charge(self, session: ChargingSession, request: ChargingRequest) -> ChargingAnswer:
+    def _charge(self, session: ChargingSession, request: ChargingRequest,
+                uncounted: bool = False) -> ChargingAnswer:
         """Rate one request's used units and grant its requested ones, against the book as the
-        batch's earlier requests left it."""
+        batch's earlier requests left it. `uncounted`: the request came with the sequence
+        number of the last one answered and says something else (_repeats)."""
         account = self.accounts[session.account_id]
         account.touched = True
         book, ref, line = account.book, session.ref, session.line
         try:
-            self._rate_used(account, session, request)
+            self._rate_used(account, session, request, self.policy.per_report or uncounted)
         except ServiceError as exc:
             raise _Refused(exc) from exc
         at = request.at
@@ -294,18 +303,20 @@ class _Batch:
                 account.snapshot.msisdns, account.snapshot.alert_thresholds):
             self.outbox.setdefault((row["line"], row["cycle_start"], row["kind"]), row)
         session.updated_at, session.sequence = request.at, request.sequence
+        session.last_digest = request.digest()
         session.last_result = [[rg, g.as_dict()] for rg, g in grants]
         self.changed_sessions.add(session.ref)
         return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
 
     def _rate_used(self, account: _Account, session: ChargingSession,
-                   request: ChargingRequest) -> None:
+                   request: ChargingRequest, per_report: bool) -> None:
         book = account.book
-        for unit in request.units:
-            for used in unit.used:
-                event = Usage(_event_id(session.ref, unit.rating_group, used.sequence),
-                              session.line, used.at or request.at, used.amount, Unit.DATA,
-                              self.policy.rating_group(unit.rating_group), request.at)
+        for unit, ids in zip(request.units, request.usage_ids(session.ref, per_report),
+                             strict=True):
+            for used, event_id in zip(unit.used, ids, strict=True):
+                event = Usage(event_id, session.line, used.at or request.at, used.amount,
+                              Unit.DATA, self.policy.rating_group(unit.rating_group),
+                              request.at)
                 if event.id in self.stored:
                     continue  # reported before (the core retransmitted): counted once
                 self.stored.add(event.id)
@@ -350,12 +361,22 @@ class _Batch:
             self.uow.outbox.offer(list(self.outbox.values()))
 
 
+def _repeats(session: ChargingSession, request: ChargingRequest) -> bool:
+    """Whether `request`, numbered as the last answered one, is that one sent again: it
+    says it is (retransmissionIndicator) or says the same (a session stored before
+    digests were kept has none: then the number alone decides, as it did).
+
+    Otherwise it is a new request from an SMF that does not count its
+    requests (free5GC's SMF sends invocationSequenceNumber 0 every time); nothing tells
+    its containers' numbers apart either (it numbers every one 0), so they are keyed
+    by the report (ChargingRequest.usage_ids). docs/nchf.md, "Sequence numbers"."""
+    return (request.retransmission or session.last_digest is None
+            or session.last_digest == request.digest())
+
+
 def _replay(session: ChargingSession, request: ChargingRequest) -> ChargingAnswer:
     """The answer `session` gave last, to a request sent again."""
     grants = tuple((int(rg), Grant.from_dict(g)) for rg, g in session.last_result)
     return ChargingAnswer(session.ref, session.line, request.at, request.sequence, grants,
                           replayed=True)
 
-
-def _event_id(ref: str, rating_group: int, sequence: int) -> str:
-    return f"nchf:{ref}:{rating_group}:{sequence}"

@@ -74,8 +74,33 @@ class ChargingRequest:
     units: tuple[UnitRequest, ...] = ()
     subscriber: str | None = None  # the line: an IMSI, MSISDN or line id (create only)
     create_key: str | None = None  # what makes a create the same create (create_key)
+    retransmission: bool = False  # retransmissionIndicator
+
+    def digest(self) -> str:
+        """What the request says, as a SHA-256: its instant, sequence number and units,
+        each container's number, volume and instant. A retransmission has the digest
+        of the request it repeats; an SMF's next report, whatever it numbers, another."""
+        body = [self.at.isoformat(), self.sequence, [
+            [u.rating_group, u.wants_quota, u.requested,
+             [[c.sequence, c.amount, c.at.isoformat() if c.at else None] for c in u.used]]
+            for u in self.units]]
+        return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
+
+    def usage_ids(self, ref: str, per_report: bool) -> list[list[str]]:
+        """The usage event id of each used-unit container, per unit: numbered by the
+        session (`nchf:<ref>:<rating group>:<localSequenceNumber>`), or, `per_report`,
+        by this report and the container's place in it
+        (`nchf:<ref>:<digest>:<rating group>:<place>`): docs/nchf.md, "Sequence
+        numbers"."""
+        if not per_report:
+            return [[f"nchf:{ref}:{u.rating_group}:{c.sequence}" for c in u.used]
+                    for u in self.units]
+        report = self.digest()[:REPORT_DIGITS]
+        return [[f"nchf:{ref}:{report}:{u.rating_group}:{k}" for k in range(len(u.used))]
+                for u in self.units]
 
 
+REPORT_DIGITS = 20  # of a report's digest in its usage ids: 80 bits, no collision to fear
 NF_MEMBERS = ("nodeFunctionality", "nFName", "nFFqdn", "nFIPv4Address", "nFIPv6Address")
 
 
@@ -111,13 +136,15 @@ class ChargingPolicy:
     quota: QuotaPolicy
     hold_margin: timedelta
     rating_groups: dict[int, str]  # 3GPP rating group -> carryover rating group
+    per_report: bool = False  # containers are numbered afresh in every report
 
     @classmethod
     def from_settings(cls, settings) -> ChargingPolicy:
         return cls(QuotaPolicy(settings.nchf_max_grant, settings.nchf_threshold_percent,
                                timedelta(seconds=settings.nchf_validity_seconds)),
                    timedelta(seconds=settings.nchf_hold_margin_seconds),
-                   dict(settings.nchf_rating_groups))
+                   dict(settings.nchf_rating_groups),
+                   settings.nchf_local_sequence == "report")
 
     def rating_group(self, number: int) -> str:
         return self.rating_groups.get(number, str(number))

@@ -1,11 +1,14 @@
-"""The create that opened a charging session: `charging_sessions.create_key`.
+"""What tells Nchf requests apart: `charging_sessions.create_key` and `last_digest`.
 
-A SHA-256 of what makes two Nchf creates the same create (the NF, the subscriber,
-the PDU session, the invocation sequence number; services.charging.model.create_key),
-unique among open sessions, so a create sent again, even to another worker at the
-same instant, gets the first session's answer and opens nothing. Sessions of the
-previous schema keep null: a copy of their create, if one still came, would open a
-session of its own, as before. See docs/nchf.md.
+`create_key` is a SHA-256 of what makes two creates the same create (the NF, the
+subscriber, the PDU session, the invocation sequence number;
+services.charging.model.create_key), unique among open sessions, so a create sent
+again, even to another worker at the same instant, gets the first session's answer
+and opens nothing. `last_digest` is what the last answered request said
+(ChargingRequest.digest): a request numbered as that one is its retransmission only
+if it says the same. Sessions of the previous schema keep null in both: a copy of
+their create would open a session of its own, and their next request is told by
+its number alone, as before. See docs/nchf.md.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ OPEN = "released_at IS NULL"
 def upgrade() -> None:
     with op.batch_alter_table("charging_sessions") as batch:
         batch.add_column(sa.Column("create_key", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("last_digest", sa.String(64), nullable=True))
     op.create_index("ux_charging_sessions_open_create", "charging_sessions", ["create_key"],
                     unique=True, postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
 
@@ -31,4 +35,5 @@ def downgrade() -> None:
     # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35 and later): a copy of the table
     # would have to drop the original, which quota_holds' rows refer to.
     with op.batch_alter_table("charging_sessions", recreate="never") as batch:
+        batch.drop_column("last_digest")
         batch.drop_column("create_key")

@@ -1,10 +1,12 @@
 """Migration carryover_0016 on both backends: charging sessions get `create_key`, unique
-among open sessions.
+among open sessions, and `last_digest`.
 
-A session the previous schema stored comes through with no key and goes on being
-charged; a new create stores its key, and the index refuses a second open session
-of the same create while a released one does not count; the downgrade drops the
-column and keeps the sessions.
+A session the previous schema stored comes through with neither and goes on being
+charged: a request with its last number is still its retransmission (no digest to
+compare), the next number is answered and stores its digest. A new create stores
+its key, and the index refuses a second open session of the same create while a
+released one does not count; the downgrade drops both columns and keeps the
+sessions.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def test_sessions_of_the_previous_schema_go_on_and_new_creates_are_keyed(db_url)
     provisioning.create_line(engine, "old", "+14155550901", JAN, "tmobile-data-stash-10gb",
                              line_id="L1", imsi="310260000000901")
     downgrade(engine, PREVIOUS)
-    assert "create_key" not in columns(engine)
+    assert not {"create_key", "last_digest"} & columns(engine)
     with engine.begin() as conn:  # a session as the previous code stored it
         conn.execute(text(
             "INSERT INTO charging_sessions (ref, account_id, line, subscriber, opened_at, "
@@ -78,12 +80,21 @@ def test_sessions_of_the_previous_schema_go_on_and_new_creates_are_keyed(db_url)
     upgrade(engine, "head")
 
     with engine.connect() as conn:
-        assert conn.execute(select(charging_sessions.c.ref, charging_sessions.c.create_key)
-                            ).all() == [("old-ref", None)]
+        assert conn.execute(select(charging_sessions.c.ref, charging_sessions.c.create_key,
+                                   charging_sessions.c.last_digest)
+                            ).all() == [("old-ref", None, None)]
+    (replay,) = charge(UnitOfWork(engine), POLICY, [ChargingOp(
+        "update", ChargingRequest(T0 + timedelta(seconds=30), 0, (UnitRequest(1, True, MB),)),
+        "old-ref")])
+    assert isinstance(replay, ChargingAnswer) and replay.replayed
     (update,) = charge(UnitOfWork(engine), POLICY, [ChargingOp(
         "update", ChargingRequest(T0 + timedelta(minutes=1), 1, (UnitRequest(1, True, MB),)),
         "old-ref")])
     assert isinstance(update, ChargingAnswer) and update.ref == "old-ref"
+    assert not update.replayed
+    with engine.connect() as conn:
+        assert len(conn.execute(select(charging_sessions.c.last_digest).where(
+            charging_sessions.c.ref == "old-ref")).scalar_one()) == 64
     first, copy = charge(UnitOfWork(engine), POLICY, [create(KEY), create(KEY)])
     assert first.ref == copy.ref and copy.replayed
     with engine.connect() as conn:
@@ -94,7 +105,7 @@ def test_sessions_of_the_previous_schema_go_on_and_new_creates_are_keyed(db_url)
     insert_open(engine, "released", KEY, released=True)  # released ones do not count
 
     downgrade(engine, PREVIOUS)
-    assert "create_key" not in columns(engine)
+    assert not {"create_key", "last_digest"} & columns(engine)
     with engine.connect() as conn:
         assert sorted(conn.execute(text("SELECT ref FROM charging_sessions")).scalars()) == [
             first.ref, "old-ref", "released"]
