@@ -119,6 +119,7 @@ class BatchReads:
     books: dict[int, tuple[AccountBook, dict]]
     holds: list
     closed: dict[int, list[Bucket]]
+    watched: list = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +140,7 @@ class State:
     keys: dict[str, Key] = field(default_factory=dict)
     rates: dict[str, tuple[int, bool]] = field(default_factory=dict)
     responses: dict[tuple[str, str, str], StoredResponse] = field(default_factory=dict)
+    reauthorizations: list[dict] = field(default_factory=list)  # pending
 
 
 class FakeDatabase:
@@ -182,6 +184,7 @@ class FakeUnitOfWork:
         self._work = self.db.copy()
         self.accounts = FakeAccounts(self._work)
         self.charging = FakeCharging(self._work, self.accounts)
+        self.reauthorizations = FakeReauthorizations(self._work)
         self.outbox = FakeOutbox(self._work)
         self.esim = FakeEsim(self._work)
         self.keys = FakeKeys(self._work)
@@ -240,7 +243,7 @@ class FakeCharging:
         return [self.s.accounts[i] for i in sorted(ids) if i in self.s.accounts]
 
     def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
-             keys: Sequence[str] = ()) -> BatchReads:
+             keys: Sequence[str] = (), watch: Sequence[int] = ()) -> BatchReads:
         books = {}
         for row in missing:
             lines = {ln.id: ln.msisdn for ln in self.s.lines.values() if ln.account_id == row.id}
@@ -252,7 +255,9 @@ class FakeCharging:
         return BatchReads(
             self.s.plans, [replace(s) for s in sessions],
             {e for e in events if e in self.s.usage}, books,
-            [replace(h) for h in self.s.holds.values() if h.account_id in loaded], {})
+            [replace(h) for h in self.s.holds.values() if h.account_id in loaded], {},
+            [replace(s) for _, s in sorted(self.s.sessions.items())
+             if s.account_id in set(watch) and s.released_at is None and s.notify_uri])
 
     def attach(self, account_id: int, book: AccountBook) -> None:
         book.detach()
@@ -497,3 +502,19 @@ class FakeIdempotency:
 
     def release(self, api_key_id: str, route: str, key: str) -> None:
         self.s.responses.pop((api_key_id, route, key), None)
+
+
+class FakeReauthorizations:
+    """Pending re-authorizations: one per session, rating groups merged."""
+
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def offer(self, owed: Iterable[dict]) -> None:
+        for notice in owed:
+            pending = next((n for n in self.s.reauthorizations if n["ref"] == notice["ref"]), None)
+            if pending is None:
+                self.s.reauthorizations.append(dict(notice))
+            else:
+                pending["rating_groups"] = sorted(
+                    set(pending["rating_groups"]) | set(notice["rating_groups"]))

@@ -5,7 +5,8 @@ A session (`ChargingSession`) is one Nchf charging data resource: the line it
 charges, the last request it answered (its sequence number, what it said and the
 answer, so a retransmission gets the same answer), the key of the create that opened it (so a
 create sent again opens nothing new: services.charging.model.create_key) and,
-once released, when. A hold
+where the packet core asked to be notified (re-authorization,
+domain/standing.py) and, once released, when. A hold
 (`QuotaHold`) is a grant the session was given for one rating group and has not
 yet reported: quota.py counts it against the account's buckets until it is
 reported, replaced or expires. The store keeps both as rows; the charging
@@ -31,6 +32,7 @@ class ChargingSession:
     released_at: datetime | None
     create_key: str | None = None  # the opening create's key; None: it had none
     last_digest: str | None = None  # ChargingRequest.digest of the last answered request
+    notify_uri: str | None = None  # where the create asked to be notified; None: nowhere
 
 
 @dataclass(slots=True)

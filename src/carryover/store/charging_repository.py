@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, tuple_
@@ -45,6 +45,8 @@ _REFS = bindparam("refs", expanding=True)
 _IDS = bindparam("ids", expanding=True)
 _SESSION_ACCOUNTS = select(_cs.ref, _cs.account_id).where(_cs.ref.in_(_REFS))
 _SESSIONS = select(charging_sessions).where(_cs.ref.in_(_REFS))
+_WATCHED = select(charging_sessions).where(
+    _cs.account_id.in_(_IDS), _cs.released_at.is_(None), _cs.notify_uri.is_not(None))
 _OPENED = select(charging_sessions).where(
     _cs.create_key.in_(bindparam("keys", expanding=True)), _cs.released_at.is_(None))
 _ACCOUNTS = select(accounts).where(accounts.c.id.in_(_IDS)).order_by(accounts.c.id)
@@ -70,6 +72,7 @@ class BatchReads:
     books: dict[int, tuple[AccountBook, Snapshot]]  # account id -> (book, snapshot)
     holds: list[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
+    watched: list[ChargingSession] = field(default_factory=list)  # open, with a notify_uri
 
 
 class ChargingRepository:
@@ -95,11 +98,14 @@ class ChargingRepository:
                                  {"ids": list(ids)}).all()
 
     def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
-             keys: Sequence[str] = ()) -> BatchReads:
+             keys: Sequence[str] = (), watch: Sequence[int] = ()) -> BatchReads:
         """The plans, the sessions `refs` and the open ones opened by the creates of
-        `keys`, which of `events` are stored, and the book, holds and closed data
-        buckets of each account row in `missing`."""
+        `keys`, which of `events` are stored, the book, holds and closed data buckets
+        of each account row in `missing`, and the open sessions with a notify_uri of
+        the accounts `watch`."""
         queries: list[tuple] = [(PLAN_TEXTS, {})]
+        if watch:
+            queries.append((_WATCHED, {"ids": list(watch)}))
         if refs:
             queries.append((_SESSIONS, {"refs": list(refs)}))
         if keys:
@@ -116,15 +122,16 @@ class ChargingRepository:
         fetched = read_all(self.conn, queries)
         plans = plans_from_rows(fetched[0])
         at = 1
+        watched = []
+        if watch:
+            watched = [_session(r) for r in sorted(fetched[at], key=lambda r: r.ref)]
+            at += 1
         session_rows: dict[str, Any] = {}
         for present in (refs, keys):
             if present:
                 session_rows.update((r.ref, r) for r in fetched[at])
                 at += 1
-        sessions = [ChargingSession(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
-                                    utc(r.updated_at), r.sequence, r.last_result,
-                                    utc(r.released_at), r.create_key, r.last_digest)
-                    for _, r in sorted(session_rows.items())]
+        sessions = [_session(r) for _, r in sorted(session_rows.items())]
         stored = {r.event_id for r in fetched[at]} if events else set()
         books: dict[int, tuple[AccountBook, Snapshot]] = {}
         holds: list[QuotaHold] = []
@@ -135,7 +142,7 @@ class ChargingRepository:
             holds = [QuotaHold(r.account_id, r.ref, int(r.rating_group), r.line, int(r.amount),
                              utc(r.granted_at), utc(r.expires_at)) for r in hold_rows]
             closed = closed_from_rows(closed_rows)
-        return BatchReads(plans, sessions, stored, books, holds, closed)
+        return BatchReads(plans, sessions, stored, books, holds, closed, watched)
 
     def attach(self, account_id: int, book: AccountBook) -> None:
         """Give a book kept from an earlier transaction this one's history."""
@@ -157,7 +164,8 @@ class ChargingRepository:
              "subscriber": s.subscriber, "opened_at": s.opened_at,
              "updated_at": s.updated_at, "sequence": s.sequence,
              "last_result": s.last_result, "released_at": s.released_at,
-             "create_key": s.create_key, "last_digest": s.last_digest} for s in sessions])
+             "create_key": s.create_key, "last_digest": s.last_digest,
+             "notify_uri": s.notify_uri} for s in sessions])
 
     def update_sessions(self, sessions: Iterable[Any]) -> None:
         update_many(self.conn, charging_sessions, ("ref",), _SESSION_SETS, [
@@ -187,3 +195,8 @@ class ChargingRepository:
              "line": h.line, "amount": h.amount, "granted_at": h.granted_at,
              "expires_at": h.expires_at} for h in holds], _HOLD_CONFLICT)
 
+
+def _session(r: Any) -> ChargingSession:
+    return ChargingSession(r.ref, r.account_id, r.line, r.subscriber, utc(r.opened_at),
+                           utc(r.updated_at), r.sequence, r.last_result, utc(r.released_at),
+                           r.create_key, r.last_digest, r.notify_uri)

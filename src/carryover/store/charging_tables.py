@@ -13,9 +13,15 @@
   reported, released or expired (`expires_at` = grant instant + validityTime +
   a margin). One row per (session, rating group); each update replaces it.
   Used units are not here: they are ordinary rows of `usage_events`.
+- `reauthorizations`: re-authorization requests (ChargingNotifyRequest) the CHF
+  owes the `notify_uri` a session's create gave, written in the transaction
+  of the change that moved the line's standing (domain/standing.py) and
+  delivered by services.charging.reauthorization_delivery with retries. At most
+  one pending per session: a second change before delivery adds its rating
+  groups to it.
 
 They live on the same MetaData as carryover.store.tables; migration 0007 creates them,
-0016 adds `create_key` and `last_digest`.
+0016 adds `create_key`, `last_digest`, `notify_uri` and `reauthorizations`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     text,
 )
 
@@ -47,6 +54,7 @@ charging_sessions = Table(
     Column("released_at", Instant),
     Column("create_key", String(64)),
     Column("last_digest", String(64)),
+    Column("notify_uri", String(2000)),
     Index("ux_charging_sessions_open_create", "create_key", unique=True,
           postgresql_where=text("released_at IS NULL"),
           sqlite_where=text("released_at IS NULL")),
@@ -62,4 +70,22 @@ quota_holds = Table(
     Column("granted_at", Instant, nullable=False),
     Column("expires_at", Instant, nullable=False),
     Index("ix_quota_holds_account", "account_id", "expires_at"),
+)
+
+reauthorizations = Table(
+    "reauthorizations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ref", String(64), ForeignKey("charging_sessions.ref"), nullable=False),
+    Column("notify_uri", String(2000), nullable=False),
+    Column("rating_groups", JSON, nullable=False),  # sorted list of rating group numbers
+    Column("reason", String(200), nullable=False),
+    Column("created_at", Instant, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Instant, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", Instant),
+    Index("ux_reauthorizations_pending", "ref", unique=True,
+          postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+    Index("ix_reauthorizations_due", "status", "next_attempt_at"),
 )

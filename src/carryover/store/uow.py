@@ -35,6 +35,7 @@ from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.plan_repository import PlanRepository
 from carryover.store.portal_repository import PortalRepository
+from carryover.store.reauthorization_repository import ReauthorizationRepository
 from carryover.store.repository import AccountRepository
 from carryover.store.webhook_repository import WebhookRepository
 
@@ -76,6 +77,7 @@ class UnitOfWork:
     plans: PlanRepository
     accounts: AccountRepository
     charging: ChargingRepository
+    reauthorizations: ReauthorizationRepository
     esim: EsimRepository
     keys: KeyRepository
     idempotency: IdempotencyRepository
@@ -105,6 +107,7 @@ class UnitOfWork:
         self.plans = PlanRepository(self.conn)
         self.accounts = AccountRepository(self.conn)
         self.charging = ChargingRepository(self.conn, self.accounts)
+        self.reauthorizations = ReauthorizationRepository(self.conn)
         self.esim = EsimRepository(self.conn)
         self.keys = KeyRepository(self.conn)
         self.idempotency = IdempotencyRepository(self.conn)

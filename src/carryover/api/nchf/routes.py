@@ -97,6 +97,7 @@ class ChargingDataRequest(_Open):
     invocationTimeStamp: AwareDatetime
     invocationSequenceNumber: Uint32
     retransmissionIndicator: bool | None = None
+    notifyUri: str | None = Field(default=None, max_length=2000)
     multipleUnitUsage: list[MultipleUnitUsage] = Field(default_factory=list, max_length=100)
     pDUSessionChargingInformation: dict[str, Any] | None = None
 
@@ -180,7 +181,7 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
                                retransmission=again)
     who = _subscriber(body)
     return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units, who,
-                           _create_key(body, who), again)
+                           _create_key(body, who), again, body.notifyUri)
 
 
 def _create_key(body: ChargingDataRequest, subscriber: str | None) -> str | None:

@@ -18,7 +18,9 @@ fixed number of statements, whatever its size:
    alone: request k sees what requests 1..k-1 left, as if each had been a
    transaction of its own (the locks serialize an account's writers anyway);
 5. write it all with one statement per kind of row (on PostgreSQL one
-   `json_to_recordset` statement each, all in one pipeline), and commit once.
+   `json_to_recordset` statement each, all in one pipeline), with the
+   re-authorizations owed to the account's other sessions whose line's standing
+   the batch moved (services.charging.reauthorization), and commit once.
 
 A request refused before it changes anything (unknown subscriber or reference,
 an old invocationSequenceNumber) gets its error and the batch goes on. One
@@ -50,6 +52,7 @@ from carryover.domain.notices import decided_at
 from carryover.domain.quota import Grant, Hold, decide
 from carryover.domain.sessions import ChargingSession, QuotaHold
 from carryover.domain.units import Unit
+from carryover.services.charging import reauthorization
 from carryover.services.charging.book_cache import BookCache, Kept, as_loaded
 from carryover.services.charging.model import (
     ChargingAnswer,
@@ -126,6 +129,9 @@ class _Batch:
         self.accounts: dict[int, _Account] = {}
         self.sessions: dict[str, ChargingSession] = {}
         self.opened: dict[str, ChargingSession] = {}  # open sessions by create key
+        self.watched: dict[int, list[ChargingSession]] = {}  # account id -> notify sessions
+        self.standing: dict[int, dict] = {}  # account id -> its watched lines' standings
+        self.reauthorizations: list[dict] = []  # owed (services.charging.reauthorization)
         self.new_sessions: set[str] = set()  # refs to insert
         self.changed_sessions: set[str] = set()  # refs whose answer changed
         self.stored: set[str] = set()
@@ -152,6 +158,12 @@ class _Batch:
                 raise
             except ServiceError as exc:  # refused before it changed anything
                 results.append(exc)
+        answered = self.changed_sessions | self.new_sessions
+        for account_id, watched in sorted(self.watched.items()):
+            if self.accounts[account_id].touched:
+                self.reauthorizations += reauthorization.owed(
+                    self.accounts[account_id].book, watched, self.standing[account_id],
+                    "another session's usage or grant", answered)
         self._write()
         return results
 
@@ -173,7 +185,7 @@ class _Batch:
                 missing.append(row)
             else:
                 kept[row.id] = hit
-        reads = self.store.read(refs, events, missing, keys)
+        reads = self.store.read(refs, events, missing, keys, [row.id for row in rows])
         for r in reads.sessions:
             session = self.sessions[r.ref] = copy.copy(r)  # changed here, written at the end
             if session.create_key and session.released_at is None:
@@ -194,6 +206,11 @@ class _Batch:
                                              closed=reads.closed.get(row.id, []))
         for r in reads.holds:
             self.accounts[r.account_id].holds[(r.ref, r.rating_group)] = copy.copy(r)
+        for s in reads.watched:
+            self.watched.setdefault(s.account_id, []).append(s)
+        for account_id, watched in self.watched.items():
+            self.standing[account_id] = reauthorization.before(
+                self.accounts[account_id].book, watched)
         for account in self.accounts.values():
             self.initial_holds.update(account.holds)
 
@@ -247,7 +264,7 @@ class _Batch:
             return _replay(first, request)
         session = ChargingSession(uuid.uuid4().hex, row.account_id, row.id,
                                   request.subscriber, request.at, request.at, -1, [], None,
-                                  request.create_key)
+                                  request.create_key, notify_uri=request.notify_uri)
         self.new_sessions.add(session.ref)
         self.sessions[session.ref] = session
         if session.create_key:
@@ -359,6 +376,7 @@ class _Batch:
             store.update_sessions([s for s in self.sessions.values()
                                   if s.ref in self.changed_sessions - self.new_sessions])
             self.uow.outbox.offer(list(self.outbox.values()))
+            self.uow.reauthorizations.offer(self.reauthorizations)
 
 
 def _repeats(session: ChargingSession, request: ChargingRequest) -> bool:

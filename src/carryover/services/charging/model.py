@@ -75,6 +75,7 @@ class ChargingRequest:
     subscriber: str | None = None  # the line: an IMSI, MSISDN or line id (create only)
     create_key: str | None = None  # what makes a create the same create (create_key)
     retransmission: bool = False  # retransmissionIndicator
+    notify_uri: str | None = None  # notifyUri of a create: where to ask for re-authorization
 
     def digest(self) -> str:
         """What the request says, as a SHA-256: its instant, sequence number and units,

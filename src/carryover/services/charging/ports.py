@@ -45,6 +45,7 @@ class BatchReads(Protocol):
     books: dict[int, tuple[AccountBook, Snapshot]]  # account id -> (book, snapshot)
     holds: Sequence[QuotaHold]
     closed: dict[int, list[Bucket]]  # account id -> its closed data buckets
+    watched: Sequence[ChargingSession]  # open sessions with a notify_uri (`watch`)
 
 
 class ChargingStore(Protocol):
@@ -58,10 +59,11 @@ class ChargingStore(Protocol):
         """Account rows (AccountRow) in id order, locked until the unit of work ends."""
 
     def read(self, refs: Sequence[str], events: Sequence[str], missing: Sequence[Any],
-             keys: Sequence[str] = ()) -> BatchReads:
+             keys: Sequence[str] = (), watch: Sequence[int] = ()) -> BatchReads:
         """The plans, the sessions `refs` and the open sessions whose create_key is in
-        `keys`, which of `events` are stored, and the book (with its snapshot), holds and
-        closed data buckets of each account in `missing`."""
+        `keys`, which of `events` are stored, the book (with its snapshot), holds and
+        closed data buckets of each account in `missing`, and the open sessions with a
+        notify_uri of the accounts `watch`."""
 
     def attach(self, account_id: int, book: AccountBook) -> None:
         """Let a book kept from an earlier unit of work read its history in this one."""
@@ -89,6 +91,12 @@ class ChargingStore(Protocol):
         """Insert these holds, or replace the stored ones of the same key."""
 
 
+class Reauthorizations(Protocol):
+    def offer(self, owed: Iterable[dict]) -> None:
+        """Re-authorizations (ref, notify_uri, rating_groups, reason, created_at): each
+        joins its session's pending one or is a new one."""
+
+
 class Outbox(Protocol):
     def offer(self, rows: list[dict]) -> None:
         """Offer notification rows; each (line, cycle_start, kind) is kept once."""
@@ -98,6 +106,7 @@ class ChargingUnit(Protocol):
     """A unit of work: each `with` block one transaction, rolled back unless committed."""
 
     charging: ChargingStore
+    reauthorizations: Reauthorizations
     outbox: Outbox
 
     def __enter__(self) -> ChargingUnit: ...
