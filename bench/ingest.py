@@ -868,7 +868,7 @@ def profile_sqlite(provisioned: Path, files: Files, folder: Path, top: int) -> d
             for chunk, bad in read_usage(path, chunk_rows=CHUNK_ROWS, now_us=now_us):
                 yield str(path), chunk, bad
         t0 = time.perf_counter()
-        ingest_chunks(engine, chunks(), ref, None, None)
+        ingest_chunks(UnitOfWork(engine), chunks(), ref, None, None)
         return time.perf_counter() - t0
 
     out: dict = {}

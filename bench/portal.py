@@ -57,7 +57,7 @@ def build(database: str, events: int) -> tuple[Carryover, str]:
     step = (now - start) / (events + 1)
     rows = [batch.UsageRow(f"e{n}", "L1", start + step * (n + 1), 1_000_000, now)
             for n in range(events)]
-    accepted = sum(batch.record_batch(engine, rows[first:first + 1000]).accepted
+    accepted = sum(batch.record_batch(UnitOfWork(engine), rows[first:first + 1000]).accepted
                    for first in range(0, events, 1000))
     assert accepted == events, f"{accepted} of {events} events accepted"
     token, *_ = portal_access.create_link(UnitOfWork(engine), "L1", now, timedelta(hours=1))

@@ -60,9 +60,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     provisioning.create_line(engine, "other", "+14155550301", opened, STASH, line_id="O1")
     # 300 MB a day: about 1 GB of each allowance rolls over, under the stash's cap, so a
     # late event changes the newest deposit byte for byte.
-    record_batch(engine, [UsageRow(f"u{day}", "L1", opened + timedelta(days=day, hours=6),
-                                   300 * MB, opened + timedelta(days=day, hours=6))
-                          for day in range(72)])
+    record_batch(UnitOfWork(engine),
+                 [UsageRow(f"u{day}", "L1", opened + timedelta(days=day, hours=6),
+                           300 * MB, opened + timedelta(days=day, hours=6))
+                  for day in range(72)])
     family_opened = (now - timedelta(days=10)).replace(microsecond=0)
     provisioning.create_account(engine, "fam", 1, ZONE, family_opened, POOL)
     provisioning.create_line(engine, "fam", "+14155550201", family_opened, line_id="F1")

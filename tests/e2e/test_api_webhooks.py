@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from carryover.cli import app as cli_app
 from carryover.services.notify import webhooks
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 from tests.api_support import Api, served_api
 from tests.e2e.test_api_metrics import scrape
 from tests.integration.test_webhooks import Receiver, verified
@@ -87,7 +88,7 @@ def test_secret_once_dead_letters_replay_and_gauges(api: Api):
         waiting = scrape(api)
         assert waiting[PENDING] == 2
         assert waiting[LAG] >= 1
-        webhooks.deliver_once(api.engine, api.settings)  # type: ignore[attr-defined]
+        webhooks.deliver_once(UnitOfWork(api.engine), api.settings)  # type: ignore[attr-defined]
         settled = scrape(api)
         assert settled[PENDING] == 0 and settled[LAG] == 0
 
@@ -106,7 +107,7 @@ def test_secret_once_dead_letters_replay_and_gauges(api: Api):
         assert replayed.json() == {"id": dead[0]["id"], "status": "pending",
                                    "previous": "dead"}
         assert scrape(api)[PENDING] == 1
-        webhooks.deliver_once(api.engine, api.settings)  # type: ignore[attr-defined]
+        webhooks.deliver_once(UnitOfWork(api.engine), api.settings)  # type: ignore[attr-defined]
         assert len(receiver.received) == 1
         payload, headers = receiver.received[0]
         assert verified(secret, payload, headers)
@@ -124,7 +125,7 @@ def test_secret_once_dead_letters_replay_and_gauges(api: Api):
         assert scrape(api)[PENDING] == 0
         refused = api.call("POST", f"/v1/webhooks/deliveries/{dead[1]['id']}/replay")
         assert refused.status_code == 422
-        webhooks.deliver_once(api.engine, api.settings)  # type: ignore[attr-defined]
+        webhooks.deliver_once(UnitOfWork(api.engine), api.settings)  # type: ignore[attr-defined]
         assert len(receiver.received) == 1
 
 

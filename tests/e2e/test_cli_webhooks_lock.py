@@ -20,6 +20,7 @@ from pathlib import Path
 
 from carryover.services.notify import delivery as webhook_delivery
 from carryover.services.notify import webhooks
+from carryover.store.uow import UnitOfWork
 from tests.integration.test_webhook_concurrency import Timed
 from tests.integration.test_webhooks import JAN, use_up, world
 from tests.loopback import serving
@@ -42,9 +43,10 @@ def test_a_second_delivery_loop_waits_for_the_lock(db_url, tmp_path):
     _, engine = world(db_url)
     receiver = Timed()
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", None, JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", None, JAN, allow_private=True)
         use_up(engine)  # four notifications due
-        held = webhook_delivery.try_lock(engine)  # another process's loop, as serve holds it
+        # another process's loop, as serve holds it
+        held = webhook_delivery.try_lock(UnitOfWork(engine))
         assert held is not None
         try:
             once = subprocess.run(_carryover("webhooks", "deliver", "--once", "--json"),
@@ -77,10 +79,10 @@ def test_a_second_delivery_loop_waits_for_the_lock(db_url, tmp_path):
                 time.sleep(0.05)
             assert len(receiver.events) == 4  # it took over once the lock was free
             # ... and now holds it: serve (or a third loop) would wait.
-            assert webhook_delivery.try_lock(engine) is None
+            assert webhook_delivery.try_lock(UnitOfWork(engine)) is None
         finally:
             loop.terminate()
             loop.wait(timeout=30)
-    freed = webhook_delivery.try_lock(engine)
+    freed = webhook_delivery.try_lock(UnitOfWork(engine))
     assert freed is not None  # the stopped loop let it go
     freed.release()

@@ -99,7 +99,7 @@ def test_alert_thresholds_that_cannot_be_kept_are_422(portal, text):
     answer = client.post("/portal/lines/F1/alert-thresholds",
                          data={"csrf": csrf, "thresholds": text})
     assert answer.status_code == 422
-    assert alert_thresholds.thresholds(engine, "F1")["default"] is True
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "F1")["default"] is True
 
 
 def test_alert_thresholds_picked_and_cleared_from_the_form(portal):
@@ -108,9 +108,9 @@ def test_alert_thresholds_picked_and_cleared_from_the_form(portal):
     picked = client.post("/portal/lines/F1/alert-thresholds",
                          data={"csrf": csrf, "thresholds": "90%, 25; 60"})
     assert picked.status_code == 200 and "25, 60, 90 %" in picked.text
-    assert alert_thresholds.thresholds(engine, "F1")["thresholds"] == [25, 60, 90]
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "F1")["thresholds"] == [25, 60, 90]
     client.post("/portal/lines/F1/alert-thresholds", data={"csrf": csrf, "thresholds": ""})
-    assert alert_thresholds.thresholds(engine, "F1")["default"] is True
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "F1")["default"] is True
 
 
 def test_a_plan_not_offered_for_self_service_is_403(portal):

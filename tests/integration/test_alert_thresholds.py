@@ -56,11 +56,11 @@ def kinds(engine, line: str) -> list[str]:
 
 
 def test_a_picked_threshold_fires_on_a_single_event_and_the_defaults_still_do(engine):
-    assert alert_thresholds.thresholds(engine, "p") == {
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "p") == {
         "line": "p", "thresholds": [50, 80, 100], "default": True}
-    view = alert_thresholds.set_thresholds(engine, "+4915100000001", [90, 30, 30])
+    view = alert_thresholds.set_thresholds(UnitOfWork(engine), "+4915100000001", [90, 30, 30])
     assert view == {"line": "p", "thresholds": [30, 90], "default": False}
-    assert alert_thresholds.thresholds(engine, "p") == view
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "p") == view
     for line in ("p", "d"):
         ledger_ops.record_usage(engine, line, 6 * GB, AT, AT, f"{line}-1")
     assert kinds(engine, "p") == ["usage_30"]
@@ -78,28 +78,28 @@ def test_a_picked_threshold_fires_on_a_single_event_and_the_defaults_still_do(en
 def test_a_threshold_picked_below_the_usage_fires_at_once(engine):
     ledger_ops.record_usage(engine, "p", 4 * GB, AT, AT, "p-1")
     assert kinds(engine, "p") == []
-    alert_thresholds.set_thresholds(engine, "p", [25, 60])
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [25, 60])
     assert kinds(engine, "p") == ["usage_25"]
 
 
 def test_back_to_the_defaults(engine):
-    alert_thresholds.set_thresholds(engine, "p", [10])
-    assert alert_thresholds.set_thresholds(engine, "p", None)["default"] is True
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [10])
+    assert alert_thresholds.set_thresholds(UnitOfWork(engine), "p", None)["default"] is True
     ledger_ops.record_usage(engine, "p", 6 * GB, AT, AT, "p-1")
     assert kinds(engine, "p") == ["usage_50"]
 
 
 def test_a_value_batch_uses_the_picked_thresholds(engine):
-    alert_thresholds.set_thresholds(engine, "p", [20, 70])
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [20, 70])
     rows = [UsageRow(f"{line}{k}", line, AT, 3 * GB, AT) for k in range(3) for line in ("p", "d")]
-    assert record_batch(engine, rows).accepted == 6
+    assert record_batch(UnitOfWork(engine), rows).accepted == 6
     assert kinds(engine, "p") == ["usage_20", "usage_70"]
     assert kinds(engine, "d") == ["usage_50", "usage_80"]
 
 
 def test_an_ingest_chunk_uses_the_picked_thresholds(engine, tmp_path):
     from carryover.services.ingest.chunks import ingest_chunks
-    alert_thresholds.set_thresholds(engine, "p", [15, 45])
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [15, 45])
     path = tmp_path / "cdr.csv"
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
@@ -113,7 +113,7 @@ def test_an_ingest_chunk_uses_the_picked_thresholds(engine, tmp_path):
         for chunk, rejects in read_usage(path, chunk_rows=2, now_us=0):
             yield str(path), chunk, rejects
 
-    assert ingest_chunks(engine, chunks(), "test").accepted == 10
+    assert ingest_chunks(UnitOfWork(engine), chunks(), "test").accepted == 10
     assert kinds(engine, "p") == ["usage_15", "usage_45"]
     assert kinds(engine, "d") == ["usage_50"]
 
@@ -127,7 +127,7 @@ def test_an_nchf_batch_with_a_kept_book_sees_thresholds_picked_since(engine):
     (opened,) = charge(UnitOfWork(engine), policy, [ChargingOp("create", ask(AT, 0))], cache)
     assert not isinstance(opened, Exception), opened
     # Picked after the batch kept the account's book: the kept book must not decide.
-    alert_thresholds.set_thresholds(engine, "p", [5])
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [5])
     used = (UsedUnits(0, GB, None),)
     (spent,) = charge(UnitOfWork(engine), policy,
                       [ChargingOp("update", ask(AT + timedelta(minutes=1), 1, used),
@@ -142,12 +142,12 @@ def test_an_nchf_batch_with_a_kept_book_sees_thresholds_picked_since(engine):
     ([1, 2, 3, 4, 5, 6], "at most 5"),
 ])
 def test_a_choice_that_cannot_be_kept_is_refused_and_changes_nothing(engine, values, message):
-    alert_thresholds.set_thresholds(engine, "p", [40])
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [40])
     with pytest.raises(ServiceError, match=message):
-        alert_thresholds.set_thresholds(engine, "p", values)
-    assert alert_thresholds.thresholds(engine, "p")["thresholds"] == [40]
+        alert_thresholds.set_thresholds(UnitOfWork(engine), "p", values)
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "p")["thresholds"] == [40]
 
 
 def test_an_unknown_line(engine):
     with pytest.raises(NotFound):
-        alert_thresholds.set_thresholds(engine, "nope", [10])
+        alert_thresholds.set_thresholds(UnitOfWork(engine), "nope", [10])

@@ -50,8 +50,8 @@ def test_lines_of_the_previous_schema_keep_the_defaults_and_may_pick(db_url):
     with engine.connect() as conn:
         assert conn.execute(select(lines.c.id, lines.c.alert_thresholds)
                             .order_by(lines.c.id)).all() == [("L1", None), ("L2", None)]
-    assert alert_thresholds.thresholds(engine, "L1")["default"] is True
-    alert_thresholds.set_thresholds(engine, "L2", [30])
+    assert alert_thresholds.thresholds(UnitOfWork(engine), "L1")["default"] is True
+    alert_thresholds.set_thresholds(UnitOfWork(engine), "L2", [30])
     at = JAN + timedelta(days=2)
     for line in ("L1", "L2"):
         ledger_ops.record_usage(engine, line, 6 * GB, at, at, f"{line}-e")

@@ -24,6 +24,7 @@ from carryover.services.ingest.chunks import ingest_chunks
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 GB = 1024**3
@@ -46,7 +47,7 @@ def ingest(engine, folder, rows, name="cdr.csv"):
             out.writerow([event_id, "a", at.isoformat(), amount, at.isoformat()])
     rejects = []
     chunks = ((str(path), c, r) for c, r in read_usage(path, chunk_rows=5000, now_us=0))
-    summary = ingest_chunks(engine, chunks, "test", on_rejects=rejects.extend)
+    summary = ingest_chunks(UnitOfWork(engine), chunks, "test", on_rejects=rejects.extend)
     return summary, rejects
 
 

@@ -23,6 +23,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store import ingest_repository
+from carryover.store.uow import UnitOfWork
 
 GB = 1024**3
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -106,7 +107,7 @@ def test_other_writers_between_chunks(db_url, tmp_path, monkeypatch, bound):
             else:  # runs while ingest_chunks waits for the next chunk
                 apply(bulk, step)
 
-    summary = ingest_chunks(bulk, chunks(), "test")
+    summary = ingest_chunks(UnitOfWork(bulk), chunks(), "test")
     assert summary.accepted == sum(len(s[1]) for s in steps if s[0] == "chunk")
     for step in steps:
         if step[0] == "chunk":
@@ -118,7 +119,8 @@ def test_other_writers_between_chunks(db_url, tmp_path, monkeypatch, bound):
     expected = {line: ledger_ops.balance(single, line, end) for line in LINES}
     assert {line: ledger_ops.balance(bulk, line, end) for line in LINES} == expected
     # The same chunks again: every event is a duplicate, found slice by slice.
-    again = ingest_chunks(bulk, [("test", chunk(s[1]), []) for s in steps if s[0] == "chunk"],
+    again = ingest_chunks(UnitOfWork(bulk),
+                          [("test", chunk(s[1]), []) for s in steps if s[0] == "chunk"],
                           "again")
     assert (again.accepted, again.duplicates) == (0, summary.accepted)
     assert {line: ledger_ops.balance(bulk, line, end) for line in LINES} == expected

@@ -23,6 +23,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
+from carryover.store.uow import UnitOfWork
 
 MB = 1024**2
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -88,7 +89,7 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     dispose_engines()
     bulk = setup(f"sqlite:///{folder / 'bulk.db'}")
     single = setup(f"sqlite:///{folder / 'single.db'}")
-    summary = ingest_chunks(bulk, chunks(folder, arrival, size), "test")
+    summary = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "test")
     assert summary.accepted == len(arrival)
     for event_id, line, at, received, amount, group in arrival:
         ledger_ops.record_usage(single, line, amount, at, received, event_id,
@@ -96,6 +97,6 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     end = START + timedelta(days=75)
     expected = balances(single, end)
     assert balances(bulk, end) == expected
-    again = ingest_chunks(bulk, chunks(folder, arrival, size), "again")
+    again = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "again")
     assert (again.accepted, again.duplicates) == (0, len(arrival))
     assert balances(bulk, end) == expected

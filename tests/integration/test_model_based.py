@@ -221,7 +221,7 @@ def machine_for(engine):
                 event = data.draw(st.sampled_from(self.usage_ids)) if reuse else self._id("ev")
                 rows.append(UsageRow(event, line, at, amount, self.now))
                 items.append(Usage(event, line, at, amount, Unit.DATA, None, self.now))
-            result = record_batch(engine, rows)
+            result = record_batch(UnitOfWork(engine), rows)
             outcomes = [self.model.submit(item) for item in items]
             assert [n for n, o in enumerate(outcomes) if o.status == "rejected"] == [
                 n for n, _ in result.rejected]

@@ -56,7 +56,7 @@ def test_a_batch_decides_each_accounts_notices_at_its_own_instant(db_url):
     feb = JAN + timedelta(days=45)
     rows = [UsageRow("e1", "early", jan, GB, jan),  # 1 GB of 10 GB: nothing to notify
             UsageRow("e2", "late", feb, 6 * GB, feb)]  # 6 of 10 GB in February: 50 %
-    assert record_batch(engine, rows).accepted == 2
+    assert record_batch(UnitOfWork(engine), rows).accepted == 2
     found = kinds(engine)
     assert {k for k in found if k[0] == "early"} == set()
     # Cycle day 11: February's cycle starts on the 11th; 6 GB of its 10 GB allowance.
@@ -70,7 +70,7 @@ def test_an_out_of_order_event_is_decided_at_the_accounts_own_instant(db_url):
     ledger_ops.record_usage(engine, "early", GB, feb, feb, "now")  # the book is in February
     # A January event within the grace window: rated in January, the book stays in February.
     jan = JAN + timedelta(days=30)
-    assert record_batch(engine, [UsageRow("old", "early", jan, GB, feb)]).accepted == 1
+    assert record_batch(UnitOfWork(engine), [UsageRow("old", "early", jan, GB, feb)]).accepted == 1
     ledger_ops.record_usage(engine, "early", GB, jan - timedelta(days=1),
                             feb + timedelta(hours=1), "older")
     # January's unused allowance went to the stash on February 1: credited, and data
@@ -92,12 +92,12 @@ def test_a_chunks_notices_are_each_accounts_notices_alone(tmp_path_factory, even
                      JAN + timedelta(days=day, hours=n))
             for n, (line, day, gb) in enumerate(events)]
     together = world(f"sqlite:///{folder / 'together.db'}")
-    record_batch(together, rows)
+    record_batch(UnitOfWork(together), rows)
     alone = world(f"sqlite:///{folder / 'alone.db'}")
     for line in sorted(LINES):
         mine = [r for r in rows if r.line == line]
         if mine:
-            record_batch(alone, mine)
+            record_batch(UnitOfWork(alone), mine)
     assert notices(together) == notices(alone)
     together.dispose()
     alone.dispose()

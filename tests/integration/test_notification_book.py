@@ -27,6 +27,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.services.notify import alert_thresholds, notices
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
 
 GB = 1024**3
@@ -112,7 +113,7 @@ def run_world(engine, n: int, world: tuple, script: list[tuple], spy: Spy) -> No
             elif op == "gift":
                 ledger_ops.gift(engine, line, lines[extra], amount, now, f"g{n}-{s}")
             elif op == "thresholds":
-                alert_thresholds.set_thresholds(engine, line, amount)
+                alert_thresholds.set_thresholds(UnitOfWork(engine), line, amount)
             else:
                 ledger_ops.balance(engine, line, now)
         except ServiceError:

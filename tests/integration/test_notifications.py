@@ -70,10 +70,10 @@ def test_batch_emits_in_its_transaction(db_url):
     engine = setup(db_url)
     at = JAN + timedelta(days=2)
     rows = [UsageRow(f"b{k}", "t", at, 3 * GB, at) for k in range(4)]
-    result = record_batch(engine, rows)
+    result = record_batch(UnitOfWork(engine), rows)
     assert result.accepted == 4
     assert sorted(kinds(engine)) == ["throttled", "usage_100", "usage_50", "usage_80"]
-    record_batch(engine, rows)  # duplicates: nothing new
+    record_batch(UnitOfWork(engine), rows)  # duplicates: nothing new
     assert len(kinds(engine)) == 4
 
 
@@ -92,10 +92,10 @@ def test_ingest_chunks_emit_once(db_url, tmp_path):
         for chunk, rejects in read_usage(path, chunk_rows=2, now_us=0):
             yield str(path), chunk, rejects
 
-    summary = ingest_chunks(engine, chunks(), "test")
+    summary = ingest_chunks(UnitOfWork(engine), chunks(), "test")
     assert summary.accepted == 12
     assert sorted(kinds(engine)) == ["throttled", "usage_100", "usage_50", "usage_80"]
-    again = ingest_chunks(engine, chunks(), "again")
+    again = ingest_chunks(UnitOfWork(engine), chunks(), "again")
     assert again.duplicates == 12
     assert len(kinds(engine)) == 4
 

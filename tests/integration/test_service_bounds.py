@@ -53,7 +53,7 @@ def test_record_usage_refuses_past_the_bound_before_writing(engine, amount: int)
 def test_record_batch_rejects_rows_past_the_bound_by_index(engine) -> None:
     rows = [UsageRow("ok-1", "l0", T, 1024, T), UsageRow("big-1", "l0", T, MAX_EVENT + 1, T),
             UsageRow("ok-2", "l0", T, MAX_EVENT, T), UsageRow("big-2", "l0", T, 2**63, T)]
-    result = record_batch(engine, rows)
+    result = record_batch(UnitOfWork(engine), rows)
     assert result.accepted == 2
     assert [n for n, _ in result.rejected] == [1, 3]
     assert all("more than 2^50" in reason for _, reason in result.rejected)

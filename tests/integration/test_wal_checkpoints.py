@@ -30,6 +30,7 @@ from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
 from carryover.store import wal_checkpoints
 from carryover.store.engine import dispose_engines
+from carryover.store.uow import UnitOfWork
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 MB = 1024**2
@@ -80,7 +81,7 @@ def _dispose():
 
 def test_the_database_file_alone_holds_every_chunk(tmp_path):
     engine, db, path = world(tmp_path)
-    summary = ingest.ingest_chunks(engine, chunks(path), "test", long_run=True)
+    summary = ingest.ingest_chunks(UnitOfWork(engine), chunks(path), "test", long_run=True)
     assert summary.accepted == EVENTS
     # The engine is still open (no checkpoint at close yet): copy the main file only.
     shutil.copyfile(db, tmp_path / "main-only.db")
@@ -104,7 +105,7 @@ def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ingest, "_ingest_chunk", third_fails)
     with pytest.raises(RuntimeError, match="chunk 3 fails"):
-        ingest.ingest_chunks(engine, chunks(path), "test", long_run=True)
+        ingest.ingest_chunks(UnitOfWork(engine), chunks(path), "test", long_run=True)
     assert set(autocheckpoint_settings(engine)) == {1000}
     assert no_checkpoint_thread()
     # The collector ran with the ingest's thresholds, and has its own back.
@@ -112,7 +113,7 @@ def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
     assert gc.get_threshold() == before
     during.clear()
     with pytest.raises(RuntimeError, match="chunk 3 fails"):
-        ingest.ingest_chunks(engine, chunks(path), "again")  # not a long run: untouched
+        ingest.ingest_chunks(UnitOfWork(engine), chunks(path), "again")  # not a long run: untouched
     assert during == [before] * 3
     with engine.connect() as conn:  # the two chunks before it are committed
         assert conn.exec_driver_sql("SELECT count(*) FROM usage_events").scalar() == 2 * CHUNK
@@ -131,7 +132,7 @@ def wal_sizes(tmp_path: Path, limit: int, monkeypatch) -> list[int]:
     monkeypatch.setattr(wal_checkpoints.BackgroundCheckpoints, "_checkpoint", slow_disk)
     monkeypatch.setattr(wal_checkpoints, "WAL_LIMIT", limit)
     sizes: list[int] = []
-    ingest.ingest_chunks(engine, chunks(path), "test", long_run=True,
+    ingest.ingest_chunks(UnitOfWork(engine), chunks(path), "test", long_run=True,
                          progress=lambda _n: sizes.append(Path(f"{db}-wal").stat().st_size))
     monkeypatch.undo()
     return sizes

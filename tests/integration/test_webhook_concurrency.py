@@ -24,6 +24,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.services.notify import delivery as webhook_delivery
 from carryover.services.notify import webhooks
+from carryover.store.uow import UnitOfWork
 from tests.integration.test_webhooks import GB, JAN, use_up, world
 from tests.loopback import serving
 
@@ -63,11 +64,13 @@ def test_a_slow_endpoint_does_not_delay_a_healthy_one(db_url):
     slow, healthy = Timed(delay=0.8), Timed()
     with serving(slow.app()) as slow_base, serving(healthy.app()) as healthy_base:
         # The slow endpoint first: serial delivery in id order reached it first.
-        webhooks.add_endpoint(engine, slow_base + "/hook", None, JAN, allow_private=True)
-        webhooks.add_endpoint(engine, healthy_base + "/hook", None, JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), slow_base + "/hook", None, JAN,
+                              allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), healthy_base + "/hook", None, JAN,
+                              allow_private=True)
         use_up(engine)  # four notifications for each endpoint
         started = time.monotonic()
-        done = webhooks.deliver_once(engine, carry.settings)
+        done = webhooks.deliver_once(UnitOfWork(engine), carry.settings)
     assert done == {"delivered": 8, "retrying": 0, "dead": 0}
     assert len(healthy.events) == 4 and len(slow.events) == 4
     healthy_took = max(t for t, _ in healthy.events) - started
@@ -80,10 +83,12 @@ def test_the_loop_serves_new_work_while_a_lane_is_still_busy(db_url):
     carry, engine = world(db_url, webhook_timeout=5)
     slow, healthy = Timed(delay=0.6), Timed()
     with serving(slow.app()) as slow_base, serving(healthy.app()) as healthy_base:
-        webhooks.add_endpoint(engine, slow_base + "/hook", None, JAN, allow_private=True)
-        webhooks.add_endpoint(engine, healthy_base + "/hook", None, JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), slow_base + "/hook", None, JAN,
+                              allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), healthy_base + "/hook", None, JAN,
+                              allow_private=True)
         use_up(engine)
-        loop = threading.Thread(target=webhooks.run, args=(engine, carry.settings, 120))
+        loop = threading.Thread(target=webhooks.run, args=(UnitOfWork(engine), carry.settings, 120))
         loop.start()
         deadline = time.monotonic() + 10
         while len(healthy.events) < 4 and time.monotonic() < deadline:
@@ -113,8 +118,10 @@ def test_two_loops_never_send_a_row_twice(db_url, monkeypatch):
     carry, engine = world(db_url, webhook_timeout=1.0)
     slow, fast = Timed(delay=0.3), Timed()
     with serving(slow.app()) as slow_base, serving(fast.app()) as fast_base:
-        webhooks.add_endpoint(engine, slow_base + "/hook", None, JAN, allow_private=True)
-        webhooks.add_endpoint(engine, fast_base + "/hook", None, JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), slow_base + "/hook", None, JAN,
+                              allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), fast_base + "/hook", None, JAN,
+                              allow_private=True)
         use_up(engine)
         provisioning.create_line(engine, "acct", "+4915100000002", JAN,
                                  "tmobile-data-stash-10gb", line_id="u")
@@ -123,7 +130,7 @@ def test_two_loops_never_send_a_row_twice(db_url, monkeypatch):
             ledger_ops.record_usage(engine, "u", amount * GB, at, at, f"u{k}")
         results: list[dict] = []
         loops = [threading.Thread(target=lambda: results.append(
-            webhooks.run(engine, carry.settings, 60))) for _ in range(2)]
+            webhooks.run(UnitOfWork(engine), carry.settings, 60))) for _ in range(2)]
         for loop in loops:
             loop.start()
         for loop in loops:
@@ -133,18 +140,18 @@ def test_two_loops_never_send_a_row_twice(db_url, monkeypatch):
     assert len(slow.events) == 8 and len(fast.events) == 8
     assert set(slow.counts().values()) == {1} and set(fast.counts().values()) == {1}
     assert sum(r["delivered"] for r in results) == 16
-    assert all(e["delivered"] == 8 for e in webhooks.list_endpoints(engine))
+    assert all(e["delivered"] == 8 for e in webhooks.list_endpoints(UnitOfWork(engine)))
 
 
 def test_one_delivery_lock_per_deployment(db_url):
     _, engine = world(db_url)
-    first = webhook_delivery.try_lock(engine)
+    first = webhook_delivery.try_lock(UnitOfWork(engine))
     assert first is not None
     try:
-        assert webhook_delivery.try_lock(engine) is None
+        assert webhook_delivery.try_lock(UnitOfWork(engine)) is None
     finally:
         first.release()
-    again = webhook_delivery.try_lock(engine)
+    again = webhook_delivery.try_lock(UnitOfWork(engine))
     assert again is not None
     again.release()
 
@@ -165,17 +172,17 @@ def test_serve_workers_run_one_delivery_loop(db_url, monkeypatch):
     carry, engine = world(db_url)
     receiver = Timed()
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", None, JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", None, JAN, allow_private=True)
         use_up(engine)
         with TestClient(create_app(carry)), TestClient(create_app(carry)):  # two workers
             deadline = time.monotonic() + 10
             while len(receiver.events) < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.3)  # several poll intervals: the other worker keeps waiting
-            probe = webhook_delivery.try_lock(engine)
+            probe = webhook_delivery.try_lock(UnitOfWork(engine))
             if probe is not None:
                 probe.release()
-        freed = webhook_delivery.try_lock(engine)
+        freed = webhook_delivery.try_lock(UnitOfWork(engine))
     assert probe is None  # a serving worker holds the deployment's lock
     assert started == [1]  # and only one of the two runs the loop
     assert set(receiver.counts().values()) == {1} and len(receiver.events) == 4

@@ -23,6 +23,7 @@ from carryover.services.notify import delivery as webhook_delivery
 from carryover.services.notify import targets as webhook_targets
 from carryover.services.notify import webhooks
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 from tests.api_support import served_api
 from tests.integration.test_webhooks import JAN, Receiver, use_up, world
 from tests.loopback import serving
@@ -133,11 +134,12 @@ def test_delivery_rechecks_the_target_and_sends_nothing_there(db_url, monkeypatc
     with serving(receiver.app()) as base:
         port = base.rsplit(":", 1)[1]
         with resolver(monkeypatch, {"rebind.example.com": ["93.184.216.34", "127.0.0.1"]}):
-            webhooks.add_endpoint(engine, f"http://rebind.example.com:{port}/hook", None, JAN)
+            webhooks.add_endpoint(UnitOfWork(engine), f"http://rebind.example.com:{port}/hook",
+                                  None, JAN)
             use_up(engine)
-            done = webhooks.deliver_once(engine, carry.settings)
+            done = webhooks.deliver_once(UnitOfWork(engine), carry.settings)
     assert done["dead"] == 4 and receiver.calls == 0
-    dead = webhooks.dead_letters(engine)
+    dead = webhooks.dead_letters(UnitOfWork(engine))
     assert {d["last_error"] for d in dead} == {"target refused: loopback address"}
 
 
@@ -147,10 +149,10 @@ def test_delivery_connects_to_the_checked_address_with_the_original_host(db_url,
     with serving(receiver.app()) as base:
         port = base.rsplit(":", 1)[1]
         with resolver(monkeypatch, {"hooks.internal.test": ["127.0.0.1"]}) as asked:
-            webhooks.add_endpoint(engine, f"http://hooks.internal.test:{port}/hook", None,
-                                  JAN, allow_private=True)
+            webhooks.add_endpoint(UnitOfWork(engine), f"http://hooks.internal.test:{port}/hook",
+                                  None, JAN, allow_private=True)
             use_up(engine)
-            assert webhooks.deliver_once(engine, carry.settings)["delivered"] == 4
+            assert webhooks.deliver_once(UnitOfWork(engine), carry.settings)["delivered"] == 4
     assert len(asked) >= 5  # at registration, then at each attempt
     assert {h["host"] for _, h in receiver.received} == {f"hooks.internal.test:{port}"}
 
@@ -217,16 +219,16 @@ def test_last_error_does_not_tell_open_ports_from_closed(db_url):
     errors = {}
     for behaviour in ("closed", "banner", "garbage", "silent"):
         with raw_listener(behaviour) as port:
-            info, _ = webhooks.add_endpoint(engine, f"http://127.0.0.1:{port}/h",
+            info, _ = webhooks.add_endpoint(UnitOfWork(engine), f"http://127.0.0.1:{port}/h",
                                             ["usage_50"], JAN, allow_private=True)
             line = f"l{behaviour}"  # one usage_50 notification per endpoint
             provisioning.create_line(engine, "acct", f"+49151000009{len(errors)}", JAN,
                                      "tmobile-data-stash-10gb", line_id=line)
             ledger_ops.record_usage(engine, line, 6 * 1024**3, JAN, JAN, f"e-{line}")
-            webhooks.deliver_once(engine, carry.settings)
-            errors[behaviour] = {d["last_error"] for d in webhooks.dead_letters(engine)
+            webhooks.deliver_once(UnitOfWork(engine), carry.settings)
+            errors[behaviour] = {d["last_error"] for d in webhooks.dead_letters(UnitOfWork(engine))
                                  if d["endpoint"] == info["id"]}
-            webhooks.remove_endpoint(engine, info["id"], JAN)
+            webhooks.remove_endpoint(UnitOfWork(engine), info["id"], JAN)
     assert all(e == {webhook_delivery.NO_RESPONSE} for e in errors.values()), errors
 
 
@@ -243,11 +245,12 @@ def test_a_redirect_is_not_followed(db_url):
 
     carry, engine = world(db_url, webhook_max_attempts=1)
     with serving(Starlette(routes=[Route("/h", hook, methods=["POST"])])) as base:
-        webhooks.add_endpoint(engine, base + "/h", ["usage_50"], JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/h", ["usage_50"], JAN,
+                              allow_private=True)
         use_up(engine)
-        webhooks.deliver_once(engine, carry.settings)
+        webhooks.deliver_once(UnitOfWork(engine), carry.settings)
     assert hits == ["/h"]
-    assert [d["last_error"] for d in webhooks.dead_letters(engine)] == ["HTTP 307"]
+    assert [d["last_error"] for d in webhooks.dead_letters(UnitOfWork(engine))] == ["HTTP 307"]
 
 
 def test_an_attempt_is_cut_off_at_the_timeout_even_when_bytes_keep_coming(db_url):
@@ -255,13 +258,13 @@ def test_an_attempt_is_cut_off_at_the_timeout_even_when_bytes_keep_coming(db_url
     # per-read timeout; the attempt still ends at webhook_timeout, inside its lease.
     carry, engine = world(db_url, webhook_max_attempts=1, webhook_timeout=0.6)
     with raw_listener("drip") as port:
-        webhooks.add_endpoint(engine, f"http://127.0.0.1:{port}/h", ["usage_50"], JAN,
+        webhooks.add_endpoint(UnitOfWork(engine), f"http://127.0.0.1:{port}/h", ["usage_50"], JAN,
                               allow_private=True)
         use_up(engine)
         started = time.monotonic()
-        webhooks.deliver_once(engine, carry.settings)
+        webhooks.deliver_once(UnitOfWork(engine), carry.settings)
         took = time.monotonic() - started
-    assert [d["last_error"] for d in webhooks.dead_letters(engine)] == [
+    assert [d["last_error"] for d in webhooks.dead_letters(UnitOfWork(engine))] == [
         webhook_delivery.NO_RESPONSE]
     assert took < 3
 

@@ -18,6 +18,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.services.notify import webhooks
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 from tests.loopback import serving
 
 GB = 1024**3
@@ -63,7 +64,7 @@ def use_up(engine) -> None:
 
 def drain(engine, settings, until, passes: int = 300) -> None:
     for _ in range(passes):
-        webhooks.deliver_once(engine, settings)
+        webhooks.deliver_once(UnitOfWork(engine), settings)
         if until():
             return
         time.sleep(0.02)
@@ -81,19 +82,19 @@ def test_every_notification_arrives_once_after_retries(db_url):
     carry, engine = world(db_url, webhook_max_attempts=10)
     receiver = Receiver(fail_first=3)
     with serving(receiver.app()) as base:
-        _, secret = webhooks.add_endpoint(engine, base + "/hook", None, JAN,
+        _, secret = webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", None, JAN,
                                           allow_private=True)
         use_up(engine)
         drain(engine, carry.settings, lambda: len(receiver.received) == 4)
         for _ in range(5):  # nothing is sent twice once delivered
-            webhooks.deliver_once(engine, carry.settings)
+            webhooks.deliver_once(UnitOfWork(engine), carry.settings)
     bodies = [json.loads(b) for b, _ in receiver.received]
     assert sorted(b["kind"] for b in bodies) == ["throttled", "usage_100", "usage_50",
                                                  "usage_80"]
     assert len({b["id"] for b in bodies}) == 4
     assert all(verified(secret, b, h) for b, h in receiver.received)
     assert not verified("wrong", *receiver.received[0])
-    assert webhooks.list_endpoints(engine)[0]["delivered"] == 4
+    assert webhooks.list_endpoints(UnitOfWork(engine))[0]["delivered"] == 4
 
 
 def test_a_receiver_down_for_a_while_gets_everything_once_back(db_url):
@@ -101,16 +102,16 @@ def test_a_receiver_down_for_a_while_gets_everything_once_back(db_url):
     receiver = Receiver()
     receiver.down = True
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", ["usage_50", "usage_80", "usage_100"],
-                              JAN, allow_private=True)
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook",
+                              ["usage_50", "usage_80", "usage_100"], JAN, allow_private=True)
         use_up(engine)
         for _ in range(10):
-            webhooks.deliver_once(engine, carry.settings)
+            webhooks.deliver_once(UnitOfWork(engine), carry.settings)
             time.sleep(0.02)
         assert receiver.received == [] and receiver.calls >= 3
         receiver.down = False
         drain(engine, carry.settings, lambda: len(receiver.received) == 3)
-        webhooks.deliver_once(engine, carry.settings)
+        webhooks.deliver_once(UnitOfWork(engine), carry.settings)
     assert sorted(json.loads(b)["kind"] for b, _ in receiver.received) == [
         "usage_100", "usage_50", "usage_80"]  # --kinds filtered out `throttled`
 
@@ -120,19 +121,19 @@ def test_dead_letters_after_max_attempts_and_replay(db_url):
     receiver = Receiver()
     receiver.down = True
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN,
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", ["usage_50"], JAN,
                               allow_private=True)
         ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
-        drain(engine, carry.settings, lambda: bool(webhooks.dead_letters(engine)))
-        dead = webhooks.dead_letters(engine)
+        drain(engine, carry.settings, lambda: bool(webhooks.dead_letters(UnitOfWork(engine))))
+        dead = webhooks.dead_letters(UnitOfWork(engine))
         assert [(d["kind"], d["attempts"], d["last_error"]) for d in dead] == [
             ("usage_50", 2, "HTTP 503")]
         assert receiver.calls == 2
         receiver.down = False
-        webhooks.replay(engine, dead[0]["id"], datetime.now(UTC))
+        webhooks.replay(UnitOfWork(engine), dead[0]["id"], datetime.now(UTC))
         drain(engine, carry.settings, lambda: len(receiver.received) == 1)
-    assert webhooks.dead_letters(engine) == []
+    assert webhooks.dead_letters(UnitOfWork(engine)) == []
     assert json.loads(receiver.received[0][0])["kind"] == "usage_50"
 
 
@@ -144,7 +145,7 @@ def test_serve_runs_the_delivery_worker(db_url):
     carry, engine = world(db_url)
     receiver = Receiver(fail_first=1)
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", ["usage_50"], JAN,
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", ["usage_50"], JAN,
                               allow_private=True)
         ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
@@ -163,7 +164,7 @@ def test_the_worker_can_be_turned_off(db_url):
     carry, engine = world(db_url, webhook_worker=False)
     receiver = Receiver()
     with serving(receiver.app()) as base:
-        webhooks.add_endpoint(engine, base + "/hook", None, JAN,
+        webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", None, JAN,
                               allow_private=True)
         use_up(engine)
         with TestClient(create_app(carry)):

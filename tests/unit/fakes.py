@@ -10,25 +10,30 @@ transaction; `db.commits` counts the commits.
 The repositories implement the protocols the services declare (services.charging.ports,
 services.esim.ports, services.access.ports, services.notify.ports);
 tests/unit/test_fakes_match.py checks that they and the store's classes have the
-methods of the protocols, with their parameters.
+methods of the protocols, with their parameters. As the store's, the fake unit of
+work also hands out another unit of work on the same database (`another`) and the
+deployment's webhook delivery lock (`delivery_lock`, one holder per FakeDatabase).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from carryover.domain.book import AccountBook
 from carryover.domain.book_state import Snapshot
-from carryover.domain.buckets import Bucket
+from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
+from carryover.domain.notices import EXPIRING_WITHIN, owner_facts
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.sessions import ChargingSession, QuotaHold
+from carryover.domain.units import Unit
 
 
 @dataclass
@@ -133,7 +138,10 @@ class State:
     sessions: dict[str, ChargingSession] = field(default_factory=dict)
     holds: dict[tuple[str, int], QuotaHold] = field(default_factory=dict)
     usage: dict[str, dict] = field(default_factory=dict)
-    outbox: dict[tuple[str, str, str], dict] = field(default_factory=dict)
+    outbox: dict[tuple[str, str, str], dict] = field(default_factory=dict)  # id: its place
+    alert_thresholds: dict[str, list[int]] = field(default_factory=dict)  # line -> picked
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    deliveries: dict[int, Delivery] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     orders: list[Order] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -147,6 +155,7 @@ class FakeDatabase:
     def __init__(self, plans: PlanCatalog | dict) -> None:
         self.state = State(PlanCatalog.of(plans))
         self.commits = 0
+        self.delivery_locked = False  # the webhook delivery lock (not transactional)
 
     def copy(self) -> State:
         # Plans are immutable: shared, not copied.
@@ -182,13 +191,15 @@ class FakeUnitOfWork:
     def __enter__(self) -> FakeUnitOfWork:
         assert self._work is None, "a unit of work is not entered twice at once"
         self._work = self.db.copy()
-        self.accounts = FakeAccounts(self._work)
+        self.accounts = FakeNoticeAccounts(self._work)
         self.charging = FakeCharging(self._work, self.accounts)
         self.reauthorizations = FakeReauthorizations(self._work)
-        self.outbox = FakeOutbox(self._work)
+        self.outbox = FakeNoticeOutbox(self._work)
         self.esim = FakeEsim(self._work)
         self.keys = FakeKeys(self._work)
         self.idempotency = FakeIdempotency(self._work)
+        self.plans = FakePlans(self._work)
+        self.webhooks = FakeWebhooks(self._work)
         return self
 
     def commit(self) -> None:
@@ -202,6 +213,17 @@ class FakeUnitOfWork:
     def reading(self) -> FakeUnitOfWork:
         """A unit of work for reads only: in memory, any unit of work on the database."""
         return FakeUnitOfWork(self.db)
+
+    def another(self) -> FakeUnitOfWork:
+        """A new unit of work on the same database (for a thread of its own)."""
+        return FakeUnitOfWork(self.db)
+
+    def delivery_lock(self) -> FakeLock | None:
+        """The database's delivery lock, or None while another holder has it."""
+        if self.db.delivery_locked:
+            return None
+        self.db.delivery_locked = True
+        return FakeLock(self.db)
 
 
 class FakeAccounts:
@@ -504,6 +526,266 @@ class FakeIdempotency:
         self.s.responses.pop((api_key_id, route, key), None)
 
 
+# ---- notify: alert thresholds, notices from the stored state, webhooks ---------------
+# (FakeUnitOfWork hangs FakeNoticeAccounts, FakeNoticeOutbox, FakePlans and FakeWebhooks
+# on itself; the first two are FakeAccounts and FakeOutbox with what notify reads more.)
+
+
+@dataclass
+class Endpoint:
+    id: str
+    url: str
+    secret: str
+    kinds: str | None  # comma-wrapped (",usage_80,throttled,"), as the store keeps it
+    since_outbox_id: int
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+
+@dataclass
+class Delivery:
+    id: int
+    endpoint_id: str
+    outbox_id: int
+    status: str  # pending | delivered | dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+class FakeLock:
+    """The delivery lock of a FakeDatabase while held."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    def release(self) -> None:
+        self._db.delivery_locked = False
+
+
+class FakeNoticeAccounts(FakeAccounts):
+    """The accounts, with the lines' alert thresholds (services.notify.ports.LineSettings)."""
+
+    def lock_account(self, account_id: int) -> Any:
+        # The fake's units of work are copies committed whole: nothing to lock.
+        return self.account(account_id)
+
+    def set_alert_thresholds(self, account_id: int, line_id: str,
+                             thresholds: list[int] | None) -> None:
+        if thresholds is None:
+            self.s.alert_thresholds.pop(line_id, None)
+        else:
+            self.s.alert_thresholds[line_id] = list(thresholds)
+        self.s.accounts[account_id].version += 1
+
+    def alert_thresholds(self, line_id: str) -> list[int] | None:
+        found = self.s.alert_thresholds.get(line_id)
+        return None if found is None else list(found)
+
+
+class FakeNoticeOutbox(FakeOutbox):
+    """The outbox, with the stored state notices are decided from (NoticeStore), read
+    from the fake's books (which hold every bucket and counter of the account)."""
+
+    def offer(self, rows: list[dict]) -> None:
+        written = datetime.now(UTC)  # outbox.written_at: the backlog's age runs from it
+        for row in rows:
+            key = (row["line"], row["cycle_start"], row["kind"])
+            if key not in self.s.outbox:
+                self.s.outbox[key] = {**copy.deepcopy(row), "written_at": written}
+
+    def notice_accounts(self, account_ids: Iterable[int]) -> dict[int, Any]:
+        out = {}
+        for account_id in account_ids:
+            account, book = self.s.accounts.get(account_id), self.s.books.get(account_id)
+            if account is None or book is None or book.cycle_start is None:
+                continue
+            pool = book.lines.get(POOL)
+            out[account_id] = SimpleNamespace(
+                id=account_id, name=account.name, cycle_start=book.cycle_start,
+                cycle_end=book.cycle_end, until=book.until,
+                pool_plan_id=pool.plan_id if pool is not None else None,
+                cycle_day=account.cycle_day, timezone=account.timezone)
+        return out
+
+    def notice_lines(self, account_ids: Iterable[int]) -> list[Any]:
+        wanted = set(account_ids)
+        rows = []
+        for line in sorted(self.s.lines.values(), key=lambda row: row.id):
+            if line.account_id not in wanted:
+                continue
+            state = self.s.books[line.account_id].lines[line.id]
+            picked = self.s.alert_thresholds.get(line.id)
+            rows.append(SimpleNamespace(
+                id=line.id, account_id=line.account_id, msisdn=line.msisdn, imsi=line.imsi,
+                opened_at=line.opened_at, plan_id=state.plan_id, member=state.member,
+                pending_plan=state.pending_plan,
+                limits={unit.value: n for unit, n in state.limits.items()} or None,
+                alert_thresholds=None if picked is None else list(picked)))
+        return rows
+
+    def cycle_counters(self, cycle: Mapping[int, str]) -> dict[tuple, int]:
+        out: dict[tuple, int] = {}
+        for account_id, start in cycle.items():
+            book = self.s.books.get(account_id)
+            if (book is None or book.cycle_start is None
+                    or book.cycle_start.astimezone(UTC).isoformat() != start):
+                continue
+            for line in book.lines:
+                for name in ("used", "pool"):
+                    value = book.counter(book.cycle_start, line, Unit.DATA, name)
+                    if value:
+                        out[(account_id, line, name)] = value
+        return out
+
+    def bucket_facts(self, account_ids: list[int], at: datetime,
+                     expiring_within: timedelta) -> dict[tuple, dict]:
+        # domain.notices.owner_facts counts rollovers expiring within EXPIRING_WITHIN.
+        assert expiring_within == EXPIRING_WITHIN, expiring_within
+        out: dict[tuple, dict] = {}
+        for account_id in account_ids:
+            book = self.s.books.get(account_id)
+            if book is None or book.cycle_start is None or book.cycle_end is None:
+                continue
+            for owner, facts in owner_facts(book.buckets.values(), book.cycle_start,
+                                            book.cycle_end, at).items():
+                out[(account_id, owner)] = facts
+        return out
+
+
+class FakePlans:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def all(self) -> PlanCatalog:
+        return self.s.plans
+
+
+class FakeWebhooks:
+    """Webhook endpoints and deliveries (services.notify.ports.WebhookStore). An outbox
+    row's id is its place in the outbox (from 1), as rows are never removed."""
+
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def _outbox(self) -> list[tuple[int, dict]]:
+        return list(enumerate(self.s.outbox.values(), start=1))
+
+    def _wants(self, endpoint: Endpoint, kind: str) -> bool:
+        return endpoint.kinds is None or f",{kind}," in endpoint.kinds
+
+    # -- endpoints
+    def last_outbox_id(self) -> int:
+        return len(self.s.outbox)
+
+    def add_endpoint(self, endpoint_id: str, url: str, secret: str, kinds: list[str] | None,
+                     since_outbox_id: int, at: datetime) -> None:
+        assert endpoint_id not in self.s.endpoints, f"endpoint {endpoint_id} stored twice"
+        self.s.endpoints[endpoint_id] = Endpoint(
+            endpoint_id, url, secret, f",{','.join(sorted(set(kinds)))}," if kinds else None,
+            since_outbox_id, at)
+
+    def endpoints(self) -> list[Any]:
+        return [replace(e) for e in sorted(self.s.endpoints.values(),
+                                           key=lambda e: (e.created_at, e.id))]
+
+    def endpoints_after(self, after: str | None, limit: int) -> list[Any]:
+        return [replace(e) for e in sorted(self.s.endpoints.values(), key=lambda e: e.id)
+                if after is None or e.id > after][:limit]
+
+    def endpoint(self, endpoint_id: str) -> Any:
+        found = self.s.endpoints.get(endpoint_id)
+        return None if found is None else replace(found)
+
+    def disable_endpoint(self, endpoint_id: str, at: datetime) -> None:
+        if endpoint_id in self.s.endpoints:
+            self.s.endpoints[endpoint_id].disabled_at = at
+
+    def delivery_counts(self, endpoint_ids: list[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for d in self.s.deliveries.values():
+            if d.endpoint_id in endpoint_ids:
+                by_status = counts.setdefault(d.endpoint_id, {})
+                by_status[d.status] = by_status.get(d.status, 0) + 1
+        return counts
+
+    # -- deliveries
+    def _unfanned(self) -> list[tuple[Endpoint, int, dict]]:
+        have = {(d.endpoint_id, d.outbox_id) for d in self.s.deliveries.values()}
+        return [(e, outbox_id, row) for e in self.s.endpoints.values() if e.disabled_at is None
+                for outbox_id, row in self._outbox()
+                if outbox_id > e.since_outbox_id and self._wants(e, row["kind"])
+                and (e.id, outbox_id) not in have]
+
+    def fan_out(self, at: datetime) -> None:
+        for endpoint, outbox_id, _ in self._unfanned():
+            delivery_id = len(self.s.deliveries) + 1
+            self.s.deliveries[delivery_id] = Delivery(delivery_id, endpoint.id, outbox_id,
+                                                      "pending", 0, at)
+
+    def _due(self, now: datetime) -> list[Delivery]:
+        return [d for _, d in sorted(self.s.deliveries.items())
+                if d.status == "pending" and d.next_attempt_at <= now]
+
+    def due_endpoints(self, now: datetime) -> list[str]:
+        return sorted({d.endpoint_id for d in self._due(now)
+                       if self.s.endpoints[d.endpoint_id].disabled_at is None})
+
+    def claim(self, endpoint_id: str, now: datetime, until: datetime) -> Any:
+        due = [d for d in self._due(now) if d.endpoint_id == endpoint_id]
+        if not due:
+            return None
+        d = due[0]
+        d.next_attempt_at = until
+        endpoint = self.s.endpoints[endpoint_id]
+        return SimpleNamespace(id=d.id, attempts=d.attempts, outbox_id=d.outbox_id,
+                               payload=copy.deepcopy(self._outbox()[d.outbox_id - 1][1]["payload"]),
+                               url=endpoint.url, secret=endpoint.secret,
+                               disabled_at=endpoint.disabled_at)
+
+    def record(self, delivery_id: int, attempts: int, lease_until: datetime,
+               values: dict) -> bool:
+        d = self.s.deliveries.get(delivery_id)
+        if (d is None or d.status != "pending" or d.attempts != attempts
+                or d.next_attempt_at != lease_until):
+            return False
+        for name, value in values.items():
+            setattr(d, name, value)
+        return True
+
+    def dead_letters(self, after: int | None, limit: int | None) -> list[Any]:
+        outbox = dict(self._outbox())
+        rows = [SimpleNamespace(id=d.id, endpoint_id=d.endpoint_id, outbox_id=d.outbox_id,
+                                attempts=d.attempts, last_error=d.last_error,
+                                url=self.s.endpoints[d.endpoint_id].url,
+                                kind=outbox[d.outbox_id]["kind"],
+                                line=outbox[d.outbox_id]["line"])
+                for _, d in sorted(self.s.deliveries.items())
+                if d.status == "dead" and (after is None or d.id > after)]
+        return rows if limit is None else rows[:limit]
+
+    def delivery(self, delivery_id: int) -> Any:
+        d = self.s.deliveries.get(delivery_id)
+        if d is None:
+            return None
+        return SimpleNamespace(id=d.id, status=d.status,
+                               disabled_at=self.s.endpoints[d.endpoint_id].disabled_at)
+
+    def requeue(self, delivery_id: int, at: datetime) -> None:
+        d = self.s.deliveries[delivery_id]
+        d.status, d.attempts, d.next_attempt_at, d.delivered_at = "pending", 0, at, None
+
+    def backlog(self) -> list[tuple[int, datetime | None]]:
+        outbox = dict(self._outbox())
+        fanned = [outbox[d.outbox_id].get("written_at") for d in self.s.deliveries.values()
+                  if d.status == "pending"
+                  and self.s.endpoints[d.endpoint_id].disabled_at is None]
+        waiting = [row.get("written_at") for _, _, row in self._unfanned()]
+        return [(len(stamps), min((t for t in stamps if t is not None), default=None))
+                for stamps in (fanned, waiting)]
+
+
 class FakeReauthorizations:
     """Pending re-authorizations: one per session, rating groups merged."""
 
@@ -512,7 +794,8 @@ class FakeReauthorizations:
 
     def offer(self, owed: Iterable[dict]) -> None:
         for notice in owed:
-            pending = next((n for n in self.s.reauthorizations if n["ref"] == notice["ref"]), None)
+            pending = next((n for n in self.s.reauthorizations
+                            if n["ref"] == notice["ref"]), None)
             if pending is None:
                 self.s.reauthorizations.append(dict(notice))
             else:

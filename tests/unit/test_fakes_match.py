@@ -15,18 +15,21 @@ import pytest
 from carryover.services.access import ports as access_ports
 from carryover.services.charging import ports as charging_ports
 from carryover.services.esim import ports as esim_port
+from carryover.services.ingest import ports as ingest_ports
 from carryover.services.ingest.total_bounds import StoredTotals
 from carryover.services.notify import ports as notify_ports
 from carryover.services.ops import business_metrics
 from carryover.store.api_repository import IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.ingest_repository import IngestRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.plan_repository import PlanRepository
 from carryover.store.repository import AccountRepository
 from carryover.store.totals import UsageTotals
 from carryover.store.uow import UnitOfWork
+from carryover.store.wal_checkpoints import BackgroundCheckpoints
 from carryover.store.webhook_repository import WebhookRepository
 from tests.unit import fakes
 
@@ -40,15 +43,23 @@ PAIRS = [
     (access_ports.IdempotencyStore, IdempotencyRepository, fakes.FakeIdempotency),
     (access_ports.Accounts, AccountRepository, fakes.FakeAccounts),
     (notify_ports.Outbox, OutboxRepository, fakes.FakeOutbox),
+    (notify_ports.NoticeStore, OutboxRepository, fakes.FakeNoticeOutbox),
+    (notify_ports.Plans, PlanRepository, fakes.FakePlans),
+    (notify_ports.WebhookStore, WebhookRepository, fakes.FakeWebhooks),
+    (notify_ports.LineSettings, AccountRepository, fakes.FakeNoticeAccounts),
     # Protocols the service tests implement in the test itself, or not at all.
     (business_metrics.MetricsStore, MetricsRepository, None),
     (StoredTotals, UsageTotals, None),
-    (notify_ports.NoticeStore, OutboxRepository, None),
-    (notify_ports.Plans, PlanRepository, None),
-    (notify_ports.WebhookStore, WebhookRepository, None),
+    (ingest_ports.IngestStore, IngestRepository, None),
+    (ingest_ports.Books, AccountRepository, None),
+    (ingest_ports.Checkpoints, BackgroundCheckpoints, None),
 ]
 UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
-         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit]
+         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit,
+         notify_ports.NoticeUnit, notify_ports.ThresholdUnit, notify_ports.WebhookUnit,
+         notify_ports.DeliveryUnit]
+# Units of work with no fake (the ingest chunk's columns are tested on the database).
+STORE_UNITS = [ingest_ports.IngestUnit]
 
 
 def _methods(protocol: type) -> list[str]:
@@ -85,3 +96,19 @@ def test_units_of_work_carry_the_repositories(unit) -> None:
                 assert hasattr(probe, name), f"FakeUnitOfWork.{name}"
     for name in _methods(unit):
         assert hasattr(UnitOfWork, name) and hasattr(fakes.FakeUnitOfWork, name), name
+
+
+@pytest.mark.parametrize("unit", STORE_UNITS, ids=[u.__name__ for u in STORE_UNITS])
+def test_the_store_unit_of_work_carries_the_repositories(unit) -> None:
+    store = typing.get_type_hints(UnitOfWork)
+    for name in typing.get_type_hints(unit):
+        assert name in store, f"UnitOfWork.{name}"
+    for name in _methods(unit):
+        assert hasattr(UnitOfWork, name), name
+        assert _shape(getattr(UnitOfWork, name)) == _shape(getattr(unit, name)), name
+
+
+def test_properties_of_the_protocols_are_the_stores() -> None:
+    # `_methods` leaves properties out: IngestStore.raw is one on the store's class too.
+    assert isinstance(vars(ingest_ports.IngestStore)["raw"], property)
+    assert isinstance(vars(IngestRepository)["raw"], property)

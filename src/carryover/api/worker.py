@@ -31,10 +31,10 @@ async def deliver_forever(app: FastAPI) -> None:
     while True:
         lock = None
         try:
-            engine = carry.open()
-            lock = await asyncio.to_thread(webhook_delivery.try_lock, engine)
+            uow = carry.uow()
+            lock = await asyncio.to_thread(webhook_delivery.try_lock, uow)
             if lock is not None:
-                await webhook_delivery.Loop(engine, settings).run()
+                await webhook_delivery.Loop(uow, settings).run()
         except Exception:  # the worker must outlive a bad pass; the reason goes to the log
             log.exception("webhook delivery loop failed")
         finally:

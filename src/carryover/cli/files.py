@@ -21,7 +21,7 @@ from rich.table import Table
 
 from carryover.adapters.cdr_files import RejectWriter, read_usage
 from carryover.cli import app, line_app
-from carryover.cli.common import JsonOption, console, engine, fail, now, print_json
+from carryover.cli.common import JsonOption, console, engine, fail, now, print_json, uow
 from carryover.domain.columnar.state import to_us
 from carryover.domain.cycles import CycleError
 from carryover.services.ingest.chunks import Committed, IngestStopped, ingest_chunks
@@ -66,7 +66,7 @@ def ingest(
     for path in files:
         if not path.is_file():
             fail(f"{path}: no such file")
-    eng = engine()
+    unit = uow()
     started = time.perf_counter()
     now_us = to_us(now())
     sink = RejectWriter(rejects) if rejects is not None else None
@@ -107,7 +107,7 @@ def ingest(
                 done = progress.tasks[0].completed
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 progress.update(task, rate=f"{done / elapsed:,.0f}")
-            summary = ingest_chunks(eng, feed, f"ingest-{uuid.uuid4().hex[:8]}", on_rejects,
+            summary = ingest_chunks(unit, feed, f"ingest-{uuid.uuid4().hex[:8]}", on_rejects,
                                     advance, long_run=True, on_commit=on_commit)
     except typer.Exit:
         raise

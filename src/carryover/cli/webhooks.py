@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from carryover.cli import app
-from carryover.cli.common import JsonOption, app_object, console, engine, now, print_json, run
+from carryover.cli.common import JsonOption, app_object, console, now, print_json, run, uow
 from carryover.services.notify import delivery as webhook_delivery
 from carryover.services.notify import webhooks
 
@@ -36,7 +36,7 @@ def webhooks_add(
 ) -> None:
     """Add an endpoint; its signing secret is shown this once."""
     wanted = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
-    info, secret = run(webhooks.add_endpoint, engine(), url, wanted, now(),
+    info, secret = run(webhooks.add_endpoint, uow(), url, wanted, now(),
                        allow_private=app_object().settings.webhook_allow_private_targets)
     if as_json:
         print_json({**info, "secret": secret})
@@ -49,7 +49,7 @@ def webhooks_add(
 @webhooks_app.command("list")
 def webhooks_list(as_json: JsonOption = False) -> None:
     """List endpoints and their deliveries by status (never their secrets)."""
-    rows = webhooks.list_endpoints(engine())
+    rows = webhooks.list_endpoints(uow())
     if as_json:
         print_json(rows)
         return
@@ -80,7 +80,7 @@ def webhooks_deliver(
               flush=True)
 
     try:
-        done = webhook_delivery.run_locked(engine(), carry.settings, 1 if once else None,
+        done = webhook_delivery.run_locked(uow(), carry.settings, 1 if once else None,
                                            waiting)
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         raise typer.Exit(130) from None
@@ -97,7 +97,7 @@ def webhooks_deliver(
 @webhooks_app.command("dead")
 def webhooks_dead(as_json: JsonOption = False) -> None:
     """List dead letters: deliveries that used up their attempts."""
-    rows = webhooks.dead_letters(engine())
+    rows = webhooks.dead_letters(uow())
     if as_json:
         print_json(rows)
         return
@@ -117,7 +117,7 @@ def webhooks_replay(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
-    info = run(webhooks.replay, engine(), delivery_id, now())
+    info = run(webhooks.replay, uow(), delivery_id, now())
     if as_json:
         print_json(info)
     else:
@@ -131,7 +131,7 @@ def webhooks_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove (disable) an endpoint: no new deliveries, its pending ones are not sent."""
-    info = run(webhooks.remove_endpoint, engine(), endpoint_id, now())
+    info = run(webhooks.remove_endpoint, uow(), endpoint_id, now())
     if as_json:
         print_json(info)
     else:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from carryover.store.api_repository import ApiRepository, IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
+from carryover.store.delivery_lock import DeliveryLock, try_lock
 from carryover.store.engine import READ_ONLY_OPTION, read_only
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.ingest_repository import IngestRepository
@@ -37,6 +38,7 @@ from carryover.store.plan_repository import PlanRepository
 from carryover.store.portal_repository import PortalRepository
 from carryover.store.reauthorization_repository import ReauthorizationRepository
 from carryover.store.repository import AccountRepository
+from carryover.store.wal_checkpoints import BackgroundCheckpoints
 from carryover.store.webhook_repository import WebhookRepository
 
 if TYPE_CHECKING:
@@ -135,6 +137,24 @@ class UnitOfWork:
         """A unit of work on the same database for reads only (store.engine.read_only):
         on SQLite it neither queues for the writer lock nor takes it."""
         return UnitOfWork(read_only(self.engine))
+
+    def another(self) -> UnitOfWork:
+        """A new unit of work on the same database (read-only if this one is), for a
+        thread of its own: one unit of work runs one transaction at a time."""
+        return UnitOfWork(self.engine)
+
+    # What is not a transaction but needs the database's engine: the services ask the
+    # unit of work for it, so they never hold an engine.
+    def background_checkpoints(self, enabled: bool = True) -> BackgroundCheckpoints:
+        """WAL checkpoints on a thread with its own connection, beside this unit of
+        work's bulk writes (store.wal_checkpoints; nothing to do unless a SQLite file)."""
+        return BackgroundCheckpoints(self.engine, enabled)
+
+    def delivery_lock(self) -> DeliveryLock | None:
+        """Take the deployment's webhook delivery-loop lock (store.delivery_lock: held on
+        a connection or a file of its own, outside any transaction), or None when
+        another process holds it."""
+        return try_lock(self.engine)
 
     def __exit__(self, *exc_info: object) -> None:
         try:

@@ -119,7 +119,7 @@ async def thresholds(request: Request, line: str, session: Signed, fields: Form)
         if not all(p.isdigit() and len(p) <= 3 for p in parts):
             raise PortalRefusal(422, "Give whole percentages, such as 25, 75, 100.")
         values = [int(p) for p in parts]
-    await _change(alert_thresholds.set_thresholds, _engine(request), line, values)
+    await _change(alert_thresholds.set_thresholds, UnitOfWork(_engine(request)), line, values)
     return RedirectResponse(f"/portal/lines/{line}/advice?done=thresholds", status_code=303)
 
 
@@ -130,7 +130,7 @@ async def advice_page(request: Request, line: str, session: Signed,
     engine = _engine(request)
     now = datetime.now(UTC)
     found = await _change(advice.advise, UnitOfWork(engine), line, now)
-    picked = await run_in_threadpool(alert_thresholds.thresholds, engine, line)
+    picked = await run_in_threadpool(alert_thresholds.thresholds, UnitOfWork(engine), line)
     return page(request, "advice.html", session=session, view={"line": line, **found},
                 advice=found, thresholds=picked, tab="advice",
                 done=done if done in {"thresholds", "plan"} else None,

@@ -36,6 +36,7 @@ from carryover.domain.units import Unit
 from carryover.services.ledger import directory
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.notify import alert_thresholds
+from carryover.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/lines/{line}", tags=["balances"],
                    responses=responses(401, 404, 422, 429))
@@ -159,11 +160,11 @@ def gift(line: str, body: GiftIn, request: Request, eng: EngineDep, who: Caller,
             summary="The percentages of the data allowance the line's usage notices fire at")
 def get_alert_thresholds(line: str, eng: EngineDep, who: Caller):
     _visible(eng, line, who)
-    return alert_thresholds.thresholds(eng, line)
+    return alert_thresholds.thresholds(UnitOfWork(eng), line)
 
 
 @router.put("/alert-thresholds", response_model=AlertThresholdsOut,
             summary="Pick the percentages the line's usage notices fire at")
 def put_alert_thresholds(line: str, body: AlertThresholdsIn, eng: EngineDep, who: Caller):
     _visible(eng, line, who)
-    return alert_thresholds.set_thresholds(eng, line, body.thresholds)
+    return alert_thresholds.set_thresholds(UnitOfWork(eng), line, body.thresholds)

@@ -24,6 +24,7 @@ from carryover.domain.units import Unit
 from carryover.services.ingest import values
 from carryover.services.ingest.values import UsageRow
 from carryover.services.ledger import operations as ledger_ops
+from carryover.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"], responses=responses(401, 403, 422, 429))
 
@@ -72,7 +73,7 @@ def record_batch(body: UsageBatchIn, request: Request, eng: EngineDep, who: Oper
                  idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         good, rejects = _rows(body, datetime.now(UTC))
-        summary = values.record_batch(eng, [r for _, r in good], "api",
+        summary = values.record_batch(UnitOfWork(eng), [r for _, r in good], "api",
                                       f"api-batch-{uuid.uuid4().hex[:16]}")
         rejects += [{"row": good[k][0], "reason": reason} for k, reason in summary.rejected]
         rejects.sort(key=lambda r: r["row"])

@@ -27,6 +27,7 @@ from carryover.api.rest.schemas import (
     WebhookPage,
 )
 from carryover.services.notify import webhooks
+from carryover.store.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"],
                    responses=responses(401, 403, 422, 429))
@@ -43,7 +44,7 @@ def add(body: WebhookIn, request: Request, eng: EngineDep, carry: CarryDep, who:
         idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         info, secret = webhooks.add_endpoint(
-            eng, body.url, body.kinds, datetime.now(UTC),
+            UnitOfWork(eng), body.url, body.kinds, datetime.now(UTC),
             allow_private=carry.settings.webhook_allow_private_targets)
         return {**info, "disabled_at": None, "pending": 0, "delivered": 0, "dead": 0,
                 "secret": secret}
@@ -59,7 +60,7 @@ def list_endpoints(eng: EngineDep, who: Operator, limit: pagination.Limit = 100,
     if after is not None and not (len(after) <= 32 and after.isascii()
                                   and after.isprintable()):
         raise ApiProblem(422, "cursor is not one this API returned")
-    items, last = webhooks.endpoints_page(eng, after, limit)
+    items, last = webhooks.endpoints_page(UnitOfWork(eng), after, limit)
     return {"items": items, "next_cursor": pagination.encode(last)}
 
 
@@ -73,7 +74,7 @@ def dead(eng: EngineDep, who: Operator, limit: pagination.Limit = 100,
     if after is not None and not (after.isascii() and after.isdigit() and len(after) <= 10
                                   and int(after) < 2 ** 31):
         raise ApiProblem(422, "cursor is not one this API returned")
-    rows = webhooks.dead_letters(eng, int(after) if after else None, limit + 1)
+    rows = webhooks.dead_letters(UnitOfWork(eng), int(after) if after else None, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": rows, "next_cursor": pagination.encode(str(rows[-1]["id"]) if more else None)}
@@ -83,7 +84,7 @@ def dead(eng: EngineDep, who: Operator, limit: pagination.Limit = 100,
                summary="Remove (disable) a webhook endpoint")
 def remove(eng: EngineDep, who: Operator,
            endpoint_id: str = Path(max_length=32)) -> dict:
-    return webhooks.remove_endpoint(eng, endpoint_id, datetime.now(UTC))
+    return webhooks.remove_endpoint(UnitOfWork(eng), endpoint_id, datetime.now(UTC))
 
 
 @router.post("/deliveries/{delivery_id}/replay", response_model=ReplayOut,
@@ -91,4 +92,4 @@ def remove(eng: EngineDep, who: Operator,
              summary="Queue a dead (or delivered) delivery again with fresh attempts")
 def replay(eng: EngineDep, who: Operator,
            delivery_id: int = Path(ge=1, lt=2 ** 31)) -> dict:
-    return webhooks.replay(eng, delivery_id, datetime.now(UTC))
+    return webhooks.replay(UnitOfWork(eng), delivery_id, datetime.now(UTC))

@@ -17,7 +17,10 @@ For each chunk of good rows:
    database file to a checkpoint thread (store.wal_checkpoints), which runs while
    the next chunk is rated.
 The reads and writes are set-based, through the unit of work's ingest repository
-(store.ingest_repository, `uow.ingest`); what they read and write is decided here.
+(store.ingest_repository, `uow.ingest`; what the unit of work carries is
+services.ingest.ports.IngestUnit); what they read and write is decided here.
+`ingest_chunks` is given one unit of work and runs each chunk in a `with` block
+of its own on it: one transaction per chunk.
 The columnar state of the accounts rated so far stays in memory between chunks
 (services.ingest.state_cache), checked against each account's version, so a chunk reads
 only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
@@ -47,11 +50,9 @@ from carryover.services.ledger import time_window
 from carryover.services.notify.chunk_notices import ChunkNotifier
 from carryover.store import raw_cursor
 from carryover.store.ingest_repository import UNIT_NAMES, LineDirectory
-from carryover.store.uow import UnitOfWork
-from carryover.store.wal_checkpoints import BackgroundCheckpoints
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ingest.ports import IngestUnit
 
 
 @dataclass
@@ -105,12 +106,13 @@ class IngestStopped(Exception):
         self.committed = committed
 
 
-def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], ref: str,
+def ingest_chunks(uow: IngestUnit, chunks: Iterable[tuple[str, object, list]], ref: str,
                   on_rejects: Callable[[list], None] | None = None,
                   progress: Callable[[int], None] | None = None,
                   long_run: bool = False,
                   on_commit: Callable[[Committed], None] | None = None) -> IngestSummary:
-    """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk.
+    """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk (a `with
+    uow:` block each).
 
     After each commit `on_commit` is told what is stored so far (`Committed`), so a
     caller whose run then fails can say it; the summary counts committed chunks only.
@@ -127,7 +129,7 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
     notifier = ChunkNotifier()
     cache = AccountCache()
     with gc_tuning.fewer_collections() if long_run else contextlib.nullcontext(), \
-            BackgroundCheckpoints(engine, enabled=long_run) as checkpoints:
+            uow.background_checkpoints(enabled=long_run) as checkpoints:
         for n, (file, chunk, rejects) in enumerate(chunks):
             counted = (summary.accepted, summary.duplicates, summary.late)
             rows = len(chunk.amount) + len(rejects)
@@ -135,7 +137,7 @@ def ingest_chunks(engine: Engine, chunks: Iterable[tuple[str, object, list]], re
             checkpoints.before_chunk()
             stored = False
             try:
-                with UnitOfWork(engine) as uow, checkpoints.deferred(uow.ingest):
+                with uow, checkpoints.deferred(uow.ingest):
                     if directory is None:
                         directory = uow.ingest.line_directory()
                     more_bad = _ingest_chunk(uow, directory, file, chunk,
@@ -184,7 +186,7 @@ def _last_row(chunk, rejects: list) -> int:
     return max([last, *(r.row for r in rejects)])
 
 
-def _ingest_chunk(uow: UnitOfWork, directory: LineDirectory, file: str, chunk, ref: str,
+def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, ref: str,
                   summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache):
     from carryover.adapters.cdr_files import Reject
 

@@ -27,7 +27,7 @@ from carryover.domain.columnar.fold import ColumnarBook
 from carryover.domain.columnar.state import I64, Buckets
 
 if TYPE_CHECKING:
-    from carryover.store.ingest_repository import IngestRepository
+    from carryover.services.ingest.ports import IngestStore
 
 FIELDS = ("calendar", "grace_us", "cycle_start", "cycle_end", "until", "segment_start",
           "last_key", "pool")
@@ -44,7 +44,7 @@ class AccountCache:
         self.b = Buckets.empty()  # live buckets of cached accounts; `line` = run line index
 
     # ---- reading -------------------------------------------------------------------
-    def prepare(self, store: IngestRepository, account_ids: list[int]
+    def prepare(self, store: IngestStore, account_ids: list[int]
                 ) -> tuple[dict, list[tuple]]:
         """The accounts (columns, by id) and their lines (by account, id), as
         `store.load_accounts` and `load_lines` would read them now."""
@@ -77,7 +77,7 @@ class AccountCache:
         lines = [row for _, rec in records for row in rec["lines"]]
         return accounts, lines
 
-    def _load(self, store: IngestRepository, simple: list[int], loaded: dict[int, dict]) -> None:
+    def _load(self, store: IngestStore, simple: list[int], loaded: dict[int, dict]) -> None:
         if not simple:
             return
         index: dict[str, int] = {}

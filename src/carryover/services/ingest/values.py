@@ -22,7 +22,7 @@ from carryover.domain.units import Unit
 from carryover.services.ingest.chunks import ingest_chunks
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ingest.ports import IngestUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class BatchResult:
     lines: set[str] = field(default_factory=set)
 
 
-def record_batch(engine: Engine, rows: list[UsageRow], source: str = "batch",
+def record_batch(uow: IngestUnit, rows: list[UsageRow], source: str = "batch",
                  ref: str = "batch") -> BatchResult:
     """Rate `rows` as one chunk. `source` names the chunk where a file's name would
     stand (a reject's origin); `ref` is the ref of the ledger entries the chunk books."""
@@ -78,7 +78,7 @@ def record_batch(engine: Engine, rows: list[UsageRow], source: str = "batch",
         rating_group=np.array([r.rating_group for r in use], dtype=object),
         row=np.array(kept, dtype=np.int64) + 1,  # row k is rows[k - 1]
     )
-    summary = ingest_chunks(engine, [(source, chunk, [])], ref,
+    summary = ingest_chunks(uow, [(source, chunk, [])], ref,
                             on_rejects=lambda bad: rejected.extend(
                                 (r.row - 1, r.reason) for r in bad))
     return BatchResult(summary.accepted, summary.duplicates, summary.late, sorted(rejected),

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING
 from carryover.domain.notices import DEFAULT_THRESHOLDS, ThresholdError, alert_thresholds
 from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notify.notices import emit_notifications
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.notify.ports import ThresholdUnit
 
 
-def _line(uow: UnitOfWork, ident: str):
+def _line(uow: ThresholdUnit, ident: str):
     row = uow.accounts.find_line(ident)
     if row is None:
         raise NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
@@ -39,20 +38,20 @@ def view(line: str, stored: Iterable[int] | None) -> dict:
             "default": not picked}
 
 
-def thresholds(engine: Engine, line: str) -> dict:
+def thresholds(uow: ThresholdUnit, line: str) -> dict:
     """{"line", "thresholds" (ascending percentages), "default" (true: none picked)}."""
-    with UnitOfWork(engine).reading() as uow:
-        row = _line(uow, line)
-        return view(row.id, uow.accounts.alert_thresholds(row.id))
+    with uow.reading() as reading:
+        row = _line(reading, line)
+        return view(row.id, reading.accounts.alert_thresholds(row.id))
 
 
-def set_thresholds(engine: Engine, line: str, values: Iterable[object] | None) -> dict:
+def set_thresholds(uow: ThresholdUnit, line: str, values: Iterable[object] | None) -> dict:
     """Keep the line's alert thresholds (None: back to the defaults); the new view."""
     try:
         picked = None if values is None else list(alert_thresholds(values))
     except ThresholdError as exc:
         raise ServiceError(str(exc)) from None
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line)
         uow.accounts.lock_account(row.account_id)
         uow.accounts.set_alert_thresholds(row.account_id, row.id, picked)

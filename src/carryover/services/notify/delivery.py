@@ -22,14 +22,18 @@
   and connects to the checked address. Failures are recorded in a fixed
   vocabulary (`last_error`), never the transport's own words, so the text
   cannot tell an open port from a closed one (docs/security.md).
-- One loop per deployment: `try_lock` (store.delivery_lock) takes a PostgreSQL
-  advisory lock held on its own connection, or an exclusive lock on a file
-  beside the SQLite database. `carryover serve` runs the loop in whichever worker process holds
-  it (carryover.api.worker); the others wait and take over if it goes away.
+- One loop per deployment: `try_lock` (the unit of work's `delivery_lock`,
+  store.delivery_lock) takes a PostgreSQL advisory lock held on its own
+  connection, or an exclusive lock on a file beside the SQLite database.
+  `carryover serve` runs the loop in whichever worker process holds it
+  (carryover.api.worker); the others wait and take over if it goes away.
   `carryover webhooks deliver` takes the same lock (`run_locked`): its loop waits
   for it likewise, and a `--once` pass while another loop holds it does nothing.
   Two loops running anyway (one started with the lock file out of reach) are
   safe: the lease keeps them off each other's rows.
+- The loop is given a unit of work (services.notify.ports.DeliveryUnit) and runs
+  each step in a new one of its own (`uow.another()`): the steps run in threads,
+  several lanes at once, and a unit of work runs one transaction at a time.
 """
 
 from __future__ import annotations
@@ -49,13 +53,11 @@ import httpx
 from carryover.services.notify import targets as webhook_targets
 from carryover.services.notify.webhooks import sign
 from carryover.settings import Settings
-from carryover.store.delivery_lock import DeliveryLock, try_lock
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.notify.ports import DeliveryUnit, HeldLock, WebhookUnit
 
-__all__ = ["DeliveryLock", "Loop", "deliver_once", "holding", "run", "run_locked", "try_lock"]
+__all__ = ["Loop", "deliver_once", "holding", "run", "run_locked", "try_lock"]
 
 log = logging.getLogger("carryover.webhooks")
 
@@ -81,18 +83,23 @@ class Claimed:
     secret: str
 
 
-def _due_endpoints(engine: Engine, now: datetime) -> list[str]:
-    with UnitOfWork(engine) as uow:
+def try_lock(uow: DeliveryUnit) -> HeldLock | None:
+    """Take the deployment's delivery-loop lock, or None when another loop holds it."""
+    return uow.delivery_lock()
+
+
+def _due_endpoints(uow: WebhookUnit, now: datetime) -> list[str]:
+    with uow:
         uow.webhooks.fan_out(now)
         ids = uow.webhooks.due_endpoints(now)
         uow.commit()
     return ids
 
 
-def _claim_one(engine: Engine, endpoint_id: str, now: datetime, lease: timedelta
+def _claim_one(uow: WebhookUnit, endpoint_id: str, now: datetime, lease: timedelta
                ) -> Claimed | None:
     until = now + lease
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = uow.webhooks.claim(endpoint_id, now, until)
         if row is None:
             return None
@@ -103,9 +110,9 @@ def _claim_one(engine: Engine, endpoint_id: str, now: datetime, lease: timedelta
                    row.payload, row.url, row.secret)
 
 
-def _record(engine: Engine, row: Claimed, values: dict) -> bool:
+def _record(uow: WebhookUnit, row: Claimed, values: dict) -> bool:
     """Store an attempt's outcome, if the row is still under this lane's lease."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         done = uow.webhooks.record(row.id, row.attempts, row.lease_until, values)
         uow.commit()
     if not done:
@@ -163,10 +170,14 @@ def _outcome(settings: Settings, row: Claimed, error: str | None, now: datetime,
 
 
 class Loop:
-    """The delivery loop of one process: lanes by endpoint under a bounded pool."""
+    """The delivery loop of one process: lanes by endpoint under a bounded pool.
 
-    def __init__(self, engine: Engine, settings: Settings, clock: Clock | None = None) -> None:
-        self.engine, self.settings = engine, settings
+    Each step (a pass's fan-out, a claim, an outcome) runs in a thread, in a new unit
+    of work of its own (`uow.another()`), as lanes run at once."""
+
+    def __init__(self, uow: DeliveryUnit, settings: Settings, clock: Clock | None = None
+                 ) -> None:
+        self.uow, self.settings = uow, settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.lease = timedelta(seconds=settings.webhook_timeout + LEASE_MARGIN)
         self.pool = asyncio.Semaphore(settings.webhook_concurrency)
@@ -182,7 +193,7 @@ class Loop:
     async def _deliver_rows(self, client: httpx.AsyncClient, endpoint_id: str) -> None:
         async with self.pool:
             for _ in range(LANE_ROWS):
-                row = await asyncio.to_thread(_claim_one, self.engine, endpoint_id,
+                row = await asyncio.to_thread(_claim_one, self.uow.another(), endpoint_id,
                                               self.clock(), self.lease)
                 if row is None:
                     return
@@ -192,18 +203,19 @@ class Loop:
                     await asyncio.shield(asyncio.to_thread(self._give_back, row))
                     raise
                 values = _outcome(self.settings, row, error, self.clock(), self.done)
-                await asyncio.to_thread(_record, self.engine, row, values)
+                await asyncio.to_thread(_record, self.uow.another(), row, values)
 
     def _give_back(self, row: Claimed) -> None:
         # Stopped mid-attempt: the POST may have gone out, so the row stays leased
         # until its attempt's cut-off has passed, then is due again.
-        _record(self.engine, row, {"next_attempt_at": row.lease_until - timedelta(
+        _record(self.uow.another(), row, {"next_attempt_at": row.lease_until - timedelta(
             seconds=LEASE_MARGIN)})
 
     async def dispatch(self, client: httpx.AsyncClient) -> None:
         """One pass: fan out, and start a lane for each endpoint with due rows and none."""
         self.lanes = {k: t for k, t in self.lanes.items() if not t.done()}
-        for endpoint_id in await asyncio.to_thread(_due_endpoints, self.engine, self.clock()):
+        for endpoint_id in await asyncio.to_thread(_due_endpoints, self.uow.another(),
+                                                   self.clock()):
             if endpoint_id not in self.lanes:
                 self.lanes[endpoint_id] = asyncio.create_task(self._lane(client, endpoint_id))
 
@@ -237,15 +249,15 @@ def _client(settings: Settings) -> httpx.AsyncClient:
                              follow_redirects=False)
 
 
-def deliver_once(engine: Engine, settings: Settings, clock: Clock | None = None
+def deliver_once(uow: DeliveryUnit, settings: Settings, clock: Clock | None = None
                  ) -> dict[str, int]:
     """One pass: fan out, deliver what is due on every endpoint; the outcomes' counts."""
-    return asyncio.run(Loop(engine, settings, clock).run(1))
+    return asyncio.run(Loop(uow, settings, clock).run(1))
 
 
-def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
+def run(uow: DeliveryUnit, settings: Settings, passes: int | None = None) -> dict[str, int]:
     """The loop for `passes` passes (or until interrupted); the summed counts."""
-    return asyncio.run(Loop(engine, settings).run(passes))
+    return asyncio.run(Loop(uow, settings).run(passes))
 
 
 def lock_retry_seconds(settings: Settings) -> float:
@@ -253,30 +265,30 @@ def lock_retry_seconds(settings: Settings) -> float:
     return min(LOCK_RETRY_SECONDS, 10 * settings.webhook_poll_seconds)
 
 
-def run_locked(engine: Engine, settings: Settings, passes: int | None = None,
+def run_locked(uow: DeliveryUnit, settings: Settings, passes: int | None = None,
                waiting: Callable[[], None] = lambda: None) -> dict[str, int] | None:
     """`run` while holding the deployment's delivery lock, as `carryover serve` does.
 
     When another loop holds it: a bounded run (`passes`) returns None at once, as
     that loop delivers; an endless one calls `waiting` once and waits for the lock.
     """
-    lock = try_lock(engine)
+    lock = try_lock(uow)
     if lock is None:
         if passes is not None:
             return None
         waiting()
         while lock is None:
             time.sleep(lock_retry_seconds(settings))
-            lock = try_lock(engine)
+            lock = try_lock(uow)
     try:
-        return run(engine, settings, passes)
+        return run(uow, settings, passes)
     finally:
         lock.release()
 
 
 @contextlib.contextmanager
-def holding(engine: Engine) -> Iterator[DeliveryLock | None]:
-    lock = try_lock(engine)
+def holding(uow: DeliveryUnit) -> Iterator[HeldLock | None]:
+    lock = try_lock(uow)
     try:
         yield lock
     finally:

@@ -1,16 +1,24 @@
 """What notify needs of the store: the outbox with the state notices are decided from,
-the plan catalog, and the webhook endpoints and deliveries.
+the plan catalog, the lines' alert thresholds, and the webhook endpoints and deliveries.
 
-store.outbox.OutboxRepository, store.plan_repository.PlanRepository and
-store.webhook_repository.WebhookRepository implement them on the unit of work
-(`uow.outbox`, `uow.plans`, `uow.webhooks`); tests/unit/test_fakes_match.py
-checks that they have these methods, with these parameters (and that the fake
-outbox of tests/unit/fakes.py has those of `Outbox`).
+store.outbox.OutboxRepository, store.plan_repository.PlanRepository,
+store.repository.AccountRepository and store.webhook_repository.WebhookRepository
+implement them on the unit of work (`uow.outbox`, `uow.plans`, `uow.accounts`,
+`uow.webhooks`); tests/unit/fakes.py implements them in memory, and
+tests/unit/test_fakes_match.py checks that both have these methods, with these
+parameters.
+
+The services take the unit of work (`ThresholdUnit` for services.notify.alert_thresholds,
+`WebhookUnit` for services.notify.webhooks, `DeliveryUnit` for the delivery loop of
+services.notify.delivery). Each `with uow:` block is one transaction, rolled back
+unless committed; `uow.reading()` is a read-only one. The delivery loop also asks
+its unit of work for what is not a transaction: a unit of work per lane's thread
+(`another`) and the deployment's delivery lock (`delivery_lock`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -118,3 +126,72 @@ class WebhookStore(Protocol):
     def backlog(self) -> list[tuple[int, datetime | None]]:
         """(count, oldest written_at) of fanned-out pending deliveries, then of pairs
         not fanned out yet."""
+
+
+class LineSettings(Protocol):
+    """The lines' alert thresholds, on `uow.accounts`."""
+
+    def find_line(self, ident: str) -> Any:
+        """A line (`id`, `account_id`, ...) by id, MSISDN or IMSI, or None."""
+
+    def lock_account(self, account_id: int) -> Any:
+        """The account's row, locked for this transaction (PostgreSQL)."""
+
+    def set_alert_thresholds(self, account_id: int, line_id: str,
+                             thresholds: list[int] | None) -> None:
+        """Store the line's alert thresholds (None: the defaults); the account's version
+        moves too."""
+
+    def alert_thresholds(self, line_id: str) -> list[int] | None:
+        """The line's stored alert thresholds; None where it picked none."""
+
+
+class ThresholdUnit(Protocol):
+    """The unit of work of a line's alert thresholds: the line, and the notices that
+    hold with the new ones."""
+
+    accounts: LineSettings
+    outbox: NoticeStore
+    plans: Plans
+
+    def __enter__(self) -> ThresholdUnit: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def reading(self) -> ThresholdUnit:
+        """A unit of work on the same data that only reads (it waits for no writer)."""
+
+
+class WebhookUnit(Protocol):
+    """The unit of work of webhook endpoints, deliveries and dead letters."""
+
+    webhooks: WebhookStore
+
+    def __enter__(self) -> WebhookUnit: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def reading(self) -> WebhookUnit:
+        """A unit of work on the same data that only reads (it waits for no writer)."""
+
+
+class HeldLock(Protocol):
+    """The deployment's delivery-loop lock while held (store.delivery_lock.DeliveryLock)."""
+
+    release: Callable[[], None]
+
+
+class DeliveryUnit(WebhookUnit, Protocol):
+    """The unit of work the delivery loop starts from."""
+
+    def another(self) -> DeliveryUnit:
+        """A new unit of work on the same database, for a thread of its own (the loop's
+        lanes run at once; one unit of work runs one transaction at a time)."""
+
+    def delivery_lock(self) -> HeldLock | None:
+        """Take the deployment's delivery-loop lock (held outside any transaction), or
+        None when another loop holds it."""

@@ -35,10 +35,9 @@ from carryover.services.errors import NotFound, ServiceError
 from carryover.services.notify import targets as webhook_targets
 from carryover.services.notify.notices import KINDS
 from carryover.settings import Settings
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.notify.ports import DeliveryUnit, WebhookUnit
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -47,7 +46,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime, *,
+def add_endpoint(uow: WebhookUnit, url: str, kinds: list[str] | None, at: datetime, *,
                  allow_private: bool = False) -> tuple[dict, str]:
     """Add an endpoint; returns its description and its secret (shown this once).
 
@@ -62,7 +61,7 @@ def add_endpoint(engine: Engine, url: str, kinds: list[str] | None, at: datetime
         raise ServiceError(f"--kinds: unknown kind(s) {', '.join(unknown)}; "
                            f"known: {', '.join(KINDS)} (and usage_1 to usage_100)")
     ident, secret = "wh_" + secrets.token_hex(8), "whsec_" + secrets.token_urlsafe(32)
-    with UnitOfWork(engine) as uow:
+    with uow:
         since = uow.webhooks.last_outbox_id()
         uow.webhooks.add_endpoint(ident, url, secret, kinds, since, at)
         uow.commit()
@@ -78,65 +77,65 @@ def _endpoint(r: Any, counts: dict[str, dict[str, int]]) -> dict:
             **{s: counts.get(r.id, {}).get(s, 0) for s in ("pending", "delivered", "dead")}}
 
 
-def _endpoints(engine: Engine, read: Callable[[Any], list[Any]]) -> list[dict]:
+def _endpoints(uow: WebhookUnit, read: Callable[[Any], list[Any]]) -> list[dict]:
     """The endpoints `read(uow.webhooks)` gives, with their delivery counts."""
-    with UnitOfWork(engine).reading() as uow:
-        rows = read(uow.webhooks)
-        counts = uow.webhooks.delivery_counts([r.id for r in rows])
+    with uow.reading() as reading:
+        rows = read(reading.webhooks)
+        counts = reading.webhooks.delivery_counts([r.id for r in rows])
     return [_endpoint(r, counts) for r in rows]
 
 
-def list_endpoints(engine: Engine) -> list[dict]:
+def list_endpoints(uow: WebhookUnit) -> list[dict]:
     """Every endpoint (disabled ones too) with its delivery counts by status, never its secret."""
-    return _endpoints(engine, lambda store: store.endpoints())
+    return _endpoints(uow, lambda store: store.endpoints())
 
 
-def endpoints_page(engine: Engine, after: str | None, limit: int
+def endpoints_page(uow: WebhookUnit, after: str | None, limit: int
                    ) -> tuple[list[dict], str | None]:
     """Up to `limit` endpoints by id after `after`, and the last id when there are more."""
-    rows = _endpoints(engine, lambda store: store.endpoints_after(after, limit + 1))
+    rows = _endpoints(uow, lambda store: store.endpoints_after(after, limit + 1))
     more = len(rows) > limit
     return rows[:limit], (rows[limit - 1]["id"] if more else None)
 
 
-def remove_endpoint(engine: Engine, endpoint_id: str, at: datetime) -> dict:
+def remove_endpoint(uow: WebhookUnit, endpoint_id: str, at: datetime) -> dict:
     """Disable an endpoint: no new deliveries, its pending ones are not sent. Idempotent."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         found = uow.webhooks.endpoint(endpoint_id)
         if found is None:
             raise NotFound(f"unknown webhook endpoint {endpoint_id!r}")
         if found.disabled_at is None:
             uow.webhooks.disable_endpoint(endpoint_id, at)
         uow.commit()
-    return _endpoints(engine, lambda store: [store.endpoint(endpoint_id)])[0]
+    return _endpoints(uow, lambda store: [store.endpoint(endpoint_id)])[0]
 
 
-def deliver_once(engine: Engine, settings: Settings,
+def deliver_once(uow: DeliveryUnit, settings: Settings,
                  clock: Callable[[], datetime] | None = None) -> dict[str, int]:
     """One pass: fan out, then send what is due (services.notify.delivery)."""
     from carryover.services.notify import delivery as webhook_delivery
 
-    return webhook_delivery.deliver_once(engine, settings, clock)
+    return webhook_delivery.deliver_once(uow, settings, clock)
 
 
-def run(engine: Engine, settings: Settings, passes: int | None = None) -> dict[str, int]:
+def run(uow: DeliveryUnit, settings: Settings, passes: int | None = None) -> dict[str, int]:
     """Deliver in a loop (`passes` of them, or until interrupted); the summed counts."""
     from carryover.services.notify import delivery as webhook_delivery
 
-    return webhook_delivery.run(engine, settings, passes)
+    return webhook_delivery.run(uow, settings, passes)
 
 
-def dead_letters(engine: Engine, after: int | None = None, limit: int | None = None
+def dead_letters(uow: WebhookUnit, after: int | None = None, limit: int | None = None
                  ) -> list[dict]:
     """Deliveries that used up their attempts, by id (after `after`, at most `limit`)."""
-    with UnitOfWork(engine).reading() as uow:
-        rows = uow.webhooks.dead_letters(after, limit)
+    with uow.reading() as reading:
+        rows = reading.webhooks.dead_letters(after, limit)
     return [{"id": r.id, "endpoint": r.endpoint_id, "url": r.url, "event": r.outbox_id,
              "kind": r.kind, "line": r.line, "attempts": r.attempts, "last_error": r.last_error}
             for r in rows]
 
 
-def backlog(uow: UnitOfWork, now: datetime) -> tuple[int, float]:
+def backlog(uow: WebhookUnit, now: datetime) -> tuple[int, float]:
     """Pending deliveries and the age in seconds of the oldest (0 when none).
 
     A delivery is a (notification, enabled endpoint that wants it) pair not yet
@@ -152,9 +151,9 @@ def backlog(uow: UnitOfWork, now: datetime) -> tuple[int, float]:
     return sum(n for n, _ in counted), age
 
 
-def replay(engine: Engine, delivery_id: int, at: datetime) -> dict:
+def replay(uow: WebhookUnit, delivery_id: int, at: datetime) -> dict:
     """Queue a dead (or delivered) delivery again, with a fresh set of attempts."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = uow.webhooks.delivery(delivery_id)
         if row is None:
             raise NotFound(f"unknown delivery {delivery_id}")

@@ -137,7 +137,7 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
     while batch_start < end + timedelta(days=2):
         batch = [r for r in rows if batch_start <= r.received_at < batch_start + week]
         if batch:
-            record_batch(engine, batch)
+            record_batch(UnitOfWork(engine), batch)
         if progress:
             progress(len(batch))
         batch_start += week
