@@ -228,6 +228,25 @@ class Settings(BaseSettings):
                     "'session', once per rating group across the session (TS 32.291; a "
                     "container sent again in a later request is counted once), or "
                     "'report', afresh in every report (a container is the report's).")
+    nchf_notify_poll_seconds: float = Field(
+        default=0.5, gt=0, le=60,
+        description="How often each serve worker looks for re-authorizations to send to "
+                    "packet cores (ChargingNotifyRequest to a session's notifyUri).")
+    nchf_notify_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60,
+        description="Cut-off of one re-authorization attempt, in seconds.")
+    nchf_notify_max_attempts: int = Field(
+        default=6, ge=1, le=100,
+        description="Attempts of a re-authorization before it is given up (dead); the "
+                    "wait doubles from 1 s between them.")
+    nchf_notify_secret: str | None = Field(
+        default=None, min_length=16,
+        description="Sign re-authorizations with this secret (HMAC-SHA256 headers, as "
+                    "webhooks); unset: unsigned (SBI deployments secure them with TLS).")
+    nchf_notify_private_targets: bool = Field(
+        default=True,
+        description="Allow notifyUri hosts on loopback or private networks (where packet "
+                    "cores usually are); false refuses them as webhook targets are.")
     nchf_rating_groups: dict[int, str] = Field(
         default={},
         description="3GPP rating group number -> carryover rating group, as JSON, e.g. "

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from carryover.domain.quota import SUCCESS
+from carryover.services.charging import reauthorization_delivery
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.store.charging_tables import quota_holds
@@ -528,3 +529,82 @@ def test_an_smf_that_numbers_nothing_is_charged_every_byte(api: Api) -> None:
                              nfConsumerIdentification=FREE5GC))
     assert stored_usage(api, "r1") == sent + 5 * MB
     assert available(api, "r1", end) == before - sent - 5 * MB
+
+
+class CoreListener:
+    """The SMF's side of re-authorization, on loopback: it records each
+    ChargingNotifyRequest (validated against the 3GPP schema) and answers 204."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["content-length"])
+                body = json.loads(self.rfile.read(length))
+                received.append((self.path, body, dict(self.headers)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, seconds: float = 10.0) -> list:
+        import time
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def reauthorize(api: Api) -> dict[str, int]:
+    return reauthorization_delivery.deliver_once(UnitOfWork(api.engine),
+                                                 api.app.state.carry.settings)
+
+
+@pytest.fixture
+def core() -> Iterator[CoreListener]:
+    listener = CoreListener()
+    yield listener
+    listener.close()
+
+
+def test_a_pool_drained_by_another_member_asks_the_other_session_again(
+        api: Api, core: CoreListener) -> None:
+    # The pool has 150 MB left; p2 holds 100 MB of it in a session that gave a notifyUri.
+    ledger_ops.record_usage(api.engine, "p1", 2 * GB - 150 * MB, T0, T0, "pre-1")
+    smf = Smf(api)
+    ref2, answer = smf.create(request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000702",
+                                      notifyUri=f"{core.url}/notify/p2"))
+    assert granted(answer) == 100 * MB
+    ref3, answer = smf.create(request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000703"))
+    assert granted(answer) == 50 * MB
+    assert reauthorize(api)["delivered"] == 0  # nothing moved p2's standing yet
+    # p3 reports 150 MB: the pool is empty, so p2's standing moved (it has no data left).
+    t1 = T0 + timedelta(minutes=1)
+    smf.update(ref3, request(t1, 1, [ask(1, 100 * MB, [(1, 150 * MB)], t1)]))
+    # What each serve worker's loop does (api/worker.py; the test server runs no lifespan).
+    assert reauthorize(api) == {"delivered": 1, "retrying": 0, "dead": 0}
+    ((path, body, _),) = core.wait(1)
+    assert path == "/notify/p2"
+    validate("ChargingNotifyRequest", body)
+    assert body == {"notificationType": "REAUTHORIZATION",
+                    "reauthorizationDetails": [{"ratingGroup": 1}]}
+    # The core re-authorizes: p2's update now learns the pool is empty.
+    again = smf.update(ref2, request(t1, 1, [ask(1, 100 * MB)]))
+    assert granted(again) == 0 and unit_info(again)["resultCode"] == "QUOTA_LIMIT_REACHED"
+    with UnitOfWork(api.engine) as uow:
+        (sent,) = uow.reauthorizations.of_session(ref2)
+    assert (sent.status, sent.attempts, sent.rating_groups) == ("delivered", 1, [1])
+    assert reauthorize(api)["delivered"] == 0  # its own answer asks for nothing more
+    assert len(core.received) == 1

@@ -1,6 +1,9 @@
-"""The webhook delivery worker inside `carryover serve`: a background asyncio task.
+"""The delivery workers inside `carryover serve`: background asyncio tasks.
 
-Started by the app's lifespan when `webhook_worker` is on. With several worker
+Re-authorizations owed to packet cores (services.charging.reauthorization_delivery)
+are sent by every worker process: each claims what it sends under a lease, so
+several need no lock. Webhooks go out from one process at a time, started by the
+app's lifespan when `webhook_worker` is on. With several worker
 processes (`serve --workers N`) or several hosts, only the one that holds the
 deployment's delivery lock (services.notify.delivery.try_lock: a PostgreSQL
 advisory lock, or a lock file beside the SQLite database) runs the delivery
@@ -20,6 +23,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from carryover.services.charging import reauthorization_delivery
 from carryover.services.notify import delivery as webhook_delivery
 
 log = logging.getLogger("carryover.webhooks")
@@ -46,15 +50,16 @@ async def deliver_forever(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    task = None
-    if app.state.carry.settings.webhook_worker:
-        task = asyncio.create_task(deliver_forever(app))
+    carry = app.state.carry
+    tasks = [asyncio.create_task(reauthorization_delivery.run(carry.uow(), carry.settings))]
+    if carry.settings.webhook_worker:
+        tasks.append(asyncio.create_task(deliver_forever(app)))
     try:
         yield
     finally:
         # Answer what the charging queue holds, then stop its thread.
-        await asyncio.to_thread(app.state.carry.close)
-        if task is not None:
+        await asyncio.to_thread(carry.close)
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

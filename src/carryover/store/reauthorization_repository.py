@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
@@ -91,7 +92,7 @@ class ReauthorizationRepository:
         return {"pending": 0, "delivered": 0, "dead": 0, **dict(counted.all())}
 
 
-def _utc_row(row: Any) -> Any:
-    return row._replace(created_at=utc(row.created_at),
-                        next_attempt_at=utc(row.next_attempt_at),
-                        delivered_at=utc(row.delivered_at))
+def _utc_row(row: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{**row._mapping, "created_at": utc(row.created_at),
+                              "next_attempt_at": utc(row.next_attempt_at),
+                              "delivered_at": utc(row.delivered_at)})

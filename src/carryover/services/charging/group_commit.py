@@ -363,6 +363,9 @@ class _Batch:
         # Saving a replayed book reads which buckets exist: its writes cannot be pipelined.
         replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
         store = self.store
+        # Offering reads the sessions' pending requests: before the pipelined writes,
+        # which cannot wait for a read's rows.
+        self.uow.reauthorizations.offer(self.reauthorizations)
         with store.writing(pipelined=not replayed):
             store.add_sessions([s for s in self.sessions.values() if s.ref in self.new_sessions])
             store.add_usage(self.usage_rows)
@@ -376,7 +379,6 @@ class _Batch:
             store.update_sessions([s for s in self.sessions.values()
                                   if s.ref in self.changed_sessions - self.new_sessions])
             self.uow.outbox.offer(list(self.outbox.values()))
-            self.uow.reauthorizations.offer(self.reauthorizations)
 
 
 def _repeats(session: ChargingSession, request: ChargingRequest) -> bool:
