@@ -16,11 +16,13 @@ from carryover.services.access import ports as access_ports
 from carryover.services.charging import ports as charging_ports
 from carryover.services.esim import ports as esim_port
 from carryover.services.ingest.total_bounds import StoredTotals
+from carryover.services.ledger import ports as ledger_ports
 from carryover.services.notify import ports as notify_ports
 from carryover.services.ops import business_metrics
-from carryover.store.api_repository import IdempotencyRepository, KeyRepository
+from carryover.store.api_repository import ApiRepository, IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository
+from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.plan_repository import PlanRepository
@@ -40,6 +42,10 @@ PAIRS = [
     (access_ports.IdempotencyStore, IdempotencyRepository, fakes.FakeIdempotency),
     (access_ports.Accounts, AccountRepository, fakes.FakeAccounts),
     (notify_ports.Outbox, OutboxRepository, fakes.FakeOutbox),
+    (ledger_ports.AccountStore, AccountRepository, fakes.FakeAccounts),
+    (ledger_ports.PlanStore, PlanRepository, fakes.FakePlans),
+    (ledger_ports.DirectoryStore, ApiRepository, fakes.FakeDirectory),
+    (ledger_ports.LineImportStore, LineImportRepository, fakes.FakeLineImport),
     # Protocols the service tests implement in the test itself, or not at all.
     (business_metrics.MetricsStore, MetricsRepository, None),
     (StoredTotals, UsageTotals, None),
@@ -48,7 +54,8 @@ PAIRS = [
     (notify_ports.WebhookStore, WebhookRepository, None),
 ]
 UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
-         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit]
+         access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit,
+         ledger_ports.LedgerUnit, ledger_ports.PlansUnit]
 
 
 def _methods(protocol: type) -> list[str]:

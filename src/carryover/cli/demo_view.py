@@ -18,6 +18,7 @@ from carryover.domain.units import format_amount
 from carryover.human_time import local_time
 from carryover.runtime import Carryover
 from carryover.services.access import portal_sessions as portal_access
+from carryover.services.ingest.values import record_batch
 from carryover.services.scenarios.demo import DAYS, TZ, run_demo
 from carryover.settings import get_settings
 from carryover.store.engine import dispose_engines
@@ -49,7 +50,7 @@ def show_demo(database: str, as_json: bool) -> None:
 
         def step(count: int) -> None:
             progress.update(task, advance=1, events=progress.tasks[0].fields["events"] + count)
-        report = run_demo(engine, step)
+        report = run_demo(UnitOfWork(engine), lambda rows: record_batch(engine, rows), step)
     seconds = time.perf_counter() - started
     stmt = report.statement
     settings = get_settings(database_url=database)
