@@ -417,12 +417,13 @@ def forget_engines() -> None:
 def provision(url: str, files: Files) -> dict:
     """`line import` of every calendar's file (service called in-process), timed."""
     from carryover.services.ledger.line_import import import_lines
+    from carryover.store.uow import UnitOfWork
 
     engine = open_engine(url)
     t0 = time.perf_counter()
     imported = rejected = 0
     for day, zone, path in files.line_groups:
-        summary = import_lines(engine, path, day, zone, NOW)
+        summary = import_lines(UnitOfWork(engine), path, day, zone, NOW)
         imported += summary.imported
         rejected += len(summary.rejected)
     seconds = time.perf_counter() - t0
@@ -672,6 +673,7 @@ def naive(url: str, w: Workload, sample: int) -> dict:
     from carryover.domain.columnar.state import from_us
     from carryover.services.errors import ServiceError
     from carryover.services.ledger.operations import record_usage
+    from carryover.store.uow import UnitOfWork
 
     engine = open_engine(url)
     rows = [(w.ident[i], int(w.amount[i]), from_us(int(w.at_us[i])),
@@ -681,7 +683,8 @@ def naive(url: str, w: Workload, sample: int) -> dict:
     t0 = time.perf_counter()
     for ident, amount, at, received, event_id, group in rows:
         try:
-            record_usage(engine, ident, amount, at, received, event_id, rating_group=group)
+            record_usage(UnitOfWork(engine), ident, amount, at, received, event_id,
+                         rating_group=group)
         except ServiceError:
             refused += 1
     seconds = time.perf_counter() - t0

@@ -49,8 +49,9 @@ def build(database: str, events: int) -> tuple[Carryover, str]:
     engine = carry.open()
     now = datetime.now(UTC).replace(microsecond=0)
     opened = now - timedelta(days=70)
-    provisioning.create_account(engine, "bench", 1, "America/Los_Angeles", opened)
-    provisioning.create_line(engine, "bench", "+14155550100", opened, PLAN, line_id="L1")
+    provisioning.create_account(UnitOfWork(engine), "bench", 1, "America/Los_Angeles", opened)
+    provisioning.create_line(UnitOfWork(engine), "bench", "+14155550100", opened, PLAN,
+                             line_id="L1")
     start = datetime(now.year, now.month, 1, 8, tzinfo=UTC)  # on or after the boundary
     if start > now:
         start = now - timedelta(days=1)

@@ -25,6 +25,7 @@ from carryover.runtime import Carryover
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.settings import get_settings
+from carryover.store.uow import UnitOfWork
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN = "tmobile-data-stash-10gb"
@@ -33,16 +34,17 @@ PLAN = "tmobile-data-stash-10gb"
 def run(events: int, lines: int, database_url: str) -> dict:
     carry = Carryover(get_settings(database_url=database_url))
     engine = carry.open()
-    provisioning.create_account(engine, "bench", 1, "UTC", START)
+    provisioning.create_account(UnitOfWork(engine), "bench", 1, "UTC", START)
     ids = [f"l{n}" for n in range(lines)]
     for n, line in enumerate(ids):
-        provisioning.create_line(engine, "bench", f"+1415555{n:04d}", START, PLAN, line_id=line)
+        provisioning.create_line(UnitOfWork(engine), "bench", f"+1415555{n:04d}", START, PLAN,
+                                 line_id=line)
     samples: list[float] = []
     # One event a minute keeps every event inside January: no boundary, as in steady state.
     for n in range(events):
         at = START + timedelta(minutes=n % 40_000)
         started = time.perf_counter()
-        ledger_ops.record_usage(engine, ids[n % lines], 1_000_000, at, at, f"ev-{n}")
+        ledger_ops.record_usage(UnitOfWork(engine), ids[n % lines], 1_000_000, at, at, f"ev-{n}")
         samples.append(time.perf_counter() - started)
     engine.dispose()
     ms = sorted(s * 1000 for s in samples)

@@ -54,14 +54,14 @@ def populate(engine: Any) -> dict[str, str]:
         body = {**catalog.preset_bodies()[PLAN], "id": SELF_SERVICE, "self_service": True}
         uow.plans.add_version(SELF_SERVICE, body, "file", JAN)
         uow.commit()
-    provisioning.create_account(engine, "acme", 1, "UTC", JAN)
-    provisioning.create_line(engine, "acme", "+14155550101", JAN, PLAN, line_id="a1")
-    provisioning.create_line(engine, "acme", "+14155550102", JAN, PLAN, line_id="a2")
-    provisioning.create_account(engine, "fam", 1, "UTC", JAN, POOL)
-    provisioning.create_line(engine, "fam", "+14155550201", JAN, line_id="f1")
-    provisioning.create_line(engine, "fam", "+14155550202", JAN, line_id="f2")
-    provisioning.create_account(engine, "other", 1, "UTC", JAN)
-    provisioning.create_line(engine, "other", "+14155550301", JAN, PLAN, line_id="o1")
+    provisioning.create_account(UnitOfWork(engine), "acme", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "acme", "+14155550101", JAN, PLAN, line_id="a1")
+    provisioning.create_line(UnitOfWork(engine), "acme", "+14155550102", JAN, PLAN, line_id="a2")
+    provisioning.create_account(UnitOfWork(engine), "fam", 1, "UTC", JAN, POOL)
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550201", JAN, line_id="f1")
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550202", JAN, line_id="f2")
+    provisioning.create_account(UnitOfWork(engine), "other", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "other", "+14155550301", JAN, PLAN, line_id="o1")
     tokens = {"operator": api_keys.create_key(UnitOfWork(engine), "operator", JAN)[1]}
     for name in ("acme", "fam", "other"):
         tokens[name] = api_keys.create_key(UnitOfWork(engine), "subscriber", JAN, name)[1]

@@ -54,10 +54,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     engine = carry.open()
     now = datetime.now(UTC)
     opened = (now - timedelta(days=75)).replace(microsecond=0)
-    provisioning.create_account(engine, "stash", 1, ZONE, opened, grace=carry.grace)
-    provisioning.create_line(engine, "stash", "+14155550101", opened, STASH, line_id="L1")
-    provisioning.create_account(engine, "other", 1, ZONE, opened, grace=carry.grace)
-    provisioning.create_line(engine, "other", "+14155550301", opened, STASH, line_id="O1")
+    provisioning.create_account(UnitOfWork(engine), "stash", 1, ZONE, opened, grace=carry.grace)
+    provisioning.create_line(UnitOfWork(engine), "stash", "+14155550101", opened, STASH,
+                             line_id="L1")
+    provisioning.create_account(UnitOfWork(engine), "other", 1, ZONE, opened, grace=carry.grace)
+    provisioning.create_line(UnitOfWork(engine), "other", "+14155550301", opened, STASH,
+                             line_id="O1")
     # 300 MB a day: about 1 GB of each allowance rolls over, under the stash's cap, so a
     # late event changes the newest deposit byte for byte.
     record_batch(UnitOfWork(engine),
@@ -65,10 +67,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                            300 * MB, opened + timedelta(days=day, hours=6))
                   for day in range(72)])
     family_opened = (now - timedelta(days=10)).replace(microsecond=0)
-    provisioning.create_account(engine, "fam", 1, ZONE, family_opened, POOL)
-    provisioning.create_line(engine, "fam", "+14155550201", family_opened, line_id="F1")
-    provisioning.create_line(engine, "fam", "+14155550202", family_opened, line_id="F2")
-    ledger_ops.top_up(engine, "F1", GB, family_opened + timedelta(hours=1), 30, "topup-f1")
+    provisioning.create_account(UnitOfWork(engine), "fam", 1, ZONE, family_opened, POOL)
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550201", family_opened, line_id="F1")
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550202", family_opened, line_id="F2")
+    ledger_ops.top_up(UnitOfWork(engine), "F1", GB, family_opened + timedelta(hours=1), 30,
+                      "topup-f1")
     with serving(create_app(carry)) as url:
         yield World(url, engine)
     engine.dispose()
@@ -145,7 +148,8 @@ def test_a_late_cdr_within_grace_changes_the_stash_on_the_next_load(world, page)
     start = datetime.fromisoformat(page.locator("dd").nth(1).inner_text().split(" to ")[0]
                                    .rsplit(" (", 1)[0])
     late_at = start.replace(tzinfo=UTC) - timedelta(days=2)
-    ledger_ops.record_usage(world.engine, "L1", 100 * MB, late_at, datetime.now(UTC), "late-1")
+    ledger_ops.record_usage(UnitOfWork(world.engine), "L1", 100 * MB, late_at, datetime.now(UTC),
+                            "late-1")
     page.reload()
     after = {d["id"]: d for d in stash_deposits(page)}
     assert after[newest["id"]]["left"] == newest["left"] - 100 * MB
@@ -154,10 +158,10 @@ def test_a_late_cdr_within_grace_changes_the_stash_on_the_next_load(world, page)
 def test_a_gift_from_the_family_page_moves_the_bytes(world, page, assert_accessible,
                                                      screenshots):
     def gifts_of(line: str) -> int:
-        view = ledger_ops.balance(world.engine, line, datetime.now(UTC))
+        view = ledger_ops.balance(UnitOfWork(world.engine), line, datetime.now(UTC))
         return sum(b["remaining"] for b in view["buckets"] if b["kind"] == "gift")
     given_before, topup_before = gifts_of("F2"), ledger_ops.balance(
-        world.engine, "F1", datetime.now(UTC))["available"]["data"]
+        UnitOfWork(world.engine), "F1", datetime.now(UTC))["available"]["data"]
     sign_in(page, world, "F1")
     visit(page, f"{world.url}/portal/family", "portal-family", assert_accessible, screenshots)
     form = page.get_by_role("region", name="Gift data to another line")
@@ -169,9 +173,10 @@ def test_a_gift_from_the_family_page_moves_the_bytes(world, page, assert_accessi
     page.wait_for_url("**/portal/family?done=gift")
     assert "Gift made" in page.locator("main").inner_text()
     assert gifts_of("F2") == given_before + 200 * MB
-    after = ledger_ops.balance(world.engine, "F1", datetime.now(UTC))["available"]["data"]
+    after = ledger_ops.balance(UnitOfWork(world.engine), "F1",
+                               datetime.now(UTC))["available"]["data"]
     assert after == topup_before - 200 * MB
-    statement = ledger_ops.statement(world.engine, "F2", datetime.now(UTC)).as_dict()
+    statement = ledger_ops.statement(UnitOfWork(world.engine), "F2", datetime.now(UTC)).as_dict()
     gifts = [e for e in statement["entries"] if e["amount"] == 200 * MB]
     assert gifts, statement["entries"]
 
@@ -186,7 +191,7 @@ def test_a_member_limit_and_alert_thresholds_from_the_forms(world, page):
     form.get_by_role("button", name="Set limit").click()
     page.wait_for_url("**/portal/family?done=limit")
     assert page.locator('tr[data-line="F2"] td').last.inner_text() == format_amount(2 * GB)
-    changes = ledger_ops.statement(world.engine, "F2", datetime.now(UTC)).changes
+    changes = ledger_ops.statement(UnitOfWork(world.engine), "F2", datetime.now(UTC)).changes
     (limit,) = [c for c in changes if c["ref"].startswith("limit-")]
     assert limit["actor"] == "portal:fam" and limit["detail"]["amount"] == 2 * GB
     page.goto(f"{world.url}/portal/lines/F2/advice")

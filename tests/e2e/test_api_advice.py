@@ -50,10 +50,10 @@ def api(db_url: str, tmp_path) -> Iterator[Api]:
         with UnitOfWork(served.engine) as uow:
             catalog.load_plan(uow, path, JAN)
             uow.commit()
-        provisioning.create_line(served.engine, "acme", "+14155550109", JAN, "priced-10gb",
-                                 line_id="p1")
+        provisioning.create_line(UnitOfWork(served.engine), "acme", "+14155550109", JAN,
+                                 "priced-10gb", line_id="p1")
         for ref, t, amount in usage():
-            ledger_ops.record_usage(served.engine, "p1", amount, t, t, ref)
+            ledger_ops.record_usage(UnitOfWork(served.engine), "p1", amount, t, t, ref)
         yield served
 
 
@@ -129,10 +129,11 @@ def test_cli_advise_prints_local_time_and_the_same_json():
 def test_advice_of_a_family_member_lists_the_members(api: Api):
     # fam: f1 and f2 draw the AT&T pool; f2 buys a 2 GB top-up valid to the cycle's end
     # and uses nothing, f1 uses the pool. f1 has no plan of its own: no plan fit.
-    ledger_ops.top_up(api.engine, "f2", 2 * GB, datetime(2026, 1, 2, tzinfo=UTC), None, "t1")
+    ledger_ops.top_up(UnitOfWork(api.engine), "f2", 2 * GB, datetime(2026, 1, 2, tzinfo=UTC), None,
+                      "t1")
     for day in range(2, 9):
         t = datetime(2026, 1, day, 9, tzinfo=UTC)
-        ledger_ops.record_usage(api.engine, "f1", GB, t, t, f"f1-{day}")
+        ledger_ops.record_usage(UnitOfWork(api.engine), "f1", GB, t, t, f"f1-{day}")
     response = api.call("GET", "/v1/lines/f1/advice", "fam",
                         params={"at": "2026-01-09T00:00Z"})
     assert response.status_code == 200, response.text

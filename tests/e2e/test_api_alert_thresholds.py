@@ -32,7 +32,7 @@ def test_a_subscriber_picks_its_lines_thresholds_and_they_fire(api: Api):
     assert api.call("GET", PATH.format("a1"), "operator").json()["thresholds"] == [20, 75]
     # travel-5gb-30d, opened at JAN: 5 GB for 30 days; 1.5 GB is 30 %.
     at = JAN + timedelta(days=2)
-    ledger_ops.record_usage(api.engine, "a1", 3 * GB // 2, at, at, "e1")
+    ledger_ops.record_usage(UnitOfWork(api.engine), "a1", 3 * GB // 2, at, at, "e1")
     with UnitOfWork(api.engine) as uow:
         fired = uow.conn.execute(select(outbox.c.kind).where(outbox.c.line == "a1")).scalars()
         assert list(fired) == ["usage_20"]

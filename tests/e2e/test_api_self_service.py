@@ -25,7 +25,7 @@ CHARGED = "china-mobile-jiezhuan-20gb"  # overage charged per MB
 @pytest.fixture
 def api(db_url: str, tmp_path) -> Iterator[Api]:
     with served_api(db_url) as served:
-        provisioning.create_line(served.engine, "acme", "+14155550109", JAN, CHARGED,
+        provisioning.create_line(UnitOfWork(served.engine), "acme", "+14155550109", JAN, CHARGED,
                                  line_id="c1")
         # What an operator offers for self-service: the same unlimited plan, flagged.
         offered = tmp_path / "go5g-self.yaml"
@@ -49,7 +49,7 @@ def past_cycle(api: Api) -> datetime:
     allowance and the 20 GB carried over from the unused cycle before."""
     then = (datetime.now(UTC) - timedelta(days=240)).replace(microsecond=0)
     assert then > JAN + timedelta(days=31)  # the line was open then, in a full cycle
-    ledger_ops.record_usage(api.engine, "c1", 45 * GB, then, then, "ev-past")
+    ledger_ops.record_usage(UnitOfWork(api.engine), "c1", 45 * GB, then, then, "ev-past")
     return then
 
 

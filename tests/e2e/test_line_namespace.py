@@ -35,7 +35,8 @@ runner = CliRunner()
 @pytest.fixture
 def api(db_url: str) -> Iterator[Api]:
     with served_api(db_url) as served:
-        provisioning.create_line(served.engine, "acme", MSISDN, JAN, PLAN, IMSI, "victim")
+        provisioning.create_line(UnitOfWork(served.engine), "acme", MSISDN, JAN, PLAN, IMSI,
+                                 "victim")
         yield served
 
 
@@ -74,27 +75,28 @@ def test_a_line_id_cannot_take_another_accounts_imsi(api: Api):
 ])
 def test_every_identifier_is_checked_against_every_other(api: Api, line_id, msisdn, imsi):
     with pytest.raises(Conflict, match="one identifier names one line"):
-        provisioning.create_line(api.engine, "other", msisdn, JAN, PLAN, imsi, line_id)
+        provisioning.create_line(UnitOfWork(api.engine), "other", msisdn, JAN, PLAN, imsi, line_id)
     # Identifiers no line has are free.
-    assert provisioning.create_line(api.engine, "other", "+14155550898", JAN, PLAN,
+    assert provisioning.create_line(UnitOfWork(api.engine), "other", "+14155550898", JAN, PLAN,
                                     "310260000000898", "new") == "new"
 
 
 def test_an_msisdn_or_imsi_cannot_be_another_lines_id(api: Api):
-    provisioning.create_line(api.engine, "acme", "+14155550802", JAN, PLAN,
+    provisioning.create_line(UnitOfWork(api.engine), "acme", "+14155550802", JAN, PLAN,
                              line_id="262010000000009")
     with pytest.raises(Conflict):
-        provisioning.create_line(api.engine, "other", "+14155550898", JAN, PLAN,
+        provisioning.create_line(UnitOfWork(api.engine), "other", "+14155550898", JAN, PLAN,
                                  "262010000000009")
-    provisioning.create_line(api.engine, "acme", "+14155550803", JAN, PLAN, line_id="4930123456")
+    provisioning.create_line(UnitOfWork(api.engine), "acme", "+14155550803", JAN, PLAN,
+                             line_id="4930123456")
     with pytest.raises(Conflict):
-        provisioning.create_line(api.engine, "other", "+4930123456", JAN, PLAN)
+        provisioning.create_line(UnitOfWork(api.engine), "other", "+4930123456", JAN, PLAN)
 
 
 def test_typed_prefixes_are_reserved_and_looked_up_by_type(api: Api):
     for reserved in (f"imsi-{IMSI}", "msisdn-14155550801"):
         with pytest.raises(ServiceError, match="reserved"):
-            provisioning.create_line(api.engine, "other", "+14155550898", JAN, PLAN,
+            provisioning.create_line(UnitOfWork(api.engine), "other", "+14155550898", JAN, PLAN,
                                      line_id=reserved)
     # A collision stored before the rule (written past the service): the type decides.
     with UnitOfWork(api.engine) as uow:

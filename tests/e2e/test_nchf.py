@@ -132,24 +132,24 @@ def api(db_url: str, request: pytest.FixtureRequest) -> Iterator[Api]:
                 uow.plans.upsert(plan_id, body, "file", JAN)
             uow.commit()
         eng = served.engine
-        provisioning.create_account(eng, "pool", 1, "UTC", JAN, "fam-block-2gb")
+        provisioning.create_account(UnitOfWork(eng), "pool", 1, "UTC", JAN, "fam-block-2gb")
         for n in range(1, 4):
-            provisioning.create_line(eng, "pool", f"+1415555070{n}", JAN, line_id=f"p{n}",
-                                     imsi=f"31026000000070{n}")
-        provisioning.create_account(eng, "roll", 1, "UTC", JAN)
-        provisioning.create_line(eng, "roll", "+14155550801", JAN, "roll-1gb", line_id="r1",
-                                 imsi="310260000000801")
-        provisioning.create_account(eng, "slow", 1, "UTC", JAN)
-        provisioning.create_line(eng, "slow", "+14155550901", JAN, "throttle-1gb",
+            provisioning.create_line(UnitOfWork(eng), "pool", f"+1415555070{n}", JAN,
+                                     line_id=f"p{n}", imsi=f"31026000000070{n}")
+        provisioning.create_account(UnitOfWork(eng), "roll", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(eng), "roll", "+14155550801", JAN, "roll-1gb",
+                                 line_id="r1", imsi="310260000000801")
+        provisioning.create_account(UnitOfWork(eng), "slow", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(eng), "slow", "+14155550901", JAN, "throttle-1gb",
                                  line_id="t1", imsi="310260000000901")
-        provisioning.create_account(eng, "unl", 1, "UTC", JAN)
-        provisioning.create_line(eng, "unl", "+14155551001", JAN, "tmobile-go5g",
+        provisioning.create_account(UnitOfWork(eng), "unl", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(eng), "unl", "+14155551001", JAN, "tmobile-go5g",
                                  line_id="u1", imsi="310260000001001")
         yield served
 
 
 def available(api: Api, line: str, at: datetime) -> int:
-    return ledger_ops.balance(api.engine, line, at)["available"]["data"]
+    return ledger_ops.balance(UnitOfWork(api.engine), line, at)["available"]["data"]
 
 
 def stored_usage(api: Api, line: str) -> int:
@@ -317,7 +317,7 @@ def test_a_session_across_the_boundary_gets_the_new_cycles_rollover(api: Api) ->
 
 def test_twenty_concurrent_sessions_on_a_pool_never_overspend(api: Api) -> None:
     # The pool has 2 GB; p1 uses 1 GB first, so 1 GB is left for 20 sessions asking 100 MB.
-    ledger_ops.record_usage(api.engine, "p1", 1 * GB, T0, T0, "pre-1")
+    ledger_ops.record_usage(UnitOfWork(api.engine), "p1", 1 * GB, T0, T0, "pre-1")
     assert available(api, "p2", T0) == 1 * GB
     lines = ["310260000000701", "310260000000702", "310260000000703"]
 

@@ -72,14 +72,16 @@ def portal(db_url) -> Iterator[Portal]:
     engine = carry.open()
     now = datetime.now(UTC)
     opened = (now - timedelta(days=100)).replace(microsecond=0)
-    provisioning.create_account(engine, "stash", 1, ZONE, opened, grace=carry.grace)
-    provisioning.create_line(engine, "stash", "+14155550101", opened, STASH, line_id="L1")
-    provisioning.create_account(engine, "other", 1, ZONE, opened, grace=carry.grace)
-    provisioning.create_line(engine, "other", "+14155550301", opened, STASH, line_id="O1")
+    provisioning.create_account(UnitOfWork(engine), "stash", 1, ZONE, opened, grace=carry.grace)
+    provisioning.create_line(UnitOfWork(engine), "stash", "+14155550101", opened, STASH,
+                             line_id="L1")
+    provisioning.create_account(UnitOfWork(engine), "other", 1, ZONE, opened, grace=carry.grace)
+    provisioning.create_line(UnitOfWork(engine), "other", "+14155550301", opened, STASH,
+                             line_id="O1")
     for day in range(95):  # 300 MB a day: about 1 GB of each allowance rolls over, under
         # the stash's cap, so a late event changes the next deposit byte for byte
         at = opened + timedelta(days=day, hours=6)
-        ledger_ops.record_usage(engine, "L1", 300 * MB, at, at, f"u{day}")
+        ledger_ops.record_usage(UnitOfWork(engine), "L1", 300 * MB, at, at, f"u{day}")
     keys = {"stash": api_keys.create_key(UnitOfWork(engine), "subscriber", opened, "stash")[1],
             "operator": api_keys.create_key(UnitOfWork(engine), "operator", opened)[1]}
     with serving(create_app(carry)) as url:
@@ -193,7 +195,7 @@ def test_a_late_cdr_within_grace_changes_the_stash_on_the_next_load(portal):
         # An event of the cycle before the deposit, reported late (inside grace).
         deposit_at = datetime.fromisoformat(bucket.split("/")[3].split("#")[0])
         happened = deposit_at - timedelta(hours=5)
-        ledger_ops.record_usage(portal.engine, "L1", 700 * MB, happened,
+        ledger_ops.record_usage(UnitOfWork(portal.engine), "L1", 700 * MB, happened,
                                 datetime.now(UTC), "late-1")
         second = browser.get("/portal/lines/L1").text
         after = newest_deposit(browser)[1]
@@ -215,8 +217,8 @@ def test_the_statement_marks_a_correction_with_when_it_was_recorded(portal):
         path = f"/portal/lines/L1/statement?cycle={before_start:%Y-%m-%d}"
         plain = browser.get(path)
         assert plain.status_code == 200
-        ledger_ops.record_usage(portal.engine, "L1", 5 * MB, start - timedelta(hours=3), now,
-                                "late-statement")
+        ledger_ops.record_usage(UnitOfWork(portal.engine), "L1", 5 * MB, start - timedelta(hours=3),
+                                now, "late-statement")
         corrected = browser.get(path).text
     # (The fixture records every event today, after its cycle ended: each is marked.)
     mark = "(correction, recorded after the cycle ended)"

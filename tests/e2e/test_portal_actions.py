@@ -28,12 +28,13 @@ def portal(db_url) -> Iterator[tuple[str, object]]:
     carry = Carryover(get_settings(database_url=db_url, api_rate_per_second=0))
     engine = carry.open()
     opened = (datetime.now(UTC) - timedelta(days=5)).replace(microsecond=0)
-    provisioning.create_account(engine, "fam", 1, "UTC", opened, "att-mobile-share-15gb")
-    provisioning.create_line(engine, "fam", "+14155550201", opened, line_id="F1")
-    provisioning.create_line(engine, "fam", "+14155550202", opened, line_id="F2")
-    ledger_ops.top_up(engine, "F1", GB, opened + timedelta(hours=1), 30, "topup-f1")
-    provisioning.create_account(engine, "solo", 1, "UTC", opened)
-    provisioning.create_line(engine, "solo", "+14155550301", opened, "travel-5gb-30d",
+    provisioning.create_account(UnitOfWork(engine), "fam", 1, "UTC", opened,
+                                "att-mobile-share-15gb")
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550201", opened, line_id="F1")
+    provisioning.create_line(UnitOfWork(engine), "fam", "+14155550202", opened, line_id="F2")
+    ledger_ops.top_up(UnitOfWork(engine), "F1", GB, opened + timedelta(hours=1), 30, "topup-f1")
+    provisioning.create_account(UnitOfWork(engine), "solo", 1, "UTC", opened)
+    provisioning.create_line(UnitOfWork(engine), "solo", "+14155550301", opened, "travel-5gb-30d",
                              line_id="S1")
     with serving(create_app(carry)) as url:
         yield url, engine
@@ -64,7 +65,7 @@ def signed_in(url: str, engine, line: str) -> tuple[httpx.Client, str]:
 
 
 def gifts_of(engine, line: str) -> int:
-    view = ledger_ops.balance(engine, line, datetime.now(UTC))
+    view = ledger_ops.balance(UnitOfWork(engine), line, datetime.now(UTC))
     return sum(b["remaining"] for b in view["buckets"] if b["kind"] == "gift")
 
 
@@ -119,7 +120,7 @@ def test_a_plan_not_offered_for_self_service_is_403(portal):
     answer = client.post("/portal/lines/S1/plan-change", data={
         "csrf": csrf, "plan": "tmobile-data-stash-10gb", "effective": "next_cycle"})
     assert answer.status_code == 403
-    changes = ledger_ops.statement(engine, "S1", datetime.now(UTC)).changes
+    changes = ledger_ops.statement(UnitOfWork(engine), "S1", datetime.now(UTC)).changes
     assert [c["kind"] for c in changes] == ["open_line"] or all(
         not c["ref"].startswith("plan-") for c in changes)
 

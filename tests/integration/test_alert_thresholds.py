@@ -40,12 +40,12 @@ AT = JAN + timedelta(days=3)
 @pytest.fixture
 def engine(db_url):
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "acct", 1, "UTC", JAN)
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", JAN)
     # tmobile-data-stash-10gb: 10 GB a cycle; "p" picks thresholds, "d" keeps the defaults.
-    provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",
-                             line_id="p", imsi="262010000000001")
-    provisioning.create_line(engine, "acct", "+4915100000002", JAN, "tmobile-data-stash-10gb",
-                             line_id="d")
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", JAN,
+                             "tmobile-data-stash-10gb", line_id="p", imsi="262010000000001")
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000002", JAN,
+                             "tmobile-data-stash-10gb", line_id="d")
     return engine
 
 
@@ -62,11 +62,11 @@ def test_a_picked_threshold_fires_on_a_single_event_and_the_defaults_still_do(en
     assert view == {"line": "p", "thresholds": [30, 90], "default": False}
     assert alert_thresholds.thresholds(UnitOfWork(engine), "p") == view
     for line in ("p", "d"):
-        ledger_ops.record_usage(engine, line, 6 * GB, AT, AT, f"{line}-1")
+        ledger_ops.record_usage(UnitOfWork(engine), line, 6 * GB, AT, AT, f"{line}-1")
     assert kinds(engine, "p") == ["usage_30"]
     assert kinds(engine, "d") == ["usage_50"]
     for line in ("p", "d"):
-        ledger_ops.record_usage(engine, line, 3 * GB, AT, AT, f"{line}-2")
+        ledger_ops.record_usage(UnitOfWork(engine), line, 3 * GB, AT, AT, f"{line}-2")
     assert kinds(engine, "p") == ["usage_30", "usage_90"]
     assert kinds(engine, "d") == ["usage_50", "usage_80"]
     with UnitOfWork(engine) as uow:
@@ -76,7 +76,7 @@ def test_a_picked_threshold_fires_on_a_single_event_and_the_defaults_still_do(en
 
 
 def test_a_threshold_picked_below_the_usage_fires_at_once(engine):
-    ledger_ops.record_usage(engine, "p", 4 * GB, AT, AT, "p-1")
+    ledger_ops.record_usage(UnitOfWork(engine), "p", 4 * GB, AT, AT, "p-1")
     assert kinds(engine, "p") == []
     alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [25, 60])
     assert kinds(engine, "p") == ["usage_25"]
@@ -85,7 +85,7 @@ def test_a_threshold_picked_below_the_usage_fires_at_once(engine):
 def test_back_to_the_defaults(engine):
     alert_thresholds.set_thresholds(UnitOfWork(engine), "p", [10])
     assert alert_thresholds.set_thresholds(UnitOfWork(engine), "p", None)["default"] is True
-    ledger_ops.record_usage(engine, "p", 6 * GB, AT, AT, "p-1")
+    ledger_ops.record_usage(UnitOfWork(engine), "p", 6 * GB, AT, AT, "p-1")
     assert kinds(engine, "p") == ["usage_50"]
 
 

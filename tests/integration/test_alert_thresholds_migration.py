@@ -36,11 +36,11 @@ def test_lines_of_the_previous_schema_keep_the_defaults_and_may_pick(db_url):
     with UnitOfWork(engine) as uow:
         catalog.seed_presets(uow, JAN)
         uow.commit()
-    provisioning.create_account(engine, "old", 1, "UTC", JAN)
-    provisioning.create_line(engine, "old", "+14155550901", JAN, "tmobile-data-stash-10gb",
-                             line_id="L1")
-    provisioning.create_line(engine, "old", "+14155550902", JAN, "tmobile-data-stash-10gb",
-                             line_id="L2")
+    provisioning.create_account(UnitOfWork(engine), "old", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "old", "+14155550901", JAN,
+                             "tmobile-data-stash-10gb", line_id="L1")
+    provisioning.create_line(UnitOfWork(engine), "old", "+14155550902", JAN,
+                             "tmobile-data-stash-10gb", line_id="L2")
     downgrade(engine, PREVIOUS)
     assert "alert_thresholds" not in columns(engine)
 
@@ -54,7 +54,7 @@ def test_lines_of_the_previous_schema_keep_the_defaults_and_may_pick(db_url):
     alert_thresholds.set_thresholds(UnitOfWork(engine), "L2", [30])
     at = JAN + timedelta(days=2)
     for line in ("L1", "L2"):
-        ledger_ops.record_usage(engine, line, 6 * GB, at, at, f"{line}-e")
+        ledger_ops.record_usage(UnitOfWork(engine), line, 6 * GB, at, at, f"{line}-e")
     with engine.connect() as conn:
         fired = conn.execute(select(outbox.c.line, outbox.c.kind)
                              .order_by(outbox.c.line)).all()

@@ -32,8 +32,8 @@ GB = 1024**3
 
 def setup(url: str):
     engine = Carryover(get_settings(database_url=url)).open()
-    provisioning.create_account(engine, "acme", 1, "UTC", START)
-    provisioning.create_line(engine, "acme", "+4915100000001", START,
+    provisioning.create_account(UnitOfWork(engine), "acme", 1, "UTC", START)
+    provisioning.create_line(UnitOfWork(engine), "acme", "+4915100000001", START,
                              "tmobile-data-stash-10gb", line_id="a")
     return engine
 
@@ -60,9 +60,9 @@ def test_twelve_rows_of_a_billion_billion_bytes_are_refused(db_url, tmp_path) ->
     assert (summary.accepted, summary.rejected) == (1, 12)
     assert [r.row for r in rejects] == list(range(1, 13))
     assert all("bytes: too large (more than 2^50" in r.reason for r in rejects)
-    january = ledger_ops.statement(engine, "a", START + timedelta(days=10)).as_dict()
+    january = ledger_ops.statement(UnitOfWork(engine), "a", START + timedelta(days=10)).as_dict()
     assert january["units"]["data"]["used"] == GB
-    february = ledger_ops.statement(engine, "a", START + timedelta(days=40)).as_dict()
+    february = ledger_ops.statement(UnitOfWork(engine), "a", START + timedelta(days=40)).as_dict()
     assert february["units"]["data"]["opening"] == 10 * GB - GB  # all of January's rest rolled over
     assert february["units"]["data"]["closing"] >= 0
 
@@ -77,7 +77,7 @@ def test_a_line_total_stops_at_its_bound_not_past_it(db_url, tmp_path) -> None:
     assert (summary.accepted, summary.rejected) == (4096, 2)
     assert [r.row for r in rejects] == [4097, 4098]
     assert all("past 2^62" in r.reason for r in rejects)
-    statement = ledger_ops.statement(engine, "a", at).as_dict()["units"]["data"]
+    statement = ledger_ops.statement(UnitOfWork(engine), "a", at).as_dict()["units"]["data"]
     assert statement["used"] == MAX_TOTAL
     assert statement["overage"] == MAX_TOTAL - 10 * GB
     # A later file, and the single-event path, see the stored total and refuse too.
@@ -85,12 +85,13 @@ def test_a_line_total_stops_at_its_bound_not_past_it(db_url, tmp_path) -> None:
                               "more.csv")
     assert (summary.accepted, summary.rejected) == (0, 1)
     with pytest.raises(ServiceError, match=r"past 2\^62"):
-        ledger_ops.record_usage(engine, "a", 1, at + timedelta(hours=5),
+        ledger_ops.record_usage(UnitOfWork(engine), "a", 1, at + timedelta(hours=5),
                                 at + timedelta(hours=5), "single")
     # The next cycle starts from zero.
     march = START + timedelta(days=31)
-    ledger_ops.record_usage(engine, "a", MAX_EVENT, march, march, "next-cycle")
-    assert ledger_ops.statement(engine, "a", march).as_dict()["units"]["data"]["used"] == MAX_EVENT
+    ledger_ops.record_usage(UnitOfWork(engine), "a", MAX_EVENT, march, march, "next-cycle")
+    assert ledger_ops.statement(UnitOfWork(engine), "a",
+                                march).as_dict()["units"]["data"]["used"] == MAX_EVENT
 
 
 def test_single_events_past_two_to_the_fifty_are_refused(db_url) -> None:
@@ -98,8 +99,9 @@ def test_single_events_past_two_to_the_fifty_are_refused(db_url) -> None:
     at = START + timedelta(days=3)
     for amount in (2**63 - 1, 10**18 - 1, MAX_EVENT + 1):
         with pytest.raises(ServiceError, match=r"more than 2\^50"):
-            ledger_ops.record_usage(engine, "a", amount, at, at, f"big-{amount}")
+            ledger_ops.record_usage(UnitOfWork(engine), "a", amount, at, at, f"big-{amount}")
         with pytest.raises(ServiceError, match=r"more than 2\^50"):
-            ledger_ops.top_up(engine, "a", amount, at, 30, f"topup-{amount}")
-    ledger_ops.record_usage(engine, "a", MAX_EVENT, at, at, "largest")
-    assert ledger_ops.statement(engine, "a", at).as_dict()["units"]["data"]["used"] == MAX_EVENT
+            ledger_ops.top_up(UnitOfWork(engine), "a", amount, at, 30, f"topup-{amount}")
+    ledger_ops.record_usage(UnitOfWork(engine), "a", MAX_EVENT, at, at, "largest")
+    assert ledger_ops.statement(UnitOfWork(engine), "a",
+                                at).as_dict()["units"]["data"]["used"] == MAX_EVENT

@@ -49,14 +49,14 @@ def _model(changes: list[tuple[str, str, str, datetime]], late: datetime | None)
 
 def test_changes_in_one_second_do_not_collide(db_url: str) -> None:
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "a", 1, "UTC", T)
-    provisioning.create_line(engine, "a", "+14155550100", T, "tmobile-data-stash-10gb",
+    provisioning.create_account(UnitOfWork(engine), "a", 1, "UTC", T)
+    provisioning.create_line(UnitOfWork(engine), "a", "+14155550100", T, "tmobile-data-stash-10gb",
                              line_id="l0")
     changes = [("cp1", "travel-5gb-30d", "now", T), ("cp2", "china-mobile-jiezhuan-20gb",
                                                      "next_cycle", T),
                ("cp3", "verizon-carryover-8gb", "now", T)]
     for ref, plan, effective, at in changes:
-        ledger_ops.change_plan(engine, "l0", plan, effective, at, ref)
+        ledger_ops.change_plan(UnitOfWork(engine), "l0", plan, effective, at, ref)
     model = _model(changes, None)
     stored = _stored(engine)
     assert set(stored) == set(model.buckets)
@@ -67,12 +67,12 @@ def test_changes_in_one_second_do_not_collide(db_url: str) -> None:
 
 def test_migration_names_old_plan_change_grants_as_a_replay_does(db_url: str) -> None:
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "a", 1, "UTC", T)
-    provisioning.create_line(engine, "a", "+14155550100", T, "tmobile-data-stash-10gb",
+    provisioning.create_account(UnitOfWork(engine), "a", 1, "UTC", T)
+    provisioning.create_line(UnitOfWork(engine), "a", "+14155550100", T, "tmobile-data-stash-10gb",
                              line_id="l0")
     later = T + timedelta(hours=1)
     changes = [("cp1", "verizon-carryover-8gb", "now", later)]
-    ledger_ops.change_plan(engine, "l0", "verizon-carryover-8gb", "now", later, "cp1")
+    ledger_ops.change_plan(UnitOfWork(engine), "l0", "verizon-carryover-8gb", "now", later, "cp1")
     long_name = "l0/data/allowance/2026-01-24T11:30:00Z~cp1"
     assert long_name in _stored(engine)
 
@@ -85,7 +85,7 @@ def test_migration_names_old_plan_change_grants_as_a_replay_does(db_url: str) ->
 
     # A late event replays the whole history: the replay's names are the stored ones,
     # so no bucket is left behind under its old name.
-    ledger_ops.record_usage(engine, "l0", 1024, T + timedelta(minutes=5),
+    ledger_ops.record_usage(UnitOfWork(engine), "l0", 1024, T + timedelta(minutes=5),
                             T + timedelta(hours=2), "ev-late")
     model = _model(changes, T + timedelta(minutes=5))
     stored = _stored(engine)

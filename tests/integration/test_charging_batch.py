@@ -148,18 +148,18 @@ def provision(engine: Engine, limit: int, topup: int | None) -> None:
         for plan_id, body in PLANS.items():
             uow.plans.upsert(plan_id, body, "file", OPENED)
         uow.commit()
-    provisioning.create_account(engine, "single", 1, "UTC", OPENED)
-    provisioning.create_line(engine, "single", "+491510000001", OPENED, "cb-roll-4mb",
+    provisioning.create_account(UnitOfWork(engine), "single", 1, "UTC", OPENED)
+    provisioning.create_line(UnitOfWork(engine), "single", "+491510000001", OPENED, "cb-roll-4mb",
                              line_id="s1", imsi="310260000000001")
-    provisioning.create_account(engine, "family", 1, "UTC", OPENED, "cb-pool-6mb")
-    provisioning.create_line(engine, "family", "+491510000002", OPENED, line_id="fa",
+    provisioning.create_account(UnitOfWork(engine), "family", 1, "UTC", OPENED, "cb-pool-6mb")
+    provisioning.create_line(UnitOfWork(engine), "family", "+491510000002", OPENED, line_id="fa",
                              imsi="310260000000002")
-    provisioning.create_line(engine, "family", "+491510000003", OPENED, line_id="fb",
+    provisioning.create_line(UnitOfWork(engine), "family", "+491510000003", OPENED, line_id="fb",
                              imsi="310260000000003")
-    ledger_ops.set_limit(engine, "fa", limit, OPENED + timedelta(hours=1), "limit-fa")
+    ledger_ops.set_limit(UnitOfWork(engine), "fa", limit, OPENED + timedelta(hours=1), "limit-fa")
     if topup is not None:
-        ledger_ops.top_up(engine, "s1", 2 * MB, OPENED + timedelta(hours=2), topup or None,
-                          "topup-s1")
+        ledger_ops.top_up(UnitOfWork(engine), "s1", 2 * MB, OPENED + timedelta(hours=2),
+                          topup or None, "topup-s1")
 
 
 # ---- scripts -----------------------------------------------------------------------------

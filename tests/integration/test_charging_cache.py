@@ -42,8 +42,9 @@ def lines(engine):
         uow.plans.upsert(PLAN["id"], PLAN, "file", JAN)
         uow.commit()
     for name in ("a", "b"):
-        provisioning.create_account(engine, name, 1, "UTC", JAN)
-        provisioning.create_line(engine, name, f"+1415555{ord(name):04d}", JAN, PLAN["id"],
+        provisioning.create_account(UnitOfWork(engine), name, 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), name, f"+1415555{ord(name):04d}", JAN,
+                                 PLAN["id"],
                                  line_id=f"line-{name}", imsi=f"3102600000{ord(name):05d}")
     return engine
 
@@ -72,7 +73,8 @@ def test_another_writers_top_up_is_seen_at_once(lines) -> None:
     assert granted(spent) == 0  # the whole allowance is used
     hits = cache.hits
     # Not through the queue: the REST path writes the account and bumps its version.
-    ledger_ops.top_up(lines, "line-a", 300 * 1024**2, t + timedelta(minutes=2), None, "tu-1")
+    ledger_ops.top_up(UnitOfWork(lines), "line-a", 300 * 1024**2, t + timedelta(minutes=2), None,
+                      "tu-1")
     (after,) = run(lines, cache, [ChargingOp("update", ask(t + timedelta(minutes=3), 2), ref)])
     assert granted(after) == 300 * 1024**2
     assert cache.hits == hits  # the kept book was stale: read again, not used

@@ -62,12 +62,12 @@ def world(engine: Engine) -> Engine:
             uow.plans.upsert(plan_id, body, "file", OPENED)
         uow.commit()
     for i, line in enumerate(LINES):
-        provisioning.create_account(engine, f"acct-{line}", 1, "UTC", OPENED)
-        provisioning.create_line(engine, f"acct-{line}", f"+4915200000{i:02d}", OPENED,
+        provisioning.create_account(UnitOfWork(engine), f"acct-{line}", 1, "UTC", OPENED)
+        provisioning.create_line(UnitOfWork(engine), f"acct-{line}", f"+4915200000{i:02d}", OPENED,
                                  "cq-big", line_id=line)
-    provisioning.create_account(engine, "family", 1, "UTC", OPENED, "cq-pool-4mb")
+    provisioning.create_account(UnitOfWork(engine), "family", 1, "UTC", OPENED, "cq-pool-4mb")
     for i, line in enumerate(MEMBERS):
-        provisioning.create_line(engine, "family", f"+4915300000{i:02d}", OPENED,
+        provisioning.create_line(UnitOfWork(engine), "family", f"+4915300000{i:02d}", OPENED,
                                  line_id=line)
     return engine
 

@@ -29,27 +29,28 @@ MAR = datetime(2026, 3, 1, tzinfo=UTC)
 
 def world(url: str):
     engine = Carryover(get_settings(database_url=url)).open()
-    provisioning.create_account(engine, "solo", 1, "UTC", JAN)
-    provisioning.create_line(engine, "solo", "+4915100000001", JAN, "verizon-carryover-8gb",
-                             line_id="v")
-    provisioning.create_line(engine, "solo", "+4915100000002", JAN, "tmobile-data-stash-10gb",
-                             line_id="s")
-    provisioning.create_account(engine, "berlin", 15, "Europe/Berlin", JAN)
-    provisioning.create_line(engine, "berlin", "+4915100000003", JAN, "travel-5gb-30d",
+    provisioning.create_account(UnitOfWork(engine), "solo", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "solo", "+4915100000001", JAN,
+                             "verizon-carryover-8gb", line_id="v")
+    provisioning.create_line(UnitOfWork(engine), "solo", "+4915100000002", JAN,
+                             "tmobile-data-stash-10gb", line_id="s")
+    provisioning.create_account(UnitOfWork(engine), "berlin", 15, "Europe/Berlin", JAN)
+    provisioning.create_line(UnitOfWork(engine), "berlin", "+4915100000003", JAN, "travel-5gb-30d",
                              line_id="p")
-    provisioning.create_line(engine, "berlin", "+4915100000004", JAN, "tmobile-go5g",
+    provisioning.create_line(UnitOfWork(engine), "berlin", "+4915100000004", JAN, "tmobile-go5g",
                              line_id="u")
-    provisioning.create_account(engine, "fam", 1, "UTC", JAN, "att-mobile-share-15gb")
-    provisioning.create_line(engine, "fam", "+4915100000005", JAN, line_id="m1", member=True)
-    provisioning.create_line(engine, "fam", "+4915100000006", JAN, "verizon-carryover-8gb",
-                             line_id="m2", member=True)
-    ledger_ops.set_limit(engine, "m1", 2 * GB, JAN, "limit-m1")
+    provisioning.create_account(UnitOfWork(engine), "fam", 1, "UTC", JAN, "att-mobile-share-15gb")
+    provisioning.create_line(UnitOfWork(engine), "fam", "+4915100000005", JAN, line_id="m1",
+                             member=True)
+    provisioning.create_line(UnitOfWork(engine), "fam", "+4915100000006", JAN,
+                             "verizon-carryover-8gb", line_id="m2", member=True)
+    ledger_ops.set_limit(UnitOfWork(engine), "m1", 2 * GB, JAN, "limit-m1")
     usage = [("v", 3 * GB, 19), ("s", 9 * GB, 3), ("s", 2 * GB, 4), ("p", 6 * GB, 5),
              ("u", 40 * GB, 6), ("m1", 3 * GB, 7), ("m2", 5 * GB, 8), ("v", GB, 41),
              ("v", GB, 54), ("s", 4 * GB, 50), ("m2", GB, 52), ("m1", 3 * GB, 55)]
     for k, (line, amount, day) in enumerate(usage):
         at = JAN + timedelta(days=day, hours=k)
-        ledger_ops.record_usage(engine, line, amount, at, at, f"e{k}")
+        ledger_ops.record_usage(UnitOfWork(engine), line, amount, at, at, f"e{k}")
     return engine
 
 

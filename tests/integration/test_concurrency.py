@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_two_processes_on_one_line(db_url):
     engine = Carryover(get_settings(database_url=db_url)).open()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    provisioning.create_account(engine, "acct", 1, "UTC", start)
-    provisioning.create_line(engine, "acct", "+14155550100", start, "tmobile-data-stash-10gb",
-                             line_id="L1")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", start)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+14155550100", start,
+                             "tmobile-data-stash-10gb", line_id="L1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, str(WORKER), db_url, "L1", prefix,
                                str(PER_PROCESS), "2026-01-02T00:00:00+00:00"], env=env)
@@ -73,7 +73,7 @@ def test_two_processes_on_one_line(db_url):
     assert live["L1/data/allowance/2026-01-01T00:00:00Z"] == 10_737_418_240 - sent
 
     try:
-        ledger_ops.record_usage(engine, "L1", 5, start, start, "a-17")
+        ledger_ops.record_usage(UnitOfWork(engine), "L1", 5, start, start, "a-17")
     except Duplicate:
         pass
     else:  # pragma: no cover - the assertion below explains

@@ -81,9 +81,9 @@ def world(db_url):
     carry = Carryover(get_settings(database_url=db_url,
                                    es2plus_notification_tokens=NOTIFICATION_TOKENS))
     engine = carry.open()
-    provisioning.create_account(engine, "acct", 1, "UTC", JAN)
-    provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",
-                             line_id="alice")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", JAN,
+                             "tmobile-data-stash-10gb", line_id="alice")
     esim_inventory.import_profiles(UnitOfWork(engine), PROFILES, JAN)
     with serving(create_app(carry)) as operator_url, \
             emulator(PROFILES, operator_url) as (store, smdp_url), \

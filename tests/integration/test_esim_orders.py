@@ -43,11 +43,11 @@ def world(db_url):
     carry = Carryover(get_settings(database_url=db_url,
                                    es2plus_notification_tokens=NOTIFICATION_TOKENS))
     engine = carry.open()
-    provisioning.create_account(engine, "acct", 1, "UTC", JAN)
-    provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",
-                             line_id="alice")
-    provisioning.create_line(engine, "acct", "+4915100000002", JAN, "tmobile-data-stash-10gb",
-                             line_id="bob")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", JAN,
+                             "tmobile-data-stash-10gb", line_id="alice")
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000002", JAN,
+                             "tmobile-data-stash-10gb", line_id="bob")
     esim_inventory.import_profiles(UnitOfWork(engine), PROFILES, JAN)
     with serving(create_app(carry)) as operator_url, \
             emulator(PROFILES, operator_url) as (store, smdp_url), \
@@ -68,9 +68,9 @@ def rows(engine, table) -> int:
 def snapshot(engine) -> dict:
     """Everything the line's balance is made of, read at instants on both sides of a boundary."""
     return {
-        "feb": ledger_ops.balance(engine, "alice", datetime(2026, 2, 10, tzinfo=UTC)),
-        "mar": ledger_ops.balance(engine, "alice", datetime(2026, 3, 1, tzinfo=UTC)),
-        "statement": ledger_ops.statement(engine, "alice", FEB).as_dict(),
+        "feb": ledger_ops.balance(UnitOfWork(engine), "alice", datetime(2026, 2, 10, tzinfo=UTC)),
+        "mar": ledger_ops.balance(UnitOfWork(engine), "alice", datetime(2026, 3, 1, tzinfo=UTC)),
+        "statement": ledger_ops.statement(UnitOfWork(engine), "alice", FEB).as_dict(),
         "rows": [rows(engine, t) for t in (buckets, ledger_entries, usage_events)],
     }
 
@@ -78,12 +78,12 @@ def snapshot(engine) -> dict:
 def with_rollover(engine) -> dict:
     """3 GB used in January: 7 GB deposited in the stash at 1 February; 12 GB used after."""
     jan = datetime(2026, 1, 10, tzinfo=UTC)
-    ledger_ops.record_usage(engine, "alice", 3 * GB, jan, jan, "jan-1")
-    at_boundary = ledger_ops.balance(engine, "alice", FEB)
+    ledger_ops.record_usage(UnitOfWork(engine), "alice", 3 * GB, jan, jan, "jan-1")
+    at_boundary = ledger_ops.balance(UnitOfWork(engine), "alice", FEB)
     stash = [b for b in at_boundary["buckets"] if b["kind"] == "rollover"]
     assert [b["remaining"] for b in stash] == [7 * GB]
     feb = datetime(2026, 2, 5, tzinfo=UTC)
-    ledger_ops.record_usage(engine, "alice", 12 * GB, feb, feb, "feb-1")
+    ledger_ops.record_usage(UnitOfWork(engine), "alice", 12 * GB, feb, feb, "feb-1")
     before = snapshot(engine)
     assert before["feb"]["available"] == {"data": 5 * GB}  # 10 GB allowance gone, 2 of stash
     return before
@@ -245,7 +245,7 @@ def test_a_move_to_a_fresh_iccid_with_no_stock_changes_nothing(world):
     ordered = esim.order(UnitOfWork(engine), client, "alice", JAN, eid=EID_A)
     esim.order(UnitOfWork(engine), client, "bob", JAN)
     for n, line in enumerate(("carol", "dave"), start=3):
-        provisioning.create_line(engine, "acct", f"+491510000000{n}", JAN,
+        provisioning.create_line(UnitOfWork(engine), "acct", f"+491510000000{n}", JAN,
                                  "tmobile-data-stash-10gb", line_id=line)
         esim.order(UnitOfWork(engine), client, line, JAN)
     with pytest.raises(ServiceError, match="no available profile of type 'consumer'"):

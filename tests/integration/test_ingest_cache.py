@@ -32,13 +32,13 @@ LINES = ("a", "b", "c")
 
 def setup(url: str):
     engine = Carryover(get_settings(database_url=url)).open()
-    provisioning.create_account(engine, "one", 1, "UTC", START)
-    provisioning.create_account(engine, "two", 10, "Europe/Berlin", START)
-    provisioning.create_line(engine, "one", "+4915100000001", START, "tmobile-data-stash-10gb",
-                             line_id="a")
-    provisioning.create_line(engine, "one", "+4915100000002", START, "verizon-carryover-8gb",
-                             line_id="b")
-    provisioning.create_line(engine, "two", "+4915100000003", START,
+    provisioning.create_account(UnitOfWork(engine), "one", 1, "UTC", START)
+    provisioning.create_account(UnitOfWork(engine), "two", 10, "Europe/Berlin", START)
+    provisioning.create_line(UnitOfWork(engine), "one", "+4915100000001", START,
+                             "tmobile-data-stash-10gb", line_id="a")
+    provisioning.create_line(UnitOfWork(engine), "one", "+4915100000002", START,
+                             "verizon-carryover-8gb", line_id="b")
+    provisioning.create_line(UnitOfWork(engine), "two", "+4915100000003", START,
                              "china-mobile-jiezhuan-20gb", line_id="c")
     return engine
 
@@ -80,13 +80,13 @@ def apply(engine, step: tuple) -> None:
     kind, args = step
     if kind == "usage":
         line, amount, at, ref = args
-        ledger_ops.record_usage(engine, line, amount, at, at, ref)
+        ledger_ops.record_usage(UnitOfWork(engine), line, amount, at, at, ref)
     elif kind == "top_up":
         line, amount, at, ref = args
-        ledger_ops.top_up(engine, line, amount, at, 30, ref)
+        ledger_ops.top_up(UnitOfWork(engine), line, amount, at, 30, ref)
     else:
         line, plan_id, at, ref = args
-        ledger_ops.change_plan(engine, line, plan_id, "now", at, ref)
+        ledger_ops.change_plan(UnitOfWork(engine), line, plan_id, "now", at, ref)
 
 
 @pytest.mark.parametrize("bound", [None, 1])
@@ -112,15 +112,15 @@ def test_other_writers_between_chunks(db_url, tmp_path, monkeypatch, bound):
     for step in steps:
         if step[0] == "chunk":
             for event_id, line, at, amount in step[1]:
-                ledger_ops.record_usage(single, line, amount, at, at, event_id)
+                ledger_ops.record_usage(UnitOfWork(single), line, amount, at, at, event_id)
         else:
             apply(single, step)
     end = START + timedelta(days=70)
-    expected = {line: ledger_ops.balance(single, line, end) for line in LINES}
-    assert {line: ledger_ops.balance(bulk, line, end) for line in LINES} == expected
+    expected = {line: ledger_ops.balance(UnitOfWork(single), line, end) for line in LINES}
+    assert {line: ledger_ops.balance(UnitOfWork(bulk), line, end) for line in LINES} == expected
     # The same chunks again: every event is a duplicate, found slice by slice.
     again = ingest_chunks(UnitOfWork(bulk),
                           [("test", chunk(s[1]), []) for s in steps if s[0] == "chunk"],
                           "again")
     assert (again.accepted, again.duplicates) == (0, summary.accepted)
-    assert {line: ledger_ops.balance(bulk, line, end) for line in LINES} == expected
+    assert {line: ledger_ops.balance(UnitOfWork(bulk), line, end) for line in LINES} == expected

@@ -38,13 +38,13 @@ LINES = [  # (account, line, plan, member)
 
 def setup(url: str):
     engine = Carryover(get_settings(database_url=url)).open()
-    provisioning.create_account(engine, "solo-a", 1, "UTC", START)
-    provisioning.create_account(engine, "solo-b", 15, "Europe/Berlin", START)
-    provisioning.create_account(engine, "fam", 1, "UTC", START, "att-mobile-share-15gb")
+    provisioning.create_account(UnitOfWork(engine), "solo-a", 1, "UTC", START)
+    provisioning.create_account(UnitOfWork(engine), "solo-b", 15, "Europe/Berlin", START)
+    provisioning.create_account(UnitOfWork(engine), "fam", 1, "UTC", START, "att-mobile-share-15gb")
     for n, (account, line, plan, member) in enumerate(LINES):
-        provisioning.create_line(engine, account, f"+4915100000{n:03d}", START, plan,
+        provisioning.create_line(UnitOfWork(engine), account, f"+4915100000{n:03d}", START, plan,
                                  line_id=line, member=member)
-    ledger_ops.set_limit(engine, "f1", 3000 * MB, START, "limit-f1")
+    ledger_ops.set_limit(UnitOfWork(engine), "f1", 3000 * MB, START, "limit-f1")
     return engine
 
 
@@ -77,7 +77,7 @@ def chunks(folder, events, size):
 
 
 def balances(engine, at):
-    return {name: ledger_ops.balance(engine, name, at) for _, name, _, _ in LINES}
+    return {name: ledger_ops.balance(UnitOfWork(engine), name, at) for _, name, _, _ in LINES}
 
 
 @settings(max_examples=12, deadline=None,
@@ -92,7 +92,7 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     summary = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "test")
     assert summary.accepted == len(arrival)
     for event_id, line, at, received, amount, group in arrival:
-        ledger_ops.record_usage(single, line, amount, at, received, event_id,
+        ledger_ops.record_usage(UnitOfWork(single), line, amount, at, received, event_id,
                                 rating_group=group)
     end = START + timedelta(days=75)
     expected = balances(single, end)

@@ -20,10 +20,10 @@ def test_a_chunk_holds_its_accounts_until_it_commits(engine) -> None:
     with UnitOfWork(engine) as uow:
         uow.plans.upsert(PLAN["id"], PLAN, "file", JAN)
         uow.commit()
-    mine = provisioning.create_account(engine, "chunk", 1, "UTC", JAN)
-    other = provisioning.create_account(engine, "other", 1, "UTC", JAN)
+    mine = provisioning.create_account(UnitOfWork(engine), "chunk", 1, "UTC", JAN)
+    other = provisioning.create_account(UnitOfWork(engine), "other", 1, "UTC", JAN)
     for n, name in enumerate(("chunk", "other")):
-        provisioning.create_line(engine, name, f"+141555500{n}0", JAN, PLAN["id"])
+        provisioning.create_line(UnitOfWork(engine), name, f"+141555500{n}0", JAN, PLAN["id"])
 
     def can_lock(account_id: int) -> bool:
         if engine.dialect.name == "sqlite":  # one writer at a time, whatever the account

@@ -42,11 +42,11 @@ def test_inputs_of_the_previous_schema_survive_and_new_ones_carry_their_actor(
         uow.commit()
     with monkeypatch.context() as patched:
         patched.setattr(AccountRepository, "record", record_as_before)
-        provisioning.create_account(engine, "old", 1, "UTC", JAN)
-        provisioning.create_line(engine, "old", "+14155550901", JAN, "travel-5gb-30d",
+        provisioning.create_account(UnitOfWork(engine), "old", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), "old", "+14155550901", JAN, "travel-5gb-30d",
                                  line_id="L1")
-        ledger_ops.top_up(engine, "L1", GB, JAN + timedelta(days=2), 30, "topup-old")
-    before = ledger_ops.balance(engine, "L1", JAN + timedelta(days=3))
+        ledger_ops.top_up(UnitOfWork(engine), "L1", GB, JAN + timedelta(days=2), 30, "topup-old")
+    before = ledger_ops.balance(UnitOfWork(engine), "L1", JAN + timedelta(days=3))
     # Back to the previous schema (later revisions, the bitemporal ledger included, are
     # undone with it): the rows as that schema holds them, with no actor column.
     downgrade(engine, PREVIOUS)
@@ -61,10 +61,10 @@ def test_inputs_of_the_previous_schema_survive_and_new_ones_carry_their_actor(
                             .order_by(inputs.c.input_id)).all()
     assert [(r.input_id, r.actor, r.recorded_at) for r in rows] == [
         ("open:L1", None, None), ("topup-old", None, None)]
-    assert ledger_ops.balance(engine, "L1", JAN + timedelta(days=3)) == before
+    assert ledger_ops.balance(UnitOfWork(engine), "L1", JAN + timedelta(days=3)) == before
 
-    ledger_ops.top_up(engine, "L1", GB, JAN + timedelta(days=4), 30, "topup-new")
-    changes = ledger_ops.statement(engine, "L1", JAN + timedelta(days=5)).changes
+    ledger_ops.top_up(UnitOfWork(engine), "L1", GB, JAN + timedelta(days=4), 30, "topup-new")
+    changes = ledger_ops.statement(UnitOfWork(engine), "L1", JAN + timedelta(days=5)).changes
     assert [(c["ref"], c["actor"]) for c in changes] == [
         ("open:L1", None), ("topup-old", None), ("topup-new", "cli")]
     assert changes[0]["recorded_at"] is None

@@ -30,16 +30,16 @@ def stored_kinds(engine) -> list[str]:
 def test_rollover_is_there_at_the_boundary_instant(db_url):
     engine = Carryover(get_settings(database_url=db_url)).open()
     jan = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 1 January 00:00 in Berlin (UTC+1)
-    provisioning.create_account(engine, "acct", 1, "Europe/Berlin", jan)
-    provisioning.create_line(engine, "acct", "+4915100000001", jan, "verizon-carryover-8gb",
-                             line_id="v")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "Europe/Berlin", jan)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", jan,
+                             "verizon-carryover-8gb", line_id="v")
     at = datetime(2026, 1, 20, 12, tzinfo=UTC)
-    ledger_ops.record_usage(engine, "v", 3 * GB, at, at, "e1")
+    ledger_ops.record_usage(UnitOfWork(engine), "v", 3 * GB, at, at, "e1")
     assert stored_kinds(engine) == ["allowance"]
 
     # 1 February 00:00 in Berlin (UTC+1) is 31 January 23:00 UTC.
     boundary = datetime(2026, 1, 31, 23, tzinfo=UTC)
-    view = ledger_ops.balance(engine, "v", boundary)
+    view = ledger_ops.balance(UnitOfWork(engine), "v", boundary)
     # 8 GB - 3 GB = 5 GB carried over, plus the new 8 GB allowance.
     assert view["available"] == {"data": 13 * GB}
     assert stored_kinds(engine) == ["allowance", "allowance", "rollover"]
@@ -47,8 +47,8 @@ def test_rollover_is_there_at_the_boundary_instant(db_url):
     # Usage one second into the new cycle is drawn from the allowance first (Verizon's
     # order: allowance, then carryover), and the carryover is untouched.
     later = datetime(2026, 1, 31, 23, 0, 1, tzinfo=UTC)
-    ledger_ops.record_usage(engine, "v", 9 * GB, later, later, "e2")
-    after = ledger_ops.balance(engine, "v", later)
+    ledger_ops.record_usage(UnitOfWork(engine), "v", 9 * GB, later, later, "e2")
+    after = ledger_ops.balance(UnitOfWork(engine), "v", later)
     rollover = next(b for b in after["buckets"] if b["kind"] == "rollover")
     # 9 GB: 8 GB from the new allowance, the remaining 1 GB from the 5 GB carryover.
     assert rollover["remaining"] == 4 * GB
@@ -57,11 +57,11 @@ def test_rollover_is_there_at_the_boundary_instant(db_url):
 def test_a_read_in_the_past_changes_nothing(db_url):
     engine = Carryover(get_settings(database_url=db_url)).open()
     jan = datetime(2026, 1, 1, tzinfo=UTC)
-    provisioning.create_account(engine, "acct", 1, "UTC", jan)
-    provisioning.create_line(engine, "acct", "+4915100000002", jan, "tmobile-data-stash-10gb",
-                             line_id="t")
-    ledger_ops.balance(engine, "t", datetime(2026, 3, 1, tzinfo=UTC))
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", jan)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000002", jan,
+                             "tmobile-data-stash-10gb", line_id="t")
+    ledger_ops.balance(UnitOfWork(engine), "t", datetime(2026, 3, 1, tzinfo=UTC))
     before = stored_kinds(engine)
-    past = ledger_ops.balance(engine, "t", datetime(2026, 1, 15, tzinfo=UTC))
+    past = ledger_ops.balance(UnitOfWork(engine), "t", datetime(2026, 1, 15, tzinfo=UTC))
     assert past["available"] == {"data": 10 * GB}
     assert stored_kinds(engine) == before

@@ -22,7 +22,7 @@ T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 @pytest.fixture
 def account(engine) -> int:
-    return provisioning.create_account(engine, "bulk", 1, "UTC", JAN)
+    return provisioning.create_account(UnitOfWork(engine), "bulk", 1, "UTC", JAN)
 
 
 def bucket(account_id: int, n: int, **changes) -> dict:
@@ -111,7 +111,7 @@ def test_read_all_returns_what_each_read_returns(engine, account) -> None:
     with UnitOfWork(engine) as uow:
         uow.plans.upsert("p1", plan, "file", JAN)
         uow.commit()
-    provisioning.create_line(engine, "bulk", "+14155550111", JAN, "p1", line_id="l1",
+    provisioning.create_line(UnitOfWork(engine), "bulk", "+14155550111", JAN, "p1", line_id="l1",
                              imsi="310260000000111")
     by_account = select(lines.c.id, lines.c.opened_at, lines.c.limits).where(
         lines.c.account_id.in_(bindparam("ids", expanding=True)))
@@ -142,7 +142,7 @@ def test_awkward_values_and_json_null_are_written_as_the_dialect_statement_write
                 "valid_from": datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=berlin),
                 "valid_until": datetime(2026, 3, 9, 7, tzinfo=timezone(-timedelta(hours=5))),
                 **changes}
-    other = provisioning.create_account(engine, "b2", 1, "UTC", JAN)
+    other = provisioning.create_account(UnitOfWork(engine), "b2", 1, "UTC", JAN)
     with UnitOfWork(engine) as uow:
         insert_many(uow.conn, buckets, [row(1), row(3)])
         uow.conn.execute(insert(buckets), [row(2), row(4)])

@@ -125,7 +125,7 @@ def machine_for(engine):
             self.members: set[str] = set()
             self.usage_ids: list[str] = []
             self.accepted_usage: dict[str, int] = defaultdict(int)
-            provisioning.create_account(engine, self.name, day, zone, START,
+            provisioning.create_account(UnitOfWork(engine), self.name, day, zone, START,
                                         POOL_PLAN if family else None, self.grace)
             if family:
                 outcome = self.model.submit(OpenLine(f"open:{POOL}", POOL, START, POOL_PLAN))
@@ -185,7 +185,7 @@ def machine_for(engine):
             msisdn = f"+1{int(self.tag[:8], 16) % 10**8:08d}{len(self.lines):02d}"
             item = OpenLine(f"open:{line}", line, start, plan, member=member)
             self._both(item, lambda: provisioning.create_line(
-                engine, self.name, msisdn, start, plan, line_id=line, member=member))
+                UnitOfWork(engine), self.name, msisdn, start, plan, line_id=line, member=member))
             if line in self.model.lines:
                 self.lines.append(line)
                 self.opened[line] = start
@@ -204,7 +204,7 @@ def machine_for(engine):
             group = "hotspot" if hotspot else None
             item = Usage(event, line, at, amount, Unit.DATA, group, self.now)
             self._both(item, lambda: ledger_ops.record_usage(
-                engine, line, amount, at, self.now, event, Unit.DATA, group))
+                UnitOfWork(engine), line, amount, at, self.now, event, Unit.DATA, group))
             self.usage_ids.append(event)
 
         @precondition(lambda self: self.lines)
@@ -239,7 +239,7 @@ def machine_for(engine):
             line = self.lines[0]
             item = Usage(event, line, self.now, 1, Unit.DATA, None, self.now)
             self._both(item, lambda: ledger_ops.record_usage(
-                engine, line, 1, self.now, self.now, event))
+                UnitOfWork(engine), line, 1, self.now, self.now, event))
 
         # ---- grants and changes ----------------------------------------------------
         @precondition(lambda self: self.lines)
@@ -249,7 +249,8 @@ def machine_for(engine):
             line = data.draw(st.sampled_from(self.lines))
             ref = self._id("tu")
             item = TopUp(ref, line, self.now, amount, Unit.DATA, days)
-            self._both(item, lambda: ledger_ops.top_up(engine, line, amount, self.now, days, ref))
+            self._both(item, lambda: ledger_ops.top_up(UnitOfWork(engine), line, amount, self.now,
+                                                       days, ref))
 
         @precondition(lambda self: len(self.lines) >= 2)
         @rule(data=st.data(), amount=st.one_of(st.integers(1, 3 * GB), amounts))
@@ -257,7 +258,8 @@ def machine_for(engine):
             giver, taker = data.draw(st.permutations(self.lines))[:2]
             ref = self._id("gift")
             item = Gift(ref, giver, taker, self.now, amount)
-            self._both(item, lambda: ledger_ops.gift(engine, giver, taker, amount, self.now, ref))
+            self._both(item, lambda: ledger_ops.gift(UnitOfWork(engine), giver, taker, amount,
+                                                     self.now, ref))
 
         @precondition(lambda self: self.lines)
         @rule(data=st.data(), plan=st.sampled_from(LINE_PLANS),
@@ -269,8 +271,8 @@ def machine_for(engine):
             plan = self._plan(plan)
             ref = self._id("cp")
             item = ChangePlan(ref, line, at, plan, effective)
-            self._both(item, lambda: ledger_ops.change_plan(engine, line, plan, effective, at,
-                                                            ref))
+            self._both(item, lambda: ledger_ops.change_plan(UnitOfWork(engine), line, plan,
+                                                            effective, at, ref))
 
         @rule(data_gb=st.sampled_from([1, 3, 6]), sms=st.sampled_from([None, 50]),
               stash_gb=st.sampled_from([1, 4]),
@@ -289,7 +291,8 @@ def machine_for(engine):
             line = data.draw(st.sampled_from(sorted(self.members)))
             ref = self._id("lim")
             item = SetLimit(ref, line, self.now, amount)
-            self._both(item, lambda: ledger_ops.set_limit(engine, line, amount, self.now, ref))
+            self._both(item, lambda: ledger_ops.set_limit(UnitOfWork(engine), line, amount,
+                                                          self.now, ref))
 
         # ---- reads ----------------------------------------------------------------
         @precondition(lambda self: self.lines)
@@ -297,7 +300,7 @@ def machine_for(engine):
         def read_the_past(self, data, back_hours: int) -> None:
             line = data.draw(st.sampled_from(self.lines))
             at = max(self.opened[line], self.now - timedelta(hours=back_hours))
-            assert ledger_ops.balance(engine, line, at) == check(self.model, line, at)
+            assert ledger_ops.balance(UnitOfWork(engine), line, at) == check(self.model, line, at)
 
         # ---- after every step -------------------------------------------------------
         @invariant()
@@ -305,7 +308,7 @@ def machine_for(engine):
             if not hasattr(self, "model"):
                 return
             for line in self.lines:
-                stored, model = ledger_ops.balance(engine, line, self.now), check(
+                stored, model = ledger_ops.balance(UnitOfWork(engine), line, self.now), check(
                     self.model, line, self.now)
                 assert stored == model, (line, stored, model)
 
@@ -381,7 +384,7 @@ def machine_for(engine):
                 at = self.opened[line]
                 previous = None
                 while at <= self.now:
-                    statement = ledger_ops.statement(engine, line, at)
+                    statement = ledger_ops.statement(UnitOfWork(engine), line, at)
                     end = statement.end
                     truth = position(self.model, min(end, self.now) - _US)
                     for unit, part in statement.units.items():

@@ -32,8 +32,9 @@ LINES = {"early": "+4915100000001", "late": "+4915100000002", "third": "+4915100
 def world(db_url: str):
     engine = Carryover(get_settings(database_url=db_url)).open()
     for n, (line, msisdn) in enumerate(LINES.items()):
-        provisioning.create_account(engine, f"acct-{line}", 1 + 10 * n, "UTC", JAN)
-        provisioning.create_line(engine, f"acct-{line}", msisdn, JAN, STASH, line_id=line)
+        provisioning.create_account(UnitOfWork(engine), f"acct-{line}", 1 + 10 * n, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), f"acct-{line}", msisdn, JAN, STASH,
+                                 line_id=line)
     return engine
 
 
@@ -67,11 +68,12 @@ def test_a_batch_decides_each_accounts_notices_at_its_own_instant(db_url):
 def test_an_out_of_order_event_is_decided_at_the_accounts_own_instant(db_url):
     engine = world(db_url)
     feb = JAN + timedelta(days=32)
-    ledger_ops.record_usage(engine, "early", GB, feb, feb, "now")  # the book is in February
+    # the book is in February
+    ledger_ops.record_usage(UnitOfWork(engine), "early", GB, feb, feb, "now")
     # A January event within the grace window: rated in January, the book stays in February.
     jan = JAN + timedelta(days=30)
     assert record_batch(UnitOfWork(engine), [UsageRow("old", "early", jan, GB, feb)]).accepted == 1
-    ledger_ops.record_usage(engine, "early", GB, jan - timedelta(days=1),
+    ledger_ops.record_usage(UnitOfWork(engine), "early", GB, jan - timedelta(days=1),
                             feb + timedelta(hours=1), "older")
     # January's unused allowance went to the stash on February 1: credited, and data
     # is left, so nothing is throttled.

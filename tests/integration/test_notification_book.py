@@ -84,16 +84,16 @@ def run_world(engine, n: int, world: tuple, script: list[tuple], spy: Spy) -> No
     name = f"acct{n}"
     lines = [f"x{n}l{i}" for i in range(3)]
     if kind == "single":
-        provisioning.create_account(engine, name, day, zone, JAN)
+        provisioning.create_account(UnitOfWork(engine), name, day, zone, JAN)
         for i, line in enumerate(lines):
-            provisioning.create_line(engine, name, f"+49151{n:05d}{i}", JAN,
+            provisioning.create_line(UnitOfWork(engine), name, f"+49151{n:05d}{i}", JAN,
                                      plan if i < 2 else SINGLE[(n + i) % len(SINGLE)],
                                      line_id=line)
     else:
-        provisioning.create_account(engine, name, day, zone, JAN, plan)
+        provisioning.create_account(UnitOfWork(engine), name, day, zone, JAN, plan)
         for i, line in enumerate(lines):
             # Two plan-less members and one member on a plan of its own.
-            provisioning.create_line(engine, name, f"+49151{n:05d}{i}", JAN,
+            provisioning.create_line(UnitOfWork(engine), name, f"+49151{n:05d}{i}", JAN,
                                      None if i < 2 else "tmobile-data-stash-10gb",
                                      line_id=line)
     now = JAN
@@ -103,19 +103,20 @@ def run_world(engine, n: int, world: tuple, script: list[tuple], spy: Spy) -> No
         try:
             if op == "usage":
                 at = now - timedelta(hours=extra)  # up to 40 h late: replays, grace
-                ledger_ops.record_usage(engine, line, amount, max(at, JAN), now, f"e{n}-{s}")
+                ledger_ops.record_usage(UnitOfWork(engine), line, amount, max(at, JAN), now,
+                                        f"e{n}-{s}")
             elif op == "topup":
-                ledger_ops.top_up(engine, line, amount, now, extra, f"t{n}-{s}")
+                ledger_ops.top_up(UnitOfWork(engine), line, amount, now, extra, f"t{n}-{s}")
             elif op == "plan":
-                ledger_ops.change_plan(engine, line, amount, extra, now, f"p{n}-{s}")
+                ledger_ops.change_plan(UnitOfWork(engine), line, amount, extra, now, f"p{n}-{s}")
             elif op == "limit":
-                ledger_ops.set_limit(engine, line, amount, now, f"l{n}-{s}")
+                ledger_ops.set_limit(UnitOfWork(engine), line, amount, now, f"l{n}-{s}")
             elif op == "gift":
-                ledger_ops.gift(engine, line, lines[extra], amount, now, f"g{n}-{s}")
+                ledger_ops.gift(UnitOfWork(engine), line, lines[extra], amount, now, f"g{n}-{s}")
             elif op == "thresholds":
                 alert_thresholds.set_thresholds(UnitOfWork(engine), line, amount)
             else:
-                ledger_ops.balance(engine, line, now)
+                ledger_ops.balance(UnitOfWork(engine), line, now)
         except ServiceError:
             pass  # refused inputs write nothing; the next step goes on
 

@@ -24,8 +24,8 @@ JAN = datetime(2026, 1, 1, tzinfo=UTC)
 
 def setup(db_url: str, plan: str = "tmobile-data-stash-10gb"):
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "acct", 1, "UTC", JAN)
-    provisioning.create_line(engine, "acct", "+4915100000001", JAN, plan, line_id="t")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", JAN, plan, line_id="t")
     return engine
 
 
@@ -43,19 +43,19 @@ def kinds(engine) -> list[str]:
 def test_thresholds_fire_once_each_and_throttle_when_out(db_url):
     engine = setup(db_url)
     at = JAN + timedelta(days=3)
-    ledger_ops.record_usage(engine, "t", 5 * GB, at, at, "e1")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", 5 * GB, at, at, "e1")
     assert kinds(engine) == ["usage_50"]
-    ledger_ops.record_usage(engine, "t", 3 * GB, at, at, "e2")
-    ledger_ops.record_usage(engine, "t", GB // 2, at, at, "e3")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", 3 * GB, at, at, "e2")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", GB // 2, at, at, "e3")
     assert kinds(engine) == ["usage_50", "usage_80"]
     # The same state evaluated again (a read, a direct call) adds nothing.
-    ledger_ops.balance(engine, "t", at)
+    ledger_ops.balance(UnitOfWork(engine), "t", at)
     with UnitOfWork(engine) as uow:
         emit_notifications(uow, [1], at)
         uow.commit()
     assert kinds(engine) == ["usage_50", "usage_80"]
-    ledger_ops.record_usage(engine, "t", 2 * GB, at, at, "e4")
-    ledger_ops.record_usage(engine, "t", GB, at, at, "e5")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", 2 * GB, at, at, "e4")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", GB, at, at, "e5")
     assert sorted(kinds(engine)) == ["throttled", "usage_100", "usage_50", "usage_80"]
     payload = {kind: p for _, kind, p in events(engine)}
     assert payload["usage_80"]["allowance"] == 10 * GB
@@ -103,16 +103,16 @@ def test_ingest_chunks_emit_once(db_url, tmp_path):
 def test_rollover_credited_at_the_boundary_read(db_url):
     engine = setup(db_url, "verizon-carryover-8gb")
     at = JAN + timedelta(days=19)
-    ledger_ops.record_usage(engine, "t", 3 * GB, at, at, "e1")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", 3 * GB, at, at, "e1")
     assert kinds(engine) == []
     feb = datetime(2026, 2, 1, tzinfo=UTC)
-    ledger_ops.balance(engine, "t", feb)
+    ledger_ops.balance(UnitOfWork(engine), "t", feb)
     credited = [(line, p) for line, kind, p in events(engine) if kind == "rollover_credited"]
     assert len(credited) == 1
     line, payload = credited[0]
     assert line == "t" and payload["amount"] == 5 * GB
     assert payload["cycle_start"] == feb.isoformat()
-    ledger_ops.balance(engine, "t", feb + timedelta(hours=1))
+    ledger_ops.balance(UnitOfWork(engine), "t", feb + timedelta(hours=1))
     assert kinds(engine).count("rollover_credited") == 1
 
 
@@ -121,7 +121,7 @@ def test_the_notice_follows_the_plan_version_in_force_not_the_latest(db_url):
     # cycle's notice is still "throttled", on the stored-state path and on the book's.
     engine = setup(db_url)
     at = JAN + timedelta(days=3)
-    ledger_ops.record_usage(engine, "t", 11 * GB, at, at, "e1")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", 11 * GB, at, at, "e1")
     assert "throttled" in kinds(engine)
     body = catalog.preset_bodies()["tmobile-data-stash-10gb"]
     with UnitOfWork(engine) as uow:
@@ -132,6 +132,6 @@ def test_the_notice_follows_the_plan_version_in_force_not_the_latest(db_url):
     with UnitOfWork(engine) as uow:
         emit_notifications(uow, [1], later)
         uow.commit()
-    ledger_ops.record_usage(engine, "t", GB, later, later, "e2")
+    ledger_ops.record_usage(UnitOfWork(engine), "t", GB, later, later, "e2")
     assert "blocked" not in kinds(engine)
     assert kinds(engine).count("throttled") == 1

@@ -32,12 +32,12 @@ def at(month: int, day: int, hour: int = 0) -> datetime:
 def test_a_new_version_changes_nothing_before_it_and_grants_after(db_url: str, tmp_path):
     engine = Carryover(get_settings(database_url=db_url)).open()
     try:
-        provisioning.create_account(engine, "solo", 1, "UTC", JAN)
-        provisioning.create_line(engine, "solo", "+4915100000001", JAN, "tmobile-go5g",
+        provisioning.create_account(UnitOfWork(engine), "solo", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), "solo", "+4915100000001", JAN, "tmobile-go5g",
                                  line_id="u1")
-        ledger_ops.record_usage(engine, "u1", 6 * GB, at(1, 10), at(1, 10), "e1")
-        ledger_ops.record_usage(engine, "u1", GB, at(2, 5), at(2, 5), "e2")
-        before = {t: ledger_ops.balance(engine, "u1", t) for t in (at(1, 20), at(2, 9))}
+        ledger_ops.record_usage(UnitOfWork(engine), "u1", 6 * GB, at(1, 10), at(1, 10), "e1")
+        ledger_ops.record_usage(UnitOfWork(engine), "u1", GB, at(2, 5), at(2, 5), "e2")
+        before = {t: ledger_ops.balance(UnitOfWork(engine), "u1", t) for t in (at(1, 20), at(2, 9))}
 
         body = tmp_path / "go5g.yaml"
         body.write_text("id: tmobile-go5g\nkind: metered\nallowance: {data: 5.5GB}\n"
@@ -50,17 +50,19 @@ def test_a_new_version_changes_nothing_before_it_and_grants_after(db_url: str, t
         assert (loaded.version, loaded.next_boundary_after) == (2, LOADED + skew)
 
         for t, was in before.items():
-            assert ledger_ops.balance(engine, "u1", t) == was
-        assert ledger_ops.balance(engine, "u1", at(2, 20))["available"] == {"data": None}
-        march = ledger_ops.balance(engine, "u1", at(3, 2))
+            assert ledger_ops.balance(UnitOfWork(engine), "u1", t) == was
+        assert ledger_ops.balance(UnitOfWork(engine), "u1", at(2,
+                                                               20))["available"] == {"data": None}
+        march = ledger_ops.balance(UnitOfWork(engine), "u1", at(3, 2))
         assert march["available"] == {"data": 5 * GB + GB // 2}
 
         # Late usage of 27 February arriving within the grace window on 1 March: the
         # account replays across the boundary; February stays unlimited (version 1),
         # March keeps version 2's grant.
-        ledger_ops.record_usage(engine, "u1", 2 * GB, at(2, 27), at(3, 1, 1), "late")
-        assert ledger_ops.balance(engine, "u1", at(2, 28))["available"] == {"data": None}
-        assert ledger_ops.balance(engine, "u1", at(3, 2))["available"] == {
+        ledger_ops.record_usage(UnitOfWork(engine), "u1", 2 * GB, at(2, 27), at(3, 1, 1), "late")
+        assert ledger_ops.balance(UnitOfWork(engine), "u1", at(2,
+                                                               28))["available"] == {"data": None}
+        assert ledger_ops.balance(UnitOfWork(engine), "u1", at(3, 2))["available"] == {
             "data": 5 * GB + GB // 2}
     finally:
         dispose_engines()
@@ -84,14 +86,14 @@ def test_a_version_loaded_now_leaves_an_input_of_that_instant_alone(db_url: str,
 
     try:
         load(3)
-        provisioning.create_account(engine, "solo", 1, "UTC", JAN)
-        provisioning.create_line(engine, "solo", "+4915100000002", JAN,
+        provisioning.create_account(UnitOfWork(engine), "solo", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), "solo", "+4915100000002", JAN,
                                  "tmobile-data-stash-10gb", line_id="u2")
-        ledger_ops.change_plan(engine, "u2", "own", "now", LOADED, "to-own")
-        told = ledger_ops.balance(engine, "u2", LOADED)["available"]["data"]
+        ledger_ops.change_plan(UnitOfWork(engine), "u2", "own", "now", LOADED, "to-own")
+        told = ledger_ops.balance(UnitOfWork(engine), "u2", LOADED)["available"]["data"]
         loaded = load(1, catalog.NOW)
-        ledger_ops.record_usage(engine, "u2", GB // 4, at(2, 5), LOADED, "back-dated")
-        after = ledger_ops.balance(engine, "u2", LOADED)["available"]["data"]
+        ledger_ops.record_usage(UnitOfWork(engine), "u2", GB // 4, at(2, 5), LOADED, "back-dated")
+        after = ledger_ops.balance(UnitOfWork(engine), "u2", LOADED)["available"]["data"]
         assert after == told  # the usage is February's, before the change: not the own plan's
         assert loaded.effective_at > LOADED + time_window.window().skew
         with UnitOfWork(engine) as uow, pytest.raises(ValueError, match="write window"):

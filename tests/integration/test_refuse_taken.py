@@ -24,8 +24,9 @@ PLAN = "tmobile-data-stash-10gb"
 
 def test_a_refused_write_is_the_named_error_and_nothing_is_stored(db_url):
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "acme", 1, "UTC", START)
-    provisioning.create_line(engine, "acme", "+14155550901", START, PLAN, line_id="first")
+    provisioning.create_account(UnitOfWork(engine), "acme", 1, "UTC", START)
+    provisioning.create_line(UnitOfWork(engine), "acme", "+14155550901", START, PLAN,
+                             line_id="first")
     with UnitOfWork(engine) as uow:
         account_id = uow.accounts.account_by_name("acme").id
         with pytest.raises(Conflict, match=r"^line 'first' is taken$") as caught, \

@@ -26,8 +26,8 @@ GB = 1024**3
 def open_line(db_url: str, name: str, line_id: str) -> tuple:
     engine = Carryover(get_settings(database_url=db_url)).open()
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    account_id = provisioning.create_account(engine, name, 1, "UTC", start)
-    provisioning.create_line(engine, name, f"+49151{account_id:08d}", start,
+    account_id = provisioning.create_account(UnitOfWork(engine), name, 1, "UTC", start)
+    provisioning.create_line(UnitOfWork(engine), name, f"+49151{account_id:08d}", start,
                              "verizon-carryover-8gb", line_id=line_id)
     return engine, account_id
 
@@ -38,15 +38,16 @@ def test_history_comes_in_fold_order(db_url):
     # One instant, ids whose order differs between byte order and a natural-language
     # collation; recorded in an order that is neither.
     for event_id in ["b-2", "B-1", "a_3", "A-10", "a-9", "Z", "_x", "-y"]:
-        ledger_ops.record_usage(engine, "v", MB, same, same + timedelta(minutes=1), event_id)
-    ledger_ops.top_up(engine, "v", GB, same, None, "top")  # same instant, another rank
+        ledger_ops.record_usage(UnitOfWork(engine), "v", MB, same, same + timedelta(minutes=1),
+                                event_id)
+    ledger_ops.top_up(UnitOfWork(engine), "v", GB, same, None, "top")  # same instant, another rank
     earlier = datetime(2026, 1, 5, tzinfo=UTC)
-    ledger_ops.record_usage(engine, "v", MB, earlier, earlier, "zz-early")
+    ledger_ops.record_usage(UnitOfWork(engine), "v", MB, earlier, earlier, "zz-early")
     # Late: January's event reported after January's grace window, rated at arrival.
     late_at, late_received = datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 5,
                                                                               tzinfo=UTC)
-    ledger_ops.record_usage(engine, "v", MB, late_at, late_received, "late")
-    ledger_ops.record_usage(engine, "v", MB, datetime(2026, 2, 4, tzinfo=UTC),
+    ledger_ops.record_usage(UnitOfWork(engine), "v", MB, late_at, late_received, "late")
+    ledger_ops.record_usage(UnitOfWork(engine), "v", MB, datetime(2026, 2, 4, tzinfo=UTC),
                             datetime(2026, 2, 4, tzinfo=UTC), "feb")
 
     with UnitOfWork(engine) as uow:
@@ -73,18 +74,20 @@ def test_a_replay_from_the_stream_matches_the_fold_in_order(db_url):
 
     engine_a, _ = open_line(db_url, "in-order", "a")
     for n, at in enumerate([*jan, late]):
-        ledger_ops.record_usage(engine_a, "a", GB, at, at, f"a{n}")
-    ledger_ops.record_usage(engine_a, "a", 2 * GB, feb, feb, "a-feb")
+        ledger_ops.record_usage(UnitOfWork(engine_a), "a", GB, at, at, f"a{n}")
+    ledger_ops.record_usage(UnitOfWork(engine_a), "a", 2 * GB, feb, feb, "a-feb")
 
     engine_b, _ = open_line(db_url, "late", "b")
     for n, at in enumerate(jan):
-        ledger_ops.record_usage(engine_b, "b", GB, at, at, f"b{n}")
-    ledger_ops.record_usage(engine_b, "b", 2 * GB, feb, feb, "b-feb")
-    recorded = ledger_ops.record_usage(engine_b, "b", GB, late, feb + timedelta(hours=1), "b4")
+        ledger_ops.record_usage(UnitOfWork(engine_b), "b", GB, at, at, f"b{n}")
+    ledger_ops.record_usage(UnitOfWork(engine_b), "b", 2 * GB, feb, feb, "b-feb")
+    recorded = ledger_ops.record_usage(UnitOfWork(engine_b), "b", GB, late,
+                                       feb + timedelta(hours=1), "b4")
     assert recorded.outcome.replayed
 
     at = feb + timedelta(hours=2)
-    a, b = ledger_ops.balance(engine_a, "a", at), ledger_ops.balance(engine_b, "b", at)
+    a, b = ledger_ops.balance(UnitOfWork(engine_a), "a",
+                              at), ledger_ops.balance(UnitOfWork(engine_b), "b", at)
     assert a["available"] == b["available"]
     # 8 GB - 5 GB = 3 GB rolled over; February's 2 GB came from its new allowance.
     assert a["available"] == {"data": 3 * GB + 6 * GB}

@@ -30,8 +30,8 @@ T = datetime(2026, 1, 3, 9, 30, tzinfo=UTC)
 @pytest.fixture
 def engine(db_url: str):
     engine = Carryover(get_settings(database_url=db_url)).open()
-    provisioning.create_account(engine, "a", 1, "UTC", T)
-    provisioning.create_line(engine, "a", "+14155550100", T, "tmobile-data-stash-10gb",
+    provisioning.create_account(UnitOfWork(engine), "a", 1, "UTC", T)
+    provisioning.create_line(UnitOfWork(engine), "a", "+14155550100", T, "tmobile-data-stash-10gb",
                              line_id="l0")
     return engine
 
@@ -44,9 +44,9 @@ def _events(engine) -> int:
 @pytest.mark.parametrize("amount", [MAX_EVENT + 1, 2**63, 2**64])
 def test_record_usage_refuses_past_the_bound_before_writing(engine, amount: int) -> None:
     with pytest.raises(ServiceError, match=r"amount: .* more than 2\^50"):
-        ledger_ops.record_usage(engine, "l0", amount, T, T, "big")
+        ledger_ops.record_usage(UnitOfWork(engine), "l0", amount, T, T, "big")
     assert _events(engine) == 0
-    ledger_ops.record_usage(engine, "l0", MAX_EVENT, T, T, "at-the-bound")
+    ledger_ops.record_usage(UnitOfWork(engine), "l0", MAX_EVENT, T, T, "at-the-bound")
     assert _events(engine) == 1
 
 
@@ -58,5 +58,5 @@ def test_record_batch_rejects_rows_past_the_bound_by_index(engine) -> None:
     assert [n for n, _ in result.rejected] == [1, 3]
     assert all("more than 2^50" in reason for _, reason in result.rejected)
     assert _events(engine) == 2
-    used = ledger_ops.balance(engine, "l0", T)["cycle"]["used"]["data"]
+    used = ledger_ops.balance(UnitOfWork(engine), "l0", T)["cycle"]["used"]["data"]
     assert used == 1024 + MAX_EVENT

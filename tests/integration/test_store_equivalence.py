@@ -39,34 +39,36 @@ def replay_through_services(engine, path: Path) -> list[dict]:
     opening = {item.line: item for item in scenario.opening if isinstance(item, OpenLine)}
     pool = opening.get(POOL)
     provisioning.create_account(
-        engine, "acct", scenario.calendar.cycle_day, scenario.calendar.timezone, scenario.start,
-        pool.plan_id if pool else None, scenario.grace)
+        UnitOfWork(engine), "acct", scenario.calendar.cycle_day, scenario.calendar.timezone,
+        scenario.start, pool.plan_id if pool else None, scenario.grace)
     for n, name in enumerate(scenario.lines):
         item = opening[name]
-        provisioning.create_line(engine, "acct", f"+1415555{n:04d}", scenario.start,
+        provisioning.create_line(UnitOfWork(engine), "acct", f"+1415555{n:04d}", scenario.start,
                                  item.plan_id, line_id=name, member=item.member)
     for item in scenario.opening:
         if isinstance(item, SetLimit):
-            ledger_ops.set_limit(engine, item.line, item.amount, item.at, item.id)
+            ledger_ops.set_limit(UnitOfWork(engine), item.line, item.amount, item.at, item.id)
     checks: list[dict] = []
     for step in scenario.steps:
         item = step.item
         if item is None:
-            checks.extend(ledger_ops.balance(engine, line, step.at) for line in step.check_lines)
+            checks.extend(ledger_ops.balance(UnitOfWork(engine), line,
+                                             step.at) for line in step.check_lines)
         elif isinstance(item, Usage):
-            ledger_ops.record_usage(engine, item.line, item.amount, item.at,
+            ledger_ops.record_usage(UnitOfWork(engine), item.line, item.amount, item.at,
                                     item.received_at or item.at, item.id, item.unit,
                                     item.rating_group)
         elif isinstance(item, TopUp):
-            ledger_ops.top_up(engine, item.line, item.amount, item.at, item.valid_days, item.id,
-                              item.unit)
+            ledger_ops.top_up(UnitOfWork(engine), item.line, item.amount, item.at, item.valid_days,
+                              item.id, item.unit)
         elif isinstance(item, ChangePlan):
-            ledger_ops.change_plan(engine, item.line, item.plan_id, item.effective, item.at,
-                                   item.id)
+            ledger_ops.change_plan(UnitOfWork(engine), item.line, item.plan_id, item.effective,
+                                   item.at, item.id)
         elif isinstance(item, Gift):
-            ledger_ops.gift(engine, item.from_line, item.line, item.amount, item.at, item.id)
+            ledger_ops.gift(UnitOfWork(engine), item.from_line, item.line, item.amount, item.at,
+                            item.id)
         elif isinstance(item, SetLimit):
-            ledger_ops.set_limit(engine, item.line, item.amount, item.at, item.id)
+            ledger_ops.set_limit(UnitOfWork(engine), item.line, item.amount, item.at, item.id)
     return checks
 
 

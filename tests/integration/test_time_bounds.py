@@ -24,6 +24,7 @@ from carryover.services.ledger.time_window import OutOfWindow
 from carryover.settings import get_settings
 from carryover.store.engine import make_engine
 from carryover.store.tables import accounts, buckets, counters, ledger_entries
+from carryover.store.uow import UnitOfWork
 
 NOW = datetime.now(UTC)
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -31,10 +32,10 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 def setup(url: str):
     engine = Carryover(get_settings(database_url=url)).open()
-    provisioning.create_account(engine, "acme", 1, "UTC", START)
-    provisioning.create_line(engine, "acme", "+4915100000001", START,
+    provisioning.create_account(UnitOfWork(engine), "acme", 1, "UTC", START)
+    provisioning.create_line(UnitOfWork(engine), "acme", "+4915100000001", START,
                              "tmobile-data-stash-10gb", line_id="a")
-    ledger_ops.record_usage(engine, "a", 1024, NOW - timedelta(days=1), NOW, "u1")
+    ledger_ops.record_usage(UnitOfWork(engine), "a", 1024, NOW - timedelta(days=1), NOW, "u1")
     return engine
 
 
@@ -49,9 +50,9 @@ def test_a_read_past_now_commits_nothing(db_url) -> None:
     engine = setup(db_url)
     before = stored(engine)
     ahead = NOW + timedelta(days=800)
-    view = ledger_ops.balance(engine, "a", ahead)
-    statement = ledger_ops.statement(engine, "a", ahead).as_dict()
-    ledger_ops.qos_at(engine, "a", ahead)
+    view = ledger_ops.balance(UnitOfWork(engine), "a", ahead)
+    statement = ledger_ops.statement(UnitOfWork(engine), "a", ahead).as_dict()
+    ledger_ops.qos_at(UnitOfWork(engine), "a", ahead)
     assert stored(engine) == before
     # ...and computes the future all the same: 26 or so boundaries of rollover later,
     # the line holds the allowance and the stash (never more than 20 GB).
@@ -59,7 +60,7 @@ def test_a_read_past_now_commits_nothing(db_url) -> None:
     assert statement["units"]["data"]["grant"] == 10 * 1024**3
     # A read at now still materializes the cycles up to now (the lazy boundary), and
     # the cursor it commits is not past now.
-    ledger_ops.balance(engine, "a", NOW)
+    ledger_ops.balance(UnitOfWork(engine), "a", NOW)
     until, version = stored(engine)[1]
     assert version > before[1][1] and until <= datetime.now(UTC)
 
@@ -71,9 +72,9 @@ def test_a_read_far_ahead_is_refused_at_once(db_url, at) -> None:
     before = stored(engine)
     started = time.monotonic()
     with pytest.raises(OutOfWindow, match=r"^at: .* days ahead of now"):
-        ledger_ops.balance(engine, "a", at)
+        ledger_ops.balance(UnitOfWork(engine), "a", at)
     with pytest.raises(OutOfWindow, match=r"^at: "):
-        ledger_ops.statement(engine, "a", at)
+        ledger_ops.statement(UnitOfWork(engine), "a", at)
     assert time.monotonic() - started < 5
     assert stored(engine) == before
 
@@ -83,24 +84,25 @@ def test_writes_outside_the_window_are_refused_naming_the_field(db_url) -> None:
     before = stored(engine)
     far = datetime(9999, 12, 31, tzinfo=UTC)
     with pytest.raises(OutOfWindow, match=r"^at: 9999-12-31.* in the future"):
-        ledger_ops.record_usage(engine, "a", 1, far, far, "u-far")
+        ledger_ops.record_usage(UnitOfWork(engine), "a", 1, far, far, "u-far")
     with pytest.raises(OutOfWindow, match=r"^received_at: 9999-01-01.* in the future"):
-        ledger_ops.record_usage(engine, "a", 1, NOW, datetime(9999, 1, 1, tzinfo=UTC), "u-rx")
+        ledger_ops.record_usage(UnitOfWork(engine), "a", 1, NOW, datetime(9999, 1, 1, tzinfo=UTC),
+                                "u-rx")
     with pytest.raises(OutOfWindow, match=r"^at: .* in the future"):
-        ledger_ops.top_up(engine, "a", 1, NOW + timedelta(hours=1), 3, "t-future")
+        ledger_ops.top_up(UnitOfWork(engine), "a", 1, NOW + timedelta(hours=1), 3, "t-future")
     with pytest.raises(OutOfWindow, match=r"^at: .* before line 'a' started"):
-        ledger_ops.top_up(engine, "a", 1, START - timedelta(days=1), 3, "t-past")
+        ledger_ops.top_up(UnitOfWork(engine), "a", 1, START - timedelta(days=1), 3, "t-past")
     with pytest.raises(OutOfWindow, match=r"^start: 9999"):
-        provisioning.create_line(engine, "acme", "+4915100000002", datetime(9999, 1, 1,
+        provisioning.create_line(UnitOfWork(engine), "acme", "+4915100000002", datetime(9999, 1, 1,
                                  tzinfo=UTC), "tmobile-data-stash-10gb")
     with pytest.raises(OutOfWindow, match=r"^start: 0001-01-01.* before 1970"):
-        provisioning.create_line(engine, "acme", "+4915100000003", datetime(1, 1, 1,
+        provisioning.create_line(UnitOfWork(engine), "acme", "+4915100000003", datetime(1, 1, 1,
                                  tzinfo=UTC), "tmobile-data-stash-10gb")
     with pytest.raises(OutOfWindow, match=r"^at: 0001-01-01.* before line 'a' started"):
-        ledger_ops.statement(engine, "a", datetime(1, 1, 1, tzinfo=UTC))
+        ledger_ops.statement(UnitOfWork(engine), "a", datetime(1, 1, 1, tzinfo=UTC))
     assert stored(engine) == before
     # Within the skew is accepted: a network clock a little ahead.
-    ledger_ops.record_usage(engine, "a", 1, NOW + timedelta(minutes=2),
+    ledger_ops.record_usage(UnitOfWork(engine), "a", 1, NOW + timedelta(minutes=2),
                             NOW + timedelta(minutes=2), "u-skew")
 
 

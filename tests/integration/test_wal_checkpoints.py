@@ -41,8 +41,8 @@ def world(tmp_path: Path):
     db = tmp_path / "carryover.db"
     engine = Carryover(get_settings(database_url=f"sqlite:///{db}")).open()
     for a in range(LINES):
-        provisioning.create_account(engine, f"a{a}", 1, "UTC", JAN)
-        provisioning.create_line(engine, f"a{a}", f"+49151000000{a:02d}", JAN,
+        provisioning.create_account(UnitOfWork(engine), f"a{a}", 1, "UTC", JAN)
+        provisioning.create_line(UnitOfWork(engine), f"a{a}", f"+49151000000{a:02d}", JAN,
                                  "tmobile-data-stash-10gb", line_id=f"l{a}")
     path = tmp_path / "cdr.csv"
     with path.open("w", newline="") as handle:

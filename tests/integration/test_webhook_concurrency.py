@@ -94,11 +94,11 @@ def test_the_loop_serves_new_work_while_a_lane_is_still_busy(db_url):
         while len(healthy.events) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
         # A later notification, on another line, while the slow lane is mid-backlog.
-        provisioning.create_line(engine, "acct", "+4915100000002", JAN,
+        provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000002", JAN,
                                  "tmobile-data-stash-10gb", line_id="u")
         written = time.monotonic()
         at = JAN + timedelta(days=3)
-        ledger_ops.record_usage(engine, "u", 6 * GB, at, at, "u1")
+        ledger_ops.record_usage(UnitOfWork(engine), "u", 6 * GB, at, at, "u1")
         while len(healthy.events) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
         slow_busy = len(slow.events) < 4
@@ -123,11 +123,11 @@ def test_two_loops_never_send_a_row_twice(db_url, monkeypatch):
         webhooks.add_endpoint(UnitOfWork(engine), fast_base + "/hook", None, JAN,
                               allow_private=True)
         use_up(engine)
-        provisioning.create_line(engine, "acct", "+4915100000002", JAN,
+        provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000002", JAN,
                                  "tmobile-data-stash-10gb", line_id="u")
         at = JAN + timedelta(days=3)
         for k, amount in enumerate((5, 3, 2, 1)):
-            ledger_ops.record_usage(engine, "u", amount * GB, at, at, f"u{k}")
+            ledger_ops.record_usage(UnitOfWork(engine), "u", amount * GB, at, at, f"u{k}")
         results: list[dict] = []
         loops = [threading.Thread(target=lambda: results.append(
             webhooks.run(UnitOfWork(engine), carry.settings, 60))) for _ in range(2)]

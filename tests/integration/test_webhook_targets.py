@@ -222,9 +222,9 @@ def test_last_error_does_not_tell_open_ports_from_closed(db_url):
             info, _ = webhooks.add_endpoint(UnitOfWork(engine), f"http://127.0.0.1:{port}/h",
                                             ["usage_50"], JAN, allow_private=True)
             line = f"l{behaviour}"  # one usage_50 notification per endpoint
-            provisioning.create_line(engine, "acct", f"+49151000009{len(errors)}", JAN,
+            provisioning.create_line(UnitOfWork(engine), "acct", f"+49151000009{len(errors)}", JAN,
                                      "tmobile-data-stash-10gb", line_id=line)
-            ledger_ops.record_usage(engine, line, 6 * 1024**3, JAN, JAN, f"e-{line}")
+            ledger_ops.record_usage(UnitOfWork(engine), line, 6 * 1024**3, JAN, JAN, f"e-{line}")
             webhooks.deliver_once(UnitOfWork(engine), carry.settings)
             errors[behaviour] = {d["last_error"] for d in webhooks.dead_letters(UnitOfWork(engine))
                                  if d["endpoint"] == info["id"]}

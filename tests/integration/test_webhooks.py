@@ -50,16 +50,16 @@ def world(db_url: str, **settings):
     carry = Carryover(get_settings(database_url=db_url, webhook_backoff=0.01,
                                    webhook_poll_seconds=0.01, **settings))
     engine = carry.open()
-    provisioning.create_account(engine, "acct", 1, "UTC", JAN)
-    provisioning.create_line(engine, "acct", "+4915100000001", JAN, "tmobile-data-stash-10gb",
-                             line_id="t")
+    provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "acct", "+4915100000001", JAN,
+                             "tmobile-data-stash-10gb", line_id="t")
     return carry, engine
 
 
 def use_up(engine) -> None:
     at = JAN + timedelta(days=3)
     for k, amount in enumerate((5, 3, 2, 1)):
-        ledger_ops.record_usage(engine, "t", amount * GB, at, at, f"e{k}")
+        ledger_ops.record_usage(UnitOfWork(engine), "t", amount * GB, at, at, f"e{k}")
 
 
 def drain(engine, settings, until, passes: int = 300) -> None:
@@ -123,7 +123,7 @@ def test_dead_letters_after_max_attempts_and_replay(db_url):
     with serving(receiver.app()) as base:
         webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", ["usage_50"], JAN,
                               allow_private=True)
-        ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
+        ledger_ops.record_usage(UnitOfWork(engine), "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
         drain(engine, carry.settings, lambda: bool(webhooks.dead_letters(UnitOfWork(engine))))
         dead = webhooks.dead_letters(UnitOfWork(engine))
@@ -147,7 +147,7 @@ def test_serve_runs_the_delivery_worker(db_url):
     with serving(receiver.app()) as base:
         webhooks.add_endpoint(UnitOfWork(engine), base + "/hook", ["usage_50"], JAN,
                               allow_private=True)
-        ledger_ops.record_usage(engine, "t", 6 * GB, JAN + timedelta(days=1),
+        ledger_ops.record_usage(UnitOfWork(engine), "t", 6 * GB, JAN + timedelta(days=1),
                                 JAN + timedelta(days=1), "e1")
         with TestClient(create_app(carry)):
             deadline = time.monotonic() + 10

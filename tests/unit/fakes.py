@@ -8,11 +8,21 @@ store's, one FakeUnitOfWork may be entered again and again, each time a new
 transaction; `db.commits` counts the commits.
 
 The repositories implement the protocols the services declare (services.charging.ports,
-services.esim.ports, services.access.ports, services.notify.ports);
-tests/unit/test_fakes_match.py checks that they and the store's classes have the
-methods of the protocols, with their parameters. As the store's, the fake unit of
-work also hands out another unit of work on the same database (`another`) and the
-deployment's webhook delivery lock (`delivery_lock`, one holder per FakeDatabase).
+services.esim.ports, services.access.ports, services.notify.ports,
+services.ledger.ports); tests/unit/test_fakes_match.py checks that they and the
+store's classes have the methods of the protocols, with their parameters. As the
+store's, the fake unit of work also hands out another unit of work on the same
+database (`another`) and the deployment's webhook delivery lock (`delivery_lock`,
+one holder per FakeDatabase).
+
+Each account's book is kept whole (`State.books`): its buckets, closed or not, and
+its entries, which are the account's stored ledger. The ledger's repositories
+(FakeAccounts.load_book and save_book) hand a service a copy that holds only what
+its own transaction books, with a history that answers the stored entries'
+totals, as the store's books are; a write the store refuses on a unique key
+raises `Taken`, which `FakeUnitOfWork.refuse_taken` turns into the service's error.
+Plans given as Plan objects (not their plan-file mappings) have no stored text:
+their plan rows hold only id, name and kind as the body.
 """
 
 from __future__ import annotations
@@ -29,11 +39,23 @@ from carryover.domain.book import AccountBook
 from carryover.domain.book_state import Snapshot
 from carryover.domain.buckets import POOL, Bucket
 from carryover.domain.cycles import CycleCalendar
-from carryover.domain.inputs import Usage
+from carryover.domain.inputs import DEFAULT_GRACE, Input, Usage
+from carryover.domain.ledger import Entry
 from carryover.domain.notices import EXPIRING_WITHIN, owner_facts
-from carryover.domain.plan_versions import PlanCatalog
+from carryover.domain.plan_versions import PlanCatalog, PlanVersion
+from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.domain.sessions import ChargingSession, QuotaHold
 from carryover.domain.units import Unit
+from carryover.store import codec
+from carryover.store.instants import booking_clock
+from carryover.store.repository import split_typed
+
+# When the plans a FakeDatabase starts with were loaded (their rows need an instant).
+SEEDED_AT = datetime(2025, 12, 1, tzinfo=UTC)
+
+
+class Taken(Exception):
+    """A write the store would refuse on a unique key (its IntegrityError)."""
 
 
 @dataclass
@@ -44,6 +66,9 @@ class Account:
     timezone: str = "UTC"
     version: int = 0
     cycle_start: datetime | None = None
+    created_at: datetime = SEEDED_AT
+    grace_seconds: int = int(DEFAULT_GRACE.total_seconds())
+    pool_plan_id: str | None = None
 
 
 @dataclass
@@ -53,6 +78,11 @@ class Line:
     opened_at: datetime
     msisdn: str
     imsi: str | None = None
+    plan_id: str | None = None
+    member: bool = False
+    pending_plan: str | None = None
+    limits: dict = field(default_factory=dict)
+    alert_thresholds: list[int] | None = None
 
 
 @dataclass
@@ -149,36 +179,59 @@ class State:
     rates: dict[str, tuple[int, bool]] = field(default_factory=dict)
     responses: dict[tuple[str, str, str], StoredResponse] = field(default_factory=dict)
     reauthorizations: list[dict] = field(default_factory=list)  # pending
+    inputs: dict[tuple[int, str], InputRow] = field(default_factory=dict)
+    plan_versions: dict[str, list[PlanVersionRow]] = field(default_factory=dict)
+
+
+def _copied(state: State) -> State:
+    # Plans are immutable: shared, not copied (the books' catalogs too).
+    shared = {id(state.plans): state.plans}
+    shared.update((id(book.plans), book.plans) for book in state.books.values())
+    return copy.deepcopy(state, shared)
 
 
 class FakeDatabase:
-    def __init__(self, plans: PlanCatalog | dict) -> None:
-        self.state = State(PlanCatalog.of(plans))
+    def __init__(self, plans: PlanCatalog | Mapping[str, Plan | Mapping]) -> None:
+        """`plans`: a catalog, or plans by id, each a Plan or its plan-file mapping."""
+        bodies: dict[str, dict] = {}
+        if not isinstance(plans, PlanCatalog):
+            bodies = {k: dict(v) for k, v in plans.items() if not isinstance(v, Plan)}
+            plans = {k: plan_from_mapping(bodies[k]) if k in bodies else v
+                     for k, v in plans.items()}
+        catalog = PlanCatalog.of(plans)
+        self.state = State(catalog)
+        for plan_id in catalog:
+            self.state.plan_versions[plan_id] = [
+                PlanVersionRow(plan_id, v.version, bodies.get(plan_id) or {
+                    "id": plan_id, "name": v.plan.name, "kind": str(v.plan.kind)},
+                    "preset", v.recorded_at or SEEDED_AT, v.effective_at, v.next_boundary_after)
+                for v in catalog.versions(plan_id)]
         self.commits = 0
         self.delivery_locked = False  # the webhook delivery lock (not transactional)
 
     def copy(self) -> State:
-        # Plans are immutable: shared, not copied.
-        return copy.deepcopy(self.state, {id(self.state.plans): self.state.plans})
+        return _copied(self.state)
 
     # ---- set-up, committed at once (as a test's fixtures are) ------------------------
     def add_account(self, name: str, *, cycle_day: int = 1, timezone: str = "UTC",
                     grace=None) -> int:
         account_id = len(self.state.accounts) + 1
-        self.state.accounts[account_id] = Account(account_id, name, cycle_day, timezone)
+        self.state.accounts[account_id] = Account(
+            account_id, name, cycle_day, timezone,
+            grace_seconds=int((grace or DEFAULT_GRACE).total_seconds()))
         calendar = CycleCalendar(cycle_day, timezone)
         self.state.books[account_id] = (AccountBook(calendar, self.state.plans) if grace is None
                                         else AccountBook(calendar, self.state.plans, grace))
         return account_id
 
-    def add_line(self, account_id: int, line: str, plan_id: str, at: datetime, *,
-                 msisdn: str, imsi: str | None = None) -> None:
+    def add_line(self, account_id: int, line: str, plan_id: str | None, at: datetime, *,
+                 msisdn: str, imsi: str | None = None, member: bool = False) -> None:
         from carryover.domain.inputs import OpenLine
 
         book = self.state.books[account_id]
-        outcome = book.submit(OpenLine(f"open:{line}", line, at, plan_id))
+        outcome = book.submit(OpenLine(f"open:{line}", line, at, plan_id, member=member))
         assert outcome.status == "accepted", outcome.reason
-        self.state.lines[line] = Line(line, account_id, at, msisdn, imsi)
+        self.state.lines[line] = Line(line, account_id, at, msisdn, imsi, plan_id, member)
 
 
 class FakeUnitOfWork:
@@ -200,12 +253,22 @@ class FakeUnitOfWork:
         self.idempotency = FakeIdempotency(self._work)
         self.plans = FakePlans(self._work)
         self.webhooks = FakeWebhooks(self._work)
+        self.directory = FakeDirectory(self._work)
+        self.line_import = FakeLineImport(self._work)
         return self
 
     def commit(self) -> None:
         assert self._work is not None, "commit outside the block"
-        self.db.state = copy.deepcopy(self._work, {id(self._work.plans): self._work.plans})
+        self.db.state = _copied(self._work)
         self.db.commits += 1
+
+    @contextlib.contextmanager
+    def refuse_taken(self, error: Exception) -> Iterator[None]:
+        """Within: a write refused on a unique key (`Taken`) raises `error`."""
+        try:
+            yield
+        except Taken as exc:
+            raise error from exc
 
     def __exit__(self, *exc_info: object) -> None:
         self._work = None  # what was not committed is gone
@@ -240,14 +303,108 @@ class FakeAccounts:
         return self.find_lines([ident]).get(ident)
 
     def find_lines(self, idents: Iterable[str]) -> dict[str, Any]:
+        # As the store's: a typed identifier is only that type; else a line id wins over
+        # an MSISDN (with or without +), an MSISDN over an IMSI, then the lowest id.
+        by_id = sorted(self.s.lines.values(), key=lambda row: row.id)
         out = {}
-        for ident in idents:
-            bare = ident.removeprefix("imsi-").removeprefix("msisdn-")
-            for line in sorted(self.s.lines.values(), key=lambda row: row.id):
-                if ident == line.id or bare == line.msisdn or bare == line.imsi:
-                    out[ident] = line
+        for ident in sorted(set(idents)):
+            kind, value = split_typed(ident)
+            numbers = {value, value.lstrip("+"), "+" + value.lstrip("+")}
+            wanted = (numbers if kind is None else set(),
+                      numbers if kind in (None, "msisdn") else set(),
+                      {value} if kind in (None, "imsi") else set())
+            for column, accepted in zip(("id", "msisdn", "imsi"), wanted, strict=True):
+                line = next((ln for ln in by_id if getattr(ln, column) in accepted), None)
+                if line is not None:
+                    out[ident] = self._row(line)
                     break
         return out
+
+    def _row(self, line: Line) -> LineRow:
+        a = self.s.accounts[line.account_id]
+        return LineRow(line.id, line.account_id, line.msisdn, line.imsi, line.opened_at,
+                       line.plan_id, line.member, line.pending_plan, dict(line.limits),
+                       None if line.alert_thresholds is None else list(line.alert_thresholds),
+                       a.timezone, a.cycle_day, a.grace_seconds, a.name)
+
+    # ---- what the ledger's services write and read ----------------------------------
+    def create_account(self, name: str, cycle_day: int, timezone: str, at: datetime,
+                       grace: timedelta) -> int:
+        if self.account_by_name(name) is not None:
+            raise Taken(f"account name {name!r}")
+        account_id = max(self.s.accounts, default=0) + 1
+        self.s.accounts[account_id] = Account(account_id, name, cycle_day, timezone,
+                                              created_at=at,
+                                              grace_seconds=int(grace.total_seconds()))
+        self.s.books[account_id] = AccountBook(CycleCalendar(cycle_day, timezone),
+                                               self.s.plans, grace)
+        return account_id
+
+    def lock_account(self, account_id: int) -> Any:
+        return self.s.accounts.get(account_id)
+
+    def insert_line(self, **values: Any) -> None:
+        line = Line(values["id"], values["account_id"], values["opened_at"], values["msisdn"],
+                    values.get("imsi"), values.get("plan_id"), bool(values.get("member")),
+                    values.get("pending_plan"), dict(values.get("limits") or {}))
+        _unique_line(self.s, line)
+        self.s.lines[line.id] = line
+
+    def account_lines(self, account_id: int) -> list[Any]:
+        return [self._row(ln) for ln in sorted(self.s.lines.values(), key=lambda row: row.id)
+                if ln.account_id == account_id]
+
+    def load_book(self, account: Any, all_plans: dict[str, Plan]) -> tuple[AccountBook, Snapshot]:
+        kept = self.s.books[account.id]
+        # This transaction's copy: its entries are those it books; the stored ones are
+        # its history's (what a replay corrects against).
+        book = copy.deepcopy(kept, {id(kept.entries): [], id(kept.plans): kept.plans})
+        book.use_plans(all_plans)
+        book.record_at(None)  # booked at the clock of `save_book`, as the store's
+        book.attach(_StoredEntries(kept.entries))
+        lines = [ln for ln in self.s.lines.values() if ln.account_id == account.id]
+        return book, book.snapshot(
+            {ln.id: ln.msisdn for ln in lines},
+            {ln.id: tuple(ln.alert_thresholds) for ln in lines
+             if ln.alert_thresholds is not None})
+
+    def save_book(self, account_id: int, book: AccountBook, snapshot: Snapshot) -> None:
+        recorded = book.now or booking_clock()
+        stored = self.s.books[account_id].entries
+        entries = [*stored, *(replace(e, recorded_at=recorded) for e in book.entries)]
+        kept = copy.deepcopy(book, {id(book.entries): entries, id(book.plans): book.plans,
+                                    id(book._history): None})
+        kept.replayed = False
+        self.s.books[account_id] = kept
+        _keep_rows(self.s, account_id, kept)
+
+    def record(self, account_id: int, item: Input, calendar: CycleCalendar,
+               grace: timedelta, actor: str | None = None,
+               recorded_at: datetime | None = None) -> None:
+        if isinstance(item, Usage):
+            if item.id in self.s.usage:
+                raise Taken(f"usage event {item.id!r}")
+            self.s.usage[item.id] = {"account_id": account_id, "line": item.line,
+                                     "at": item.at, "amount": item.amount}
+            return
+        if (account_id, item.id) in self.s.inputs:
+            raise Taken(f"input {item.id!r} of account {account_id}")
+        kind, body = codec.encode(item)
+        self.s.inputs[(account_id, item.id)] = InputRow(
+            account_id, item.id, kind, getattr(item, "line", None), item.at, body, actor,
+            recorded_at)
+
+    def changes(self, account_id: int, start: datetime, end: datetime) -> list[Any]:
+        return sorted((replace(r, body=copy.deepcopy(r.body)) for r in self.s.inputs.values()
+                       if r.account_id == account_id and start <= r.at < end),
+                      key=lambda r: (r.at, r.input_id))
+
+    def entries(self, account_id: int, before: datetime | None = None) -> list[Entry]:
+        return [e for e in self.s.books[account_id].entries
+                if before is None or e.effective_at < before]
+
+    def unlimited_bucket_ids(self, account_id: int) -> set[str]:
+        return {b.id for b in self.s.books[account_id].buckets.values() if b.granted is None}
 
 
 class FakeCharging:
@@ -313,9 +470,7 @@ class FakeCharging:
     def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         for account_id, book, _ in changed:
             self.s.books[account_id] = book
-            account = self.s.accounts[account_id]
-            account.version += 1
-            account.cycle_start = book.cycle_start
+            _keep_rows(self.s, account_id, book)
 
     def drop_holds(self, keys: Sequence[tuple[str, int]]) -> None:
         for key in keys:
@@ -567,10 +722,6 @@ class FakeLock:
 class FakeNoticeAccounts(FakeAccounts):
     """The accounts, with the lines' alert thresholds (services.notify.ports.LineSettings)."""
 
-    def lock_account(self, account_id: int) -> Any:
-        # The fake's units of work are copies committed whole: nothing to lock.
-        return self.account(account_id)
-
     def set_alert_thresholds(self, account_id: int, line_id: str,
                              thresholds: list[int] | None) -> None:
         if thresholds is None:
@@ -654,6 +805,90 @@ class FakeNoticeOutbox(FakeOutbox):
         return out
 
 
+# ---- the ledger's rows and repositories (services.ledger.ports) -----------------------
+@dataclass(frozen=True)
+class LineRow:
+    """A line as the store reads it: its columns, with its account's calendar and name."""
+
+    id: str
+    account_id: int
+    msisdn: str
+    imsi: str | None
+    opened_at: datetime
+    plan_id: str | None
+    member: bool
+    pending_plan: str | None
+    limits: dict
+    alert_thresholds: list[int] | None
+    timezone: str
+    cycle_day: int
+    grace_seconds: int
+    account_name: str
+
+
+@dataclass(frozen=True)
+class InputRow:
+    """An input other than usage as stored: who gave it and when it was recorded."""
+
+    account_id: int
+    input_id: str
+    kind: str
+    line: str | None
+    at: datetime
+    body: dict
+    actor: str | None
+    recorded_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PlanVersionRow:
+    plan_id: str
+    version: int
+    body: dict
+    source: str
+    recorded_at: datetime
+    effective_at: datetime | None = None
+    next_boundary_after: datetime | None = None
+
+
+def _keep_rows(state: State, account_id: int, book: AccountBook) -> None:
+    """What the store writes of a saved book besides its buckets and entries: the
+    account's cursor and version, its pool's plan, its lines' plans and limits."""
+    account = state.accounts[account_id]
+    account.version += 1
+    account.cycle_start = book.cycle_start
+    for name, line_state in book.lines.items():
+        if name == POOL:
+            account.pool_plan_id = line_state.plan_id
+        elif name in state.lines:
+            line = state.lines[name]
+            line.plan_id, line.pending_plan = line_state.plan_id, line_state.pending_plan
+            line.limits = {str(k): v for k, v in line_state.limits.items()}
+
+
+def _unique_line(state: State, line: Line) -> None:
+    """The unique keys of the lines table: id, MSISDN, IMSI (each as written)."""
+    for other in state.lines.values():
+        if (other.id == line.id or other.msisdn == line.msisdn
+                or (line.imsi is not None and other.imsi == line.imsi)):
+            raise Taken(f"line {line.id!r}, MSISDN {line.msisdn} or IMSI {line.imsi}")
+
+
+class _StoredEntries:
+    """The history of a book `FakeAccounts.load_book` hands out: the stored entries'
+    totals (its inputs are all in the kept book's own `applied`)."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self._entries = entries
+
+    def inputs(self) -> Iterable[Input]:
+        return ()
+
+    def booked_totals(self) -> Iterable[tuple[tuple, datetime, int]]:
+        for e in self._entries:
+            yield (e.bucket_id, e.owner, e.line, e.unit, e.kind), e.effective_at, e.amount
+
+
 class FakePlans:
     def __init__(self, state: State) -> None:
         self.s = state
@@ -661,6 +896,116 @@ class FakePlans:
     def all(self) -> PlanCatalog:
         return self.s.plans
 
+    def add_version(self, plan_id: str, body: dict, source: str, at: datetime,
+                    effective_at: datetime | None = None,
+                    next_boundary_after: datetime | None = None) -> int:
+        rows = self.s.plan_versions.setdefault(plan_id, [])
+        version = len(rows) + 1
+        if version == 1:
+            effective_at = next_boundary_after = None  # the first version: always
+        rows.append(PlanVersionRow(plan_id, version, copy.deepcopy(body), source, at,
+                                   effective_at, next_boundary_after))
+        self.s.plans = self.s.plans.with_version(PlanVersion(
+            plan_from_mapping(body), version, at, effective_at, next_boundary_after))
+        return version
+
+    def version_rows(self, plan_id: str) -> list[Any]:
+        return self.version_rows_of([plan_id]).get(plan_id, [])
+
+    def version_rows_of(self, plan_ids: Sequence[str]) -> dict[str, list[Any]]:
+        return {p: list(self.s.plan_versions[p]) for p in sorted(set(plan_ids))
+                if p in self.s.plan_versions}
+
+
+class FakeDirectory:
+    def __init__(self, state: State) -> None:
+        self.s = state
+        self._accounts = FakeAccounts(state)
+
+    def lines_page(self, account_id: int | None, after: str | None, limit: int,
+                   plan_id: str | None = None) -> list[Any]:
+        rows = [self._accounts._row(ln) for ln in sorted(self.s.lines.values(),
+                                                         key=lambda row: row.id)
+                if (account_id is None or ln.account_id == account_id)
+                and (plan_id is None or ln.plan_id == plan_id)
+                and (after is None or ln.id > after)]
+        return rows[:limit]
+
+    def accounts_page(self, after: str | None, limit: int, timezone: str | None = None,
+                      family: bool | None = None) -> list[Any]:
+        rows = []
+        for a in sorted(self.s.accounts.values(), key=lambda row: row.name):
+            if ((after is None or a.name > after)
+                    and (timezone is None or a.timezone == timezone)
+                    and (family is None or (a.pool_plan_id is not None) == family)):
+                count = sum(1 for ln in self.s.lines.values() if ln.account_id == a.id)
+                rows.append(SimpleNamespace(**vars(a), line_count=count))
+        return rows[:limit]
+
+    def _plan_row(self, plan_id: str) -> Any:
+        latest = self.s.plan_versions[plan_id][-1]
+        return SimpleNamespace(id=plan_id, body=copy.deepcopy(latest.body),
+                               source=latest.source, loaded_at=latest.recorded_at)
+
+    def plans_page(self, after: str | None, limit: int) -> list[Any]:
+        return [self._plan_row(p) for p in sorted(self.s.plan_versions)
+                if after is None or p > after][:limit]
+
+    def plan(self, plan_id: str) -> Any:
+        return self._plan_row(plan_id) if plan_id in self.s.plan_versions else None
+
+    def line_plans(self) -> dict[str, str | None]:
+        return {ln.id: ln.plan_id for ln in self.s.lines.values()}
+
+    def pool_plans(self) -> dict[int, str | None]:
+        return {a.id: a.pool_plan_id for a in self.s.accounts.values()}
+
+    def entries_of_kinds(self, kinds: Sequence[str]) -> list[Any]:
+        wanted = set(kinds)
+        return [(account_id, e.owner, str(e.kind), e.amount, e.bucket_id)
+                for account_id, book in sorted(self.s.books.items())
+                for e in book.entries if str(e.kind) in wanted]
+
+
+class FakeLineImport:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def accounts(self) -> dict[str, tuple]:
+        return {a.name: (a.id, a.cycle_day, a.timezone, a.pool_plan_id)
+                for a in self.s.accounts.values()}
+
+    def taken_identifiers(self) -> set[str]:
+        taken = {ln.msisdn for ln in self.s.lines.values() if ln.msisdn is not None}
+        taken |= {m.lstrip("+") for m in taken}
+        taken |= {ln.imsi for ln in self.s.lines.values() if ln.imsi is not None}
+        return taken | set(self.s.lines)
+
+    def create_accounts(self, names: Sequence[str], cycle_day: int, timezone: str,
+                        grace: timedelta, created_at: datetime) -> dict[str, int]:
+        accounts = FakeAccounts(self.s)
+        return {name: accounts.create_account(name, cycle_day, timezone, created_at, grace)
+                for name in names}
+
+    def add_lines(self, rows: Sequence[tuple]) -> None:
+        for lid, acct, ms, im, st, pl, mem in rows:
+            line = Line(lid, acct, st, ms, im, pl, bool(mem))
+            _unique_line(self.s, line)
+            self.s.lines[lid] = line
+
+    def save_new_books(self, ids: dict[str, int], books: dict[str, AccountBook],
+                       recorded: datetime) -> None:
+        booked = booking_clock()
+        for name, book in books.items():
+            acct = ids[name]
+            for item in book.applied:
+                kind, body = codec.encode(item)
+                self.s.inputs[(acct, item.id)] = InputRow(acct, item.id, kind, item.line,
+                                                          item.at, body, "cli", recorded)
+            entries = [replace(e, recorded_at=booked) for e in book.entries]
+            kept = copy.deepcopy(book, {id(book.entries): entries, id(book.plans): book.plans})
+            self.s.books[acct] = kept
+            self.s.accounts[acct].cycle_start = kept.cycle_start  # the cursor, no version
 
 class FakeWebhooks:
     """Webhook endpoints and deliveries (services.notify.ports.WebhookStore). An outbox

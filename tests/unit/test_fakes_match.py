@@ -17,12 +17,14 @@ from carryover.services.charging import ports as charging_ports
 from carryover.services.esim import ports as esim_port
 from carryover.services.ingest import ports as ingest_ports
 from carryover.services.ingest.total_bounds import StoredTotals
+from carryover.services.ledger import ports as ledger_ports
 from carryover.services.notify import ports as notify_ports
 from carryover.services.ops import business_metrics
-from carryover.store.api_repository import IdempotencyRepository, KeyRepository
+from carryover.store.api_repository import ApiRepository, IdempotencyRepository, KeyRepository
 from carryover.store.charging_repository import ChargingRepository
 from carryover.store.esim_repository import EsimRepository
 from carryover.store.ingest_repository import IngestRepository
+from carryover.store.line_import_repository import LineImportRepository
 from carryover.store.metrics_repository import MetricsRepository
 from carryover.store.outbox import OutboxRepository
 from carryover.store.plan_repository import PlanRepository
@@ -47,6 +49,10 @@ PAIRS = [
     (notify_ports.Plans, PlanRepository, fakes.FakePlans),
     (notify_ports.WebhookStore, WebhookRepository, fakes.FakeWebhooks),
     (notify_ports.LineSettings, AccountRepository, fakes.FakeNoticeAccounts),
+    (ledger_ports.AccountStore, AccountRepository, fakes.FakeAccounts),
+    (ledger_ports.PlanStore, PlanRepository, fakes.FakePlans),
+    (ledger_ports.DirectoryStore, ApiRepository, fakes.FakeDirectory),
+    (ledger_ports.LineImportStore, LineImportRepository, fakes.FakeLineImport),
     # Protocols the service tests implement in the test itself, or not at all.
     (business_metrics.MetricsStore, MetricsRepository, None),
     (StoredTotals, UsageTotals, None),
@@ -57,7 +63,7 @@ PAIRS = [
 UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
          access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit,
          notify_ports.NoticeUnit, notify_ports.ThresholdUnit, notify_ports.WebhookUnit,
-         notify_ports.DeliveryUnit]
+         notify_ports.DeliveryUnit, ledger_ports.LedgerUnit, ledger_ports.PlansUnit]
 # Units of work with no fake (the ingest chunk's columns are tested on the database).
 STORE_UNITS = [ingest_ports.IngestUnit]
 

@@ -49,7 +49,7 @@ def show_demo(database: str, as_json: bool) -> None:
 
         def step(count: int) -> None:
             progress.update(task, advance=1, events=progress.tasks[0].fields["events"] + count)
-        report = run_demo(engine, step)
+        report = run_demo(UnitOfWork(engine), step)
     seconds = time.perf_counter() - started
     stmt = report.statement
     settings = get_settings(database_url=database)

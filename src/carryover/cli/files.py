@@ -21,7 +21,7 @@ from rich.table import Table
 
 from carryover.adapters.cdr_files import RejectWriter, read_usage
 from carryover.cli import app, line_app
-from carryover.cli.common import JsonOption, console, engine, fail, now, print_json, uow
+from carryover.cli.common import JsonOption, console, fail, now, print_json, uow
 from carryover.domain.columnar.state import to_us
 from carryover.domain.cycles import CycleError
 from carryover.services.ingest.chunks import Committed, IngestStopped, ingest_chunks
@@ -167,7 +167,7 @@ def line_import(
     """Create many lines at once; accounts that do not exist are created."""
     if not path.is_file():
         fail(f"{path}: no such file")
-    eng = engine()
+    unit = uow()
     started = time.perf_counter()
     with _progress(as_json) as progress:
         task = progress.add_task("importing lines", total=None, rate="-")
@@ -177,7 +177,7 @@ def line_import(
             done = progress.tasks[0].completed
             progress.update(task, rate=f"{done / max(time.perf_counter() - started, 1e-9):,.0f}")
         try:
-            summary = import_lines(eng, path, cycle_day, timezone, now(), progress=advance)
+            summary = import_lines(unit, path, cycle_day, timezone, now(), progress=advance)
         except (ValueError, CycleError) as exc:
             fail(str(exc))
     summary.seconds = time.perf_counter() - started

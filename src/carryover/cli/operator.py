@@ -22,6 +22,7 @@ from carryover.cli.common import (
     now,
     print_json,
     run,
+    uow,
 )
 from carryover.cli.render import statement_tables
 from carryover.domain.bounds import MAX_BUCKET
@@ -86,7 +87,7 @@ def account_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an account; with --pool-plan its lines draw from a shared family pool."""
-    account_id = run(provisioning.create_account, engine(), name, cycle_day, timezone,
+    account_id = run(provisioning.create_account, uow(), name, cycle_day, timezone,
                      instant(at), pool_plan, app_object().grace)
     if as_json:
         print_json({"id": account_id, "name": name, "cycle_day": cycle_day,
@@ -118,7 +119,7 @@ def account_list(
     as_json: JsonOption = False,
 ) -> None:
     """List accounts by name, a page at a time (--after the last one shown for the next)."""
-    items, last = run(directory.accounts_page, engine(), after, limit, timezone, family)
+    items, last = run(directory.accounts_page, uow(), after, limit, timezone, family)
     if as_json:
         print_json({"items": items, "next_after": last})
         return
@@ -145,7 +146,7 @@ def line_list(
     as_json: JsonOption = False,
 ) -> None:
     """List lines by id, a page at a time (--after the last one shown for the next)."""
-    items, last = run(directory.lines_page, engine(), after, limit, None, account, plan)
+    items, last = run(directory.lines_page, uow(), after, limit, None, account, plan)
     if as_json:
         print_json({"items": items, "next_after": last})
         return
@@ -178,7 +179,7 @@ def line_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a line on a plan in an account."""
-    created = run(provisioning.create_line, engine(), account, msisdn, instant(start, "--start"),
+    created = run(provisioning.create_line, uow(), account, msisdn, instant(start, "--start"),
                   plan, imsi, line_id, member)
     if as_json:
         print_json({"id": created, "account": account, "msisdn": msisdn, "plan": plan})
@@ -202,7 +203,7 @@ def usage_add(
 ) -> None:
     """Record one usage event."""
     size = amount(value, Unit(unit.value))
-    recorded = run(ledger_ops.record_usage, engine(), line, size, instant(at),
+    recorded = run(ledger_ops.record_usage, uow(), line, size, instant(at),
                    instant(received_at, "--received-at"), event_id or _ref("ev"),
                    Unit(unit.value), rating_group)
     outcome = recorded.outcome
@@ -228,7 +229,7 @@ def topup(
 ) -> None:
     """Add a top-up pass valid N days (stacked or merged per the plan)."""
     size = positive(amount(value), "a top-up")
-    recorded = run(ledger_ops.top_up, engine(), line, size, instant(at), valid_days, _ref("topup"))
+    recorded = run(ledger_ops.top_up, uow(), line, size, instant(at), valid_days, _ref("topup"))
     if as_json:
         print_json({"line": recorded.line, "amount": size, "valid_days": valid_days})
     else:
@@ -244,7 +245,7 @@ def family_limit(
 ) -> None:
     """Cap what a member may take from the family pool per cycle."""
     size = None if value.lower() == "none" else amount(value, bound=MAX_BUCKET)
-    recorded = run(ledger_ops.set_limit, engine(), line, size, instant(at), _ref("limit"))
+    recorded = run(ledger_ops.set_limit, uow(), line, size, instant(at), _ref("limit"))
     if as_json:
         print_json({"line": recorded.line, "limit": size})
     else:
@@ -261,7 +262,7 @@ def family_gift(
 ) -> None:
     """Gift rollover or top-up bytes to another line of the same account."""
     size = positive(amount(value), "a gift")
-    recorded = run(ledger_ops.gift, engine(), from_line, to_line, size, instant(at), _ref("gift"))
+    recorded = run(ledger_ops.gift, uow(), from_line, to_line, size, instant(at), _ref("gift"))
     if as_json:
         print_json({"from": from_line, "to": recorded.line, "amount": size})
     else:
@@ -270,15 +271,15 @@ def family_gift(
 
 def line_timezone(line: str) -> str:
     """The timezone of the line's account: what its instants are shown in."""
-    eng = engine()
-    account = run(directory.line, eng, line)["account"]
-    return run(directory.account, eng, account)["timezone"]
+    unit = uow()
+    account = run(directory.line, unit, line)["account"]
+    return run(directory.account, unit, account)["timezone"]
 
 
 @app.command()
 def balance(line: LineArg, at: AtOption = None, as_json: JsonOption = False) -> None:
     """What the line can use at an instant, bucket by bucket (the simulate check object)."""
-    view = run(ledger_ops.balance, engine(), line, instant(at))
+    view = run(ledger_ops.balance, uow(), line, instant(at))
     if as_json:
         print_json(view)
         return
@@ -313,7 +314,7 @@ def statement(
     The cycle holds the entries effective in it, corrections booked later included
     (docs/semantics.md, the bitemporal ledger)."""
     recorded_by = None if as_of is None else instant(as_of, "--as-of")
-    stmt = run(ledger_ops.statement, engine(), line, instant(at), recorded_by)
+    stmt = run(ledger_ops.statement, uow(), line, instant(at), recorded_by)
     data = stmt.as_dict()
     if as_json:
         print_json(data)
@@ -332,7 +333,7 @@ def qos(
     as_json: JsonOption = False,
 ) -> None:
     """The QoS decision for the packet core: normal, deprioritized, throttled or blocked."""
-    decision = run(ledger_ops.qos_at, engine(), line, instant(at), rating_group)
+    decision = run(ledger_ops.qos_at, uow(), line, instant(at), rating_group)
     if as_json:
         print_json(decision.as_dict())
         return

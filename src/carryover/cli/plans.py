@@ -21,6 +21,7 @@ from carryover.cli.common import (
     instant,
     print_json,
     run,
+    uow,
 )
 from carryover.domain.plans import Plan, PlanKind
 from carryover.domain.units import Unit, format_amount
@@ -306,7 +307,7 @@ def plan_change(
 ) -> None:
     """Move a line to another plan, now or at the next cycle."""
     when = instant(at)
-    recorded = run(ledger_ops.change_plan, engine(), line, plan,
+    recorded = run(ledger_ops.change_plan, uow(), line, plan,
                    effective.value.replace("-", "_"), when, f"plan-{uuid.uuid4().hex[:12]}")
     if as_json:
         print_json({"line": recorded.line, "plan": plan, "effective": effective.value})

@@ -96,15 +96,15 @@ async def gift(request: Request, session: Signed, fields: Form) -> Response:
     amount = _bytes(fields)
     if not amount:
         raise PortalRefusal(422, "A gift needs an amount above zero.")
-    await _change(portal_family.gift, _engine(request), session.account, giver, taker, amount,
-                  f"gift-{uuid.uuid4().hex[:16]}")
+    await _change(portal_family.gift, UnitOfWork(_engine(request)), session.account, giver,
+                  taker, amount, f"gift-{uuid.uuid4().hex[:16]}")
     return RedirectResponse("/portal/family?done=gift", status_code=303)
 
 
 @router.post("/family/limit")
 async def member_limit(request: Request, session: Signed, fields: Form) -> Response:
     line = _own(session, fields.get("line", ""))
-    await _change(portal_family.set_limit, _engine(request), session.account, line,
+    await _change(portal_family.set_limit, UnitOfWork(_engine(request)), session.account, line,
                   _bytes(fields, blank_is_none=True), f"limit-{uuid.uuid4().hex[:16]}")
     return RedirectResponse("/portal/family?done=limit", status_code=303)
 
@@ -143,7 +143,7 @@ async def plan_change(request: Request, line: str, session: Signed, fields: Form
     effective = fields.get("effective", "")
     if effective not in {"now", "next_cycle"}:
         raise PortalRefusal(422, "Choose to change now or at the next cycle.")
-    await _change(ledger_ops.change_plan, _engine(request), line, fields.get("plan", ""),
-                  effective, None, f"plan-{uuid.uuid4().hex[:16]}",
+    await _change(ledger_ops.change_plan, UnitOfWork(_engine(request)), line,
+                  fields.get("plan", ""), effective, None, f"plan-{uuid.uuid4().hex[:16]}",
                   portal_family.actor(session.account))
     return RedirectResponse(f"/portal/lines/{line}/advice?done=plan", status_code=303)

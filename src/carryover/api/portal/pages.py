@@ -82,7 +82,8 @@ async def statement(request: Request, line: str, session: Signed,
         except ValueError:
             raise PortalRefusal(400, "The cycle must be a date, YYYY-MM-DD.") from None
         at = min(at, datetime.now(UTC))
-    found = await run_in_threadpool(ledger_ops.statement, _engine(request), line, at)
+    found = await run_in_threadpool(ledger_ops.statement, UnitOfWork(_engine(request)), line,
+                                    at)
     data = found.as_dict()
     return page(request, "statement.html", session=session, view=data, tab="statement",
                 line=line, parse=datetime.fromisoformat)

@@ -132,5 +132,5 @@ def advice(line: str, eng: EngineDep, who: Caller,
            cycles: Annotated[int, Query(ge=1, le=MAX_CYCLES, description=(
                "Complete cycles of history to learn from and replay plans over."))]
            = DEFAULT_CYCLES):
-    directory.line(eng, line, who.scope)
+    directory.line(UnitOfWork(eng), line, who.scope)
     return advice_service.advise(UnitOfWork(eng), line, at or datetime.now(UTC), cycles)

@@ -71,13 +71,13 @@ def order(line: str, body: EsimOrderIn, request: Request, eng: EngineDep, who: O
 @router.get("", response_model=EsimStatusOut,
             summary="The line's eSIM profile: state, device, activation code, history")
 def status(line: str, eng: EngineDep, who: Caller) -> dict[str, Any]:
-    line_id = directory.line(eng, line, who.scope)["id"]
+    line_id = directory.line(UnitOfWork(eng), line, who.scope)["id"]
     return esim.line_status(UnitOfWork(eng), line_id)
 
 
 def _qr(eng: Any, line: str, who: Any, kind: str, media_type: str) -> Response:
     """The line's activation code drawn as the CLI draws it (cli/esim.py)."""
-    line_id = directory.line(eng, line, who.scope)["id"]
+    line_id = directory.line(UnitOfWork(eng), line, who.scope)["id"]
     out = io.BytesIO()
     segno.make_qr(esim.activation_code(UnitOfWork(eng), line_id).qr_text(), error="m").save(
         out, kind=kind, scale=8, border=4)

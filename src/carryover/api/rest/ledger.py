@@ -54,7 +54,7 @@ def _ref(kind: str) -> str:
 
 def _visible(eng, line: str, who) -> dict:
     """The line, if the caller may see it; else the 404 of an unknown line."""
-    return directory.line(eng, line, who.scope)
+    return directory.line(UnitOfWork(eng), line, who.scope)
 
 
 def _balance_view(view: dict) -> dict:
@@ -78,7 +78,7 @@ def _statement_view(data: dict) -> dict:
 @router.get("/balance", summary="What the line can use, bucket by bucket")
 def balance(line: str, eng: EngineDep, who: Caller, at: AtQuery = None) -> dict[str, Any]:
     _visible(eng, line, who)
-    return _balance_view(ledger_ops.balance(eng, line, at or datetime.now(UTC)))
+    return _balance_view(ledger_ops.balance(UnitOfWork(eng), line, at or datetime.now(UTC)))
 
 
 @router.get("/statement", summary="The statement of the cycle containing `at`")
@@ -86,14 +86,14 @@ def statement(line: str, eng: EngineDep, who: Caller, at: AtQuery = None,
               as_of: AsOfQuery = None) -> dict[str, Any]:
     _visible(eng, line, who)
     return _statement_view(
-        ledger_ops.statement(eng, line, at or datetime.now(UTC), as_of).as_dict())
+        ledger_ops.statement(UnitOfWork(eng), line, at or datetime.now(UTC), as_of).as_dict())
 
 
 @router.get("/qos", summary="The QoS decision: normal, deprioritized, throttled or blocked")
 def qos(line: str, eng: EngineDep, who: Caller, at: AtQuery = None,
         rating_group: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     line_id = _visible(eng, line, who)["id"]
-    decision = ledger_ops.qos_at(eng, line, at or datetime.now(UTC), rating_group)
+    decision = ledger_ops.qos_at(UnitOfWork(eng), line, at or datetime.now(UTC), rating_group)
     return {"line": line_id, **decision.as_dict()}
 
 
@@ -103,8 +103,8 @@ def top_up(line: str, body: TopUpIn, request: Request, eng: EngineDep, who: Oper
            idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         ref = _ref("topup")
-        done = ledger_ops.top_up(eng, line, body.amount, body.at, body.valid_days, ref,
-                                 Unit(body.unit), actor(who))
+        done = ledger_ops.top_up(UnitOfWork(eng), line, body.amount, body.at, body.valid_days,
+                                 ref, Unit(body.unit), actor(who))
         request.app.state.carry.metrics.top_ups.labels(body.unit).inc()
         return {"line": done.line, "ref": ref, "kind": "top_up", "amount": body.amount,
                 "amount_human": human(body.amount, body.unit),
@@ -120,8 +120,8 @@ def change_plan(line: str, body: PlanChangeIn, request: Request, eng: EngineDep,
     def action() -> dict:
         _visible(eng, line, who)
         ref = _ref("plan")
-        done = ledger_ops.change_plan(eng, line, body.plan, body.effective, body.at, ref,
-                                      actor(who))
+        done = ledger_ops.change_plan(UnitOfWork(eng), line, body.plan, body.effective,
+                                      body.at, ref, actor(who))
         return {"line": done.line, "ref": ref, "kind": "plan_change",
                 "detail": {"plan": body.plan, "effective": body.effective}}
     return respond(request, eng, who, idempotency_key, body, action)
@@ -135,7 +135,7 @@ def set_limit(line: str, body: LimitIn, request: Request, eng: EngineDep, who: C
     def action() -> dict:
         _visible(eng, line, who)
         ref = _ref("limit")
-        done = ledger_ops.set_limit(eng, line, body.amount, body.at, ref, actor(who))
+        done = ledger_ops.set_limit(UnitOfWork(eng), line, body.amount, body.at, ref, actor(who))
         return {"line": done.line, "ref": ref, "kind": "limit", "amount": body.amount,
                 "amount_human": human(body.amount)}
     return respond(request, eng, who, idempotency_key, body, action)
@@ -150,7 +150,8 @@ def gift(line: str, body: GiftIn, request: Request, eng: EngineDep, who: Caller,
         giver = _visible(eng, line, who)["id"]
         _visible(eng, body.to_line, who)
         ref = _ref("gift")
-        done = ledger_ops.gift(eng, line, body.to_line, body.amount, body.at, ref, actor(who))
+        done = ledger_ops.gift(UnitOfWork(eng), line, body.to_line, body.amount, body.at, ref,
+                               actor(who))
         return {"line": giver, "ref": ref, "kind": "gift", "amount": body.amount,
                 "amount_human": human(body.amount), "detail": {"to_line": done.line}}
     return respond(request, eng, who, idempotency_key, body, action)

@@ -35,8 +35,9 @@ def record_usage(body: UsageIn, request: Request, eng: EngineDep, who: Operator,
                  idempotency_key: IdempotencyKey = None):
     def action() -> dict:
         recorded = ledger_ops.record_usage(
-            eng, body.line, body.amount, body.at, body.received_at or datetime.now(UTC),
-            body.event_id, Unit(body.unit), body.rating_group)
+            UnitOfWork(eng), body.line, body.amount, body.at,
+            body.received_at or datetime.now(UTC), body.event_id, Unit(body.unit),
+            body.rating_group)
         request.app.state.carry.metrics.usage_rated.labels("one").inc()
         entries = recorded.outcome.entries
         overage = sum(e.amount for e in entries if e.kind == "overage")

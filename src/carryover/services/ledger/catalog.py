@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -22,7 +23,9 @@ from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.plan_files import PlanFileError, parse_plan_text
 from carryover.services.ledger import time_window
-from carryover.store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from carryover.services.ledger.ports import PlansUnit
 
 NEXT_CYCLE = "next-cycle"
 NOW = "now"
@@ -49,7 +52,7 @@ def preset_bodies() -> dict[str, dict]:
     return out
 
 
-def seed_presets(uow: UnitOfWork, at: datetime) -> list[str]:
+def seed_presets(uow: PlansUnit, at: datetime) -> list[str]:
     """Make sure every shipped preset is in the catalog; one line per thing done.
 
     A missing preset is added; a preset whose shipped body changed (a new release)
@@ -113,7 +116,7 @@ def effective_of(effective: str | datetime | None, at: datetime) -> tuple[dateti
     return effective, None
 
 
-def load_plan(uow: UnitOfWork, path: str | Path, at: datetime,
+def load_plan(uow: PlansUnit, path: str | Path, at: datetime,
               effective: str | datetime | None = None) -> Loaded:
     """Validate a plan file and store it: a new id is version 1; a different plan under
     a known id is a new version from `effective`; the same plan is a no-op."""
@@ -132,9 +135,9 @@ def load_plan(uow: UnitOfWork, path: str | Path, at: datetime,
     return Loaded(plan, number, True, effective_at, after)
 
 
-def all_plans(uow: UnitOfWork) -> PlanCatalog:
+def all_plans(uow: PlansUnit) -> PlanCatalog:
     return uow.plans.all()
 
 
-def version_rows(uow: UnitOfWork, plan_id: str) -> list:
+def version_rows(uow: PlansUnit, plan_id: str) -> list:
     return uow.plans.version_rows(plan_id)

@@ -3,7 +3,9 @@
 `scope` is the one account a caller may see (a subscriber key's account) or None
 (an operator). Anything outside the scope is reported exactly like something
 that does not exist, with the same NotFound message, so a caller cannot tell
-the two apart. Pages are ordered by id and continue after the last id seen.
+the two apart. Pages are ordered by id and continue after the last id seen. Each
+read is one `with uow:` block of the unit of work it is given
+(services.ledger.ports.LedgerUnit).
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from carryover.services.errors import NotFound
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ledger.ports import LedgerUnit
 
 
 def _account(row: Any, lines: list[Any]) -> dict:
@@ -34,17 +35,17 @@ def unknown_line(ident: str) -> NotFound:
     return NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
 
 
-def account(engine: Engine, name: str, scope: int | None = None) -> dict:
-    with UnitOfWork(engine) as uow:
+def account(uow: LedgerUnit, name: str, scope: int | None = None) -> dict:
+    with uow:
         row = uow.accounts.account_by_name(name)
         if row is None or (scope is not None and row.id != scope):
             raise NotFound(f"unknown account {name!r}")
         return _account(row, uow.accounts.account_lines(row.id))
 
 
-def line(engine: Engine, ident: str, scope: int | None = None) -> dict:
+def line(uow: LedgerUnit, ident: str, scope: int | None = None) -> dict:
     """A line by id, MSISDN or IMSI, if the scope may see it."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = uow.accounts.find_line(ident)
         if row is None or (scope is not None and row.account_id != scope):
             raise unknown_line(ident)
@@ -52,11 +53,11 @@ def line(engine: Engine, ident: str, scope: int | None = None) -> dict:
         return _line(row, name)
 
 
-def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None = None,
+def lines_page(uow: LedgerUnit, after: str | None, limit: int, scope: int | None = None,
                account_filter: str | None = None,
                plan_filter: str | None = None) -> tuple[list[dict], str | None]:
     """Up to `limit` lines after the id `after`, and the id to continue after (or None)."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         account_id = scope
         if account_filter is not None:
             row = uow.accounts.account_by_name(account_filter)
@@ -69,10 +70,10 @@ def lines_page(engine: Engine, after: str | None, limit: int, scope: int | None 
     return [_line(r, r.account_name) for r in rows], (rows[-1].id if more else None)
 
 
-def accounts_page(engine: Engine, after: str | None, limit: int, timezone: str | None = None,
+def accounts_page(uow: LedgerUnit, after: str | None, limit: int, timezone: str | None = None,
                   family: bool | None = None) -> tuple[list[dict], str | None]:
     """Up to `limit` accounts by name after `after`, and the name to continue after (or None)."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         rows = uow.directory.accounts_page(after, limit + 1, timezone, family)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -102,8 +103,8 @@ def _plan(row: Any, versions: list[Any]) -> dict:
             "versions": [_version(v) for v in versions]}
 
 
-def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict], str | None]:
-    with UnitOfWork(engine) as uow:
+def plans_page(uow: LedgerUnit, after: str | None, limit: int) -> tuple[list[dict], str | None]:
+    with uow:
         rows = uow.directory.plans_page(after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -111,8 +112,8 @@ def plans_page(engine: Engine, after: str | None, limit: int) -> tuple[list[dict
     return [_plan(r, versions.get(r.id, [])) for r in rows], (rows[-1].id if more else None)
 
 
-def plan(engine: Engine, plan_id: str) -> dict:
-    with UnitOfWork(engine) as uow:
+def plan(uow: LedgerUnit, plan_id: str) -> dict:
+    with uow:
         row = uow.directory.plan(plan_id)
         versions = uow.plans.version_rows(plan_id)
     if row is None:

@@ -8,7 +8,7 @@ timezone. Each line is opened by folding an OpenLine input, exactly as
 bulk (store.line_import_repository, `uow.line_import`), existing ones through
 their stored book. Bad rows are rejected with
 their row number and reason; the good rows of the file are imported, in chunks
-of one transaction each.
+of one transaction each (one `with uow:` block of the unit of work given).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from carryover.domain.book import AccountBook
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
 from carryover.services.ledger import time_window
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ledger.ports import LedgerUnit
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # as provisioning.E164
 IMSI = re.compile(r"[0-9]{15}")
@@ -103,7 +102,7 @@ def read_rows(path: Path, summary: ImportSummary | None = None,
                             f"offset {exc.start})") from exc
 
 
-def import_lines(engine: Engine, path: Path, cycle_day: int, timezone: str, now: datetime,
+def import_lines(uow: LedgerUnit, path: Path, cycle_day: int, timezone: str, now: datetime,
                  chunk_rows: int = 20_000,
                  progress: Callable[[int], None] | None = None) -> ImportSummary:
     CycleCalendar(cycle_day, timezone)  # refuse bad defaults before reading anything
@@ -112,13 +111,13 @@ def import_lines(engine: Engine, path: Path, cycle_day: int, timezone: str, now:
     for item in read_rows(path, summary):
         batch.append(item)
         if len(batch) >= chunk_rows:
-            _import_chunk(engine, batch, cycle_day, timezone, now, summary)
+            _import_chunk(uow, batch, cycle_day, timezone, now, summary)
             _forget_imported(summary)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        _import_chunk(engine, batch, cycle_day, timezone, now, summary)
+        _import_chunk(uow, batch, cycle_day, timezone, now, summary)
         if progress:
             progress(len(batch))
     _forget_imported(summary)
@@ -139,10 +138,10 @@ def _instant(text: str, tz, now: datetime) -> datetime:
     return (value.replace(tzinfo=tz) if value.tzinfo is None else value).astimezone(UTC)
 
 
-def _import_chunk(engine: Engine, rows: list[tuple[int, dict]], cycle_day: int, timezone: str,
+def _import_chunk(uow: LedgerUnit, rows: list[tuple[int, dict]], cycle_day: int, timezone: str,
                   now: datetime, summary: ImportSummary) -> None:
     summary.rows += len(rows)
-    with UnitOfWork(engine) as uow:
+    with uow:
         store = uow.line_import
         plans = uow.plans.all()
         existing = store.accounts()

@@ -1,8 +1,9 @@
 """Use cases that change or read an account's book, each one unit of work.
 
-Every change goes the same way: lock the account, load its book, submit the
-input to the pure domain, write back what the fold changed and the input itself,
-commit.
+Each takes the unit of work first (services.ledger.ports.LedgerUnit); each of its
+`with uow:` blocks is one transaction. Every change goes the same way: lock the
+account, load its book, submit the input to the pure domain, write back what the
+fold changed and the input itself, commit.
 
 Every change has an `Actor`: the API key that asked (its id), or `CLI`. An
 operator may give the instant a change takes effect (back-dating, recorded with
@@ -36,10 +37,9 @@ from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceErr
 from carryover.services.ledger import time_window
 from carryover.services.notify.notices import emit_from_book
 from carryover.store.instants import booking_clock, utc
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ledger.ports import LedgerUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def _when(at: datetime | None, actor: Actor, now: datetime) -> datetime:
     return at
 
 
-def _line(uow: UnitOfWork, ident: str):
+def _line(uow: LedgerUnit, ident: str):
     row = uow.accounts.find_line(ident)
     if row is None:
         raise NotFound(f"unknown line {ident!r} (give a line id, an MSISDN or an IMSI)")
@@ -94,12 +94,12 @@ def localizer(timezone: str) -> Callable[[datetime | None], datetime | None]:
     return local
 
 
-def submit(engine: Engine, line_ident: str, make: Callable, actor: Actor = CLI,
+def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
            recorded_at: datetime | None = None) -> Recorded:
-    """Apply the input `make(line_id, local)` to the line's account, all or nothing; the
-    input is stored with `actor` and `recorded_at` (default: now)."""
+    """Apply the input `make(line_id, local)` to the line's account, all or nothing (one
+    `with uow:` block); the input is stored with `actor` and `recorded_at` (default: now)."""
     recorded_at = recorded_at or datetime.now(UTC)
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
         _in_window(item, utc(row.opened_at))
@@ -152,36 +152,36 @@ def _in_window(item: Input, opened: datetime) -> None:
         time_window.check_write("received_at", received, opened, f"line {item.line!r}")
 
 
-def record_usage(engine: Engine, line: str, amount: int, at: datetime, received_at: datetime,
+def record_usage(uow: LedgerUnit, line: str, amount: int, at: datetime, received_at: datetime,
                  event_id: str, unit: Unit = Unit.DATA,
                  rating_group: str | None = None) -> Recorded:
-    return submit(engine, line, lambda lid, local: Usage(
+    return submit(uow, line, lambda lid, local: Usage(
         event_id, lid, local(at), amount, unit, rating_group, local(received_at)))
 
 
-def top_up(engine: Engine, line: str, amount: int, at: datetime | None,
+def top_up(uow: LedgerUnit, line: str, amount: int, at: datetime | None,
            valid_days: int | None, ref: str, unit: Unit = Unit.DATA,
            actor: Actor = CLI) -> Recorded:
     now = datetime.now(UTC)
     at = _when(at, actor, now)
-    return submit(engine, line, lambda lid, local: TopUp(ref, lid, local(at), amount, unit,
+    return submit(uow, line, lambda lid, local: TopUp(ref, lid, local(at), amount, unit,
                                                          valid_days), actor, now)
 
 
-def change_plan(engine: Engine, line: str, plan_id: str, effective: str, at: datetime | None,
+def change_plan(uow: LedgerUnit, line: str, plan_id: str, effective: str, at: datetime | None,
                 ref: str, actor: Actor = CLI) -> Recorded:
     """Move the line to `plan_id`; for a subscriber, only to a plan whose version in force
-    now is offered for self-service."""
+    now is offered for self-service (checked in a unit of work of its own)."""
     now = datetime.now(UTC)
     at = _when(at, actor, now)
     if not actor.operator:
-        _offered(engine, line, plan_id, now)
-    return submit(engine, line, lambda lid, local: ChangePlan(ref, lid, local(at), plan_id,
+        _offered(uow, line, plan_id, now)
+    return submit(uow, line, lambda lid, local: ChangePlan(ref, lid, local(at), plan_id,
                                                               effective), actor, now)
 
 
-def _offered(engine: Engine, line: str, plan_id: str, now: datetime) -> None:
-    with UnitOfWork(engine) as uow:
+def _offered(uow: LedgerUnit, line: str, plan_id: str, now: datetime) -> None:
+    with uow:
         row = _line(uow, line)
         catalog = uow.plans.all()
         if plan_id not in catalog:
@@ -193,29 +193,29 @@ def _offered(engine: Engine, line: str, plan_id: str, now: datetime) -> None:
                             "an operator can make this change")
 
 
-def set_limit(engine: Engine, line: str, amount: int | None, at: datetime | None, ref: str,
+def set_limit(uow: LedgerUnit, line: str, amount: int | None, at: datetime | None, ref: str,
               actor: Actor = CLI) -> Recorded:
     now = datetime.now(UTC)
     at = _when(at, actor, now)
 
     def make(lid: str, local) -> SetLimit:
         return SetLimit(ref, lid, local(at), amount)
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = _line(uow, line)
         if not row.member:
             raise ServiceError(f"line {line!r} is not a member of a family pool")
-    return submit(engine, line, make, actor, now)
+    return submit(uow, line, make, actor, now)
 
 
-def gift(engine: Engine, from_line: str, to_line: str, amount: int, at: datetime | None,
+def gift(uow: LedgerUnit, from_line: str, to_line: str, amount: int, at: datetime | None,
          ref: str, actor: Actor = CLI) -> Recorded:
     now = datetime.now(UTC)
     at = _when(at, actor, now)
-    return submit(engine, to_line, lambda lid, local: Gift(ref, from_line, lid, local(at), amount),
+    return submit(uow, to_line, lambda lid, local: Gift(ref, from_line, lid, local(at), amount),
                   actor, now)
 
 
-def change_rows(uow: UnitOfWork, account_id: int, line: str, start: datetime,
+def change_rows(uow: LedgerUnit, account_id: int, line: str, start: datetime,
                 end: datetime) -> list[dict]:
     """The changes of the line effective in [start, end): its own inputs and the gifts it
     gave, each with who gave it (`actor`) and when it was recorded (null: not kept)."""
@@ -234,7 +234,7 @@ def change_rows(uow: UnitOfWork, account_id: int, line: str, start: datetime,
     return out
 
 
-def read_book(uow: UnitOfWork, line_ident: str, at: datetime, view):
+def read_book(uow: LedgerUnit, line_ident: str, at: datetime, view):
     """`view(uow, book, row, at)` on the line's account book, as every read of it goes."""
     with uow:
         row = _line(uow, line_ident)
@@ -253,19 +253,20 @@ def read_book(uow: UnitOfWork, line_ident: str, at: datetime, view):
         return result
 
 
-def balance(engine: Engine, line: str, at: datetime) -> dict:
+def balance(uow: LedgerUnit, line: str, at: datetime) -> dict:
     """The check object (docs/scenarios.md, "Output") for the line at `at`."""
-    return read_book(UnitOfWork(engine), line, at,
+    return read_book(uow, line, at,
                      lambda uow, book, row, t: check(book, row.id, t))
 
 
-def qos_at(engine: Engine, line: str, at: datetime, rating_group: str | None = None) -> QosDecision:
+def qos_at(uow: LedgerUnit, line: str, at: datetime,
+           rating_group: str | None = None) -> QosDecision:
     def view(uow, book, row, t):
         return qos(position(book, t), row.id, t, rating_group)
-    return read_book(UnitOfWork(engine), line, at, view)
+    return read_book(uow, line, at, view)
 
 
-def statement(engine: Engine, line: str, at: datetime, as_of: datetime | None = None
+def statement(uow: LedgerUnit, line: str, at: datetime, as_of: datetime | None = None
               ) -> Statement:
     """The statement of the cycle containing `at`: the entries effective in it. With
     `as_of`, only the entries recorded by then: what the subscriber was told then."""
@@ -288,4 +289,4 @@ def statement(engine: Engine, line: str, at: datetime, as_of: datetime | None = 
                         if recorded_by is None or c["recorded_at"] is None
                         or datetime.fromisoformat(c["recorded_at"]) <= recorded_by]
         return stmt
-    return read_book(UnitOfWork(engine), line, at, view)
+    return read_book(uow, line, at, view)

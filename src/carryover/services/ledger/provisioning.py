@@ -2,7 +2,8 @@
 
 Opening a line (or an account's pool) is an input like any other: the line's
 first cycle and its first grant come from folding it, so a line created with a
-start in the past is replayed into place like a late event.
+start in the past is replayed into place like a late event. Each use case is one
+`with uow:` block of the unit of work it is given (services.ledger.ports.LedgerUnit).
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger import time_window
 from carryover.services.ledger.operations import CLI, Actor, localizer
 from carryover.store.repository import split_typed
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ledger.ports import LedgerUnit
 
 # E.164 as written for people and packet cores: a "+", the country code, at most 15 digits.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 IMSI = re.compile(r"[0-9]{15}")
 
 
-def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at: datetime,
+def create_account(uow: LedgerUnit, name: str, cycle_day: int, timezone: str, at: datetime,
                    pool_plan: str | None = None, grace: timedelta = DEFAULT_GRACE,
                    actor: Actor = CLI) -> int:
     try:
@@ -38,7 +38,7 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
         raise ServiceError(str(exc)) from exc
     if not name.strip():
         raise ServiceError("an account needs a name")
-    with UnitOfWork(engine) as uow:
+    with uow:
         if uow.accounts.account_by_name(name) is not None:
             raise Conflict(f"account {name!r} already exists")
         plans = uow.plans.all()
@@ -60,7 +60,7 @@ def create_account(engine: Engine, name: str, cycle_day: int, timezone: str, at:
         return account_id
 
 
-def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
+def create_line(uow: LedgerUnit, account: str, msisdn: str, start: datetime,
                 plan_id: str | None = None, imsi: str | None = None,
                 line_id: str | None = None, member: bool | None = None,
                 actor: Actor = CLI) -> str:
@@ -76,7 +76,7 @@ def create_line(engine: Engine, account: str, msisdn: str, start: datetime,
     if kind is not None:
         raise ServiceError(f"line id {line_id!r}: ids starting with {kind}- are reserved "
                            f"for {kind.upper()}s written with their type (docs/security.md)")
-    with UnitOfWork(engine) as uow:
+    with uow:
         row = uow.accounts.account_by_name(account)
         if row is None:
             raise NotFound(f"unknown account {account!r}")

@@ -17,7 +17,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger.operations import Actor, read_book
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ledger.ports import LedgerUnit
 
 
 def actor(account: str) -> Actor:
@@ -25,7 +25,7 @@ def actor(account: str) -> Actor:
     return Actor(f"portal:{account}"[:64], operator=False)
 
 
-def view(uow, line: str, at: datetime) -> dict | None:
+def view(uow: LedgerUnit, line: str, at: datetime) -> dict | None:
     """The family of `line`'s account at `at`; None when the account has no pool."""
     def read(uow, book, row, t):
         found = family(position(book, t), t)
@@ -35,11 +35,11 @@ def view(uow, line: str, at: datetime) -> dict | None:
     return read_book(uow, line, at, read)
 
 
-def gift(engine: Engine, account: str, from_line: str, to_line: str, amount: int,
+def gift(uow: LedgerUnit, account: str, from_line: str, to_line: str, amount: int,
          ref: str) -> ledger_ops.Recorded:
-    return ledger_ops.gift(engine, from_line, to_line, amount, None, ref, actor(account))
+    return ledger_ops.gift(uow, from_line, to_line, amount, None, ref, actor(account))
 
 
-def set_limit(engine: Engine, account: str, line: str, amount: int | None,
+def set_limit(uow: LedgerUnit, account: str, line: str, amount: int | None,
               ref: str) -> ledger_ops.Recorded:
-    return ledger_ops.set_limit(engine, line, amount, None, ref, actor(account))
+    return ledger_ops.set_limit(uow, line, amount, None, ref, actor(account))

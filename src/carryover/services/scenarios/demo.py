@@ -5,7 +5,9 @@ heavy users who run out and get throttled, two family accounts with member
 limits, an unlimited plan past its premium threshold, travel packs with top-ups,
 and one batch of CDRs from the last evening of January that arrives a day and a
 half late, inside the grace window, so January's rollover is corrected.
-Usage is fed in weekly batches through the same services an operator uses.
+Usage is fed in weekly batches through the same services an operator uses, in
+the unit of work the demo is given: the ledger's (services.ledger.operations)
+and the batches' (services.ingest.values.record_batch).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,10 +25,13 @@ from carryover.domain.ledger import EntryKind
 from carryover.services.ingest.values import UsageRow, record_batch
 from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
-from carryover.store.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from carryover.store.engine import Engine
+    from carryover.services.ingest.ports import IngestUnit
+    from carryover.services.ledger.ports import LedgerUnit
+
+    class DemoUnit(LedgerUnit, IngestUnit, Protocol):
+        """What the demo writes through: the ledger's repositories and the ingest's."""
 
 GB = 1024**3
 TZ = "America/New_York"
@@ -100,19 +105,20 @@ def _events(rng: np.random.Generator, line: str, monthly_gb: float, plan: str | 
                            at + timedelta(minutes=5), rating_group=group)
 
 
-def run_demo(engine: Engine, progress=None) -> DemoReport:
+def run_demo(uow: DemoUnit, progress=None) -> DemoReport:
+    """Build the demo in `uow`'s database."""
     rng = np.random.default_rng(SEED)
     at = START
     for account, pool_plan, _, _ in FAMILIES:
-        provisioning.create_account(engine, account, 1, TZ, at, pool_plan)
+        provisioning.create_account(uow, account, 1, TZ, at, pool_plan)
     subs = _subscribers(rng)
     for n, (account, line, plan, _, pool) in enumerate(subs):
         if not pool:
-            provisioning.create_account(engine, account, CYCLE_DAYS[n % len(CYCLE_DAYS)], TZ, at)
-        provisioning.create_line(engine, account, f"+1646555{n:04d}", at, plan, line_id=line)
+            provisioning.create_account(uow, account, CYCLE_DAYS[n % len(CYCLE_DAYS)], TZ, at)
+        provisioning.create_line(uow, account, f"+1646555{n:04d}", at, plan, line_id=line)
     for _, _, _, limits in FAMILIES:
         for line, limit in limits.items():
-            ledger_ops.set_limit(engine, line, limit, at, f"demo-limit-{line}")
+            ledger_ops.set_limit(uow, line, limit, at, f"demo-limit-{line}")
 
     rows = [row for _, line, plan, monthly, _ in subs for row in _events(rng, line, monthly, plan)]
     # One late batch: the last evening of January, from the lines whose cycle ends on
@@ -128,7 +134,7 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
     # Travellers buy a 3 GB top-up when their pack runs low: feed it as the operator would.
     for _, line, plan, _, _ in subs:
         if plan == "travel-5gb-30d":
-            ledger_ops.top_up(engine, line, 3 * GB, START + timedelta(days=20), 30,
+            ledger_ops.top_up(uow, line, 3 * GB, START + timedelta(days=20), 30,
                               f"demo-topup-{line}")
     rows.sort(key=lambda r: (r.received_at, r.event_id))
     week = timedelta(days=7)
@@ -137,7 +143,7 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
     while batch_start < end + timedelta(days=2):
         batch = [r for r in rows if batch_start <= r.received_at < batch_start + week]
         if batch:
-            record_batch(UnitOfWork(engine), batch)
+            record_batch(uow, batch)
         if progress:
             progress(len(batch))
         batch_start += week
@@ -145,19 +151,19 @@ def run_demo(engine: Engine, progress=None) -> DemoReport:
     report = DemoReport(len(subs), len(rows), sum(r.received_at - r.at > timedelta(hours=1)
                                                   for r in rows), {}, end=last)
     for _, line, *_ in subs:
-        decision = ledger_ops.qos_at(engine, line, last)
+        decision = ledger_ops.qos_at(uow, line, last)
         if decision.state != "normal":
             report.throttled.append({"line": line, **decision.as_dict()})
-    report.rolled_over_by_plan = rolled_over_by_plan(engine)
+    report.rolled_over_by_plan = rolled_over_by_plan(uow)
     report.statement_line = STATEMENT_LINE
-    report.statement = ledger_ops.statement(engine, report.statement_line,
+    report.statement = ledger_ops.statement(uow, report.statement_line,
                                             datetime(2026, 2, 15, tzinfo=ZoneInfo(TZ)))
     return report
 
 
-def rolled_over_by_plan(engine: Engine) -> dict[str, int]:
+def rolled_over_by_plan(uow: LedgerUnit) -> dict[str, int]:
     """Bytes deposited as rollover, by the plan of the line (or pool) that earned them."""
-    with UnitOfWork(engine) as uow:
+    with uow:
         line_plan = uow.directory.line_plans()
         pool_plan = uow.directory.pool_plans()
         totals: dict[str, int] = defaultdict(int)
