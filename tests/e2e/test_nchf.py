@@ -459,7 +459,7 @@ PDU = {"chargingId": 4711,
 
 
 def test_a_create_sent_twice_at_once_opens_one_session(api: Api) -> None:
-    ledger_ops.record_usage(api.engine, "p1", 2 * GB - 200 * MB, T0, T0, "pre-1")
+    ledger_ops.record_usage(UnitOfWork(api.engine), "p1", 2 * GB - 200 * MB, T0, T0, "pre-1")
     body = request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000702",
                    pDUSessionChargingInformation=PDU)
     start = threading.Barrier(2)
@@ -582,7 +582,7 @@ def core() -> Iterator[CoreListener]:
 def test_a_pool_drained_by_another_member_asks_the_other_session_again(
         api: Api, core: CoreListener) -> None:
     # The pool has 150 MB left; p2 holds 100 MB of it in a session that gave a notifyUri.
-    ledger_ops.record_usage(api.engine, "p1", 2 * GB - 150 * MB, T0, T0, "pre-1")
+    ledger_ops.record_usage(UnitOfWork(api.engine), "p1", 2 * GB - 150 * MB, T0, T0, "pre-1")
     smf = Smf(api)
     ref2, answer = smf.create(request(T0, 0, [ask(1, 100 * MB)], "imsi-310260000000702",
                                       notifyUri=f"{core.url}/notify/p2"))

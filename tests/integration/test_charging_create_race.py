@@ -81,11 +81,11 @@ def test_two_workers_answering_one_create_at_once_open_one_session(db_url: str) 
     with UnitOfWork(engine) as uow:
         uow.plans.upsert(POOL_PLAN["id"], POOL_PLAN, "file", JAN)
         uow.commit()
-    provisioning.create_account(engine, "pool", 1, "UTC", JAN, POOL_PLAN["id"])
+    provisioning.create_account(UnitOfWork(engine), "pool", 1, "UTC", JAN, POOL_PLAN["id"])
     for n in (1, 2, 3):
-        provisioning.create_line(engine, "pool", f"+1415555070{n}", JAN, line_id=f"p{n}",
-                                 imsi=f"31026000000070{n}")
-    ledger_ops.record_usage(engine, "p1", 2 * GB - 200 * MB, T0, T0, "pre")
+        provisioning.create_line(UnitOfWork(engine), "pool", f"+1415555070{n}", JAN,
+                                 line_id=f"p{n}", imsi=f"31026000000070{n}")
+    ledger_ops.record_usage(UnitOfWork(engine), "p1", 2 * GB - 200 * MB, T0, T0, "pre")
 
     for round_ in range(ROUNDS):
         at = T0 + timedelta(minutes=round_)

@@ -66,9 +66,9 @@ def test_sessions_of_the_previous_schema_go_on_and_new_creates_are_keyed(db_url)
     with UnitOfWork(engine) as uow:
         catalog.seed_presets(uow, JAN)
         uow.commit()
-    provisioning.create_account(engine, "old", 1, "UTC", JAN)
-    provisioning.create_line(engine, "old", "+14155550901", JAN, "tmobile-data-stash-10gb",
-                             line_id="L1", imsi="310260000000901")
+    provisioning.create_account(UnitOfWork(engine), "old", 1, "UTC", JAN)
+    provisioning.create_line(UnitOfWork(engine), "old", "+14155550901", JAN,
+                             "tmobile-data-stash-10gb", line_id="L1", imsi="310260000000901")
     downgrade(engine, PREVIOUS)
     assert not {"create_key", "last_digest"} & columns(engine)
     with engine.begin() as conn:  # a session as the previous code stored it
