@@ -608,3 +608,33 @@ def test_a_pool_drained_by_another_member_asks_the_other_session_again(
     assert (sent.status, sent.attempts, sent.rating_groups) == ("delivered", 1, [1])
     assert reauthorize(api)["delivered"] == 0  # its own answer asks for nothing more
     assert len(core.received) == 1
+
+
+def test_a_top_up_for_a_throttled_line_asks_its_core_again_at_once(
+        api: Api, core: CoreListener) -> None:
+    smf = Smf(api)
+    ref, _ = smf.create(request(T0, 0, [ask(1, 300 * MB)], "imsi-310260000000901",
+                                notifyUri=f"{core.url}/notify/t1"))
+    t1 = T0 + timedelta(minutes=1)
+    used = [(n, 300 * MB) for n in range(1, 4)] + [(4, 124 * MB)]
+    answer = smf.update(ref, request(t1, 1, [ask(1, 300 * MB, used, t1)]))
+    assert unit_info(answer)["qosDecision"] == {"state": "throttled", "maxDownlinkKbps": 128}
+    assert reauthorize(api)["delivered"] == 0  # its own update changed nothing else
+    # A top-up on another line of another account asks nobody.
+    bought = {"amount": 500 * MB, "valid_days": 30, "at": iso(t1 + timedelta(seconds=30))}
+    assert api.call("POST", "/v1/lines/r1/top-ups", json=bought).status_code == 201
+    assert reauthorize(api)["delivered"] == 0
+    # The subscriber buys a top-up: the core is asked to re-authorize, and gets full speed.
+    assert api.call("POST", "/v1/lines/t1/top-ups", json=bought).status_code == 201
+    assert reauthorize(api) == {"delivered": 1, "retrying": 0, "dead": 0}
+    ((path, body, _),) = core.received
+    assert path == "/notify/t1"
+    validate("ChargingNotifyRequest", body)
+    assert body["reauthorizationDetails"] == [{"ratingGroup": 1}]
+    t2 = t1 + timedelta(minutes=1)
+    again = smf.update(ref, request(t2, 2, [ask(1, 300 * MB)]))
+    assert unit_info(again)["qosDecision"] == {"state": "normal"}
+    assert granted(again) == 300 * MB
+    with UnitOfWork(api.engine) as uow:
+        (sent,) = uow.reauthorizations.of_session(ref)
+    assert sent.reason.startswith("t1: top-up ")

@@ -438,6 +438,11 @@ class FakeCharging:
             [replace(s) for _, s in sorted(self.s.sessions.items())
              if s.account_id in set(watch) and s.released_at is None and s.notify_uri])
 
+    def watched(self, account_ids: Sequence[int]) -> list[ChargingSession]:
+        return [replace(s) for _, s in sorted(self.s.sessions.items())
+                if s.account_id in set(account_ids) and s.released_at is None
+                and s.notify_uri]
+
     def attach(self, account_id: int, book: AccountBook) -> None:
         book.detach()
 

@@ -144,6 +144,13 @@ class ChargingRepository:
             closed = closed_from_rows(closed_rows)
         return BatchReads(plans, sessions, stored, books, holds, closed, watched)
 
+    def watched(self, account_ids: Sequence[int]) -> list[ChargingSession]:
+        """The open sessions with a notify_uri of these accounts, by ref."""
+        if not account_ids:
+            return []
+        rows = self.conn.execute(_WATCHED, {"ids": list(account_ids)}).all()
+        return [_session(r) for r in sorted(rows, key=lambda r: r.ref)]
+
     def attach(self, account_id: int, book: AccountBook) -> None:
         """Give a book kept from an earlier transaction this one's history."""
         book.attach(self._accounts.history_of(account_id, book.calendar, book.grace))

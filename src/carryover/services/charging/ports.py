@@ -65,6 +65,9 @@ class ChargingStore(Protocol):
         closed data buckets of each account in `missing`, and the open sessions with a
         notify_uri of the accounts `watch`."""
 
+    def watched(self, account_ids: Sequence[int]) -> list[ChargingSession]:
+        """The open sessions with a notify_uri of these accounts, by ref."""
+
     def attach(self, account_id: int, book: AccountBook) -> None:
         """Let a book kept from an earlier unit of work read its history in this one."""
 

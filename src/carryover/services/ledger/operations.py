@@ -33,6 +33,7 @@ from carryover.domain.notices import decided_at
 from carryover.domain.statement import Statement, build_statement
 from carryover.domain.units import Unit
 from carryover.domain.views import QosDecision, check, position, qos
+from carryover.services.charging import reauthorization
 from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.ledger import time_window
 from carryover.services.notify.notices import emit_from_book
@@ -126,6 +127,8 @@ def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
                 raise ServiceError("gifts move bytes between lines of the same account only")
             item = Gift(item.id, giver.id, row.id, item.at, item.amount, item.unit)
         book, snapshot = uow.accounts.load_book(account, uow.plans.all())
+        watched = uow.charging.watched([row.account_id])
+        standing = reauthorization.before(book, watched)
         outcome = book.submit(item)
         if outcome.status == "rejected":
             raise ServiceError(outcome.reason or "refused")
@@ -140,8 +143,17 @@ def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
         # stands: an out-of-order input is before its current cycle.
         emit_from_book(uow, account, book, decided_at(book, item.at), row,
                        snapshot.alert_thresholds)
+        # Packet cores holding a grant for a line this input moved are asked again.
+        uow.reauthorizations.offer(reauthorization.owed(book, watched, standing, _why(item)))
         uow.commit()
         return Recorded(row.id, outcome)
+
+
+def _why(item: Input) -> str:
+    """The input in a few words, for a re-authorization's reason."""
+    what = {Usage: "usage", TopUp: "top-up", Gift: "gift", SetLimit: "member limit",
+            ChangePlan: "plan change"}.get(type(item), type(item).__name__)
+    return f"{what} {item.id}"
 
 
 def _in_window(item: Input, opened: datetime) -> None:

@@ -32,6 +32,8 @@ from carryover.domain.inputs import Input
 from carryover.domain.ledger import Entry
 from carryover.domain.plan_versions import PlanCatalog
 from carryover.domain.plans import Plan
+from carryover.domain.sessions import ChargingSession
+from carryover.services.charging.ports import Reauthorizations
 from carryover.services.notify.ports import Outbox
 
 if TYPE_CHECKING:
@@ -164,12 +166,19 @@ class LineImportStore(Protocol):
         (given by the CLI, recorded at `recorded`), buckets, entries and cursor."""
 
 
+class WatchedSessions(Protocol):
+    def watched(self, account_ids: Sequence[int]) -> list[ChargingSession]:
+        """The open charging sessions with a notify_uri of these accounts, by ref."""
+
+
 class LedgerUnit(Protocol):
     accounts: AccountStore
     plans: PlanStore
     directory: DirectoryStore
     line_import: LineImportStore
     outbox: Outbox
+    charging: WatchedSessions  # whose packet cores a change asks to re-authorize
+    reauthorizations: Reauthorizations
 
     def __enter__(self) -> LedgerUnit: ...
 
