@@ -18,6 +18,7 @@ from carryover.services.ledger import operations as ledger_ops
 from carryover.services.ledger import provisioning
 from carryover.services.notify import chunk_notices, notices
 from carryover.settings import get_settings
+from carryover.store.notice_reads import NoticeReads
 from carryover.store.raw_cursor import Raw
 from carryover.store.uow import UnitOfWork
 from carryover.store.webhook_tables import outbox
@@ -70,7 +71,7 @@ def test_candidates_equal_emit_notifications(db_url, monkeypatch):
         with UnitOfWork(engine) as uow:
             ids = [1, 2, 3]
             expected = offered_by_emit(uow, ids, at, monkeypatch)
-            got = chunk_notices.candidates(Raw(uow.conn), ids, at, uow.plans.all())
+            got = chunk_notices.candidates(NoticeReads(Raw(uow.conn)), ids, at, uow.plans.all())
         assert got == expected, day
         kinds.update(row["kind"] for row in expected)
     # Every kind the state can raise is among them: the comparison is not vacuous.
@@ -83,8 +84,9 @@ def test_a_run_offers_each_key_once(db_url):
     notifier = chunk_notices.ChunkNotifier()
     at = MAR - timedelta(days=3)
     with UnitOfWork(engine) as uow:
-        first = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
-        again = notifier.emit(uow.outbox, Raw(uow.conn), [1, 2, 3], at, uow.plans.all())
+        reads = NoticeReads(Raw(uow.conn))
+        first = notifier.emit(uow.outbox, reads, [1, 2, 3], at, uow.plans.all())
+        again = notifier.emit(uow.outbox, reads, [1, 2, 3], at, uow.plans.all())
         uow.commit()
     assert first > 0
     assert again == 0
@@ -110,8 +112,8 @@ def test_stored_rows_equal_emit_notifications(db_url):
             with UnitOfWork(engine) as uow:  # rolled back: each starts from the same outbox
                 uow.conn.execute(delete(outbox))
                 if bulk:
-                    chunk_notices.ChunkNotifier().emit(uow.outbox, Raw(uow.conn), [1, 2, 3],
-                                                           at, uow.plans.all())
+                    chunk_notices.ChunkNotifier().emit(
+                        uow.outbox, NoticeReads(Raw(uow.conn)), [1, 2, 3], at, uow.plans.all())
                 else:
                     notices.emit_notifications(uow, [1, 2, 3], at)
                 stored.append(stored_outbox(uow.conn))
@@ -149,7 +151,7 @@ def test_a_key_already_in_the_outbox_is_left_as_it_is(db_url):
         ids = {r.id for r in uow.conn.execute(select(outbox.c.id))}
         # A later instant: same keys, other payloads; and account 2's keys are new.
         offered = chunk_notices.ChunkNotifier().emit(
-            uow.outbox, Raw(uow.conn), [1, 2], at + timedelta(days=1), uow.plans.all())
+            uow.outbox, NoticeReads(Raw(uow.conn)), [1, 2], at + timedelta(days=1), uow.plans.all())
         after = stored_outbox(uow.conn)
         kept = [r for r in after if r[0] == 1]
         added = uow.conn.execute(select(func.count()).select_from(outbox)

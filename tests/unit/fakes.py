@@ -45,10 +45,10 @@ from carryover.domain.notices import EXPIRING_WITHIN, owner_facts
 from carryover.domain.plan_versions import PlanCatalog, PlanVersion
 from carryover.domain.plans import Plan, plan_from_mapping
 from carryover.domain.sessions import ChargingSession, QuotaHold
+from carryover.domain.subscriber_ids import split_typed
 from carryover.domain.units import Unit
 from carryover.store import codec
 from carryover.store.instants import booking_clock
-from carryover.store.repository import split_typed
 
 # When the plans a FakeDatabase starts with were loaded (their rows need an instant).
 SEEDED_AT = datetime(2025, 12, 1, tzinfo=UTC)
@@ -368,8 +368,11 @@ class FakeAccounts:
             {ln.id: tuple(ln.alert_thresholds) for ln in lines
              if ln.alert_thresholds is not None})
 
+    def booked_at(self, book: AccountBook, clock: datetime | None = None) -> datetime:
+        return book.now or clock or booking_clock()
+
     def save_book(self, account_id: int, book: AccountBook, snapshot: Snapshot) -> None:
-        recorded = book.now or booking_clock()
+        recorded = self.booked_at(book)
         stored = self.s.books[account_id].entries
         entries = [*stored, *(replace(e, recorded_at=recorded) for e in book.entries)]
         kept = copy.deepcopy(book, {id(book.entries): entries, id(book.plans): book.plans,

@@ -22,6 +22,7 @@ from carryover.runtime import Carryover
 from carryover.services.errors import ServiceError
 from carryover.store.engine import UnsupportedDatabase
 from carryover.store.schema import SchemaError
+from carryover.store.uow import UnitOfWork
 
 console = Console()
 
@@ -83,8 +84,7 @@ def engine():
 
 def uow():
     """A unit of work on the database (`engine()`), for a service to run in."""
-    engine()  # refuses a database carryover cannot use, with one line
-    return app_object().uow()
+    return UnitOfWork(engine())  # engine() refuses a database carryover cannot use
 
 
 def run(action, *args: Any, **kwargs: Any) -> Any:

@@ -26,13 +26,20 @@ import numpy as np
 from sqlalchemy import Connection
 
 from carryover.domain.columnar.fold import COUNTERS, ColumnarBook
-from carryover.domain.columnar.state import ENTRY_KINDS, I64, KINDS, UNITS, Buckets, from_us
+from carryover.domain.columnar.state import (
+    ENTRY_KINDS,
+    I64,
+    KINDS,
+    UNIT_NAMES,
+    Buckets,
+    from_us,
+)
 from carryover.store import raw_cursor
 from carryover.store.instants import booking_clock
+from carryover.store.notice_reads import NoticeReads
 from carryover.store.totals import UsageTotals
 
 WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
-UNIT_NAMES = np.array([str(u) for u in UNITS], dtype=object)
 KIND_NAMES = np.array([str(k) for k in KINDS], dtype=object)
 ENTRY_NAMES = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
 EVENT_COLUMNS = ("event_id", "account_id", "line", "at", "received_at", "effective_at",
@@ -78,6 +85,10 @@ class IngestRepository:
         return self._raw
 
     # ---- reading -------------------------------------------------------------------
+    def notice_reads(self) -> NoticeReads:
+        """What the chunk's notifier reads the stored state with (store.notice_reads)."""
+        return NoticeReads(self.raw)
+
     def line_directory(self) -> LineDirectory:
         return LineDirectory.load(self.raw)
 

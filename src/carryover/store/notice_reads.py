@@ -124,3 +124,26 @@ def bucket_facts(raw: Raw) -> dict[tuple, dict]:
             "rollover_expiring": int(left or 0),
             "expiring_until": None if until is None else _instant(until)}
     return out
+
+
+class NoticeReads:
+    """The reads above on one connection's raw cursor, as the chunk's notifier calls them
+    (services.notify.ports.ChunkNoticeReads)."""
+
+    def __init__(self, raw: Raw) -> None:
+        self._raw = raw
+
+    def accounts(self, ids: list[int]) -> list[tuple]:
+        return accounts(self._raw, ids)
+
+    def lines(self) -> Iterator[tuple]:
+        return lines(self._raw)
+
+    def name_instants(self, when: Mapping[int, datetime], expiring_within: timedelta) -> None:
+        name_instants(self._raw, when, expiring_within)
+
+    def cycle_counters(self, cycle: Mapping[int, str]) -> dict[tuple, int]:
+        return cycle_counters(self._raw, cycle)
+
+    def bucket_facts(self) -> dict[tuple, dict]:
+        return bucket_facts(self._raw)

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, select
 
 from carryover.domain.buckets import Bucket
 from carryover.store.closed_buckets import closed_from_rows, closed_query
+from carryover.store.instants import utc
 from carryover.store.many_rows import OnConflict, insert_many
 from carryover.store.raw_cursor import Raw
 from carryover.store.tables import accounts, buckets, counters, lines
@@ -125,6 +126,7 @@ class OutboxRepository:
             until = row.expiring_until
             if isinstance(until, str):  # SQLite's MIN over a CASE loses the column type
                 until = datetime.fromisoformat(until)
+            until = utc(until)  # naive from SQLite, whatever the type
             out[(row.account_id, row.owner)] = {
                 "allowance": int(row.allowance or 0),
                 "allowance_unlimited": int(row.allowance_unlimited or 0),

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from carryover.domain.buckets import UNLIMITED
-from carryover.domain.columnar.state import I64, NEVER, Buckets, from_us
+from carryover.domain.columnar.state import I64, NEVER, Buckets
 from carryover.domain.cycles import CycleCalendar
 from carryover.store.engine import statement_started, timed_rows
 
@@ -256,7 +256,3 @@ def load_buckets(raw: Raw, line_index: dict[str, int]) -> Buckets:
         origin=np.array(cols[10], dtype=object),
         new=np.zeros(n, dtype=bool),
     )
-
-
-def iso_key(key: tuple[int, int, str] | None) -> list | None:
-    return None if key is None else [from_us(key[0]).isoformat(), key[1], key[2]]

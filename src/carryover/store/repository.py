@@ -30,6 +30,7 @@ from carryover.domain.buckets import POOL, Bucket, BucketTable
 from carryover.domain.cycles import CycleCalendar
 from carryover.domain.ledger import Entry
 from carryover.domain.plans import BucketKind, Plan
+from carryover.domain.subscriber_ids import split_typed
 from carryover.domain.units import Unit
 from carryover.store.account_history import AccountHistory, StoredHistory
 from carryover.store.instants import booking_clock, utc
@@ -37,7 +38,7 @@ from carryover.store.many_rows import OnConflict, insert_many, update_many
 from carryover.store.pipelined import read_all
 from carryover.store.tables import accounts, buckets, counters, ledger_entries, lines
 
-__all__ = ["AccountRepository", "book_queries", "split_typed"]
+__all__ = ["AccountRepository", "book_queries"]
 
 # The hot path's statements are built once: SQLAlchemy memoizes a statement's cache key
 # on the object, so reusing them skips most of the per-call construction cost.
@@ -65,18 +66,6 @@ _LIVE_BUCKETS_OF = select(buckets).where(and_(
 _CURSOR_SETS = ("cycle_start", "cycle_end", "until", "segment_start", "last_key")
 _BUCKET_SETS = ("owner", "unit", "kind", "granted", "remaining", "valid_from", "valid_until",
                 "priority", "rollable", "origin", "closed")
-
-
-# Identifier prefixes that say which kind of identifier follows (TS 23.003 SUPI, GPSI).
-TYPED = ("imsi", "msisdn")
-
-
-def split_typed(ident: str) -> tuple[str | None, str]:
-    """(`imsi` or `msisdn`, the value) for a typed identifier, else (None, ident)."""
-    for kind in TYPED:
-        if ident.startswith(kind + "-"):
-            return kind, ident[len(kind) + 1:]
-    return None, ident
 
 
 def book_queries(account_rows: Iterable[Any]) -> list[tuple[Any, dict]]:
@@ -179,7 +168,7 @@ class AccountRepository(AccountHistory):
 
         An identifier with a type prefix is looked up as that type only: `imsi-X` (a
         SUPI) the line whose IMSI is X, `msisdn-X` (a GPSI) the line whose MSISDN is X
-        or +X; never a line id (no line id starts with either, see `TYPED`). Any other
+        or +X; never a line id (no line id starts with either, domain/subscriber_ids.py). Any other
         identifier may be a line's id, MSISDN or IMSI, which are one namespace: a new
         line may not take an identifier any line has. Should stored lines predate that
         rule and share one, a line id wins over an MSISDN, an MSISDN over an IMSI, and
@@ -275,6 +264,11 @@ class AccountRepository(AccountHistory):
     def save_book(self, account_id: int, book: AccountBook, snapshot: Snapshot) -> None:
         self.save_books([(account_id, book, snapshot)])
 
+    def booked_at(self, book: AccountBook, clock: datetime | None = None) -> datetime:
+        """When what `book` folded in this transaction is booked: its `now`, where its
+        caller set one, else the server's clock (`clock`, or read now)."""
+        return book.now or clock or booking_clock()
+
     def save_books(self, changed: Iterable[tuple[int, AccountBook, Snapshot]]) -> None:
         """Write back what the folds changed, for several accounts in a few statements
         (one per kind of row, whatever the number of accounts).
@@ -286,7 +280,7 @@ class AccountRepository(AccountHistory):
         entries, updates, new_buckets, counter_rows, cursors, closes = [], [], [], [], [], []
         clock = booking_clock()
         for account_id, book, snapshot in changed:
-            recorded = book.now or clock
+            recorded = self.booked_at(book, clock)
             delta = book.changes(snapshot)
             entries.extend(_entry_row(account_id, e, recorded) for e in delta.entries)
             # A replay adopted its state wholesale: compare with what is stored instead.

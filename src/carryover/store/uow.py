@@ -1,8 +1,10 @@
 """The unit of work: one transaction, rolled back unless committed (cosmicpython).
 
-Services open one per use case: `with UnitOfWork(engine) as uow: ...; uow.commit()`.
-Leaving the block without `commit()` (an error, a refusal) rolls everything back,
-so a use case either happens whole or not at all.
+A service is given one (the CLI's `uow()`, `Carryover.uow()`, the API's routes) and
+runs each transaction as a block of it: `with uow: ...; uow.commit()`, again and
+again, each block a new transaction on the repositories hung on it (`uow.accounts`,
+`uow.charging`, ...). Leaving a block without `commit()` (an error, a refusal)
+rolls everything back, so a use case either happens whole or not at all.
 
 On SQLite the threads of one process that write (the API's request threads)
 queue on an in-process lock before BEGIN IMMEDIATE. SQLite itself would make

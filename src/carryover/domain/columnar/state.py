@@ -25,6 +25,7 @@ from carryover.domain.units import Unit
 I64 = np.int64
 NEVER = np.iinfo(np.int64).max
 UNITS = list(Unit)
+UNIT_NAMES = np.array([str(u) for u in UNITS], dtype=object)  # a unit index's name
 KINDS = list(BucketKind)
 ENTRY_KINDS = list(EntryKind)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,6 +43,11 @@ def from_us(us: int) -> datetime | None:
     if us == NEVER:
         return None
     return datetime.fromtimestamp(us // 1_000_000, UTC).replace(microsecond=us % 1_000_000)
+
+
+def iso_key(key: tuple[int, int, str] | None) -> list | None:
+    """A fold key (instant in microseconds, rank, id) as the account's cursor stores it."""
+    return None if key is None else [from_us(key[0]).isoformat(), key[1], key[2]]
 
 
 @dataclass

@@ -40,7 +40,7 @@ import numpy as np
 from carryover import gc_tuning
 from carryover.domain import bounds
 from carryover.domain.columnar.fold import ColumnarBook, Events
-from carryover.domain.columnar.state import I64, UNITS, from_us, to_us
+from carryover.domain.columnar.state import I64, UNIT_NAMES, UNITS, from_us, iso_key, to_us
 from carryover.domain.inputs import HOTSPOT, Usage
 from carryover.domain.lateness import late_mask
 from carryover.services.ingest.state_cache import AccountCache
@@ -48,11 +48,10 @@ from carryover.services.ingest.total_bounds import REASON as TOTAL_REASON
 from carryover.services.ingest.total_bounds import over_total
 from carryover.services.ledger import time_window
 from carryover.services.notify.chunk_notices import ChunkNotifier
-from carryover.store import raw_cursor
-from carryover.store.ingest_repository import UNIT_NAMES, LineDirectory
 
 if TYPE_CHECKING:
     from carryover.services.ingest.ports import IngestUnit
+    from carryover.store.ingest_repository import LineDirectory
 
 
 @dataclass
@@ -190,7 +189,7 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
                   summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache):
     from carryover.adapters.cdr_files import Reject
 
-    raw = uow.ingest.raw  # what the chunk's notifier (services.notify.chunk_notices) reads with
+    reads = uow.ingest.notice_reads()  # the chunk's notifier's (services.notify.chunk_notices)
     bad: list = []
     line = np.array([directory.index.get(x, -1) for x in chunk.line.tolist()], dtype=I64)
     unknown = line < 0
@@ -259,7 +258,7 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
     if len(idx):
         # Each account at its own instant (where its book now stands), not at the chunk's
         # latest, which is some other account's.
-        notifier.emit(uow.outbox, raw, np.unique(account).tolist(), None, uow.plans.all())
+        notifier.emit(uow.outbox, reads, np.unique(account).tolist(), None, uow.plans.all())
     return bad
 
 
@@ -366,7 +365,7 @@ def _write_columnar(uow, columnar, chosen, accounts, my_lines, known, before, ac
         old_key = None if old is None else (to_us(datetime.fromisoformat(old[0])), old[1], old[2])
         key = max((x for x in (last[a], old_key) if x is not None), default=None)
         account_id = accounts["id"][a]
-        stored[account_id] = raw_cursor.iso_key(key)
+        stored[account_id] = iso_key(key)
         written.add(account_id)
         cursors.append((local[a], account_id, stored[account_id]))
     uow.ingest.save_fold(columnar, len(known), before,

@@ -32,17 +32,16 @@ if TYPE_CHECKING:
     from carryover.domain.cycles import CycleCalendar
     from carryover.domain.plans import Plan
     from carryover.services.ingest.total_bounds import StoredTotals
+    from carryover.services.notify.ports import ChunkNoticeReads
     from carryover.store.ingest_repository import LineDirectory
-    from carryover.store.raw_cursor import Raw
 
 
 class IngestStore(Protocol):
     """The chunk's reads and writes. The state reads are of the accounts last named
     (`name_accounts`); instants are integer microseconds, units indexes of UNITS."""
 
-    @property
-    def raw(self) -> Raw:
-        """The connection's DBAPI cursor (what the chunk's notifier reads with)."""
+    def notice_reads(self) -> ChunkNoticeReads:
+        """What the chunk's notifier reads the stored state with."""
 
     def line_directory(self) -> LineDirectory:
         """Every line by id, MSISDN and IMSI."""

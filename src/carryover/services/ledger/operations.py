@@ -37,7 +37,6 @@ from carryover.services.charging import reauthorization
 from carryover.services.errors import Duplicate, Forbidden, NotFound, ServiceError
 from carryover.services.ledger import time_window
 from carryover.services.notify.notices import emit_from_book
-from carryover.store.instants import booking_clock, utc
 
 if TYPE_CHECKING:
     from carryover.services.ledger.ports import LedgerUnit
@@ -103,7 +102,7 @@ def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
     with uow:
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
-        _in_window(item, utc(row.opened_at))
+        _in_window(item, row.opened_at)
         # Lock the account before writing anything that references it: the event row's
         # foreign key takes a share lock on the account, and taking the row lock after it
         # would let two writers deadlock on PostgreSQL.
@@ -238,9 +237,9 @@ def change_rows(uow: LedgerUnit, account_id: int, line: str, start: datetime,
             continue
         for name in ("id", "line", "at"):
             body.pop(name, None)
-        recorded = utc(r.recorded_at)
+        recorded = r.recorded_at
         out.append({"ref": r.input_id, "kind": r.kind, "line": r.line,
-                    "at": utc(r.at).isoformat(),
+                    "at": r.at.isoformat(),
                     "recorded_at": None if recorded is None else recorded.isoformat(),
                     "actor": r.actor, "detail": body})
     return out
@@ -251,7 +250,7 @@ def read_book(uow: LedgerUnit, line_ident: str, at: datetime, view):
     with uow:
         row = _line(uow, line_ident)
         at = localizer(row.timezone)(at)
-        time_window.check_read("at", at, utc(row.opened_at), f"line {row.id!r}")
+        time_window.check_read("at", at, row.opened_at, f"line {row.id!r}")
         account = uow.accounts.lock_account(row.account_id)
         book, snapshot = uow.accounts.load_book(account, uow.plans.all())
         # A read past now moves the book in memory only: nothing is committed for a
@@ -289,7 +288,7 @@ def statement(uow: LedgerUnit, line: str, at: datetime, as_of: datetime | None =
         entries = [*uow.accounts.entries(row.account_id, before=end)]
         if state is book:
             # Booked by this read (cycles it materializes): recorded now, as they are stored.
-            now = book.now or booking_clock()
+            now = uow.accounts.booked_at(book)
             entries.extend(replace(e, recorded_at=now) for e in book.entries if e.at < end)
         unlimited = uow.accounts.unlimited_bucket_ids(row.account_id) | {
             b.id for b in book.buckets.values() if b.unlimited}

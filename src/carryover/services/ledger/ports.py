@@ -46,6 +46,10 @@ class AccountStore(Protocol):
     `id`, `account_id`, `msisdn`, `imsi`, `opened_at`, `plan_id`, `member`,
     `pending_plan`, `limits`, `alert_thresholds`."""
 
+    def booked_at(self, book: AccountBook, clock: datetime | None = None) -> datetime:
+        """When what `book` folded in this transaction is booked (its entries'
+        recorded_at): the book's `now`, else the server's clock."""
+
     def create_account(self, name: str, cycle_day: int, timezone: str, at: datetime,
                        grace: timedelta) -> int:
         """A new account with no lines and no cursor yet: its id."""

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from carryover.domain.buckets import POOL
 from carryover.domain.cycles import CycleCalendar, CycleError
 from carryover.domain.inputs import DEFAULT_GRACE, OpenLine
+from carryover.domain.subscriber_ids import split_typed
 from carryover.services.errors import Conflict, NotFound, ServiceError
 from carryover.services.ledger import time_window
 from carryover.services.ledger.operations import CLI, Actor, localizer
-from carryover.store.repository import split_typed
 
 if TYPE_CHECKING:
     from carryover.services.ledger.ports import LedgerUnit

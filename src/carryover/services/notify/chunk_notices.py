@@ -37,11 +37,9 @@ from typing import TYPE_CHECKING
 
 from carryover.domain.buckets import POOL
 from carryover.services.notify.notices import EXPIRING_WITHIN, _conditions
-from carryover.store import notice_reads
 
 if TYPE_CHECKING:
-    from carryover.services.notify.ports import Outbox
-    from carryover.store.raw_cursor import Raw
+    from carryover.services.notify.ports import ChunkNoticeReads, Outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +70,14 @@ class ChunkNotifier:
     def __init__(self) -> None:
         self.offered: set[tuple[str, str, str]] = set()
 
-    def emit(self, outbox: Outbox, raw: Raw, account_ids: Iterable[int], at: datetime | None,
-             plans: dict) -> int:
+    def emit(self, outbox: Outbox, reads: ChunkNoticeReads, account_ids: Iterable[int],
+             at: datetime | None, plans: dict) -> int:
         """Offer to `outbox` the notifications that hold for the lines of `account_ids`,
-        each account at its own instant (`at` None) or all at `at`, read through `raw`
+        each account at its own instant (`at` None) or all at `at`, read through `reads`
         (store.notice_reads). Returns the rows offered."""
         offered = 0
         rows: list[dict] = []
-        for row in _candidates(raw, account_ids, at, plans, self.offered):
+        for row in _candidates(reads, account_ids, at, plans, self.offered):
             # Interned: a run remembers a key per notification (200,000 for a
             # 10,000,000-event file), and each row brings its own copies of the same
             # few strings; shared, a key costs about a third.
@@ -93,13 +91,13 @@ class ChunkNotifier:
         return offered + len(rows)
 
 
-def candidates(raw: Raw, account_ids: Iterable[int], at: datetime | None,
+def candidates(reads: ChunkNoticeReads, account_ids: Iterable[int], at: datetime | None,
                plans: dict) -> list[dict]:
     """The rows `emit_notifications(uow, account_ids, at)` would offer, in its order."""
-    return list(_candidates(raw, account_ids, at, plans))
+    return list(_candidates(reads, account_ids, at, plans))
 
 
-def _candidates(raw: Raw, account_ids: Iterable[int], at: datetime | None,
+def _candidates(reads: ChunkNoticeReads, account_ids: Iterable[int], at: datetime | None,
                 plans: dict, offered: Container[tuple[str, str, str]] = frozenset(),
                 ) -> Iterator[dict]:
     """The candidate rows, but none whose (line, cycle_start, kind) is in `offered`."""
@@ -109,17 +107,17 @@ def _candidates(raw: Raw, account_ids: Iterable[int], at: datetime | None,
     acct: dict[int, _Account] = {}
     cycle: dict[int, str] = {}
     when: dict[int, datetime] = {}
-    for a, name, start, until, pool_plan, cycle_day, zone in notice_reads.accounts(raw, ids):
+    for a, name, start, until, pool_plan, cycle_day, zone in reads.accounts(ids):
         acct[a] = _Account(name, pool_plan, cycle_day, zone)
         cycle[a] = start.isoformat()
         when[a] = at or until or start
     if not acct:
         return
-    used = notice_reads.cycle_counters(raw, cycle)
-    notice_reads.name_instants(raw, when, EXPIRING_WITHIN)
-    facts = notice_reads.bucket_facts(raw)
+    used = reads.cycle_counters(cycle)
+    reads.name_instants(when, EXPIRING_WITHIN)
+    facts = reads.bucket_facts()
     stamps = {t: t.isoformat() for t in set(when.values())}
-    for line_id, account_id, msisdn, plan_id, member, limits, picked in notice_reads.lines(raw):
+    for line_id, account_id, msisdn, plan_id, member, limits, picked in reads.lines():
         if account_id not in acct:
             continue
         line = _Line(line_id, account_id, msisdn, plan_id, bool(member), limits or {}, picked)

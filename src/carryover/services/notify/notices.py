@@ -59,7 +59,6 @@ from carryover.domain.notices import (
     plan_in_force,
 )
 from carryover.services.notify.ports import BookUnit, NoticeUnit
-from carryover.store.instants import utc
 
 KINDS = ("usage_50", "usage_80", "usage_100", "throttled", "blocked", "rollover_credited",
          "rollover_expiring", "member_limit_reached", "esim_installed")
@@ -88,8 +87,8 @@ def notification_rows(uow: NoticeUnit, account_ids: Iterable[int],
     acct = store.notice_accounts(ids)
     if not acct:
         return []
-    cycle = {a: utc(r.cycle_start).isoformat() for a, r in acct.items()}
-    when = {a: at or utc(r.until) or utc(r.cycle_start) for a, r in acct.items()}
+    cycle = {a: r.cycle_start.isoformat() for a, r in acct.items()}
+    when = {a: at or r.until or r.cycle_start for a, r in acct.items()}
     used = store.cycle_counters(cycle)
     facts: dict[tuple, dict] = {}
     for instant in sorted(set(when.values())):  # accounts at the same instant: one query
@@ -188,7 +187,7 @@ def _conditions(line: Any, account: Any, own: dict, pool: dict, used: dict, plan
         member=bool(line.member), plan_id=line.plan_id, pool_plan_id=account.pool_plan_id,
         data_limit=(line.limits or {}).get("data"),
         spent=used.get((*key, "used"), 0), from_pool=used.get((*key, "pool"), 0),
-        own=_aware(own), pool=_aware(pool), plan=_in_force(plans, at, account),
+        own=own, pool=pool, plan=_in_force(plans, at, account),
         thresholds=line.alert_thresholds or DEFAULT_THRESHOLDS)
 
 
@@ -200,7 +199,3 @@ def _in_force(plans: dict, at: datetime, account: Any):
         return plan_in_force(plans, at, calendar)(plan_id)
     return plan
 
-
-def _aware(facts: dict) -> dict:
-    until = facts.get("expiring_until")
-    return {**facts, "expiring_until": utc(until)} if until is not None else facts

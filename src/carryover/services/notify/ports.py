@@ -18,7 +18,7 @@ its unit of work for what is not a transaction: a unit of work per lane's thread
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -195,3 +195,25 @@ class DeliveryUnit(WebhookUnit, Protocol):
     def delivery_lock(self) -> HeldLock | None:
         """Take the deployment's delivery-loop lock (held outside any transaction), or
         None when another loop holds it."""
+
+
+class ChunkNoticeReads(Protocol):
+    """The stored state an ingest chunk's notices are decided from, read for the many
+    accounts of a chunk at once (store.notice_reads)."""
+
+    def accounts(self, ids: list[int]) -> list[tuple]:
+        """Name `ids` for the reads below; (id, name, cycle_start, until, pool_plan_id,
+        cycle_day, timezone) of those with a current cycle, instants aware in UTC."""
+
+    def lines(self) -> Iterator[tuple]:
+        """(id, account_id, msisdn, plan_id, member, limits, alert_thresholds) of the
+        named accounts' lines, by id."""
+
+    def name_instants(self, when: Mapping[int, datetime], expiring_within: timedelta) -> None:
+        """Each named account's instant (and that plus `expiring_within`) for bucket_facts."""
+
+    def cycle_counters(self, cycle: Mapping[int, str]) -> dict[tuple, int]:
+        """(account, line, name) -> the `used` and `pool` data counters of each cycle."""
+
+    def bucket_facts(self) -> dict[tuple, dict]:
+        """(account, owner) -> the facts domain/notices.py decides from."""
