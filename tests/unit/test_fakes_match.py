@@ -12,6 +12,7 @@ import typing
 
 import pytest
 
+from carryover.services import unit_of_work
 from carryover.services.access import ports as access_ports
 from carryover.services.charging import ports as charging_ports
 from carryover.services.esim import ports as esim_port
@@ -60,7 +61,8 @@ PAIRS = [
     (ingest_ports.Books, AccountRepository, None),
     (ingest_ports.Checkpoints, BackgroundCheckpoints, None),
 ]
-UNITS = [charging_ports.ChargingUnit, esim_port.EsimUnit, access_ports.KeysUnit,
+UNITS = [unit_of_work.Transaction, unit_of_work.Reading, charging_ports.ChargingUnit,
+         esim_port.EsimUnit, access_ports.KeysUnit,
          access_ports.IdempotencyUnit, business_metrics.MetricsUnit, notify_ports.BookUnit,
          notify_ports.NoticeUnit, notify_ports.ThresholdUnit, notify_ports.WebhookUnit,
          notify_ports.DeliveryUnit, ledger_ports.LedgerUnit, ledger_ports.PlansUnit]
@@ -115,6 +117,11 @@ def test_the_store_unit_of_work_carries_the_repositories(unit) -> None:
 
 
 def test_properties_of_the_protocols_are_the_stores() -> None:
-    # `_methods` leaves properties out: IngestStore.raw is one on the store's class too.
-    assert isinstance(vars(ingest_ports.IngestStore)["raw"], property)
-    assert isinstance(vars(IngestRepository)["raw"], property)
+    # `_methods` leaves properties out: each one a protocol declares is one on the store's
+    # class (and the fake's) too.
+    for protocol, store, fake in PAIRS:
+        for name, value in vars(protocol).items():
+            if isinstance(value, property):
+                for implementation in (store, fake) if fake is not None else (store,):
+                    assert isinstance(getattr(implementation, name, None), property), (
+                        f"{implementation.__name__}.{name}")

@@ -35,11 +35,10 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    Text,
     text,
 )
 
-from carryover.store.tables import Instant, metadata
+from carryover.store.tables import Instant, delivery_columns, metadata
 
 charging_sessions = Table(
     "charging_sessions", metadata,
@@ -80,11 +79,7 @@ reauthorizations = Table(
     Column("rating_groups", JSON, nullable=False),  # sorted list of rating group numbers
     Column("reason", String(200), nullable=False),
     Column("created_at", Instant, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered | dead
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", Instant, nullable=False),
-    Column("last_error", Text),
-    Column("delivered_at", Instant),
+    *delivery_columns(),
     Index("ux_reauthorizations_pending", "ref", unique=True,
           postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
     Index("ix_reauthorizations_due", "status", "next_attempt_at"),

@@ -74,6 +74,17 @@ class UTCInstant(TypeDecorator):
 
 Instant = UTCInstant()
 
+
+def delivery_columns() -> list[Column]:
+    """The state of something sent with retries (a webhook delivery, a re-authorization):
+    pending, delivered, or dead after its last attempt; its attempts; when the next is
+    due (or, while one runs, until when it is leased); the last failure; when it went."""
+    return [Column("status", String(16), nullable=False),  # pending | delivered | dead
+            Column("attempts", Integer, nullable=False),
+            Column("next_attempt_at", Instant, nullable=False),
+            Column("last_error", Text),
+            Column("delivered_at", Instant)]
+
 plans = Table(
     "plans", metadata,
     Column("id", String(120), primary_key=True),

@@ -29,11 +29,10 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    Text,
     UniqueConstraint,
 )
 
-from carryover.store.tables import Instant, metadata
+from carryover.store.tables import Instant, delivery_columns, metadata
 
 outbox = Table(
     "outbox", metadata,
@@ -64,11 +63,7 @@ webhook_deliveries = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("endpoint_id", String(32), ForeignKey("webhook_endpoints.id"), nullable=False),
     Column("outbox_id", Integer, ForeignKey("outbox.id"), nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered | dead
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", Instant, nullable=False),
-    Column("last_error", Text),
-    Column("delivered_at", Instant),
+    *delivery_columns(),
     UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_deliveries_endpoint_outbox"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )

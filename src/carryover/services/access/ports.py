@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from carryover.services.unit_of_work import Reading, Transaction
+
 
 class KeyStore(Protocol):
     """Key rows: `id`, `role`, `account_id`, `account_name`, `label`, `created_at`,
@@ -54,25 +56,10 @@ class Accounts(Protocol):
         """The account row (`id`, `name`, ...), or None."""
 
 
-class KeysUnit(Protocol):
+class KeysUnit(Reading, Protocol):
     keys: KeyStore
     accounts: Accounts
 
-    def __enter__(self) -> KeysUnit: ...
 
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def reading(self) -> KeysUnit:
-        """A unit of work on the same data that only reads (it waits for no writer)."""
-
-
-class IdempotencyUnit(Protocol):
+class IdempotencyUnit(Transaction, Protocol):
     idempotency: IdempotencyStore
-
-    def __enter__(self) -> IdempotencyUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...

@@ -21,6 +21,7 @@ from carryover.domain.cycles import CycleCalendar
 from carryover.domain.inputs import Usage
 from carryover.domain.plans import Plan
 from carryover.domain.sessions import ChargingSession, QuotaHold
+from carryover.services.unit_of_work import Transaction
 
 
 class LineRow(Protocol):
@@ -105,15 +106,9 @@ class Outbox(Protocol):
         """Offer notification rows; each (line, cycle_start, kind) is kept once."""
 
 
-class ChargingUnit(Protocol):
+class ChargingUnit(Transaction, Protocol):
     """A unit of work: each `with` block one transaction, rolled back unless committed."""
 
     charging: ChargingStore
     reauthorizations: Reauthorizations
     outbox: Outbox
-
-    def __enter__(self) -> ChargingUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...

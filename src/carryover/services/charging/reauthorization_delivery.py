@@ -25,9 +25,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from carryover.services.notify import targets
-from carryover.services.notify.delivery import NO_RESPONSE, REFUSED
-from carryover.services.notify.webhooks import sign
+from carryover.services.notify.delivery import post_once
+from carryover.services.unit_of_work import Transaction
 from carryover.settings import Settings
 
 log = logging.getLogger("carryover.nchf")
@@ -46,14 +45,8 @@ class ReauthorizationStore(Protocol):
                values: dict) -> bool: ...
 
 
-class ReauthorizationUnit(Protocol):
+class ReauthorizationUnit(Transaction, Protocol):
     reauthorizations: ReauthorizationStore
-
-    def __enter__(self) -> ReauthorizationUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,34 +90,11 @@ def _record(uow: ReauthorizationUnit, outcomes: list[tuple[Claimed, dict]]) -> N
 
 async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) -> str | None:
     """POST one request within its lease; None on success, else the reason."""
-    try:
-        target = targets.parse(row.url)
-        address = await asyncio.to_thread(targets.resolve, target,
-                                          settings.nchf_notify_private_targets)
-    except targets.RefusedTarget as exc:
-        return REFUSED.format(exc.kind)
     content = json.dumps(body(row.rating_groups), separators=(",", ":")).encode()
-    headers = {"host": target.netloc, "content-type": "application/json"}
-    if settings.nchf_notify_secret:
-        stamp = str(int(time.time()))
-        headers |= {"x-carryover-timestamp": stamp, "x-carryover-event": f"reauth-{row.id}",
-                    "x-carryover-signature": "sha256=" + sign(settings.nchf_notify_secret,
-                                                              stamp, content)}
-    left = row.started + settings.nchf_notify_timeout_seconds - time.monotonic()
-    if left <= 0:
-        return NO_RESPONSE
-
-    async def post() -> int:
-        async with client.stream("POST", target.pinned_url(address), content=content,
-                                 headers=headers,
-                                 extensions={"sni_hostname": target.host}) as response:
-            return response.status_code
-
-    try:
-        status = await asyncio.wait_for(post(), left)
-    except (TimeoutError, httpx.HTTPError, OSError):
-        return NO_RESPONSE
-    return None if 200 <= status < 300 else f"HTTP {status}"
+    return await post_once(client, row.url, content,
+                           allow_private=settings.nchf_notify_private_targets,
+                           secret=settings.nchf_notify_secret, event=f"reauth-{row.id}",
+                           deadline=row.started + settings.nchf_notify_timeout_seconds)
 
 
 def _outcome(settings: Settings, row: Claimed, error: str | None, now: datetime) -> dict:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from carryover.domain.esim.status import FunctionFailed
 from carryover.services.errors import ServiceError
+from carryover.services.unit_of_work import Transaction
 
 AVAILABLE = "Available"
 UNAVAILABLE = "Unavailable"
@@ -131,13 +132,7 @@ class Outbox(Protocol):
         """Offer notification rows; each (line, cycle_start, kind) is kept once."""
 
 
-class EsimUnit(Protocol):
+class EsimUnit(Transaction, Protocol):
     esim: EsimStore
     accounts: Lines
     outbox: Outbox
-
-    def __enter__(self) -> EsimUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...

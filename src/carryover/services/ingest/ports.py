@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from carryover.services.notify.ports import Outbox, Plans
+from carryover.services.unit_of_work import Transaction
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,17 +103,11 @@ class Checkpoints(Protocol):
         """Wait for the running checkpoint when the WAL file has grown too big."""
 
 
-class IngestUnit(Protocol):
+class IngestUnit(Transaction, Protocol):
     ingest: IngestStore
     accounts: Books
     outbox: Outbox
     plans: Plans
-
-    def __enter__(self) -> IngestUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
 
     def background_checkpoints(self, enabled: bool = True) -> Checkpoints:
         """WAL checkpoints on a thread of their own beside this unit of work's writes

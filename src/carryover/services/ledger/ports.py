@@ -35,6 +35,7 @@ from carryover.domain.plans import Plan
 from carryover.domain.sessions import ChargingSession
 from carryover.services.charging.ports import Reauthorizations
 from carryover.services.notify.ports import Outbox
+from carryover.services.unit_of_work import Reading
 
 if TYPE_CHECKING:
     from carryover.services.errors import ServiceError
@@ -175,7 +176,7 @@ class WatchedSessions(Protocol):
         """The open charging sessions with a notify_uri of these accounts, by ref."""
 
 
-class LedgerUnit(Protocol):
+class LedgerUnit(Reading, Protocol):
     accounts: AccountStore
     plans: PlanStore
     directory: DirectoryStore
@@ -183,15 +184,6 @@ class LedgerUnit(Protocol):
     outbox: Outbox
     charging: WatchedSessions  # whose packet cores a change asks to re-authorize
     reauthorizations: Reauthorizations
-
-    def __enter__(self) -> LedgerUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def reading(self) -> LedgerUnit:
-        """A unit of work on the same data that only reads (it waits for no writer)."""
 
     def refuse_taken(self, error: ServiceError) -> AbstractContextManager[None]:
         """Within: a write (or the commit) refused on a unique key raises `error`."""

@@ -120,21 +120,23 @@ def _record(uow: WebhookUnit, row: Claimed, values: dict) -> bool:
     return done
 
 
-async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) -> str | None:
-    """POST one delivery within its lease; None on success, else the fixed-vocabulary reason."""
+async def post_once(client: httpx.AsyncClient, url: str, body: bytes, *, allow_private: bool,
+                    secret: str | None, event: str, deadline: float) -> str | None:
+    """POST `body` (JSON) to `url` once, before `deadline` (time.monotonic()): resolved
+    and checked (services.notify.targets), connected to the checked address, signed
+    under `secret` if there is one. None on a 2xx, else the reason in the fixed
+    vocabulary (NO_RESPONSE, REFUSED, "HTTP <status>")."""
     try:
-        target = webhook_targets.parse(row.url)
-        address = await asyncio.to_thread(webhook_targets.resolve, target,
-                                          settings.webhook_allow_private_targets)
+        target = webhook_targets.parse(url)
+        address = await asyncio.to_thread(webhook_targets.resolve, target, allow_private)
     except webhook_targets.RefusedTarget as exc:
         return REFUSED.format(exc.kind)
-    body = json.dumps({"id": row.outbox_id, **row.payload}, sort_keys=True,
-                      separators=(",", ":")).encode()
-    stamp = str(int(time.time()))
-    headers = {"host": target.netloc, "content-type": "application/json",
-               "x-carryover-timestamp": stamp, "x-carryover-event": str(row.outbox_id),
-               "x-carryover-signature": "sha256=" + sign(row.secret, stamp, body)}
-    left = row.started + settings.webhook_timeout - time.monotonic()
+    headers = {"host": target.netloc, "content-type": "application/json"}
+    if secret:
+        stamp = str(int(time.time()))
+        headers |= {"x-carryover-timestamp": stamp, "x-carryover-event": event,
+                    "x-carryover-signature": "sha256=" + sign(secret, stamp, body)}
+    left = deadline - time.monotonic()
     if left <= 0:
         return NO_RESPONSE
 
@@ -149,6 +151,16 @@ async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) 
     except (TimeoutError, httpx.HTTPError, OSError):
         return NO_RESPONSE
     return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) -> str | None:
+    """POST one delivery within its lease; None on success, else the fixed-vocabulary reason."""
+    body = json.dumps({"id": row.outbox_id, **row.payload}, sort_keys=True,
+                      separators=(",", ":")).encode()
+    return await post_once(client, row.url, body,
+                           allow_private=settings.webhook_allow_private_targets,
+                           secret=row.secret, event=str(row.outbox_id),
+                           deadline=row.started + settings.webhook_timeout)
 
 
 def _outcome(settings: Settings, row: Claimed, error: str | None, now: datetime,

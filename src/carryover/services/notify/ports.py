@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from carryover.domain.buckets import Bucket
 from carryover.domain.plan_versions import PlanCatalog
+from carryover.services.unit_of_work import Reading
 
 
 class Outbox(Protocol):
@@ -146,7 +147,7 @@ class LineSettings(Protocol):
         """The line's stored alert thresholds; None where it picked none."""
 
 
-class ThresholdUnit(Protocol):
+class ThresholdUnit(Reading, Protocol):
     """The unit of work of a line's alert thresholds: the line, and the notices that
     hold with the new ones."""
 
@@ -154,29 +155,11 @@ class ThresholdUnit(Protocol):
     outbox: NoticeStore
     plans: Plans
 
-    def __enter__(self) -> ThresholdUnit: ...
 
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def reading(self) -> ThresholdUnit:
-        """A unit of work on the same data that only reads (it waits for no writer)."""
-
-
-class WebhookUnit(Protocol):
+class WebhookUnit(Reading, Protocol):
     """The unit of work of webhook endpoints, deliveries and dead letters."""
 
     webhooks: WebhookStore
-
-    def __enter__(self) -> WebhookUnit: ...
-
-    def __exit__(self, *exc_info: object) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def reading(self) -> WebhookUnit:
-        """A unit of work on the same data that only reads (it waits for no writer)."""
 
 
 class HeldLock(Protocol):
