@@ -138,8 +138,9 @@ class Key:
 @dataclass
 class StoredResponse:
     api_key_id: str
-    route: str
+    route_hash: str
     key: str
+    route: str
     request_hash: str
     created_at: datetime
     status: int = 0
@@ -670,23 +671,24 @@ class FakeIdempotency:
     def __init__(self, state: State) -> None:
         self.s = state
 
-    def stored_response(self, api_key_id: str, route: str, key: str) -> Any:
-        found = self.s.responses.get((api_key_id, route, key))
+    def stored_response(self, api_key_id: str, route_hash: str, key: str) -> Any:
+        found = self.s.responses.get((api_key_id, route_hash, key))
         return None if found is None else replace(found)
 
     def claim(self, **values: Any) -> bool:
-        ident = (values["api_key_id"], values["route"], values["key"])
+        ident = (values["api_key_id"], values["route_hash"], values["key"])
         if ident in self.s.responses:
             return False
         self.s.responses[ident] = StoredResponse(**values)
         return True
 
-    def complete(self, api_key_id: str, route: str, key: str, status: int, body: Any) -> None:
-        stored = self.s.responses[(api_key_id, route, key)]
+    def complete(self, api_key_id: str, route_hash: str, key: str, status: int,
+                 body: Any) -> None:
+        stored = self.s.responses[(api_key_id, route_hash, key)]
         stored.status, stored.body = status, copy.deepcopy(body)
 
-    def release(self, api_key_id: str, route: str, key: str) -> None:
-        self.s.responses.pop((api_key_id, route, key), None)
+    def release(self, api_key_id: str, route_hash: str, key: str) -> None:
+        self.s.responses.pop((api_key_id, route_hash, key), None)
 
 
 # ---- notify: alert thresholds, notices from the stored state, webhooks ---------------

@@ -84,10 +84,9 @@ class IdempotencyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def stored_response(self, api_key_id: str, route: str, key: str) -> Any:
+    def stored_response(self, api_key_id: str, route_hash: str, key: str) -> Any:
         return self.conn.execute(select(idempotency_keys).where(
-            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
-            idempotency_keys.c.key == key)).first()
+            *_identity(api_key_id, route_hash, key))).first()
 
     def claim(self, **values: Any) -> bool:
         """Insert the key's row (status 0: in progress); False when it is already there."""
@@ -98,15 +97,19 @@ class IdempotencyRepository:
             return False
         return True
 
-    def complete(self, api_key_id: str, route: str, key: str, status: int, body: Any) -> None:
+    def complete(self, api_key_id: str, route_hash: str, key: str, status: int,
+                 body: Any) -> None:
         self.conn.execute(update(idempotency_keys).where(
-            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
-            idempotency_keys.c.key == key).values(status=status, body=body))
+            *_identity(api_key_id, route_hash, key)).values(status=status, body=body))
 
-    def release(self, api_key_id: str, route: str, key: str) -> None:
+    def release(self, api_key_id: str, route_hash: str, key: str) -> None:
         self.conn.execute(delete(idempotency_keys).where(
-            idempotency_keys.c.api_key_id == api_key_id, idempotency_keys.c.route == route,
-            idempotency_keys.c.key == key))
+            *_identity(api_key_id, route_hash, key)))
+
+
+def _identity(api_key_id: str, route_hash: str, key: str) -> tuple:
+    c = idempotency_keys.c
+    return c.api_key_id == api_key_id, c.route_hash == route_hash, c.key == key
 
 
 class ApiRepository:

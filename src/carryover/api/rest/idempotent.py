@@ -1,7 +1,9 @@
 """Creating POSTs under an `Idempotency-Key`: the first response is replayed.
 
 `respond` runs the action once per (API key, method and path, Idempotency-Key)
-and stores its response, success or refusal, through services.access.idempotency; a
+and stores its response, success or refusal, through services.access.idempotency
+(which finds it by a SHA-256 of the method and path: a path of any length the
+server accepts is its own route, never cut to fit a column); a
 retry gets the stored status and body back with `Idempotent-Replayed: true`,
 one that comes while the first still runs gets 409. Without the header the
 action simply runs. A secret shown once (an eSIM confirmation code) is
@@ -25,8 +27,11 @@ from carryover.services.access.api_keys import Principal
 from carryover.services.errors import ServiceError
 from carryover.store.uow import UnitOfWork
 
+# Stored as it is (api_tables.idempotency_keys.key, String(200)): longer is a 422 on
+# header.Idempotency-Key before anything runs.
+MAX_KEY = 200
 IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=200,
+    alias="Idempotency-Key", min_length=1, max_length=MAX_KEY,
     description="Retry-safe creation: a repeat with this key replays the first response.")]
 
 

@@ -8,6 +8,11 @@ is still running is told so (409) instead of running alongside it. The key is
 bound to the request body's hash: the same key with another body is refused,
 since replaying an answer to a different question would be a lie. If the
 first request crashes, its claim is released and a retry runs again.
+
+The route is the method and the concrete path ("POST /v1/lines/a1/top-ups"). The
+client picks the path, of any length and in any script, so a row is found by
+`route_hash`, the SHA-256 of the route: fixed-length, and different for any two
+routes. The route itself is stored beside it as text, for reading.
 """
 
 from __future__ import annotations
@@ -29,16 +34,21 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def route_hash(route: str) -> str:
+    """What identifies `route` in the store: the SHA-256 hex of its UTF-8."""
+    return hashlib.sha256(route.encode()).hexdigest()
+
+
 def claim(uow: IdempotencyUnit, api_key_id: str, route: str, key: str, body_hash: str,
           at: datetime) -> tuple[int, Any] | None:
     """None when the key is now ours to run; else the first (status, body) to replay."""
     with uow:
         repo = uow.idempotency
-        if repo.claim(api_key_id=api_key_id, route=route, key=key, request_hash=body_hash,
-                      created_at=at):
+        if repo.claim(api_key_id=api_key_id, route_hash=route_hash(route), route=route,
+                      key=key, request_hash=body_hash, created_at=at):
             uow.commit()
             return None
-        row = repo.stored_response(api_key_id, route, key)
+        row = repo.stored_response(api_key_id, route_hash(route), key)
     if row.request_hash != body_hash:
         raise KeyReused(f"Idempotency-Key {key!r} was first used with a different request")
     if row.status == 0:
@@ -50,12 +60,12 @@ def claim(uow: IdempotencyUnit, api_key_id: str, route: str, key: str, body_hash
 def complete(uow: IdempotencyUnit, api_key_id: str, route: str, key: str, status: int,
              body: Any) -> None:
     with uow:
-        uow.idempotency.complete(api_key_id, route, key, status, body)
+        uow.idempotency.complete(api_key_id, route_hash(route), key, status, body)
         uow.commit()
 
 
 def release(uow: IdempotencyUnit, api_key_id: str, route: str, key: str) -> None:
     """Forget a claim whose request failed unexpectedly, so a retry can run."""
     with uow:
-        uow.idempotency.release(api_key_id, route, key)
+        uow.idempotency.release(api_key_id, route_hash(route), key)
         uow.commit()

@@ -38,17 +38,19 @@ class KeyStore(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    """Stored responses: `request_hash`, `status` (0: in progress) and `body`."""
+    """Stored responses: `route`, `request_hash`, `status` (0: in progress) and `body`,
+    found by (API key id, `route_hash`, key): the SHA-256 of the route, never the route
+    itself, whose length the client chooses."""
 
     def claim(self, **values: Any) -> bool:
         """Store the key's row (in progress); False when the key is already there."""
 
-    def stored_response(self, api_key_id: str, route: str, key: str) -> Any: ...
+    def stored_response(self, api_key_id: str, route_hash: str, key: str) -> Any: ...
 
-    def complete(self, api_key_id: str, route: str, key: str, status: int,
+    def complete(self, api_key_id: str, route_hash: str, key: str, status: int,
                  body: Any) -> None: ...
 
-    def release(self, api_key_id: str, route: str, key: str) -> None: ...
+    def release(self, api_key_id: str, route_hash: str, key: str) -> None: ...
 
 
 class Accounts(Protocol):
