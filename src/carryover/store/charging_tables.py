@@ -40,6 +40,8 @@ from sqlalchemy import (
 
 from carryover.store.tables import Instant, delivery_columns, metadata
 
+WATCHED = "released_at IS NULL AND notify_uri IS NOT NULL"
+
 charging_sessions = Table(
     "charging_sessions", metadata,
     Column("ref", String(64), primary_key=True),
@@ -57,6 +59,9 @@ charging_sessions = Table(
     Index("ux_charging_sessions_open_create", "create_key", unique=True,
           postgresql_where=text("released_at IS NULL"),
           sqlite_where=text("released_at IS NULL")),
+    # Every batch asks which open sessions of its accounts gave a notifyUri: only those.
+    Index("ix_charging_sessions_watched", "account_id",
+          postgresql_where=text(WATCHED), sqlite_where=text(WATCHED)),
 )
 
 quota_holds = Table(

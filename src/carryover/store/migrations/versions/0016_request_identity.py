@@ -22,6 +22,7 @@ revision: str = "carryover_0016"
 down_revision: str | None = "carryover_0015"
 
 OPEN = "released_at IS NULL"
+WATCHED = "released_at IS NULL AND notify_uri IS NOT NULL"
 PENDING = "status = 'pending'"
 Instant = sa.DateTime(timezone=True)
 
@@ -52,10 +53,13 @@ def upgrade() -> None:
                     ["status", "next_attempt_at"])
     op.create_index("ux_charging_sessions_open_create", "charging_sessions", ["create_key"],
                     unique=True, postgresql_where=sa.text(OPEN), sqlite_where=sa.text(OPEN))
+    op.create_index("ix_charging_sessions_watched", "charging_sessions", ["account_id"],
+                    postgresql_where=sa.text(WATCHED), sqlite_where=sa.text(WATCHED))
 
 
 def downgrade() -> None:
     op.drop_table("reauthorizations")
+    op.drop_index("ix_charging_sessions_watched", table_name="charging_sessions")
     op.drop_index("ux_charging_sessions_open_create", table_name="charging_sessions")
     # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35 and later): a copy of the table
     # would have to drop the original, which quota_holds' rows refer to.
