@@ -17,6 +17,13 @@ the server sustained:
   Each update reports 50-100 % of the previous grant as used (a real SMF
   reports what it used of its quota); the release reports the last grant's
   usage;
+- `--schedule steady` instead: rate x gap sessions, each on its own line, open
+  through the whole run: created during a ramp of one gap, then each reports
+  1 MiB used and asks again every `--gap` seconds until `--duration`, then
+  releases; the updates all fall after the ramp (the steady window);
+- server CPU: the serve processes' CPU seconds (utime + stime of every process of
+  the server's process group, from /proc) over the run, per answered update and
+  per answered request, beside the null server's when `--null-server` runs;
 - latency is measured from each request's *scheduled* instant to its response
   (no coordinated omission: a slow server delays later requests, and the delay
   counts), with at most `--max-in-flight` requests open on one keep-alive
@@ -78,6 +85,7 @@ BACKENDS = ("sqlite", "postgresql", "null")
 TARGET_RATE = 1000.0
 TARGET_DURATION = 60.0
 TARGET_P99_MS = 20.0
+TARGET_CPU_MS = 1.0  # server CPU per update on PostgreSQL (issue 23)
 RATE_TOLERANCE = 0.99  # the last response's latency stretches the window slightly
 SCHEMA_SAMPLE_FIRST = 20  # validate the first N bodies of each kind, then every Nth
 SCHEMA_SAMPLE_EVERY = 97
@@ -130,6 +138,37 @@ def schedule(sessions: int, rate: float, duration: float, gap: float) -> list[Op
             ops.append((2 * (lane + end * c), 2, session))
     ops.sort()
     return [Op(half / (2 * rate), session, KINDS[kind]) for half, kind, session in ops]
+
+
+def steady_schedule(rate: float, duration: float, gap: float) -> list[Op]:
+    """`--schedule steady`: lanes(...) sessions, one per line, all open at once.
+
+    Session i is created at i * gap / n (the ramp: creates spread over the first
+    gap), updates every gap after that while before `duration`, and is released
+    half a gap after its last update; so every update is in the steady window
+    [gap, duration) and the update rate there is `rate`."""
+    n = max(1, round(rate * gap))
+    ops: list[tuple[float, int, int]] = []
+    for session in range(n):
+        created = session * gap / n
+        ops.append((created, 0, session))
+        at = created + gap
+        last = created
+        while at < duration:
+            ops.append((at, 1, session))
+            last, at = at, at + gap
+        ops.append((last + gap / 2, 2, session))
+    ops.sort()
+    return [Op(at, session, KINDS[kind]) for at, kind, session in ops]
+
+
+def schedule_of(args: argparse.Namespace) -> list[Op]:
+    if args.schedule == "steady":
+        return steady_schedule(args.rate, args.duration, args.gap)
+    return schedule(args.sessions, args.rate, args.duration, args.gap)
+
+
+STEADY_USED = 1024**2  # bytes each update of the steady schedule reports
 
 
 def used_share(session: int, report: int, grant: int) -> int:
@@ -225,15 +264,17 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def request_body(s: Session, session: int, kind: str) -> tuple[dict, int | None]:
-    """The ChargingDataRequest for the session's next request, and the bytes it reports."""
+def request_body(s: Session, session: int, kind: str, fixed_used: int | None = None
+                 ) -> tuple[dict, int | None]:
+    """The ChargingDataRequest for the session's next request, and the bytes it reports
+    (`fixed_used` each time, else a share of the last grant)."""
     at = _now()
     unit: dict = {"ratingGroup": RATING_GROUP}
     if kind != "release":
         unit["requestedUnit"] = {"totalVolume": REQUESTED}
     used = None
     if kind != "create":
-        used = used_share(session, s.report, s.grant)
+        used = fixed_used if fixed_used is not None else used_share(session, s.report, s.grant)
         unit["usedUnitContainer"] = [{"localSequenceNumber": s.report, "totalVolume": used,
                                       "triggerTimestamp": at}]
     body = {"nfConsumerIdentification": {"nodeFunctionality": "SMF"},
@@ -248,8 +289,9 @@ class Driver:
     """Sends the schedule's requests at their instants and records what came back."""
 
     def __init__(self, base: str, token: str, imsis: list[str], max_in_flight: int,
-                 timeout: float) -> None:
+                 timeout: float, fixed_used: int | None = None) -> None:
         self.base, self.token, self.timeout = base + API, token, timeout
+        self.fixed_used = fixed_used
         self.sessions = [Session(imsi) for imsi in imsis]
         self.stats = {k: OpStats() for k in KINDS}
         self.ledger = Ledger()
@@ -315,7 +357,7 @@ class Driver:
         import aiohttp
 
         loop = asyncio.get_running_loop()
-        body, used = request_body(s, op.session, op.kind)
+        body, used = request_body(s, op.session, op.kind, self.fixed_used)
         self._sample("ChargingDataRequest", f"{op.kind} request", body)
         url = (f"{self.base}/chargingdata" if op.kind == "create"
                else f"{self.base}/chargingdata/{s.ref}/{op.kind}")
@@ -406,6 +448,29 @@ def _tail(path: Path, lines: int = 8) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    url: str
+    group: int  # the server's process group (its pid: a session of its own)
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) of the live processes of process group `group`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        # After the command: state ppid pgrp session ... utime (12th) stime (13th).
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 @contextlib.contextmanager
 def _serve(what: str, argv: list[str], env: dict | None, folder: Path, log_name: str,
            port: int):
@@ -431,7 +496,7 @@ def _serve(what: str, argv: list[str], env: dict | None, folder: Path, log_name:
                     raise ingest_bench.BenchError(f"{what} not ready in 60 s: "
                                                   f"{_tail(log_path)}")
                 time.sleep(0.1)
-            yield base
+            yield Served(base, proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -455,12 +520,12 @@ def serving(url: str, workers: int, folder: Path):
            "CARRYOVER_API_ACCESS_LOG": "false"}
     argv = [*ingest_bench._cli(), "serve", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers)]
-    with _serve("carryover serve", argv, env, folder, "server.log", port) as base:
-        paths = httpx.get(f"{base}/openapi.json", timeout=10).json().get("paths", {})
+    with _serve("carryover serve", argv, env, folder, "server.log", port) as served:
+        paths = httpx.get(f"{served.url}/openapi.json", timeout=10).json().get("paths", {})
         if f"{API}/chargingdata" not in paths:
             raise ingest_bench.BenchError(f"the server has no {API}/chargingdata route")
         time.sleep(1.0)  # healthz answered from one worker: give the others a moment
-        yield base
+        yield served
 
 
 def provision(url: str, n: int, folder: Path) -> dict:
@@ -558,10 +623,10 @@ def conservation(url: str, lines: dict, ledger: Ledger, check_lines: int | None)
 def run_backend(url: str, folder: Path, args: argparse.Namespace) -> dict:
     """Provision, serve, drive the schedule, stop the server, then check what was stored."""
     folder.mkdir(parents=True, exist_ok=True)
-    lines = provision(url, args.sessions, folder)
-    ops = schedule(args.sessions, args.rate, args.duration, args.gap)
-    with serving(url, args.workers, folder) as base:
-        out, driver = drive(base, lines["token"], lines["imsis"], ops, args)
+    ops = schedule_of(args)
+    lines = provision(url, 1 + max(op.session for op in ops), folder)
+    with serving(url, args.workers, folder) as served:
+        out, driver = drive(served, lines["token"], lines["imsis"], ops, args)
     ingest_bench.forget_engines()
     out["provision"] = {k: lines[k] for k in ("lines", "seconds", "cycle_day", "start")}
     out["schema"] = check_schemas(driver.samples)
@@ -569,7 +634,7 @@ def run_backend(url: str, folder: Path, args: argparse.Namespace) -> dict:
     return out
 
 
-def drive(base: str, token: str, imsis: list[str], ops: list[Op],
+def drive(served: Served, token: str, imsis: list[str], ops: list[Op],
           args: argparse.Namespace) -> tuple[dict, Driver]:
     """Play the schedule against `base`; the client's own numbers and the driver.
 
@@ -588,7 +653,8 @@ def drive(base: str, token: str, imsis: list[str], ops: list[Op],
     """
     import gc
 
-    driver = Driver(base, token, imsis, args.max_in_flight, args.timeout)
+    driver = Driver(served.url, token, imsis, args.max_in_flight, args.timeout,
+                    STEADY_USED if args.schedule == "steady" else None)
     saved = os.sched_getaffinity(0)
     gc.collect()
     gc.freeze()
@@ -597,17 +663,24 @@ def drive(base: str, token: str, imsis: list[str], ops: list[Op],
         if args.client_cpu is not None:
             os.sched_setaffinity(0, {args.client_cpu})
         t0, cpu0 = time.perf_counter(), time.process_time()
+        server0 = group_cpu_seconds(served.group)
         # The standard loop, not uvloop: uvloop's loop.time() counts in whole
         # milliseconds, cached per loop iteration, too coarse for a 20 ms p99.
         asyncio.run(driver.run(ops, ops[-1].at + args.grace))
         # The client's own CPU (not the server's: another process): on a small machine
         # the two share the cores, so this is what the bench takes from the server.
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        server_cpu = group_cpu_seconds(served.group) - server0
     finally:
         os.sched_setaffinity(0, saved)
         gc.enable()
         gc.unfreeze()
+    answered = sum(driver.stats[k].ok for k in KINDS)
+    updates = driver.stats["update"].ok
     return {"workers": args.workers, "wall_seconds": wall, "client_cpu_seconds": cpu,
+            "server_cpu_seconds": server_cpu,
+            "server_cpu_ms_per_update": 1000 * server_cpu / updates if updates else None,
+            "server_cpu_ms_per_request": 1000 * server_cpu / answered if answered else None,
             "client_cpu": args.client_cpu, "schedule_seconds": ops[-1].at,
             "ops": {k: driver.stats[k].summary() for k in KINDS},
             "used_bytes": driver.ledger.used_bytes,
@@ -621,18 +694,18 @@ def serving_null(workers: int, folder: Path):
     argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"),
             "nchf_null_server:app", "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    with _serve("the null server", argv, None, folder, "null-server.log", port) as base:
+    with _serve("the null server", argv, None, folder, "null-server.log", port) as served:
         time.sleep(1.0)  # as for carryover serve: the other workers a moment
-        yield base
+        yield served
 
 
 def run_null(folder: Path, args: argparse.Namespace) -> dict:
     """The floor: the same client and schedule against a server that does nothing."""
     folder.mkdir(parents=True, exist_ok=True)
-    ops = schedule(args.sessions, args.rate, args.duration, args.gap)
-    imsis = [f"0010{i:011d}" for i in range(args.sessions)]
-    with serving_null(args.workers, folder) as base:
-        out, driver = drive(base, "null", imsis, ops, args)
+    ops = schedule_of(args)
+    imsis = [f"0010{i:011d}" for i in range(1 + max(op.session for op in ops))]
+    with serving_null(args.workers, folder) as served:
+        out, driver = drive(served, "null", imsis, ops, args)
     out["schema"] = check_schemas(driver.samples)
     return out
 
@@ -678,6 +751,9 @@ def targets(result: dict, args: argparse.Namespace) -> list[dict]:
             ("update p99 (ms)", update["p99_ms"], f"<= {TARGET_P99_MS:.0f}",
              update["p99_ms"] is not None and update["p99_ms"] <= TARGET_P99_MS, ""),
             ("errors (requests + schema)", errors, "0", errors == 0, ""),
+            ("server CPU per update (ms)", b["server_cpu_ms_per_update"],
+             f"<= {TARGET_CPU_MS:.1f}", b["server_cpu_ms_per_update"] is not None
+             and b["server_cpu_ms_per_update"] <= TARGET_CPU_MS, "every serve process"),
             ("conservation", "ok" if b["conservation"]["ok"] else "broken", "ok",
              b["conservation"]["ok"], ""),
         ]
@@ -687,6 +763,13 @@ def targets(result: dict, args: argparse.Namespace) -> list[dict]:
                         "note": note if applies else "for information: the target is "
                                                      "PostgreSQL's"})
     return out
+
+
+def _cpu(b: dict) -> str:
+    per_update = b.get("server_cpu_ms_per_update")
+    return (f"the server used {b['server_cpu_seconds']:.1f} s of CPU, "
+            f"{_ms(per_update)} ms per update answered "
+            f"({_ms(b.get('server_cpu_ms_per_request'))} ms per request)")
 
 
 def _ms(value: float | None) -> str:
@@ -728,7 +811,8 @@ def print_report(r: dict) -> None:
                 f"{backend}: the floor (bench/nchf_null_server.py answers at once, stores "
                 f"nothing). Schemas: {b['schema']['checked']} bodies checked, "
                 f"{b['schema']['problem_count']} problems. Run {b['wall_seconds']:.1f} s "
-                f"wall, of which the client used {b['client_cpu_seconds']:.1f} s of CPU.")
+                f"wall, of which the client used {b['client_cpu_seconds']:.1f} s of CPU; "
+                f"{_cpu(b)}.")
             continue
         cons, schema = b["conservation"], b["schema"]
         verdict = "[green]conserved[/green]" if cons["ok"] else "[bold red]NOT conserved[/]"
@@ -741,7 +825,7 @@ def print_report(r: dict) -> None:
             f"buckets in {cons['ledger_check_seconds']:.1f} s. Schemas: {schema['checked']} "
             f"bodies checked, {schema['problem_count']} problems. Lines provisioned in "
             f"{b['provision']['seconds']:.1f} s; run {b['wall_seconds']:.1f} s wall, of "
-            f"which the client used {b['client_cpu_seconds']:.1f} s of CPU.")
+            f"which the client used {b['client_cpu_seconds']:.1f} s of CPU; {_cpu(b)}.")
         for problem in cons["problems"] + schema["problems"]:
             console.print(f"  {problem}", markup=False)
     tt = Table(title="Targets (the issue's: PostgreSQL, --workers 2)")
@@ -787,7 +871,7 @@ def run(args: argparse.Namespace) -> dict:
 
     load_before = os.getloadavg()
     result: dict = {"code_sha256": code_digest(), "config": {k: getattr(args, k) for k in (
-        "backend", "sessions", "rate", "duration", "gap", "workers", "max_in_flight",
+        "backend", "schedule", "sessions", "rate", "duration", "gap", "workers", "max_in_flight",
         "timeout", "grace", "check_lines", "client_cpu", "null_server")}}
     errors: list[str] = []
     with contextlib.ExitStack() as stack:
@@ -836,6 +920,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=TARGET_DURATION,
                    help="seconds of updates (60)")
     p.add_argument("--sessions", type=int, default=10_000, help="charging sessions (10,000)")
+    p.add_argument("--schedule", choices=("mixed", "steady"), default="mixed",
+                   help="mixed: sessions open and close all through the run; steady: "
+                        "rate x gap sessions, one per line, open all through it, each "
+                        "reporting 1 MiB every --gap s after a ramp (--sessions unused)")
     p.add_argument("--gap", type=float, default=1.0,
                    help="seconds between two requests of one session (1.0): rate x gap "
                         "sessions are open at once")

@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from itertools import pairwise
 from pathlib import Path
@@ -92,6 +93,38 @@ def test_default_schedule_creates_every_session_before_using_it(bench) -> None:
         last[op.session] = op.kind
     assert set(first.values()) == {"create"} and set(last.values()) == {"release"}
     assert len(first) == 10_000
+
+
+def test_the_steady_schedule_ramps_then_holds_the_rate(bench) -> None:
+    rate, duration, gap = 20.0, 5.0, 0.5  # 10 sessions, each on its own line
+    ops = bench.steady_schedule(rate, duration, gap)
+    by_session = defaultdict(list)
+    for op in ops:
+        by_session[op.session].append(op)
+    assert sorted(by_session) == list(range(10))
+    creates = sorted(op.at for op in ops if op.kind == "create")
+    assert creates == pytest.approx([i * gap / 10 for i in range(10)])  # the ramp
+    updates = [op.at for op in ops if op.kind == "update"]
+    assert min(updates) >= gap and max(updates) < duration  # all in the steady window
+    per_second = Counter(int(at) for at in updates)
+    assert [per_second[t] for t in range(1, 5)] == [20, 20, 20, 20]
+    for session_ops in by_session.values():
+        kinds = [op.kind for op in session_ops]
+        assert kinds[0] == "create" and kinds[-1] == "release"
+        assert set(kinds[1:-1]) == {"update"}
+        gaps = {round(b.at - a.at, 9) for a, b in pairwise(session_ops[:-1])}
+        assert gaps == {gap}
+        assert round(session_ops[-1].at - session_ops[-2].at, 9) == gap / 2
+
+
+def test_a_process_groups_cpu_is_counted(bench) -> None:
+    group = os.getpgrp()
+    before = bench.group_cpu_seconds(group)
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert bench.group_cpu_seconds(group) - before >= 0.25
+    assert bench.group_cpu_seconds(2**22 + 12345) == 0  # no such group
 
 
 def test_fewer_updates_than_sessions(bench) -> None:
@@ -194,7 +227,12 @@ def test_smoke_run_on_sqlite(tmp_path: Path) -> None:
             "release request"} <= set(schema["by_kind"])
     assert "postgresql" not in result  # --backend sqlite: not run, not reported
     assert {t["target"] for t in result["targets"]} == {
-        "updates/s sustained", "update p99 (ms)", "errors (requests + schema)", "conservation"}
+        "updates/s sustained", "update p99 (ms)", "errors (requests + schema)", "conservation",
+        "server CPU per update (ms)"}
+    # The serve processes worked: some CPU, well under the run's wall time times nproc.
+    assert 0 < sqlite["server_cpu_seconds"] < sqlite["wall_seconds"] * os.cpu_count()
+    assert sqlite["server_cpu_ms_per_update"] == pytest.approx(
+        1000 * sqlite["server_cpu_seconds"] / 150)
 
 
 def test_smoke_run_against_the_null_server(tmp_path: Path) -> None:
