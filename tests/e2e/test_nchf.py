@@ -638,3 +638,13 @@ def test_a_top_up_for_a_throttled_line_asks_its_core_again_at_once(
     with UnitOfWork(api.engine) as uow:
         (sent,) = uow.reauthorizations.of_session(ref)
     assert sent.reason.startswith("t1: top-up ")
+
+
+def test_a_malformed_notify_uri_is_refused_at_the_create(api: Api) -> None:
+    smf = Smf(api)
+    for uri in ("ftp://core.example/notify", "http://user:pw@core.example/n", "http:///n"):
+        _, problem = smf.create(request(T0, 0, [ask()], "imsi-310260000000801",
+                                        notifyUri=uri), expect=400)
+        assert [p["param"] for p in problem["invalidParams"]] == ["/notifyUri"], uri
+    assert holds(api) == []
+

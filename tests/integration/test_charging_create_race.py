@@ -109,3 +109,33 @@ def test_two_workers_answering_one_create_at_once_open_one_session(db_url: str) 
                       [release(first.ref, at + timedelta(seconds=1)),
                        release(other.ref, at + timedelta(seconds=1))]) == [None, None]
     engine.dispose()
+
+
+def test_a_release_and_the_same_create_after_it_in_one_batch(db_url: str,
+                                                            monkeypatch) -> None:
+    from carryover.services.charging import group_commit
+
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    with UnitOfWork(engine) as uow:
+        uow.plans.upsert(POOL_PLAN["id"], POOL_PLAN, "file", JAN)
+        uow.commit()
+    provisioning.create_account(UnitOfWork(engine), "pool", 1, "UTC", JAN, POOL_PLAN["id"])
+    provisioning.create_line(UnitOfWork(engine), "pool", "+14155550701", JAN, line_id="p1",
+                             imsi="310260000000701")
+    (first,) = charge(UnitOfWork(engine), POLICY, [create("imsi-310260000000701", T0, 7)])
+    batches = []
+    real = group_commit._Batch.__init__
+
+    def counting(self, *args, **kwargs):
+        batches.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(group_commit._Batch, "__init__", counting)
+    at = T0 + timedelta(minutes=1)
+    released, again = charge(UnitOfWork(engine), POLICY,
+                             [release(first.ref, at), create("imsi-310260000000701", at, 7)])
+    assert released is None and isinstance(again, ChargingAnswer)
+    assert again.ref != first.ref and not again.replayed
+    assert len(batches) == 1  # one transaction: the release is written before the create
+    engine.dispose()

@@ -154,3 +154,30 @@ def test_two_loops_at_once_send_each_request_once(engine) -> None:
         core.close()
     assert sorted(r["delivered"] for r in results) == [0, 1]
     assert len(core.received) == 1 and state(engine)[0] == "delivered"
+
+
+def test_a_change_while_a_request_is_on_its_way_is_sent_too(engine) -> None:
+    core = Listener([])
+    try:
+        owe(engine, core.url, T0)
+        with UnitOfWork(engine) as uow:  # a loop has claimed it and is POSTing
+            (first,) = uow.reauthorizations.due(T0, 10)
+            assert uow.reauthorizations.claim(first, T0, T0 + timedelta(seconds=30))
+            uow.commit()
+        owe(engine, core.url, T0 + timedelta(seconds=1))  # meanwhile the line moves again
+        assert deliver_once(UnitOfWork(engine), Settings(),
+                            lambda: T0 + timedelta(seconds=1))["delivered"] == 1
+        with UnitOfWork(engine) as uow:
+            rows = uow.reauthorizations.of_session("r1")
+        assert [(r.id == first, r.status) for r in rows] == [(True, "pending"),
+                                                             (False, "delivered")]
+        assert len(core.received) == 1
+    finally:
+        core.close()
+
+
+def test_link_local_targets_are_refused_even_where_private_ones_are_allowed(engine) -> None:
+    owe(engine, "http://169.254.169.254/latest/meta-data", T0)
+    assert deliver_once(UnitOfWork(engine), Settings(nchf_notify_private_targets=True)) == {
+        "delivered": 0, "retrying": 1, "dead": 0}
+    assert state(engine)[2] == "target refused: link-local address"

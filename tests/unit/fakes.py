@@ -1142,17 +1142,10 @@ class FakeWebhooks:
 
 
 class FakeReauthorizations:
-    """Pending re-authorizations: one per session, rating groups merged."""
+    """Pending re-authorizations, one per change and session, in the order offered."""
 
     def __init__(self, state: State) -> None:
         self.s = state
 
     def offer(self, owed: Iterable[dict]) -> None:
-        for notice in owed:
-            pending = next((n for n in self.s.reauthorizations
-                            if n["ref"] == notice["ref"]), None)
-            if pending is None:
-                self.s.reauthorizations.append(dict(notice))
-            else:
-                pending["rating_groups"] = sorted(
-                    set(pending["rating_groups"]) | set(notice["rating_groups"]))
+        self.s.reauthorizations.extend(dict(n) for n in sorted(owed, key=lambda n: n["ref"]))

@@ -124,3 +124,33 @@ def test_a_session_stored_without_a_digest_is_judged_by_its_number(db: FakeDatab
     (answer,) = run(db, ChargingOp("update", report(T0 + timedelta(seconds=5), 0,
                                                     [(0, KB)]), ref))
     assert answer.replayed and used(db, "s1") == 0
+
+
+def test_a_changed_retransmission_of_a_counting_smf_is_counted_once(db: FakeDatabase) -> None:
+    # Update 1 reports container 3; its answer is lost; the SMF sends update 1 again
+    # with a new instant and no retransmissionIndicator: a request that says something
+    # else, so keyed by its report, but container 3 is stored already.
+    ref = opened(db)
+    t1 = T0 + timedelta(seconds=10)
+    run(db, ChargingOp("update", report(t1, 1, [(3, 4 * KB)]), ref))
+    later = t1 + timedelta(seconds=2)
+    run(db, ChargingOp("update", report(later, 1, [(3, 4 * KB), (4, KB)]), ref))
+    assert used(db, "s1") == 5 * KB
+    # ...and a release numbered as that update, with container 4 again: once too.
+    end = later + timedelta(seconds=5)
+    assert run(db, ChargingOp("release", report(end, 1, [(4, KB), (5, 2 * KB)]), ref)) == [None]
+    assert used(db, "s1") == 7 * KB
+
+
+def test_a_copy_of_the_create_after_the_next_report_is_refused(db: FakeDatabase) -> None:
+    # An SMF that numbers nothing: the create, then a report, both numbered 0.
+    from carryover.services.charging.model import StaleRequest, create_key
+
+    key = create_key({"nodeFunctionality": "SMF"}, "s1", {"chargingId": 9}, 0)
+    create = ChargingOp("create", replace(
+        ChargingRequest(T0, 0, (UnitRequest(1, True, MB),), "s1"), create_key=key))
+    (first,) = run(db, create)
+    run(db, ChargingOp("update", report(T0 + timedelta(seconds=10), 0, [(0, KB)]), first.ref))
+    (copy,) = run(db, create)
+    assert isinstance(copy, StaleRequest) and first.ref in str(copy)
+    assert len(db.state.sessions) == 1

@@ -15,7 +15,12 @@ import pytest
 
 from carryover.domain.standing import moved, standings
 from carryover.services.charging.group_commit import charge
-from carryover.services.charging.model import ChargingOp, ChargingRequest, UnitRequest
+from carryover.services.charging.model import (
+    ChargingOp,
+    ChargingRequest,
+    UnitRequest,
+    UsedUnits,
+)
 from carryover.services.ledger import operations as ledger_ops
 from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 from tests.unit.test_charging_service import MB, POLICY, T0, small_db
@@ -56,11 +61,11 @@ def test_a_change_that_moves_no_standing_asks_nobody(db: FakeDatabase) -> None:
     assert owed(db) == []
 
 
-def test_two_changes_before_delivery_are_one_request(db: FakeDatabase) -> None:
+def test_two_changes_before_delivery_are_two_requests(db: FakeDatabase) -> None:
     at = T0 + timedelta(minutes=1)
     ledger_ops.record_usage(FakeUnitOfWork(db), "s1", 4 * MB, at, at, "all-of-it")
     ledger_ops.top_up(FakeUnitOfWork(db), "s1", 2 * MB, at + timedelta(seconds=1), 30, "t1")
-    assert [line for line, _, _ in owed(db)] == ["s1"]
+    assert [reason for _, _, reason in owed(db)] == ["s1: usage all-of-it", "s1: top-up t1"]
 
 
 def test_standings_tell_qos_data_and_limits_apart(db: FakeDatabase) -> None:
@@ -71,3 +76,21 @@ def test_standings_tell_qos_data_and_limits_apart(db: FakeDatabase) -> None:
     assert moved(before, dict(before)) == []
     after = dict(before, s2=replace(before["s2"], has_data=False))
     assert moved(before, after) == ["s2"]
+
+
+def test_a_session_answered_early_in_a_batch_is_asked_when_a_later_request_moves_it(
+        db: FakeDatabase) -> None:
+    # Two sessions of s1, the second with a notifyUri. One batch: the watched session's
+    # update (normal: s1 has data), then the other's report of everything left. Answered
+    # alone, the second request owes the first session a re-authorization; batched too.
+    (other,) = charge(FakeUnitOfWork(db), POLICY, [ChargingOp("create", ChargingRequest(
+        T0, 0, (UnitRequest(1, True, MB),), "s1"))])
+    watched = next(s.ref for s in db.state.sessions.values() if s.notify_uri)
+    db.state.reauthorizations.clear()
+    t1 = T0 + timedelta(minutes=1)
+    answers = charge(FakeUnitOfWork(db), POLICY, [
+        ChargingOp("update", ChargingRequest(t1, 1, (UnitRequest(1, True, MB),)), watched),
+        ChargingOp("update", ChargingRequest(t1, 1, (UnitRequest(
+            1, True, MB, (UsedUnits(1, 4 * MB, t1),)),)), other.ref)])
+    assert answers[0].grants[0][1].qos.state == "normal"
+    assert [n["ref"] for n in db.state.reauthorizations] == [watched]

@@ -16,9 +16,8 @@
 - `reauthorizations`: re-authorization requests (ChargingNotifyRequest) the CHF
   owes the `notify_uri` a session's create gave, written in the transaction
   of the change that moved the line's standing (domain/standing.py) and
-  delivered by services.charging.reauthorization_delivery with retries. At most
-  one pending per session: a second change before delivery adds its rating
-  groups to it.
+  delivered by services.charging.reauthorization_delivery with retries; one row
+  per change and session.
 
 They live on the same MetaData as carryover.store.tables; migration 0007 creates them,
 0016 adds `create_key`, `last_digest`, `notify_uri` and `reauthorizations`.
@@ -85,7 +84,5 @@ reauthorizations = Table(
     Column("reason", String(200), nullable=False),
     Column("created_at", Instant, nullable=False),
     *delivery_columns(),
-    Index("ux_reauthorizations_pending", "ref", unique=True,
-          postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
     Index("ix_reauthorizations_due", "status", "next_attempt_at"),
 )

@@ -1,9 +1,8 @@
 """Re-authorizations owed to packet cores: written with the change, delivered later.
 
 A re-authorization is written in the transaction of the change that moved a line's
-standing, under the account's lock, so at most one writer offers them for a session
-at a time: a pending one of the session takes the new rating groups in, else a new
-one is inserted (the partial unique index keeps one pending per session). The
+standing, one per change and session (a core asked twice re-authorizes twice,
+harmlessly; merging into a pending one could merge into one being sent). The
 delivery loop (services.charging.reauthorization_delivery) claims one due at a time
 with a lease: `next_attempt_at` moves past the attempt's cut-off in a compare-and-set
 (FOR UPDATE SKIP LOCKED on PostgreSQL), so two loops never send the same request at
@@ -21,7 +20,7 @@ from sqlalchemy import Connection, func, select, update
 
 from carryover.store.charging_tables import reauthorizations
 from carryover.store.instants import utc
-from carryover.store.many_rows import insert_many, update_many
+from carryover.store.many_rows import insert_many
 
 _n = reauthorizations.c
 
@@ -31,28 +30,12 @@ class ReauthorizationRepository:
         self.conn = conn
 
     def offer(self, owed: Iterable[dict]) -> None:
-        """Re-authorizations (ref, notify_uri, rating_groups, reason, created_at): each
-        joins the session's pending one, or is a new pending one due at once."""
-        owed = sorted(owed, key=lambda n: n["ref"])
-        if not owed:
-            return
-        refs = [n["ref"] for n in owed]
-        pending = {r.ref: r for r in self.conn.execute(select(
-            _n.id, _n.ref, _n.rating_groups, _n.reason).where(
-                _n.ref.in_(refs), _n.status == "pending"))}
-        merged, fresh = [], []
-        for notice in owed:
-            row = pending.get(notice["ref"])
-            if row is None:
-                fresh.append({**notice, "status": "pending", "attempts": 0,
-                              "next_attempt_at": notice["created_at"]})
-                continue
-            groups = sorted(set(row.rating_groups) | set(notice["rating_groups"]))
-            reason = row.reason if notice["reason"] in row.reason.split("; ") else (
-                f"{row.reason}; {notice['reason']}")[:200]
-            merged.append({"id": row.id, "rating_groups": groups, "reason": reason})
-        update_many(self.conn, reauthorizations, ("id",), ("rating_groups", "reason"), merged)
-        insert_many(self.conn, reauthorizations, fresh)
+        """Re-authorizations (ref, notify_uri, rating_groups, reason, created_at), each a
+        new pending one due at once. Never merged into one already pending: that one
+        may be on its way (leased), and what it says would then be lost."""
+        insert_many(self.conn, reauthorizations, [
+            {**n, "status": "pending", "attempts": 0, "next_attempt_at": n["created_at"]}
+            for n in sorted(owed, key=lambda n: n["ref"])])
 
     def due(self, now: datetime, limit: int) -> list[int]:
         """Ids of pending re-authorizations due at `now`, oldest first."""

@@ -50,6 +50,7 @@ from carryover.services.charging.model import (
 )
 from carryover.services.errors import ServiceError
 from carryover.services.ledger import time_window
+from carryover.services.notify import targets
 
 PREFIX = "/nchf-convergedcharging/v3"
 Uint32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -180,6 +181,11 @@ def charging_request(body: ChargingDataRequest, subscriber: bool = False) -> Cha
         return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units,
                                retransmission=again)
     who = _subscriber(body)
+    if body.notifyUri is not None:
+        try:  # well formed now; where it points is checked at every delivery
+            targets.parse(body.notifyUri)
+        except targets.RefusedTarget as exc:
+            raise BadRequest("/notifyUri", str(exc).removeprefix("URL: ")) from None
     return ChargingRequest(body.invocationTimeStamp, body.invocationSequenceNumber, units, who,
                            _create_key(body, who), again, body.notifyUri)
 

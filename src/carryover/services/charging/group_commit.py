@@ -40,7 +40,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -153,17 +153,14 @@ class _Batch:
         results: list[Result] = []
         for op in ops:
             try:
-                results.append(self._answer(op, found))
+                result = self._answer(op, found)
+                results.append(result)
             except _Refused:
                 raise
             except ServiceError as exc:  # refused before it changed anything
                 results.append(exc)
-        answered = self.changed_sessions | self.new_sessions
-        for account_id, watched in sorted(self.watched.items()):
-            if self.accounts[account_id].touched:
-                self.reauthorizations += reauthorization.owed(
-                    self.accounts[account_id].book, watched, self.standing[account_id],
-                    "another session's usage or grant", answered)
+                continue
+            self._owe_after(op, result)
         self._write()
         return results
 
@@ -175,7 +172,7 @@ class _Batch:
         # Which numbering a report's containers follow depends on the session, read
         # below: ask for the ids of both.
         events = sorted({event for op in ops if op.ref for per_report in (False, True)
-                         for ids in op.request.usage_ids(op.ref, per_report)
+                         for ids in _reported(op).usage_ids(op.ref, per_report)
                          for event in ids})
         kept: dict[int, Kept] = {}
         missing = []
@@ -214,6 +211,19 @@ class _Batch:
         for account in self.accounts.values():
             self.initial_holds.update(account.holds)
 
+    def _owe_after(self, op: ChargingOp, result: Result) -> None:
+        """The re-authorizations request `op` owes the account's other watched sessions,
+        as if it had been answered alone (services.charging.reauthorization)."""
+        ref = result.ref if isinstance(result, ChargingAnswer) else op.ref
+        session = self.sessions.get(ref or "")
+        if session is None or session.account_id not in self.watched:
+            return
+        account_id = session.account_id
+        owed, self.standing[account_id] = reauthorization.owed(
+            self.accounts[account_id].book, self.watched[account_id],
+            self.standing[account_id], "another session's usage or grant", session.ref)
+        self.reauthorizations += owed
+
     # ---- answering ---------------------------------------------------------------------
     def _answer(self, op: ChargingOp, found: dict) -> Result:
         request = op.request
@@ -225,11 +235,9 @@ class _Batch:
         if op.kind == "release":
             if session.released_at is not None:
                 return None  # released already: releasing again changes nothing
-            final = ChargingRequest(request.at, request.sequence, tuple(
-                UnitRequest(u.rating_group, False, None, u.used) for u in request.units))
             # A release numbered no higher than the last answer comes from an SMF that
             # does not count its requests: its containers are the report's (_repeats).
-            self._charge(session, final, request.sequence <= session.sequence)
+            self._charge(session, _reported(op), request.sequence <= session.sequence)
             account = self.accounts[session.account_id]
             for key in [k for k in account.holds if k[0] == session.ref]:
                 del account.holds[key]
@@ -257,10 +265,10 @@ class _Batch:
                                f"after the request's {request.at.isoformat()}")
         first = self.opened.get(request.create_key or "")
         if first is not None:  # the same create again: the first one's answer, no new hold
-            if first.sequence != request.sequence:
+            if first.sequence != request.sequence or not _repeats(first, request):
                 raise StaleRequest(
                     f"this create opened session {first.ref!r}, which has answered "
-                    f"invocationSequenceNumber {first.sequence} since")
+                    f"another request since (invocationSequenceNumber {first.sequence})")
             return _replay(first, request)
         session = ChargingSession(uuid.uuid4().hex, row.account_id, row.id,
                                   request.subscriber, request.at, request.at, -1, [], None,
@@ -280,7 +288,8 @@ class _Batch:
         account.touched = True
         book, ref, line = account.book, session.ref, session.line
         try:
-            self._rate_used(account, session, request, self.policy.per_report or uncounted)
+            self._rate_used(account, session, request, self.policy.per_report or uncounted,
+                            unnumbered_only=uncounted and not self.policy.per_report)
         except ServiceError as exc:
             raise _Refused(exc) from exc
         at = request.at
@@ -326,9 +335,16 @@ class _Batch:
         return ChargingAnswer(ref, line, request.at, request.sequence, tuple(grants))
 
     def _rate_used(self, account: _Account, session: ChargingSession,
-                   request: ChargingRequest, per_report: bool) -> None:
+                   request: ChargingRequest, per_report: bool,
+                   unnumbered_only: bool = False) -> None:
+        """Rate the request's containers. `unnumbered_only`: the request is numbered as
+        the last one and says something else (_repeats); a container numbered above 0
+        keeps its session number all the same (a counting SMF sending it again in a
+        changed request: counted once), those numbered 0 are the report's (an SMF that
+        numbers nothing)."""
         book = account.book
-        for unit, ids in zip(request.units, request.usage_ids(session.ref, per_report),
+        for unit, ids in zip(request.units,
+                             request.usage_ids(session.ref, per_report, unnumbered_only),
                              strict=True):
             for used, event_id in zip(unit.used, ids, strict=True):
                 event = Usage(event_id, session.line, used.at or request.at, used.amount,
@@ -367,6 +383,10 @@ class _Batch:
         # which cannot wait for a read's rows.
         self.uow.reauthorizations.offer(self.reauthorizations)
         with store.writing(pipelined=not replayed):
+            # Released sessions first: a create after a release in the same batch may
+            # take the released one's create key (unique among open sessions).
+            store.update_sessions([s for s in self.sessions.values()
+                                  if s.ref in self.changed_sessions - self.new_sessions])
             store.add_sessions([s for s in self.sessions.values() if s.ref in self.new_sessions])
             store.add_usage(self.usage_rows)
             touched = sorted(i for i, a in self.accounts.items() if a.touched)
@@ -376,9 +396,16 @@ class _Batch:
             store.drop_holds(sorted(set(self.initial_holds) - set(final)))
             store.put_holds([h for key, h in sorted(final.items())
                              if self.initial_holds.get(key) != h])
-            store.update_sessions([s for s in self.sessions.values()
-                                  if s.ref in self.changed_sessions - self.new_sessions])
             self.uow.outbox.offer(list(self.outbox.values()))
+
+
+def _reported(op: ChargingOp) -> ChargingRequest:
+    """The request whose containers `op` reports: a release's asks for nothing more."""
+    request = op.request
+    if op.kind != "release":
+        return request
+    return replace(request, units=tuple(UnitRequest(u.rating_group, False, None, u.used)
+                                        for u in request.units))
 
 
 def _repeats(session: ChargingSession, request: ChargingRequest) -> bool:

@@ -87,17 +87,18 @@ class ChargingRequest:
             for u in self.units]]
         return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
 
-    def usage_ids(self, ref: str, per_report: bool) -> list[list[str]]:
+    def usage_ids(self, ref: str, per_report: bool, unnumbered_only: bool = False
+                  ) -> list[list[str]]:
         """The usage event id of each used-unit container, per unit: numbered by the
         session (`nchf:<ref>:<rating group>:<localSequenceNumber>`), or, `per_report`,
         by this report and the container's place in it
-        (`nchf:<ref>:<digest>:<rating group>:<place>`): docs/nchf.md, "Sequence
-        numbers"."""
-        if not per_report:
-            return [[f"nchf:{ref}:{u.rating_group}:{c.sequence}" for c in u.used]
-                    for u in self.units]
-        report = self.digest()[:REPORT_DIGITS]
-        return [[f"nchf:{ref}:{report}:{u.rating_group}:{k}" for k in range(len(u.used))]
+        (`nchf:<ref>:<digest>:<rating group>:<place>`); with `unnumbered_only`, only
+        the containers numbered 0 by the report: docs/nchf.md, "Sequence numbers"."""
+        report = self.digest()[:REPORT_DIGITS] if per_report else ""
+        return [[f"nchf:{ref}:{report}:{u.rating_group}:{k}"
+                 if per_report and not (unnumbered_only and c.sequence > 0)
+                 else f"nchf:{ref}:{u.rating_group}:{c.sequence}"
+                 for k, c in enumerate(u.used)]
                 for u in self.units]
 
 

@@ -97,8 +97,8 @@ class ChargingStore(Protocol):
 
 class Reauthorizations(Protocol):
     def offer(self, owed: Iterable[dict]) -> None:
-        """Re-authorizations (ref, notify_uri, rating_groups, reason, created_at): each
-        joins its session's pending one or is a new one."""
+        """Re-authorizations (ref, notify_uri, rating_groups, reason, created_at), each a
+        new pending one."""
 
 
 class Outbox(Protocol):

@@ -7,8 +7,9 @@ outcome under that lease: delivered on a 2xx, else tried again after 1, 2, 4, ..
 seconds until `nchf_notify_max_attempts`, then dead. The body is
 `{"notificationType": "REAUTHORIZATION", "reauthorizationDetails": [{"ratingGroup":
 n}, ...]}`; signed with `nchf_notify_secret` where one is set (the webhook headers,
-docs/api.md, "Webhooks"). The target is parsed as a webhook URL is (services.notify.targets)
-and, unless `nchf_notify_private_targets`, refused on loopback or private addresses.
+docs/api.md, "Webhooks"). The target is parsed as a webhook URL is
+(services.notify.targets); loopback and private addresses are allowed only with
+`nchf_notify_private_targets`, and link-local, unspecified and multicast never.
 A failure is recorded in the webhook vocabulary, never the transport's own words.
 """
 
@@ -26,11 +27,14 @@ from typing import Any, Protocol
 import httpx
 
 from carryover.services.notify.delivery import post_once
-from carryover.services.unit_of_work import Transaction
+from carryover.services.unit_of_work import Reading
 from carryover.settings import Settings
 
 log = logging.getLogger("carryover.nchf")
 
+# Refused even where private targets are allowed: no packet core listens there, and
+# link-local holds the clouds' metadata services (docs/security.md).
+NEVER = frozenset({"unspecified", "link-local", "multicast"})
 LEASE_MARGIN = 30.0  # seconds of lease beyond an attempt's cut-off, for recording it
 PASS_ROWS = 200  # most requests one pass sends
 Clock = Callable[[], datetime]
@@ -45,7 +49,7 @@ class ReauthorizationStore(Protocol):
                values: dict) -> bool: ...
 
 
-class ReauthorizationUnit(Transaction, Protocol):
+class ReauthorizationUnit(Reading, Protocol):
     reauthorizations: ReauthorizationStore
 
 
@@ -67,10 +71,14 @@ def body(rating_groups: list[int]) -> dict:
 
 
 def _claim(uow: ReauthorizationUnit, now: datetime, lease: timedelta) -> list[Claimed]:
-    claimed = []
+    claimed: list[Claimed] = []
     until = now + lease
+    with uow.reading() as looking:  # most passes find nothing: no writer lock for that
+        due = looking.reauthorizations.due(now, PASS_ROWS)
+    if not due:
+        return claimed
     with uow:
-        for notice_id in uow.reauthorizations.due(now, PASS_ROWS):
+        for notice_id in due:
             row = uow.reauthorizations.claim(notice_id, now, until)
             if row is not None:
                 claimed.append(Claimed(row.id, row.ref, row.attempts, until, time.monotonic(),
@@ -94,7 +102,8 @@ async def _attempt(client: httpx.AsyncClient, settings: Settings, row: Claimed) 
     return await post_once(client, row.url, content,
                            allow_private=settings.nchf_notify_private_targets,
                            secret=settings.nchf_notify_secret, event=f"reauth-{row.id}",
-                           deadline=row.started + settings.nchf_notify_timeout_seconds)
+                           deadline=row.started + settings.nchf_notify_timeout_seconds,
+                           never=NEVER)
 
 
 def _outcome(settings: Settings, row: Claimed, error: str | None, now: datetime) -> dict:

@@ -143,7 +143,8 @@ def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
         emit_from_book(uow, account, book, decided_at(book, item.at), row,
                        snapshot.alert_thresholds)
         # Packet cores holding a grant for a line this input moved are asked again.
-        uow.reauthorizations.offer(reauthorization.owed(book, watched, standing, _why(item)))
+        owed, _ = reauthorization.owed(book, watched, standing, _why(item))
+        uow.reauthorizations.offer(owed)
         uow.commit()
         return Recorded(row.id, outcome)
 

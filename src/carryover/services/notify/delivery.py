@@ -121,14 +121,17 @@ def _record(uow: WebhookUnit, row: Claimed, values: dict) -> bool:
 
 
 async def post_once(client: httpx.AsyncClient, url: str, body: bytes, *, allow_private: bool,
-                    secret: str | None, event: str, deadline: float) -> str | None:
+                    secret: str | None, event: str, deadline: float,
+                    never: frozenset[str] = frozenset()) -> str | None:
     """POST `body` (JSON) to `url` once, before `deadline` (time.monotonic()): resolved
     and checked (services.notify.targets), connected to the checked address, signed
-    under `secret` if there is one. None on a 2xx, else the reason in the fixed
+    under `secret` if there is one; the address kinds in `never` are refused even where
+    private ones are allowed. None on a 2xx, else the reason in the fixed
     vocabulary (NO_RESPONSE, REFUSED, "HTTP <status>")."""
     try:
         target = webhook_targets.parse(url)
-        address = await asyncio.to_thread(webhook_targets.resolve, target, allow_private)
+        address = await asyncio.to_thread(webhook_targets.resolve, target, allow_private,
+                                          never)
     except webhook_targets.RefusedTarget as exc:
         return REFUSED.format(exc.kind)
     headers = {"host": target.netloc, "content-type": "application/json"}

@@ -133,18 +133,19 @@ def addresses(target: Target) -> list[Address]:
     return found
 
 
-def resolve(target: Target, allow_private: bool) -> Address:
-    """The address to connect to: the first one, once every one has been checked."""
+def resolve(target: Target, allow_private: bool,
+            never: frozenset[str] = frozenset()) -> Address:
+    """The address to connect to: the first one, once every one has been checked; with
+    `allow_private` only the kinds in `never` are refused."""
     found = addresses(target)
-    if not allow_private:
-        for address in found:
-            kind = why_refused(address)
-            if kind is not None:
-                raise RefusedTarget(
-                    f"URL: host {target.host!r} resolves to {address} ({kind}); "
-                    "webhooks may not be sent there (setting "
-                    "webhook_allow_private_targets, docs/security.md)",
-                    f"{kind} address")
+    for address in found:
+        kind = why_refused(address)
+        if kind is not None and (not allow_private or kind in never):
+            raise RefusedTarget(
+                f"URL: host {target.host!r} resolves to {address} ({kind}); "
+                "webhooks may not be sent there (setting "
+                "webhook_allow_private_targets, docs/security.md)",
+                f"{kind} address")
     return found[0]
 
 

@@ -23,7 +23,6 @@ down_revision: str | None = "carryover_0015"
 
 OPEN = "released_at IS NULL"
 WATCHED = "released_at IS NULL AND notify_uri IS NOT NULL"
-PENDING = "status = 'pending'"
 Instant = sa.DateTime(timezone=True)
 
 
@@ -47,8 +46,6 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text),
         sa.Column("delivered_at", Instant),
     )
-    op.create_index("ux_reauthorizations_pending", "reauthorizations", ["ref"], unique=True,
-                    postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING))
     op.create_index("ix_reauthorizations_due", "reauthorizations",
                     ["status", "next_attempt_at"])
     op.create_index("ux_charging_sessions_open_create", "charging_sessions", ["create_key"],
