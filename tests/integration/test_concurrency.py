@@ -36,7 +36,7 @@ WORKER = Path(__file__).with_name("usage_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_two_processes_on_one_line(db_url):
+def test_two_processes_on_one_line(db_url, tmp_path):
     engine = Carryover(get_settings(database_url=db_url)).open()
     start = datetime(2026, 1, 1, tzinfo=UTC)
     provisioning.create_account(UnitOfWork(engine), "acct", 1, "UTC", start)
@@ -44,7 +44,8 @@ def test_two_processes_on_one_line(db_url):
                              "tmobile-data-stash-10gb", line_id="L1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, str(WORKER), db_url, "L1", prefix,
-                               str(PER_PROCESS), "2026-01-02T00:00:00+00:00"], env=env)
+                               str(PER_PROCESS), "2026-01-02T00:00:00+00:00",
+                               f"{tmp_path}:1"], env=env)
              for prefix in ("a", "b")]
     assert [p.wait(timeout=600) for p in procs] == [0, 0]
 
