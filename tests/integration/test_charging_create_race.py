@@ -14,7 +14,7 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from carryover.services.charging.group_commit import charge
 from carryover.services.charging.model import (
@@ -75,16 +75,22 @@ def at_once(engine, op: ChargingOp) -> list[object]:
     return answers
 
 
-def test_two_workers_answering_one_create_at_once_open_one_session(db_url: str) -> None:
+def pool(db_url: str, members: int) -> Engine:
+    """A database with account `pool` on the 2 GB pool plan and lines p1..p`members`."""
     engine = make_engine(db_url)
     ensure_schema(engine)
     with UnitOfWork(engine) as uow:
         uow.plans.upsert(POOL_PLAN["id"], POOL_PLAN, "file", JAN)
         uow.commit()
     provisioning.create_account(UnitOfWork(engine), "pool", 1, "UTC", JAN, POOL_PLAN["id"])
-    for n in (1, 2, 3):
+    for n in range(1, members + 1):
         provisioning.create_line(UnitOfWork(engine), "pool", f"+1415555070{n}", JAN,
                                  line_id=f"p{n}", imsi=f"31026000000070{n}")
+    return engine
+
+
+def test_two_workers_answering_one_create_at_once_open_one_session(db_url: str) -> None:
+    engine = pool(db_url, 3)
     ledger_ops.record_usage(UnitOfWork(engine), "p1", 2 * GB - 200 * MB, T0, T0, "pre")
 
     for round_ in range(ROUNDS):
@@ -115,14 +121,7 @@ def test_a_release_and_the_same_create_after_it_in_one_batch(db_url: str,
                                                             monkeypatch) -> None:
     from carryover.services.charging import group_commit
 
-    engine = make_engine(db_url)
-    ensure_schema(engine)
-    with UnitOfWork(engine) as uow:
-        uow.plans.upsert(POOL_PLAN["id"], POOL_PLAN, "file", JAN)
-        uow.commit()
-    provisioning.create_account(UnitOfWork(engine), "pool", 1, "UTC", JAN, POOL_PLAN["id"])
-    provisioning.create_line(UnitOfWork(engine), "pool", "+14155550701", JAN, line_id="p1",
-                             imsi="310260000000701")
+    engine = pool(db_url, 1)
     (first,) = charge(UnitOfWork(engine), POLICY, [create("imsi-310260000000701", T0, 7)])
     batches = []
     real = group_commit._Batch.__init__
