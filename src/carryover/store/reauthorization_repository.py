@@ -16,7 +16,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from carryover.store.charging_tables import reauthorizations
 from carryover.store.instants import utc
@@ -68,11 +68,6 @@ class ReauthorizationRepository:
         """Every re-authorization of a session, oldest first (for status and tests)."""
         return [_utc_row(r) for r in self.conn.execute(
             select(reauthorizations).where(_n.ref == ref).order_by(_n.id))]
-
-    def counts(self) -> dict[str, int]:
-        """Re-authorizations by status (for the gauges)."""
-        counted = self.conn.execute(select(_n.status, func.count()).group_by(_n.status))
-        return {"pending": 0, "delivered": 0, "dead": 0, **dict(counted.all())}
 
 
 def _utc_row(row: Any) -> SimpleNamespace:

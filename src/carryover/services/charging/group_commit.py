@@ -19,8 +19,8 @@ fixed number of statements, whatever its size:
    transaction of its own (the locks serialize an account's writers anyway);
 5. write it all with one statement per kind of row (on PostgreSQL one
    `json_to_recordset` statement each, all in one pipeline), with the
-   re-authorizations owed to the account's other sessions whose line's standing
-   the batch moved (services.charging.reauthorization), and commit once.
+   re-authorizations each request owes the account's other sessions whose line's
+   standing it moved (services.charging.reauthorization), and commit once.
 
 A request refused before it changes anything (unknown subscriber or reference,
 an old invocationSequenceNumber) gets its error and the batch goes on. One
@@ -379,9 +379,6 @@ class _Batch:
         # Saving a replayed book reads which buckets exist: its writes cannot be pipelined.
         replayed = any(a.touched and a.book.replayed for a in self.accounts.values())
         store = self.store
-        # Offering reads the sessions' pending requests: before the pipelined writes,
-        # which cannot wait for a read's rows.
-        self.uow.reauthorizations.offer(self.reauthorizations)
         with store.writing(pipelined=not replayed):
             # Released sessions first: a create after a release in the same batch may
             # take the released one's create key (unique among open sessions).
@@ -397,6 +394,7 @@ class _Batch:
             store.put_holds([h for key, h in sorted(final.items())
                              if self.initial_holds.get(key) != h])
             self.uow.outbox.offer(list(self.outbox.values()))
+            self.uow.reauthorizations.offer(self.reauthorizations)
 
 
 def _reported(op: ChargingOp) -> ChargingRequest:
@@ -413,10 +411,10 @@ def _repeats(session: ChargingSession, request: ChargingRequest) -> bool:
     says it is (retransmissionIndicator) or says the same (a session stored before
     digests were kept has none: then the number alone decides, as it did).
 
-    Otherwise it is a new request from an SMF that does not count its
-    requests (free5GC's SMF sends invocationSequenceNumber 0 every time); nothing tells
-    its containers' numbers apart either (it numbers every one 0), so they are keyed
-    by the report (ChargingRequest.usage_ids). docs/nchf.md, "Sequence numbers"."""
+    Otherwise it is a new request from an SMF that does not count its requests
+    (free5GC's SMF sends invocationSequenceNumber 0 every time); its containers
+    numbered 0 are keyed by the report (ChargingRequest.usage_ids), those numbered
+    above 0 keep their session number. docs/nchf.md, "Sequence numbers"."""
     return (request.retransmission or session.last_digest is None
             or session.last_digest == request.digest())
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from carryover.domain.quota import Grant, QuotaPolicy
@@ -76,16 +76,21 @@ class ChargingRequest:
     create_key: str | None = None  # what makes a create the same create (create_key)
     retransmission: bool = False  # retransmissionIndicator
     notify_uri: str | None = None  # notifyUri of a create: where to ask for re-authorization
+    # digest(), computed once: a batch asks for it up to four times per request.
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def digest(self) -> str:
         """What the request says, as a SHA-256: its instant, sequence number and units,
         each container's number, volume and instant. A retransmission has the digest
         of the request it repeats; an SMF's next report, whatever it numbers, another."""
-        body = [self.at.isoformat(), self.sequence, [
-            [u.rating_group, u.wants_quota, u.requested,
-             [[c.sequence, c.amount, c.at.isoformat() if c.at else None] for c in u.used]]
-            for u in self.units]]
-        return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
+        if self._digest is None:
+            body = [self.at.isoformat(), self.sequence, [
+                [u.rating_group, u.wants_quota, u.requested,
+                 [[c.sequence, c.amount, c.at.isoformat() if c.at else None] for c in u.used]]
+                for u in self.units]]
+            text = json.dumps(body, separators=(",", ":"))
+            object.__setattr__(self, "_digest", hashlib.sha256(text.encode()).hexdigest())
+        return self._digest
 
     def usage_ids(self, ref: str, per_report: bool, unnumbered_only: bool = False
                   ) -> list[list[str]]:
