@@ -148,14 +148,16 @@ def line_conditions(*, member: bool, plan_id: str | None, pool_plan_id: str | No
         yield "member_limit_reached", {"limit": limit, "used_from_pool": from_pool}
     usable = own.get("usable", 0) or (pool.get("usable", 0) and not limit_reached)
     governing = plan_id or (pool_plan_id if member else None)
-    plan = plan(governing) if governing else None
-    if spent > 0 and not usable and plan is not None and plan.kind is not PlanKind.UNLIMITED:
-        action = plan.overage.action
+    # The plan is asked for only here: finding the version in force costs more than
+    # every other test of a line, and most lines are not used up.
+    in_force = plan(governing) if spent > 0 and not usable and governing else None
+    if in_force is not None and in_force.kind is not PlanKind.UNLIMITED:
+        action = in_force.overage.action
         if action in (OverageAction.THROTTLE, OverageAction.BLOCK):
             kind = "throttled" if action is OverageAction.THROTTLE else "blocked"
-            numbers: dict = {"used": spent, "plan": plan.id}
-            if plan.overage.throttle_kbps is not None and kind == "throttled":
-                numbers["kbps"] = plan.overage.throttle_kbps
+            numbers: dict = {"used": spent, "plan": in_force.id}
+            if in_force.overage.throttle_kbps is not None and kind == "throttled":
+                numbers["kbps"] = in_force.overage.throttle_kbps
             yield kind, numbers
     credited = own.get("rollover_credited", 0) + pool.get("rollover_credited", 0)
     if credited > 0:

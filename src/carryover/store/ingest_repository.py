@@ -40,6 +40,7 @@ from carryover.store.notice_reads import NoticeReads
 from carryover.store.totals import UsageTotals
 
 WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
+LOOKUP_SLICE = 5_000  # ids per IN list of an exact lookup
 KIND_NAMES = np.array([str(k) for k in KINDS], dtype=object)
 ENTRY_NAMES = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
 EVENT_COLUMNS = ("event_id", "account_id", "line", "at", "received_at", "effective_at",
@@ -122,6 +123,18 @@ class IngestRepository:
         """The named accounts' live buckets as columns (raw_cursor.load_buckets)."""
         return raw_cursor.load_buckets(self.raw, line_index)
 
+    def stored_events(self, event_ids: np.ndarray) -> np.ndarray:
+        """True where an event id is stored already, looked up exactly (a few thousand
+        ids per statement)."""
+        stored: set[str] = set()
+        ids = event_ids.tolist()
+        for start in range(0, len(ids), LOOKUP_SLICE):
+            part = ids[start:start + LOOKUP_SLICE]
+            marks = ", ".join("?" * len(part))
+            stored.update(r[0] for r in self.raw.run(
+                f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part))
+        return np.array([i in stored for i in ids], dtype=bool)
+
     # ---- writing -------------------------------------------------------------------
     def insert_events(self, event_ids: np.ndarray, account: np.ndarray, line_ids: np.ndarray,
                       at: np.ndarray, received: np.ndarray, eff: np.ndarray,
@@ -161,14 +174,7 @@ class IngestRepository:
             return np.ones(len(everything), dtype=bool)
         # Some ids were stored before: undo, find them exactly, insert the rest.
         raw.run("ROLLBACK TO SAVEPOINT ingest_events")
-        stored: set[str] = set()
-        ids = event_ids.tolist()
-        for start in range(0, len(ids), 5000):
-            part = ids[start:start + 5000]
-            marks = ", ".join("?" * len(part))
-            stored.update(r[0] for r in raw.run(
-                f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part))
-        fresh = np.array([i not in stored for i in ids], dtype=bool)
+        fresh = ~self.stored_events(event_ids)
         insert(np.flatnonzero(fresh))
         raw.run("RELEASE SAVEPOINT ingest_events")
         return fresh

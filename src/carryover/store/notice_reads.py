@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
+from carryover.domain.columnar.state import I64, to_us
 from carryover.store.instants import utc
-from carryover.store.raw_cursor import Raw
+from carryover.store.raw_cursor import Raw, us_column
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _instant(value) -> datetime | None:
@@ -33,17 +38,25 @@ def accounts(raw: Raw, ids: list[int]) -> list[tuple]:
     cycle_start, until, pool_plan_id, cycle_day, timezone) of those that have a current
     cycle, instants aware in UTC."""
     raw.name_accounts(ids)
-    parsed: dict = {}  # accounts share a few cycle starts (and instants): parse each once
-    out = []
-    for a, name, start, until, pool_plan, cycle_day, zone in raw.run(
-            "SELECT a.id, a.name, a.cycle_start, a.until, a.pool_plan_id, a.cycle_day, "
-            "a.timezone FROM ingest_accounts t "
-            "CROSS JOIN accounts a WHERE a.id = t.id AND a.cycle_start IS NOT NULL"):
-        for value in (start, until):
-            if value not in parsed:
-                parsed[value] = _instant(value)
-        out.append((a, name, parsed[start], parsed[until], pool_plan, cycle_day, zone))
-    return out
+    rows = raw.run(
+        "SELECT a.id, a.name, a.cycle_start, a.until, a.pool_plan_id, a.cycle_day, "
+        "a.timezone FROM ingest_accounts t "
+        "CROSS JOIN accounts a WHERE a.id = t.id AND a.cycle_start IS NOT NULL")
+    if not rows:
+        return []
+    # Accounts share a few cycle starts but mostly stand at instants of their own: both
+    # columns are parsed by numpy, and each distinct instant made a datetime once.
+    made: dict[int, datetime | None] = {}
+    columns = []
+    for k in (2, 3):
+        us = us_column([r[k] for r in rows])
+        for v in set(us):
+            if v not in made:
+                made[v] = None if v < 0 else _EPOCH + timedelta(microseconds=v)
+        columns.append([made[v] for v in us])
+    return [(a, name, start, until, pool_plan, cycle_day, zone)
+            for (a, name, _, _, pool_plan, cycle_day, zone), start, until
+            in zip(rows, *columns, strict=True)]
 
 
 def lines(raw: Raw) -> Iterator[tuple]:
@@ -70,9 +83,13 @@ def name_instants(raw: Raw, when: Mapping[int, datetime], expiring_within: timed
     raw.run(f"CREATE TEMP TABLE IF NOT EXISTS notice_instants "
             f"(id INTEGER PRIMARY KEY, now {kind} NOT NULL, soon {kind} NOT NULL)")
     raw.run("DELETE FROM notice_instants")
-    text = {t: (raw.instant(t), raw.instant(t + expiring_within)) for t in set(when.values())}
+    # Formatted as one numpy column each: a chunk's accounts mostly stand at instants
+    # of their own, so formatting them one by one cost a strftime per account.
+    ids = sorted(when)
+    now = np.array([to_us(when[a]) for a in ids], dtype=I64)
+    within = expiring_within // timedelta(microseconds=1)
     raw.append("notice_instants", ("id", "now", "soon"),
-               [(a, *text[t]) for a, t in sorted(when.items())])
+               list(zip(ids, raw.instants(now), raw.instants(now + within), strict=True)))
 
 
 def cycle_counters(raw: Raw, cycle: Mapping[int, str]) -> dict[tuple, int]:

@@ -219,6 +219,14 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
     summary.duplicates += int((keep & ~firsts).sum())
     keep &= firsts
     kept = np.flatnonzero(keep)
+    # A file ingested before (a re-run, the rest of a file after a crash) is found here,
+    # before its accounts' state is read: a sample of the chunk's ids is looked up, and
+    # only when one is stored are all of them. The insert below stays the exact check.
+    if len(kept) and uow.ingest.stored_events(_sample(chunk.event_id[kept])).any():
+        seen = uow.ingest.stored_events(chunk.event_id[kept].astype(str))
+        summary.duplicates += int(seen.sum())
+        keep[kept[seen]] = False
+        kept = kept[~seen]
     too_much = over_total(uow.ingest.totals(), directory.ids[line[kept]], chunk.unit[kept],
                           chunk.amount[kept], UNIT_NAMES)
     over = kept[too_much].tolist()
@@ -260,6 +268,16 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
         # latest, which is some other account's.
         notifier.emit(uow.outbox, reads, np.unique(account).tolist(), None, uow.plans.all())
     return bad
+
+
+PROBE = 64  # event ids of a chunk looked up before anything else
+
+
+def _sample(event_ids: np.ndarray) -> np.ndarray:
+    """Up to PROBE ids spread evenly over the chunk, its first and last among them."""
+    picks = np.unique(np.linspace(0, len(event_ids) - 1, num=min(PROBE, len(event_ids)),
+                                  dtype=I64))
+    return event_ids[picks].astype(str)
 
 
 def _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx, ref,

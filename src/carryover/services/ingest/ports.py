@@ -61,6 +61,9 @@ class IngestStore(Protocol):
 
     def load_buckets(self, line_index: dict[str, int]) -> Buckets: ...
 
+    def stored_events(self, event_ids: np.ndarray) -> np.ndarray:
+        """True where an event id is stored already."""
+
     def insert_events(self, event_ids: np.ndarray, account: np.ndarray, line_ids: np.ndarray,
                       at: np.ndarray, received: np.ndarray, eff: np.ndarray,
                       amount: np.ndarray, unit: np.ndarray, rating_group: np.ndarray,

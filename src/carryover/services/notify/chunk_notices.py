@@ -107,16 +107,16 @@ def _candidates(reads: ChunkNoticeReads, account_ids: Iterable[int], at: datetim
     acct: dict[int, _Account] = {}
     cycle: dict[int, str] = {}
     when: dict[int, datetime] = {}
+    text: dict[datetime, str] = {}  # ISO text of an instant, made once (accounts share them)
     for a, name, start, until, pool_plan, cycle_day, zone in reads.accounts(ids):
         acct[a] = _Account(name, pool_plan, cycle_day, zone)
-        cycle[a] = start.isoformat()
+        cycle[a] = text.get(start) or text.setdefault(start, start.isoformat())
         when[a] = at or until or start
     if not acct:
         return
     used = reads.cycle_counters(cycle)
     reads.name_instants(when, EXPIRING_WITHIN)
     facts = reads.bucket_facts()
-    stamps = {t: t.isoformat() for t in set(when.values())}
     for line_id, account_id, msisdn, plan_id, member, limits, picked in reads.lines():
         if account_id not in acct:
             continue
@@ -125,11 +125,12 @@ def _candidates(reads: ChunkNoticeReads, account_ids: Iterable[int], at: datetim
         own = facts.get((account_id, line_id), {})
         pool = facts.get((account_id, POOL), {}) if line.member else {}
         instant = when[account_id]
-        base = {"line": line_id, "msisdn": msisdn, "account": account.name,
-                "cycle_start": cycle[account_id], "at": stamps[instant]}
         for kind, numbers in _conditions(line, account, own, pool, used, plans, cycle,
                                          instant):
             if (line_id, cycle[account_id], kind) in offered:
                 continue  # before its row is built: most of a chunk's were offered before
+            stamp = text.get(instant) or text.setdefault(instant, instant.isoformat())
+            base = {"line": line_id, "msisdn": msisdn, "account": account.name,
+                    "cycle_start": cycle[account_id], "at": stamp}
             yield {"account_id": account_id, "line": line_id, "cycle_start": cycle[account_id],
                    "kind": kind, "at": instant, "payload": {"kind": kind, **base, **numbers}}
