@@ -157,6 +157,9 @@ def timed_rows(conn: Any, rows: Iterable[Any]) -> Iterable[Any]:
     return rows if clock is None else clock.each(rows)
 
 
+ROWS_PER_START = 64
+
+
 class _StatementClock:
     """When the running statement of one SQLite connection must stop (None: never)."""
 
@@ -172,8 +175,12 @@ class _StatementClock:
         self.deadline = None
 
     def each(self, rows: Iterable[Any]) -> Iterator[Any]:
-        for row in rows:
-            self.start()
+        # The clock restarts every ROWS_PER_START rows, not every row: reading it cost
+        # as much as inserting a small row. A row then has the timeout less the time of
+        # at most ROWS_PER_START - 1 quick rows before it (microseconds each).
+        for n, row in enumerate(rows):
+            if n % ROWS_PER_START == 0:
+                self.start()
             yield row
 
     def expired(self) -> int:
