@@ -214,8 +214,10 @@ ledger_entries = Table(
     Column("line", String(64)),
     Column("ref", String(200), nullable=False),
     Column("note", Text, nullable=False, default=""),
+    # The one secondary index: every read of the ledger is of one account's entries
+    # (or a scan of all); none looks a bucket up, so (account_id, bucket_id) was
+    # dropped in migration 0018 (an ingest writes every entry into each index).
     Index("ix_ledger_account_effective", "account_id", "effective_at"),
-    Index("ix_ledger_account_bucket", "account_id", "bucket_id"),
 )
 
 counters = Table(
