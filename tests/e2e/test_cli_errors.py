@@ -265,7 +265,7 @@ def test_an_interrupted_ingest_says_what_was_stored(tmp_path, monkeypatch):
     db = tmp_path / "cli.db"
     _lines(tmp_path)
     usage = _usage_gz(tmp_path / "u.csv.gz", 3_000)
-    real, calls = ingest._ingest_chunk, []
+    real, calls = ingest._settle, []
 
     def second_is_interrupted(*args, **kwargs):
         calls.append(1)
@@ -273,7 +273,7 @@ def test_an_interrupted_ingest_says_what_was_stored(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest, "_ingest_chunk", second_is_interrupted)
+    monkeypatch.setattr(ingest, "_settle", second_is_interrupted)
     result = run("ingest", str(usage), "--chunk-rows", "1000")
     assert result.exit_code == 130
     assert result.stderr.startswith(

@@ -3,7 +3,8 @@
 
 Random events for single lines and a family pool, in a random arrival order, some
 late inside and some past the grace window, are written as a CSV file, read back
-in random chunk sizes and ingested through `ingest_chunks`, and recorded one by one
+in random chunk sizes and ingested through `ingest_chunks` (one transaction per chunk,
+or per run of chunks holding a random number of rows), and recorded one by one
 through `ledger_ops` on another database. Every line's balance object (buckets, ids,
 counters, QoS) must be equal, and ingesting the same chunks again must change nothing.
 """
@@ -59,7 +60,7 @@ def histories(draw):
         events.append((f"ev{k}", line, at, at + timedelta(minutes=delay), amount,
                        draw(st.sampled_from([None, "hotspot"]))))
     arrival = sorted(events, key=lambda e: (e[3], e[0]))
-    return arrival, draw(st.integers(1, 12))
+    return arrival, draw(st.integers(1, 12)), draw(st.one_of(st.none(), st.integers(1, 45)))
 
 
 def chunks(folder, events, size):
@@ -80,16 +81,17 @@ def balances(engine, at):
     return {name: ledger_ops.balance(UnitOfWork(engine), name, at) for _, name, _, _ in LINES}
 
 
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories())
 def test_ingest_equals_single_events(tmp_path_factory, history):
-    arrival, size = history
+    arrival, size, transaction = history
     folder = tmp_path_factory.mktemp("ingest")
     dispose_engines()
     bulk = setup(f"sqlite:///{folder / 'bulk.db'}")
     single = setup(f"sqlite:///{folder / 'single.db'}")
-    summary = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "test")
+    summary = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "test",
+                            transaction_rows=transaction)
     assert summary.accepted == len(arrival)
     for event_id, line, at, received, amount, group in arrival:
         ledger_ops.record_usage(UnitOfWork(single), line, amount, at, received, event_id,
@@ -97,6 +99,7 @@ def test_ingest_equals_single_events(tmp_path_factory, history):
     end = START + timedelta(days=75)
     expected = balances(single, end)
     assert balances(bulk, end) == expected
-    again = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "again")
+    again = ingest_chunks(UnitOfWork(bulk), chunks(folder, arrival, size), "again",
+                          transaction_rows=transaction)
     assert (again.accepted, again.duplicates) == (0, len(arrival))
     assert balances(bulk, end) == expected

@@ -94,7 +94,7 @@ def test_the_database_file_alone_holds_every_chunk(tmp_path):
 
 def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
     engine, _, path = world(tmp_path)
-    real, during = ingest._ingest_chunk, []
+    real, during = ingest._settle, []
     before = gc.get_threshold()
 
     def third_fails(*args, **kwargs):
@@ -103,7 +103,7 @@ def test_a_failed_chunk_gives_the_settings_back(tmp_path, monkeypatch):
             raise RuntimeError("chunk 3 fails")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest, "_ingest_chunk", third_fails)
+    monkeypatch.setattr(ingest, "_settle", third_fails)
     with pytest.raises(RuntimeError, match="chunk 3 fails"):
         ingest.ingest_chunks(UnitOfWork(engine), chunks(path), "test", long_run=True)
     assert set(autocheckpoint_settings(engine)) == {1000}

@@ -34,6 +34,9 @@ RejectsOption = Annotated[Path | None, typer.Option(
 AllowRejectsOption = Annotated[bool, typer.Option(
     "--allow-rejects", help="Exit 0 when only rows (not whole files) were rejected.")]
 
+# Rows read and checked at a time; a transaction (--chunk-rows) takes as many of these
+# as it needs, and holds only their accepted events' compact columns between them.
+READ_ROWS = 200_000
 EXIT_CODES = ("Exit status: 0 every row accepted or a duplicate; 2 a file rejected whole "
               "(unreadable, missing column) or any row rejected (--allow-rejects: 0 when only "
               "rows were).")
@@ -78,8 +81,8 @@ def ingest(
     def chunks():
         for path in files:
             seen = 0
-            for chunk, bad in read_usage(path, format=file_format, chunk_rows=chunk_rows,
-                                         now_us=now_us):
+            for chunk, bad in read_usage(path, format=file_format,
+                                         chunk_rows=min(chunk_rows, READ_ROWS), now_us=now_us):
                 seen += len(chunk) + len(bad)
                 whole.extend(f"{path}: {r.reason}" for r in bad if r.row == 0)
                 bad = [r for r in bad if r.row != 0]
@@ -108,7 +111,8 @@ def ingest(
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 progress.update(task, rate=f"{done / elapsed:,.0f}")
             summary = ingest_chunks(unit, feed, f"ingest-{uuid.uuid4().hex[:8]}", on_rejects,
-                                    advance, long_run=True, on_commit=on_commit)
+                                    advance, long_run=True, on_commit=on_commit,
+                                    transaction_rows=chunk_rows)
     except typer.Exit:
         raise
     except KeyboardInterrupt:

@@ -109,12 +109,22 @@ def ingest_chunks(uow: IngestUnit, chunks: Iterable[tuple[str, object, list]], r
                   on_rejects: Callable[[list], None] | None = None,
                   progress: Callable[[int], None] | None = None,
                   long_run: bool = False,
-                  on_commit: Callable[[Committed], None] | None = None) -> IngestSummary:
-    """Ingest `chunks` ((file, chunk, rejects) each), one transaction per chunk (a `with
-    uow:` block each).
+                  on_commit: Callable[[Committed], None] | None = None,
+                  transaction_rows: int | None = None) -> IngestSummary:
+    """Ingest `chunks` ((file, chunk, rejects) each), one transaction (a `with uow:`
+    block) per chunk, or, with `transaction_rows`, per run of consecutive chunks of one
+    file holding at least that many rows (the last one fewer).
+
+    A transaction of several chunks checks and inserts each chunk's events as it comes
+    (the chunk's columns are then let go: only the accepted events' compact columns stay)
+    and rates, writes and notifies once, at its end: the lines an ingest touches are
+    written once per transaction, not once per chunk. The chunk iterator is advanced
+    inside the transaction, so it must not write the database itself (the CLI's reader
+    only reads the file); one that does (a test interleaving other writers) leaves
+    `transaction_rows` unset.
 
     After each commit `on_commit` is told what is stored so far (`Committed`), so a
-    caller whose run then fails can say it; the summary counts committed chunks only.
+    caller whose run then fails can say it; the summary counts committed transactions only.
 
     `long_run`, for many big chunks (a file, from the CLI): on a SQLite file, each
     commit's pages are copied into the database file on a thread while the next chunk
@@ -127,20 +137,37 @@ def ingest_chunks(uow: IngestUnit, chunks: Iterable[tuple[str, object, list]], r
     directory = None
     notifier = ChunkNotifier()
     cache = AccountCache()
+    feed = iter(chunks)
+    held = None  # a chunk read inside a transaction that belongs to the next one
+    n = 0
     with gc_tuning.fewer_collections() if long_run else contextlib.nullcontext(), \
             uow.background_checkpoints(enabled=long_run) as checkpoints:
-        for n, (file, chunk, rejects) in enumerate(chunks):
+        while True:
+            if held is None:  # read between transactions, where the feed may write
+                held = next(feed, None)
+                if held is None:
+                    break
             counted = (summary.accepted, summary.duplicates, summary.late)
-            rows = len(chunk.amount) + len(rejects)
-            bad = list(rejects)
+            took = _Took(held[0], held[1].first_row)
             checkpoints.before_chunk()
             stored = False
             try:
                 with uow, checkpoints.deferred(uow.ingest):
                     if directory is None:
                         directory = uow.ingest.line_directory()
-                    more_bad = _ingest_chunk(uow, directory, file, chunk,
-                                             f"{ref}#{n}", summary, notifier, cache)
+                    pending = _Pending()
+                    while True:
+                        file, chunk, rejects = held
+                        took.add(chunk, rejects)
+                        took.bad.extend(_admit(uow, directory, file, chunk, summary,
+                                               cache, pending))
+                        held = chunk = None  # let the chunk go before the next is read
+                        if transaction_rows is None or took.rows >= transaction_rows:
+                            break
+                        held = next(feed, None)
+                        if held is None or held[0] != took.file:
+                            break
+                    _settle(uow, directory, pending, f"{ref}#{n}", summary, notifier, cache)
                     uow.commit()
                     stored = True
             except BaseException:
@@ -149,34 +176,69 @@ def ingest_chunks(uow: IngestUnit, chunks: Iterable[tuple[str, object, list]], r
                     raise
                 # Committed, then a step after it failed (e.g. putting a setting back
                 # on a full disk): the chunk is stored and is said to be.
-                _count_commit(summary, rows, bad, more_bad)
-                committed = _committed(committed, summary, rows, file, chunk, bad)
+                _count_commit(summary, took)
+                committed = _committed(committed, summary, took)
                 if on_commit:
                     on_commit(committed)
                 raise
-            _count_commit(summary, rows, bad, more_bad)
-            committed = _committed(committed, summary, rows, file, chunk, bad)
+            n += 1
+            _count_commit(summary, took)
+            committed = _committed(committed, summary, took)
             if on_commit:
                 on_commit(committed)
-            if on_rejects and bad:
-                on_rejects(bad)
+            if on_rejects and took.bad:
+                on_rejects(took.bad)
             if progress:
-                progress(rows)
+                progress(took.rows)
     return summary
 
 
-def _count_commit(summary: IngestSummary, rows: int, bad: list, more_bad: list) -> None:
-    summary.rows += rows
-    bad.extend(more_bad)
-    bad.sort(key=lambda r: r.row)  # file order, whichever step refused them
-    summary.rejected += len(bad)
+@dataclass
+class _Took:
+    """The chunks one transaction took: their file, rows and rejects."""
+
+    file: str
+    first_row: int
+    chunks: int = 0
+    rows: int = 0  # good, duplicate or rejected
+    last_row: int = 0
+    bad: list = field(default_factory=list)
+
+    def add(self, chunk, rejects: list) -> None:
+        self.chunks += 1
+        self.rows += len(chunk.amount) + len(rejects)
+        self.last_row = max(self.last_row, _last_row(chunk, rejects))
+        self.bad.extend(rejects)
 
 
-def _committed(before: Committed, summary: IngestSummary, rows: int, file: str, chunk,
-               bad: list) -> Committed:
-    return Committed(before.chunks + 1, before.rows + rows, summary.accepted,
+@dataclass
+class _Pending:
+    """The events a transaction's chunks accepted so far, as aligned compact columns."""
+
+    parts: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def add(self, **columns: np.ndarray) -> None:
+        self.parts.append(columns)
+
+    def column(self, name: str) -> np.ndarray:
+        if not self.parts:
+            return np.zeros(0, dtype=I64)
+        return np.concatenate([p[name] for p in self.parts])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: self.column(name) for name in self.parts[0]} if self.parts else {}
+
+
+def _count_commit(summary: IngestSummary, took: _Took) -> None:
+    summary.rows += took.rows
+    took.bad.sort(key=lambda r: r.row)  # file order, whichever step refused them
+    summary.rejected += len(took.bad)
+
+
+def _committed(before: Committed, summary: IngestSummary, took: _Took) -> Committed:
+    return Committed(before.chunks + 1, before.rows + took.rows, summary.accepted,
                      summary.duplicates, summary.rejected,
-                     (file, chunk.first_row, _last_row(chunk, bad)))
+                     (took.file, took.first_row, took.last_row))
 
 
 def _last_row(chunk, rejects: list) -> int:
@@ -185,11 +247,12 @@ def _last_row(chunk, rejects: list) -> int:
     return max([last, *(r.row for r in rejects)])
 
 
-def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, ref: str,
-                  summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache):
+def _admit(uow: IngestUnit, directory: LineDirectory, file: str, chunk,
+           summary: IngestSummary, cache: AccountCache, pending: _Pending) -> list:
+    """Check one chunk's rows and insert its good events; add them to `pending` (the
+    transaction's accepted events). Returns the rows refused."""
     from carryover.adapters.cdr_files import Reject
 
-    reads = uow.ingest.notice_reads()  # the chunk's notifier's (services.notify.chunk_notices)
     bad: list = []
     line = np.array([directory.index.get(x, -1) for x in chunk.line.tolist()], dtype=I64)
     unknown = line < 0
@@ -213,22 +276,26 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
         bad.append(Reject(file, int(chunk.row[i]), why, cells, original))
     # Within a chunk the first row of an event id counts; the others are duplicates.
     keep = ~unknown & ~before & ~future
-    _, first = np.unique(chunk.event_id.astype(str), return_index=True)
-    firsts = np.zeros(len(keep), dtype=bool)
-    firsts[first] = True
-    summary.duplicates += int((keep & ~firsts).sum())
-    keep &= firsts
+    keep &= _firsts(chunk.event_id)
+    summary.duplicates += int((~unknown & ~before & ~future).sum() - keep.sum())
     kept = np.flatnonzero(keep)
     # A file ingested before (a re-run, the rest of a file after a crash) is found here,
     # before its accounts' state is read: a sample of the chunk's ids is looked up, and
-    # only when one is stored are all of them. The insert below stays the exact check.
+    # only when one is stored are all of them. The insert below stays the exact check
+    # (and catches an id an earlier chunk of the same transaction inserted).
     if len(kept) and uow.ingest.stored_events(_sample(chunk.event_id[kept])).any():
-        seen = uow.ingest.stored_events(chunk.event_id[kept].astype(str))
+        seen = uow.ingest.stored_events(chunk.event_id[kept])
         summary.duplicates += int(seen.sum())
         keep[kept[seen]] = False
         kept = kept[~seen]
-    too_much = over_total(uow.ingest.totals(), directory.ids[line[kept]], chunk.unit[kept],
-                          chunk.amount[kept], UNIT_NAMES)
+    # Checked with the transaction's accepted events before this chunk's: their totals
+    # are not stored until the transaction's end.
+    earlier_line, earlier_unit = pending.column("line"), pending.column("unit")
+    too_much = over_total(uow.ingest.totals(),
+                          np.concatenate([earlier_line, line[kept]]), directory.ids,
+                          np.concatenate([earlier_unit, chunk.unit[kept]]),
+                          np.concatenate([pending.column("amount"), chunk.amount[kept]]),
+                          UNIT_NAMES)[len(earlier_line):]
     over = kept[too_much].tolist()
     for i, (cells, original) in zip(over, chunk.originals(over), strict=True):
         bad.append(Reject(file, int(chunk.row[i]), f"bytes: {TOTAL_REASON}", cells, original))
@@ -238,8 +305,7 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
         return bad
     line = line[idx]
     account = directory.account[line]
-    accounts, lines = cache.prepare(uow.ingest, np.unique(account).tolist())
-    pos = {a: i for i, a in enumerate(accounts["id"])}
+    accounts, _ = cache.prepare(uow.ingest, np.unique(account).tolist())
     at, received = chunk.at[idx], chunk.received_at[idx]
     acct = np.searchsorted(np.array(accounts["id"], dtype=I64), account)
     keys = [(c.cycle_day, c.timezone) for c in accounts["calendar"]]
@@ -250,24 +316,44 @@ def _ingest_chunk(uow: IngestUnit, directory: LineDirectory, file: str, chunk, r
     late = late_mask(at, received, calendar_of, [CycleCalendar(*k) for k in distinct],
                     np.array(accounts["grace_us"], dtype=I64)[acct])
     eff = np.where(late, received, at)
-    event_ids = chunk.event_id[idx].astype(str)
+    event_ids = chunk.event_id[idx]
     inserted = uow.ingest.insert_events(event_ids, account, directory.ids[line], at, received,
                                         eff, chunk.amount[idx], chunk.unit[idx],
                                         chunk.rating_group[idx], late)
     summary.duplicates += len(idx) - int(inserted.sum())
-    if not inserted.all():
-        line, account, eff, late = line[inserted], account[inserted], eff[inserted], late[inserted]
-        idx, event_ids = idx[inserted], event_ids[inserted]
+    idx = idx[inserted]
     summary.accepted += len(idx)
-    summary.late += int(late.sum())
-    summary.lines.update(directory.ids[line].tolist())
-    _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
-          summary, cache)
-    if len(idx):
-        # Each account at its own instant (where its book now stands), not at the chunk's
-        # latest, which is some other account's.
-        notifier.emit(uow.outbox, reads, np.unique(account).tolist(), None, uow.plans.all())
+    summary.late += int(late[inserted].sum())
+    summary.lines.update(directory.ids[line[inserted]].tolist())
+    pending.add(line=line[inserted], account=account[inserted], eff=eff[inserted],
+                event_id=event_ids[inserted], at=at[inserted], received=received[inserted],
+                amount=chunk.amount[idx], unit=chunk.unit[idx],
+                rating_group=chunk.rating_group[idx])
     return bad
+
+
+def _firsts(event_ids: np.ndarray) -> np.ndarray:
+    """True at the first row of each event id (file order)."""
+    first: dict = {}
+    ids = event_ids.tolist()
+    marks = [first.setdefault(e, i) == i for i, e in enumerate(ids)]
+    return np.array(marks, dtype=bool)
+
+
+def _settle(uow: IngestUnit, directory: LineDirectory, pending: _Pending, ref: str,
+            summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache) -> None:
+    """Rate, write and notify the transaction's accepted events, once."""
+    ev = pending.columns()
+    if not ev or len(ev["eff"]) == 0:
+        return
+    reads = uow.ingest.notice_reads()  # the notifier's (services.notify.chunk_notices)
+    account = ev["account"]
+    accounts, lines = cache.prepare(uow.ingest, np.unique(account).tolist())
+    pos = {a: i for i, a in enumerate(accounts["id"])}
+    _rate(uow, accounts, lines, pos, directory, ev, ref, summary, cache)
+    # Each account at its own instant (where its book now stands), not at the chunk's
+    # latest, which is some other account's.
+    notifier.emit(uow.outbox, reads, np.unique(account).tolist(), None, uow.plans.all())
 
 
 PROBE = 64  # event ids of a chunk looked up before anything else
@@ -277,11 +363,15 @@ def _sample(event_ids: np.ndarray) -> np.ndarray:
     """Up to PROBE ids spread evenly over the chunk, its first and last among them."""
     picks = np.unique(np.linspace(0, len(event_ids) - 1, num=min(PROBE, len(event_ids)),
                                   dtype=I64))
-    return event_ids[picks].astype(str)
+    return event_ids[picks]
 
 
-def _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, chunk, idx, ref,
-          summary, cache: AccountCache) -> None:
+def _rate(uow, accounts, lines, pos, directory, ev: dict[str, np.ndarray], ref, summary,
+          cache: AccountCache) -> None:
+    """Rate the events `ev` (aligned columns: line, account, eff, event_id, at, received,
+    amount, unit, rating_group): the columnar fold for accounts it covers, each other
+    account's object book."""
+    account, eff = ev["account"], ev["eff"]
     simple = np.array([not p for p in accounts["pool"]], dtype=bool)
     for _line_id, account_id, _, pending, member in lines:
         if pending or member:
@@ -293,27 +383,28 @@ def _rate(uow, accounts, lines, pos, directory, line, account, eff, event_ids, c
     out_of_order = (eff < until) & ((eff < seg) | (eff < start))
     np.logical_and.at(simple, acct, ~out_of_order)
     fast = simple[acct]
-    _rate_columnar(uow, accounts, lines, pos, simple, line[fast], acct[fast], eff[fast],
-                   event_ids[fast], chunk, idx[fast], directory, ref, cache)
+    _rate_columnar(uow, accounts, lines, pos, simple, acct[fast],
+                   {k: v[fast] for k, v in ev.items()}, directory, ref, cache)
     summary.bulk_accounts += int(simple[np.unique(acct)].sum())
     slow_accounts = sorted({accounts["id"][a] for a in acct[~fast].tolist()})
     summary.book_accounts += len(slow_accounts)
     if slow_accounts:
         # Their books write the database directly: the cache would be stale.
         cache.evict(slow_accounts)
-        _rate_books(uow, slow_accounts, directory, line[~fast], account[~fast], eff[~fast],
-                    event_ids[~fast], chunk, idx[~fast], set(event_ids.tolist()))
+        _rate_books(uow, slow_accounts, directory, {k: v[~fast] for k, v in ev.items()},
+                    set(ev["event_id"].tolist()))
 
 
-def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chunk, idx,
+def _rate_books(uow, account_ids, directory, ev: dict[str, np.ndarray],
                 chunk_ids: set[str]) -> None:
     """The object-book path, for pools, pending plan changes and out-of-order events."""
     plans = uow.plans.all()
+    account, eff, event_ids = ev["account"], ev["eff"], ev["event_id"]
     for account_id in account_ids:
         row = uow.accounts.lock_account(account_id)
         book, snapshot = uow.accounts.load_book(row, plans)
-        # This chunk's events are already in usage_events: a replay must only see the
-        # ones folded so far (the book adds those from its own session).
+        # This transaction's events are already in usage_events: a replay must only see
+        # the ones folded so far (the book adds those from its own session).
         book.attach(uow.accounts.history_of(account_id, book.calendar, book.grace,
                                             skip_usage=chunk_ids))
         mine = np.flatnonzero(account == account_id)
@@ -321,22 +412,20 @@ def _rate_books(uow, account_ids, directory, line, account, eff, event_ids, chun
         # of any order (replay equivalence), and the events that sort before what is
         # already folded share one replay of the account's history.
         order = sorted(mine.tolist(), key=lambda k: (int(eff[k]), event_ids[k]))
-        items = []
-        for k in order:
-            i = idx[k]
-            items.append(Usage(event_ids[k], directory.ids[line[k]], from_us(int(chunk.at[i])),
-                               int(chunk.amount[i]), UNITS[int(chunk.unit[i])],
-                               chunk.rating_group[i], from_us(int(chunk.received_at[i]))))
+        items = [Usage(event_ids[k], directory.ids[ev["line"][k]], from_us(int(ev["at"][k])),
+                       int(ev["amount"][k]), UNITS[int(ev["unit"][k])], ev["rating_group"][k],
+                       from_us(int(ev["received"][k])))
+                 for k in order]
         for item, outcome in zip(items, book.submit_usage(items), strict=True):
             if outcome.status != "accepted":  # pragma: no cover - validated before
                 raise RuntimeError(f"event {item.id} refused after validation: {outcome.reason}")
         uow.accounts.save_book(account_id, book, snapshot)
 
 
-def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids, chunk, idx,
+def _rate_columnar(uow, accounts, lines, pos, simple, acct, ev: dict[str, np.ndarray],
                    directory, ref, cache: AccountCache) -> None:
     chosen = [a for a in range(len(accounts["id"])) if simple[a]]
-    if not chosen or len(line) == 0:
+    if not chosen or len(acct) == 0:
         return
     local = {a: k for k, a in enumerate(chosen)}
     my_lines = [r for r in lines if simple[pos[r[1]]]]
@@ -352,11 +441,11 @@ def _rate_columnar(uow, accounts, lines, pos, simple, line, acct, eff, event_ids
         buckets, ref)
     known = buckets.ids.copy()
     before = (buckets.remaining.copy(), buckets.closed.copy())
-    ev_line = np.array([line_index[x] for x in directory.ids[line].tolist()], dtype=I64)
-    columnar.rate(Events(ev_line, eff, chunk.amount[idx], chunk.unit[idx],
-                     np.array([g == HOTSPOT for g in chunk.rating_group[idx].tolist()])))
+    ev_line = np.array([line_index[x] for x in directory.ids[ev["line"]].tolist()], dtype=I64)
+    columnar.rate(Events(ev_line, ev["eff"], ev["amount"], ev["unit"],
+                         np.array([g == HOTSPOT for g in ev["rating_group"].tolist()])))
     written, last_keys = _write_columnar(uow, columnar, chosen, accounts, my_lines, known, before,
-                                         acct, local, eff, event_ids)
+                                         acct, local, ev["eff"], ev["event_id"])
     cache.store(columnar, chosen_ids, columnar.line_ids, written, last_keys)
 
 

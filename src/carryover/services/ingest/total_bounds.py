@@ -36,31 +36,46 @@ class StoredTotals(Protocol):
     def of(self, lines: Iterable[str]) -> dict[tuple[str, str], int]: ...
 
 
-def over_total(totals: StoredTotals, lines: np.ndarray, units: np.ndarray, amounts: np.ndarray,
-               unit_names: np.ndarray) -> np.ndarray:
-    """Which events (aligned arrays: line id, unit code, amount) are refused."""
+def over_total(totals: StoredTotals, line_codes: np.ndarray, line_names: np.ndarray,
+               units: np.ndarray, amounts: np.ndarray, unit_names: np.ndarray) -> np.ndarray:
+    """Which events (aligned arrays: line code, unit code, amount) are refused. A line
+    code indexes `line_names`, the line ids; the events are in order, and a caller that
+    checks a transaction slice by slice passes the slices accepted before too (they
+    were checked against the same totals, so they stay accepted)."""
     refused = np.zeros(len(amounts), dtype=bool)
     if len(amounts) == 0:
         return refused
-    names = unit_names[units]
-    pairs = list(zip(lines.tolist(), names.tolist(), strict=True))
-    keys, inverse = np.unique(np.array([f"{a}\x00{b}" for a, b in pairs], dtype=object),
-                              return_inverse=True)
+    n_units = len(unit_names)
+    # One integer per (line, unit): no text key is built per event.
+    keys, inverse = np.unique(np.asarray(line_codes, dtype=np.int64) * n_units
+                              + np.asarray(units, dtype=np.int64), return_inverse=True)
     # float64 sums are within a relative 2^-35 of the exact ones here: enough to tell
     # which lines could come near `totals.above`.
     approx = np.bincount(inverse, weights=amounts.astype(np.float64), minlength=len(keys))
-    big = totals.big()
     near = {int(k) for k in np.flatnonzero(approx > totals.above * 0.99)}
-    near |= {int(k) for k, key in enumerate(keys.tolist())
-             if tuple(key.split("\x00", 1)) in big}
+    big = totals.big()
+    if big:
+        where = {int(key): k for k, key in enumerate(keys.tolist())}
+        code_of = {name: c for c, name in enumerate(line_names.tolist())}
+        unit_of = {name: u for u, name in enumerate(unit_names.tolist())}
+        for line, unit in big:
+            if line in code_of and unit in unit_of:
+                k = where.get(code_of[line] * n_units + unit_of[unit])
+                if k is not None:
+                    near.add(k)
     if not near:
         return refused
-    stored = totals.of([keys[k].split("\x00", 1)[0] for k in near])
+
+    def pair(k: int) -> tuple[str, str]:
+        key = int(keys[k])
+        return line_names[key // n_units], unit_names[key % n_units]
+
+    stored = totals.of([pair(k)[0] for k in near])
     running: dict[int, int] = {}
     for i in np.flatnonzero(np.isin(inverse, list(near))).tolist():
         k = int(inverse[i])
         if k not in running:
-            running[k] = stored.get(pairs[i], 0)
+            running[k] = stored.get(pair(k), 0)
         running[k] += int(amounts[i])
         refused[i] = running[k] > MAX_TOTAL
     return refused
