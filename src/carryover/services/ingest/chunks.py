@@ -225,8 +225,16 @@ class _Pending:
             return np.zeros(0, dtype=I64)
         return np.concatenate([p[name] for p in self.parts])
 
-    def columns(self) -> dict[str, np.ndarray]:
-        return {name: self.column(name) for name in self.parts[0]} if self.parts else {}
+    def take(self) -> dict[str, np.ndarray]:
+        """All the columns, concatenated; the parts are let go (half the memory)."""
+        if not self.parts:
+            return {}
+        names = list(self.parts[0])
+        out = {}
+        for name in names:
+            out[name] = np.concatenate([p.pop(name) for p in self.parts])
+        self.parts = []
+        return out
 
 
 def _count_commit(summary: IngestSummary, took: _Took) -> None:
@@ -343,7 +351,7 @@ def _firsts(event_ids: np.ndarray) -> np.ndarray:
 def _settle(uow: IngestUnit, directory: LineDirectory, pending: _Pending, ref: str,
             summary: IngestSummary, notifier: ChunkNotifier, cache: AccountCache) -> None:
     """Rate, write and notify the transaction's accepted events, once."""
-    ev = pending.columns()
+    ev = pending.take()
     if not ev or len(ev["eff"]) == 0:
         return
     reads = uow.ingest.notice_reads()  # the notifier's (services.notify.chunk_notices)
@@ -383,8 +391,9 @@ def _rate(uow, accounts, lines, pos, directory, ev: dict[str, np.ndarray], ref, 
     out_of_order = (eff < until) & ((eff < seg) | (eff < start))
     np.logical_and.at(simple, acct, ~out_of_order)
     fast = simple[acct]
-    _rate_columnar(uow, accounts, lines, pos, simple, acct[fast],
-                   {k: v[fast] for k, v in ev.items()}, directory, ref, cache)
+    every = bool(fast.all())  # the usual case: no copy of the columns
+    _rate_columnar(uow, accounts, lines, pos, simple, acct if every else acct[fast],
+                   ev if every else {k: v[fast] for k, v in ev.items()}, directory, ref, cache)
     summary.bulk_accounts += int(simple[np.unique(acct)].sum())
     slow_accounts = sorted({accounts["id"][a] for a in acct[~fast].tolist()})
     summary.book_accounts += len(slow_accounts)
@@ -441,9 +450,12 @@ def _rate_columnar(uow, accounts, lines, pos, simple, acct, ev: dict[str, np.nda
         buckets, ref)
     known = buckets.ids.copy()
     before = (buckets.remaining.copy(), buckets.closed.copy())
-    ev_line = np.array([line_index[x] for x in directory.ids[ev["line"]].tolist()], dtype=I64)
-    columnar.rate(Events(ev_line, ev["eff"], ev["amount"], ev["unit"],
-                         np.array([g == HOTSPOT for g in ev["rating_group"].tolist()])))
+    local_line = np.full(len(directory.ids), -1, dtype=I64)  # directory index -> fold's
+    for name, k in line_index.items():
+        if name in directory.index:  # a line opened after the run began has no events here
+            local_line[directory.index[name]] = k
+    hotspot = np.asarray(ev["rating_group"] == HOTSPOT, dtype=bool)
+    columnar.rate(Events(local_line[ev["line"]], ev["eff"], ev["amount"], ev["unit"], hotspot))
     written, last_keys = _write_columnar(uow, columnar, chosen, accounts, my_lines, known, before,
                                          acct, local, ev["eff"], ev["event_id"])
     cache.store(columnar, chosen_ids, columnar.line_ids, written, last_keys)
