@@ -40,7 +40,9 @@ from carryover.store.notice_reads import NoticeReads
 from carryover.store.totals import UsageTotals
 
 WRITE_SLICE = 50_000  # rows per executemany / COPY of the big tables
-LOOKUP_SLICE = 5_000  # ids per IN list of an exact lookup
+LOOKUP_SLICE = 5_000  # ids per IN list of an exact lookup (SQLite)
+PG_LOOKUP_SLICE = 50_000  # ids per array of an exact lookup (PostgreSQL)
+JOINED_TABLES = ("accounts", "buckets", "counters", "lines")
 KIND_NAMES = np.array([str(k) for k in KINDS], dtype=object)
 ENTRY_NAMES = np.array([str(k) for k in ENTRY_KINDS], dtype=object)
 EVENT_COLUMNS = ("event_id", "account_id", "line", "at", "received_at", "effective_at",
@@ -91,6 +93,16 @@ class IngestRepository:
         return NoticeReads(self.raw)
 
     def line_directory(self) -> LineDirectory:
+        """Every line (read once per run). On PostgreSQL the tables an ingest joins are
+        first analyzed if they never were (a database just provisioned, before autovacuum
+        came by): without statistics the planner takes them for a few rows, and the
+        chunk's notice reads join them by nested loops."""
+        if self.raw.dialect == "postgresql":
+            for (table,) in self.raw.run(
+                    "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(?::text[]) "
+                    "AND last_analyze IS NULL AND last_autoanalyze IS NULL ORDER BY relname",
+                    (list(JOINED_TABLES),)):
+                self.raw.run(f"ANALYZE {table}")
         return LineDirectory.load(self.raw)
 
     def totals(self) -> UsageTotals:
@@ -128,11 +140,18 @@ class IngestRepository:
         ids per statement)."""
         stored: set[str] = set()
         ids = event_ids.tolist()
-        for start in range(0, len(ids), LOOKUP_SLICE):
-            part = ids[start:start + LOOKUP_SLICE]
-            marks = ", ".join("?" * len(part))
-            stored.update(r[0] for r in self.raw.run(
-                f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part))
+        postgresql = self.raw.dialect == "postgresql"
+        step = PG_LOOKUP_SLICE if postgresql else LOOKUP_SLICE
+        for start in range(0, len(ids), step):
+            part = ids[start:start + step]
+            if postgresql:  # one array parameter: no statement of 5,000 placeholders to parse
+                rows = self.raw.run("SELECT event_id FROM usage_events "
+                                    "WHERE event_id = ANY(?::text[])", (part,))
+            else:
+                marks = ", ".join("?" * len(part))
+                rows = self.raw.run(
+                    f"SELECT event_id FROM usage_events WHERE event_id IN ({marks})", part)
+            stored.update(r[0] for r in rows)
         return np.array([i in stored for i in ids], dtype=bool)
 
     # ---- writing -------------------------------------------------------------------

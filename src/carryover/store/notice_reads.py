@@ -82,13 +82,12 @@ def name_instants(raw: Raw, when: Mapping[int, datetime], expiring_within: timed
     kind = "TEXT" if raw.dialect == "sqlite" else "TIMESTAMPTZ"
     raw.run(f"CREATE TEMP TABLE IF NOT EXISTS notice_instants "
             f"(id INTEGER PRIMARY KEY, now {kind} NOT NULL, soon {kind} NOT NULL)")
-    raw.run("DELETE FROM notice_instants")
     # Formatted as one numpy column each: a chunk's accounts mostly stand at instants
     # of their own, so formatting them one by one cost a strftime per account.
     ids = sorted(when)
     now = np.array([to_us(when[a]) for a in ids], dtype=I64)
     within = expiring_within // timedelta(microseconds=1)
-    raw.append("notice_instants", ("id", "now", "soon"),
+    raw.refill("notice_instants", ("id", "now", "soon"),
                list(zip(ids, raw.instants(now), raw.instants(now + within), strict=True)))
 
 

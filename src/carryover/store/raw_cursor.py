@@ -168,8 +168,20 @@ class Raw:
         it the outer loop, so x is searched by its account index instead of scanned
         whole (a small chunk against a large database); PostgreSQL plans it as any join."""
         self.run("CREATE TEMP TABLE IF NOT EXISTS ingest_accounts (id INTEGER PRIMARY KEY)")
-        self.run("DELETE FROM ingest_accounts")
-        self.append("ingest_accounts", ("id",), [(int(i),) for i in ids])
+        self.refill("ingest_accounts", ("id",), [(int(i),) for i in ids])
+
+    def refill(self, table: str, columns: Sequence[str], rows: Sequence[Sequence]) -> None:
+        """Replace the rows of the temporary `table`. On PostgreSQL the table is emptied by
+        TRUNCATE (a DELETE leaves dead rows that later joins fetch and skip) and analyzed
+        once filled: with no statistics the planner takes a temporary table for a few
+        rows and joins it to the chunk's buckets by nested loops."""
+        if self.dialect == "postgresql":
+            self.run(f"TRUNCATE {table}")
+            self.append(table, columns, rows)
+            self.run(f"ANALYZE {table}")
+            return
+        self.run(f"DELETE FROM {table}")
+        self.append(table, columns, rows)
 
 
 def _us(value) -> int:
