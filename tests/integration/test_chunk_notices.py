@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import delete, func, insert, select
 
 from carryover.runtime import Carryover
@@ -101,8 +102,12 @@ def stored_outbox(conn) -> list[tuple]:
     return [(r.account_id, r.line, r.cycle_start, r.kind, r.at, r.payload) for r in rows]
 
 
-def test_stored_rows_equal_emit_notifications(db_url):
-    """What the notifier stores reads back as what `emit_notifications` stores."""
+@pytest.mark.parametrize("batch", [None, 1])
+def test_stored_rows_equal_emit_notifications(db_url, monkeypatch, batch):
+    """What the notifier stores reads back as what `emit_notifications` stores, whether
+    it reads its accounts all at once or one at a time."""
+    if batch is not None:
+        monkeypatch.setattr(chunk_notices, "ACCOUNT_BATCH", batch)
     engine = world(db_url)
     compared = 0
     for day in (5, 20, 53, 56):

@@ -62,6 +62,7 @@ class _Account:
 
 
 INSERT_SLICE = 10_000
+ACCOUNT_BATCH = 20_000
 
 
 class ChunkNotifier:
@@ -77,7 +78,13 @@ class ChunkNotifier:
         (store.notice_reads). Returns the rows offered."""
         offered = 0
         rows: list[dict] = []
-        for row in _candidates(reads, account_ids, at, plans, self.offered):
+        ids = sorted({int(a) for a in account_ids})
+        # In batches of accounts: what the reads bring back per account (its lines, facts
+        # and counters as Python objects) is held for one batch, not for a transaction's
+        # hundred thousand accounts at once.
+        batches = (ids[lo:lo + ACCOUNT_BATCH] for lo in range(0, len(ids), ACCOUNT_BATCH))
+        for row in (r for batch in batches
+                    for r in _candidates(reads, batch, at, plans, self.offered)):
             # Interned: a run remembers a key per notification (200,000 for a
             # 10,000,000-event file), and each row brings its own copies of the same
             # few strings; shared, a key costs about a third.
