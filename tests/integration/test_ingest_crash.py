@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import create_engine, text
 
 LINES = 200
@@ -87,14 +88,17 @@ def state(db: Path) -> dict:
     return out
 
 
-def test_sigkill_mid_file_then_rerun_equals_one_clean_run(tmp_path):
+@pytest.mark.parametrize("reads", [[], ["--read-rows", "300"]], ids=["one-read", "four-reads"])
+def test_sigkill_mid_file_then_rerun_equals_one_clean_run(tmp_path, reads):
+    # With reads of at most 300 rows (four of 250), each transaction of 1,000 rows takes four of them: a kill
+    # between two of its reads must lose the whole transaction, never a part of it.
     lines, usage = write_inputs(tmp_path)
     clean, crashed = tmp_path / "clean.db", tmp_path / "crashed.db"
     for db in (clean, crashed):
         run(db, "line", "import", str(lines), "--json")
     run(clean, "ingest", str(usage), "--chunk-rows", "1000", "--json")
 
-    proc = carryover(crashed, "ingest", str(usage), "--chunk-rows", "1000", "--json")
+    proc = carryover(crashed, "ingest", str(usage), "--chunk-rows", "1000", *reads, "--json")
     engine = create_engine(f"sqlite:///{crashed}")
     deadline = time.monotonic() + 120
     stored = 0
@@ -111,6 +115,7 @@ def test_sigkill_mid_file_then_rerun_equals_one_clean_run(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     partial = state(crashed)["events"][0]
     assert 0 < partial < EVENTS, "the kill must land mid-file for this test to mean anything"
+    assert partial % 1000 == 0, "only whole transactions are stored"
 
     summary = json.loads(run(crashed, "ingest", str(usage), "--chunk-rows", "1000", "--json"))
     assert summary["duplicates"] == partial

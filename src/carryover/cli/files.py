@@ -37,6 +37,7 @@ AllowRejectsOption = Annotated[bool, typer.Option(
 # Rows read and checked at a time; a transaction (--chunk-rows) takes as many of these
 # as it needs, and holds only their accepted events' compact columns between them.
 READ_ROWS = 200_000
+CHUNK_ROWS = 200_000
 EXIT_CODES = ("Exit status: 0 every row accepted or a duplicate; 2 a file rejected whole "
               "(unreadable, missing column) or any row rejected (--allow-rejects: 0 when only "
               "rows were).")
@@ -62,7 +63,11 @@ def ingest(
         "--format", metavar="csv|jsonl|parquet", help="Override the format the extension "
         "says.")] = None,
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, help="Rows per "
-                                            "transaction.")] = 200_000,
+                                            "transaction.")] = CHUNK_ROWS,
+    read_rows: Annotated[int, typer.Option("--read-rows", min=1, help="At most this many "
+                                           "rows read and checked at a time: a transaction "
+                                           "is read in equal parts. Fewer hold less memory.")
+                         ] = READ_ROWS,
     as_json: JsonOption = False,
 ) -> None:
     """Rate usage files in chunks (one transaction each); re-ingesting a file is a no-op."""
@@ -78,11 +83,15 @@ def ingest(
     empty: list[str] = []
     committed = Committed()
 
+    # A transaction of `chunk_rows` rows is read in equal parts of at most `read_rows`.
+    reads = -(-chunk_rows // read_rows)
+    read_size = -(-chunk_rows // reads)
+
     def chunks():
         for path in files:
             seen = 0
             for chunk, bad in read_usage(path, format=file_format,
-                                         chunk_rows=min(chunk_rows, READ_ROWS), now_us=now_us):
+                                         chunk_rows=read_size, now_us=now_us):
                 seen += len(chunk) + len(bad)
                 whole.extend(f"{path}: {r.reason}" for r in bad if r.row == 0)
                 bad = [r for r in bad if r.row != 0]
