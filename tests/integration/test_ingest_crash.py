@@ -90,8 +90,8 @@ def state(db: Path) -> dict:
 
 @pytest.mark.parametrize("reads", [[], ["--read-rows", "300"]], ids=["one-read", "four-reads"])
 def test_sigkill_mid_file_then_rerun_equals_one_clean_run(tmp_path, reads):
-    # With reads of at most 300 rows (four of 250), each transaction of 1,000 rows takes four of them: a kill
-    # between two of its reads must lose the whole transaction, never a part of it.
+    # With reads of at most 300 rows, each transaction of 1,000 rows takes four of 250:
+    # a kill between two of its reads must lose the whole transaction, never a part of it.
     lines, usage = write_inputs(tmp_path)
     clean, crashed = tmp_path / "clean.db", tmp_path / "crashed.db"
     for db in (clean, crashed):

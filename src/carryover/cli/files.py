@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from carryover import memory_tuning
 from carryover.adapters.cdr_files import RejectWriter, read_usage
 from carryover.cli import app, line_app
 from carryover.cli.common import JsonOption, console, fail, now, print_json, uow
@@ -74,6 +75,7 @@ def ingest(
     for path in files:
         if not path.is_file():
             fail(f"{path}: no such file")
+    memory_tuning.give_back_freed_memory()
     unit = uow()
     started = time.perf_counter()
     now_us = to_us(now())
