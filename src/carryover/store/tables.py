@@ -8,6 +8,13 @@ What is stored, and why:
 - `buckets`, `counters` and the cursor columns of `accounts` are the materialized
   state of each account's book, so an in-order event costs one small transaction.
 - `ledger_entries` is append-only: corrections are new rows, never updates.
+- The bulk tables (`usage_events`, `ledger_entries`, `buckets`, `counters`, and the
+  outbox of store.webhook_tables) have no foreign key on `account_id` (migration
+  0019): no account is ever deleted or renumbered, and every writer takes the id
+  from a `lines` or `accounts` row it read in the same transaction, so the per-row
+  check, the largest single cost of a bulk write, never caught anything.
+  `lines.account_id`, `inputs.account_id` and every other foreign key stay
+  (docs/architecture.md, "Referential integrity").
 
 Instants are stored as timezone-aware timestamps (UTC); amounts as BigInteger.
 """
@@ -166,7 +173,7 @@ usage_events = Table(
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("event_id", String(200), nullable=False, unique=True),
-    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Integer, nullable=False),
     Column("line", String(64), nullable=False),
     Column("at", Instant, nullable=False),
     Column("received_at", Instant),
@@ -180,7 +187,7 @@ usage_events = Table(
 
 buckets = Table(
     "buckets", metadata,
-    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("account_id", Integer, primary_key=True),
     Column("id", String(300), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("unit", String(8), nullable=False),
@@ -200,7 +207,7 @@ ledger_entries = Table(
     "ledger_entries", metadata,
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
-    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Integer, nullable=False),
     # Bitemporal (domain/ledger.py): the instant of the fold the entry belongs to, and
     # when the engine booked it. A correction is a new row, recorded now, effective in
     # the cycle it corrects.
@@ -222,7 +229,7 @@ ledger_entries = Table(
 
 counters = Table(
     "counters", metadata,
-    Column("account_id", Integer, ForeignKey("accounts.id"), primary_key=True),
+    Column("account_id", Integer, primary_key=True),
     Column("cycle_start", String(40), primary_key=True),
     Column("line", String(64), primary_key=True),
     Column("unit", String(8), primary_key=True),

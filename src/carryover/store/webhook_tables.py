@@ -37,7 +37,7 @@ from carryover.store.tables import Instant, delivery_columns, metadata
 outbox = Table(
     "outbox", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account_id", Integer, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", Integer, nullable=False),  # no foreign key (migration 0019)
     Column("line", String(64), nullable=False),
     Column("cycle_start", String(40), nullable=False),
     Column("kind", String(32), nullable=False),
