@@ -103,7 +103,7 @@ def submit(uow: LedgerUnit, line_ident: str, make: Callable, actor: Actor = CLI,
         row = _line(uow, line_ident)
         item: Input = make(row.id, localizer(row.timezone))
         _in_window(item, row.opened_at)
-        # Lock the account before writing anything that references it: the event row's
+        # Lock the account before writing anything that references it: the input row's
         # foreign key takes a share lock on the account, and taking the row lock after it
         # would let two writers deadlock on PostgreSQL.
         account = uow.accounts.lock_account(row.account_id)
