@@ -1,12 +1,18 @@
 """`carryover ingest`: CDR files in chunks, one transaction per chunk, set-based rating.
 
-For each chunk of good rows:
-1. lines are resolved (id, MSISDN or IMSI) and the effective instant and lateness
-   of every event computed per account calendar (docs/semantics.md,
-   "Late usage"), vectorized;
-2. the events are inserted first: the unique event id is the duplicate check (a
-   count that comes up short falls back to an exact lookup), so re-ingesting a
-   file, or the rest of a file after a crash, counts nothing twice;
+A chunk is what one transaction takes: one read of the file (a `Chunk` of the
+reader), or with `transaction_rows` several consecutive reads of one file. For each
+read, as it comes (`_admit`):
+1. lines are resolved (id, MSISDN or IMSI), refused rows set aside, and stored event
+   ids found first (a sample, then all when one is stored), before anything of the
+   accounts is read;
+2. the effective instant and lateness of every event computed per account calendar
+   (docs/semantics.md, "Late usage"), vectorized, and the events inserted: the unique
+   event id is the exact duplicate check (a count that comes up short falls back to
+   an exact lookup), so re-ingesting a file, or the rest of a file after a crash,
+   counts nothing twice. The read is then let go: only the accepted events' compact
+   columns stay (`_Pending`).
+At the chunk's end, once (`_settle`):
 3. accounts without a family pool whose events are in order or commute are rated
    together by the columnar fold (domain.columnar); the others go through their
    object book exactly as single events would;
@@ -20,7 +26,7 @@ The reads and writes are set-based, through the unit of work's ingest repository
 (store.ingest_repository, `uow.ingest`; what the unit of work carries is
 services.ingest.ports.IngestUnit); what they read and write is decided here.
 `ingest_chunks` is given one unit of work and runs each chunk in a `with` block
-of its own on it: one transaction per chunk.
+of its own on it.
 The columnar state of the accounts rated so far stays in memory between chunks
 (services.ingest.state_cache), checked against each account's version, so a chunk reads
 only the accounts it has not seen. A SIGKILL loses at most the chunk in flight,
