@@ -205,13 +205,11 @@ class _Took:
 
     file: str
     first_row: int
-    chunks: int = 0
     rows: int = 0  # good, duplicate or rejected
     last_row: int = 0
     bad: list = field(default_factory=list)
 
     def add(self, chunk, rejects: list) -> None:
-        self.chunks += 1
         self.rows += len(chunk.amount) + len(rejects)
         self.last_row = max(self.last_row, _last_row(chunk, rejects))
         self.bad.extend(rejects)
