@@ -220,6 +220,10 @@ class _Pending:
     """The events a transaction's chunks accepted so far, as aligned compact columns."""
 
     parts: list[dict[str, np.ndarray]] = field(default_factory=list)
+    # The accounts and lines a read's `AccountCache.prepare` gave, and how many reads
+    # prepared any: with one (a chunk of one read, the default) they are the chunk's.
+    prepared: tuple[dict, list] | None = None
+    prepared_reads: int = 0
 
     def add(self, **columns: np.ndarray) -> None:
         self.parts.append(columns)
@@ -317,7 +321,8 @@ def _admit(uow: IngestUnit, directory: LineDirectory, file: str, chunk,
         return bad
     line = line[idx]
     account = directory.account[line]
-    accounts, _ = cache.prepare(uow.ingest, np.unique(account).tolist())
+    accounts, lines = cache.prepare(uow.ingest, np.unique(account).tolist())
+    pending.prepared, pending.prepared_reads = (accounts, lines), pending.prepared_reads + 1
     at, received = chunk.at[idx], chunk.received_at[idx]
     acct = np.searchsorted(np.array(accounts["id"], dtype=I64), account)
     keys = [(c.cycle_day, c.timezone) for c in accounts["calendar"]]
@@ -359,13 +364,16 @@ def _settle(uow: IngestUnit, directory: LineDirectory, pending: _Pending, ref: s
     if not ev or len(ev["eff"]) == 0:
         return
     reads = uow.ingest.notice_reads()  # the notifier's (services.notify.chunk_notices)
-    account = ev["account"]
-    accounts, lines = cache.prepare(uow.ingest, np.unique(account).tolist())
+    touched = np.unique(ev["account"]).tolist()
+    # One read: its accounts are the chunk's, prepared already. Several: the union is
+    # prepared once more (all cached by now, and locked: one query, no reload).
+    accounts, lines = (pending.prepared if pending.prepared_reads == 1
+                       else cache.prepare(uow.ingest, touched))
     pos = {a: i for i, a in enumerate(accounts["id"])}
     _rate(uow, accounts, lines, pos, directory, ev, ref, summary, cache)
     # Each account at its own instant (where its book now stands), not at the chunk's
     # latest, which is some other account's.
-    notifier.emit(uow.outbox, reads, np.unique(account).tolist(), None, uow.plans.all())
+    notifier.emit(uow.outbox, reads, touched, None, uow.plans.all())
 
 
 PROBE = 64  # event ids of a chunk looked up before anything else
